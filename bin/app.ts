@@ -1,0 +1,41 @@
+import type { Bus } from '../core/bus/types.ts';
+import { type Config, topicNames } from '../core/config.ts';
+import type { Auth } from '../core/http/auth.ts';
+import { type App, createHttp } from '../core/http/fastify.ts';
+import type { Logger } from '../core/log.ts';
+import type { Metrics } from '../core/metrics.ts';
+import type { Store } from '../core/store/client.ts';
+import { eventsReadRoute } from '../api/events-route.ts';
+import { eventsRoute } from '../ingest/events-route.ts';
+
+export type Role = 'ingest' | 'processors' | 'api';
+export const ALL_ROLES: Role[] = ['ingest', 'processors', 'api'];
+
+export type AppDeps = { logger: Logger; metrics: Metrics; auth: Auth; bus: Bus; store: Store; roles: Role[] };
+
+/** The HTTP app for the given roles. It does not listen; server.ts does. */
+export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
+  const app = await createHttp({ logger: deps.logger, bodyLimit: config.ingest.bodyLimitBytes, metrics: deps.metrics });
+
+  app.get('/healthz', { schema: { summary: 'Liveness and dependencies', tags: ['ops'] } }, async (_req, reply) => {
+    const store = await deps.store.client.ping().then((r) => r.success, () => false);
+    return reply.code(store ? 200 : 503).send({ status: store ? 'ok' : 'degraded', roles: deps.roles, bus: deps.bus.kind, store: deps.store.kind, checks: { store } });
+  });
+  app.get('/metrics', { schema: { summary: 'Prometheus metrics', tags: ['ops'] } }, async (_req, reply) => {
+    return reply.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+  });
+
+  if (deps.roles.includes('ingest')) {
+    await eventsRoute(app, {
+      bus: deps.bus,
+      auth: deps.auth,
+      metrics: deps.metrics,
+      topics: topicNames(config),
+      normalize: { maxFutureMs: config.ingest.maxFutureMs, keywords: config.ingest.keywords },
+    });
+  }
+  if (deps.roles.includes('api')) {
+    await eventsReadRoute(app, { store: deps.store, auth: deps.auth });
+  }
+  return app;
+}

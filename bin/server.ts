@@ -1,0 +1,73 @@
+import type { Config } from '../core/config.ts';
+import { topicNames } from '../core/config.ts';
+import { createAuth, ensureFirstAdminKey } from '../core/http/auth.ts';
+import type { App } from '../core/http/fastify.ts';
+import { createLogger, type Logger } from '../core/log.ts';
+import { createMetrics } from '../core/metrics.ts';
+import { createBus, lockDataDir, standardTopics } from '../core/runtime.ts';
+import { createStore } from '../core/store/client.ts';
+import { migrate } from '../core/store/migrations.ts';
+import { runProcessors } from '../processors/runner.ts';
+import { createSink } from '../processors/sink.ts';
+import { ALL_ROLES, type Role, buildApp } from './app.ts';
+
+export type Running = { app: App; url: string; stop(): Promise<void>; adminKey?: string };
+
+/** Starts the given roles in this process, listening on config.host:port. */
+export async function startParley(config: Config, opts: { roles?: Role[]; logger?: Logger; out?: (line: string) => void } = {}): Promise<Running> {
+  const roles = opts.roles ?? ALL_ROLES;
+  const logger = opts.logger ?? createLogger({ level: config.logLevel });
+  const out = opts.out ?? ((l: string) => process.stdout.write(`${l}\n`));
+  const embedded = !config.kafka || !config.clickhouse.url;
+  if (roles.length < ALL_ROLES.length && embedded) {
+    throw new Error('Running roles as separate processes needs PARLEY_KAFKA_BROKERS and PARLEY_CLICKHOUSE_URL: the embedded log and engine belong to one process');
+  }
+  const unlock = embedded ? await lockDataDir(config.dataDir) : async () => {};
+  const metrics = createMetrics();
+  const store = await createStore(config);
+  await migrate(store, logger);
+  const bus = await createBus(config, logger);
+  await bus.ensureTopics(standardTopics(config));
+
+  let adminKey: string | undefined;
+  if (!config.apiKeys?.length) {
+    adminKey = await ensureFirstAdminKey(store);
+    if (adminKey) {
+      out('Parley made an admin API key. It is shown only this once; store it now:');
+      out(`  PARLEY_ADMIN_KEY=${adminKey}`);
+    }
+  }
+  const auth = createAuth({ keys: config.apiKeys, store });
+
+  const processors = roles.includes('processors')
+    ? await runProcessors(
+        bus,
+        [createSink({ store, logger, metrics, topic: topicNames(config).events, batchSize: config.sink.batchSize, batchWaitMs: config.sink.batchWaitMs })],
+        logger,
+        metrics,
+      )
+    : undefined;
+
+  const app = await buildApp(config, { logger, metrics, auth, bus, store, roles });
+  const address = await app.listen({ host: config.host, port: config.port });
+  logger.info({ address, roles, bus: bus.kind, store: store.kind }, 'parley started');
+
+  let stopping: Promise<void> | undefined;
+  return {
+    app,
+    url: address,
+    adminKey,
+    stop() {
+      stopping ??= (async () => {
+        await app.close(); // stop accepting, finish in-flight requests
+        await processors?.stop(); // finish the current batches and commit
+        await bus.close();
+        await store.close();
+        await unlock();
+        logger.info('parley stopped');
+        logger.flush();
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,312 @@
+import { mkdir, open, readdir, rm, stat, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
+
+// One partition of the embedded log: append-only segment files of CRC-checked records.
+//
+// Record: u32 bodyLength | u32 crc32(body) | body
+// body:   u64 offset | f64 timestamp | u16 keyLength | key | u32 headersLength | headers JSON | value
+//
+// Appends are group-committed: every append waiting while a write is in flight shares the next
+// write and fdatasync. Readers only ever see records that are on disk, so a committed offset can
+// never point past what survives a crash. On open, the active segment is scanned and a torn or
+// corrupt tail is cut off.
+
+const HEAD = 8;
+const FIXED = 8 + 8 + 2 + 4;
+const INDEX_EVERY = 256;
+const READ_CHUNK = 1 << 20;
+export const MAX_RECORD = 8 * 1024 * 1024;
+
+export type LogRecord = { offset: bigint; timestamp: number; key: string; headers: Record<string, string>; value: Buffer };
+export type AppendInput = { key: string; value: Buffer; headers?: Record<string, string>; timestamp: number };
+
+type Segment = {
+  base: bigint;
+  path: string;
+  size: number;
+  /** Sparse (offset, position) pairs; null until the segment is first read. */
+  index: { offset: bigint; pos: number }[] | null;
+  last: bigint; // last offset in the segment (base - 1 when empty)
+  reader?: Promise<FileHandle>;
+};
+
+export type PartitionLogOptions = { dir: string; segmentBytes?: number; onTruncate?: (info: { path: string; at: number; size: number }) => void };
+
+const name = (base: bigint) => `${base.toString().padStart(20, '0')}.log`;
+
+export class PartitionLog {
+  private segments: Segment[] = [];
+  private fh!: FileHandle;
+  private pending: { buf: Buffer; resolve: () => void; reject: (e: unknown) => void; count: number }[] = [];
+  private flushing = false;
+  private waiters = new Set<() => void>();
+  private nextOffset = 0n;
+  private closed = false;
+  readonly segmentBytes: number;
+
+  private constructor(private readonly opts: PartitionLogOptions) {
+    this.segmentBytes = opts.segmentBytes ?? 64 * 1024 * 1024;
+  }
+
+  static async open(opts: PartitionLogOptions): Promise<PartitionLog> {
+    const log = new PartitionLog(opts);
+    await log.recover();
+    return log;
+  }
+
+  /** First offset still on disk. */
+  get startOffset(): bigint {
+    return this.segments[0].base;
+  }
+
+  /** One past the last durable offset. */
+  get endOffset(): bigint {
+    return this.segments[this.segments.length - 1].last + 1n;
+  }
+
+  private async recover() {
+    await mkdir(this.opts.dir, { recursive: true });
+    const files = (await readdir(this.opts.dir)).filter((f) => /^\d{20}\.log$/.test(f)).sort();
+    if (files.length === 0) files.push(name(0n));
+    for (const f of files) {
+      const path = join(this.opts.dir, f);
+      const size = await stat(path).then((s) => s.size, () => 0);
+      this.segments.push({ base: BigInt(f.slice(0, 20)), path, size, index: null, last: BigInt(f.slice(0, 20)) - 1n });
+    }
+    const active = this.segments[this.segments.length - 1];
+    this.fh = await open(active.path, 'a+');
+    const valid = await this.scan(active);
+    if (valid < active.size) {
+      this.opts.onTruncate?.({ path: active.path, at: valid, size: active.size });
+      await this.fh.truncate(valid);
+      await this.fh.datasync();
+      active.size = valid;
+    }
+    // Sealed segments were complete when rolled; only their last offset is needed now.
+    for (const s of this.segments.slice(0, -1)) s.last = this.nextSealedLast(s);
+    this.nextOffset = active.last + 1n;
+  }
+
+  private nextSealedLast(s: Segment): bigint {
+    const i = this.segments.indexOf(s);
+    return this.segments[i + 1].base - 1n;
+  }
+
+  /** Reads a whole segment, building its index; returns the length of its valid prefix. */
+  private async scan(seg: Segment): Promise<number> {
+    const fh = await this.reader(seg);
+    const index: NonNullable<Segment['index']> = [];
+    let pos = 0;
+    let expected = seg.base;
+    let buf = Buffer.alloc(0);
+    let bufStart = 0;
+    // Makes buf cover [pos, pos + need); false when the file ends first.
+    const ensure = async (need: number) => {
+      if (pos - bufStart + need <= buf.length) return true;
+      const len = Math.min(Math.max(READ_CHUNK, need), seg.size - pos);
+      if (len < need) return false;
+      buf = Buffer.allocUnsafe(len);
+      const { bytesRead } = await fh.read(buf, 0, len, pos);
+      bufStart = pos;
+      return bytesRead >= need;
+    };
+    while (pos < seg.size) {
+      if (!(await ensure(HEAD))) break;
+      const len = buf.readUInt32LE(pos - bufStart);
+      if (len < FIXED || len > MAX_RECORD || !(await ensure(HEAD + len))) break;
+      const at = pos - bufStart;
+      const body = buf.subarray(at + HEAD, at + HEAD + len);
+      if (crc32(body) !== buf.readUInt32LE(at + 4) || body.readBigUInt64LE(0) !== expected) break;
+      if ((expected - seg.base) % BigInt(INDEX_EVERY) === 0n) index.push({ offset: expected, pos });
+      expected++;
+      pos += HEAD + len;
+    }
+    seg.index = index;
+    seg.last = expected - 1n;
+    return pos;
+  }
+
+  private async reader(seg: Segment): Promise<FileHandle> {
+    seg.reader ??= open(seg.path, 'r');
+    return seg.reader;
+  }
+
+  append(records: AppendInput[]): Promise<{ first: bigint; last: bigint }> {
+    if (this.closed) return Promise.reject(new Error('log is closed'));
+    if (records.length === 0) return Promise.resolve({ first: this.nextOffset, last: this.nextOffset - 1n });
+    const first = this.nextOffset;
+    const parts: Buffer[] = [];
+    for (const r of records) parts.push(encode(this.nextOffset++, r));
+    const buf = Buffer.concat(parts);
+    return new Promise((resolve, reject) => {
+      this.pending.push({ buf, count: records.length, resolve: () => resolve({ first, last: first + BigInt(records.length) - 1n }), reject });
+      if (!this.flushing) void this.flush();
+    });
+  }
+
+  private async flush() {
+    this.flushing = true;
+    while (this.pending.length > 0) {
+      const group = this.pending;
+      this.pending = [];
+      try {
+        let seg = this.segments[this.segments.length - 1];
+        if (seg.size > 0 && seg.size >= this.segmentBytes) seg = await this.roll();
+        const buf = group.length === 1 ? group[0].buf : Buffer.concat(group.map((g) => g.buf));
+        await this.fh.write(buf, 0, buf.length, seg.size);
+        await this.fh.datasync();
+        // Index the new records before making them visible.
+        let pos = seg.size;
+        for (let p = 0; p < buf.length; ) {
+          const len = buf.readUInt32LE(p);
+          const off = buf.readBigUInt64LE(p + HEAD);
+          if (seg.index && (off - seg.base) % BigInt(INDEX_EVERY) === 0n) seg.index.push({ offset: off, pos });
+          seg.last = off;
+          pos += HEAD + len;
+          p += HEAD + len;
+        }
+        seg.size = pos;
+        for (const g of group) g.resolve();
+      } catch (err) {
+        // The write may be partly on disk; the next open cuts it. Offsets handed out are lost, so
+        // nothing more may be appended in this process.
+        this.closed = true;
+        for (const g of [...group, ...this.pending]) g.reject(err);
+        this.pending = [];
+      }
+      for (const w of this.waiters) w();
+      this.waiters.clear();
+    }
+    this.flushing = false;
+  }
+
+  private async roll(): Promise<Segment> {
+    await this.fh.close();
+    const base = this.nextDurable();
+    const seg: Segment = { base, path: join(this.opts.dir, name(base)), size: 0, index: [], last: base - 1n };
+    this.fh = await open(seg.path, 'a+');
+    this.segments.push(seg);
+    return seg;
+  }
+
+  private nextDurable() {
+    return this.segments[this.segments.length - 1].last + 1n;
+  }
+
+  /** Resolves when new records become durable, or after `ms`. */
+  waitForData(ms: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(t);
+        this.waiters.delete(done);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      const t = setTimeout(done, ms);
+      this.waiters.add(done);
+      signal?.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  /** Reads durable records from `from` on (clamped to the start of the log), up to the limits. */
+  async read(from: bigint, maxRecords: number, maxBytes = 8 * 1024 * 1024): Promise<LogRecord[]> {
+    if (from < this.startOffset) from = this.startOffset;
+    if (from >= this.endOffset) return [];
+    let i = this.segments.length - 1;
+    while (i > 0 && this.segments[i].base > from) i--;
+    const seg = this.segments[i];
+    if (seg.index === null) await this.scan(seg);
+    let pos = 0;
+    for (const e of seg.index!) {
+      if (e.offset > from) break;
+      pos = e.pos;
+    }
+    const fh = await this.reader(seg);
+    const out: LogRecord[] = [];
+    let bytes = 0;
+    const end = seg.size; // durable end, fixed for this read
+    while (out.length < maxRecords && bytes < maxBytes && pos < end) {
+      let len = Math.min(READ_CHUNK, end - pos);
+      let buf = Buffer.allocUnsafe(len);
+      await fh.read(buf, 0, len, pos);
+      if (HEAD + buf.readUInt32LE(0) > len) {
+        // One record larger than the chunk.
+        len = HEAD + buf.readUInt32LE(0);
+        buf = Buffer.allocUnsafe(len);
+        await fh.read(buf, 0, len, pos);
+      }
+      let p = 0;
+      while (p + HEAD <= len && out.length < maxRecords && bytes < maxBytes) {
+        const rl = buf.readUInt32LE(p);
+        if (p + HEAD + rl > len) break;
+        const rec = decode(buf.subarray(p + HEAD, p + HEAD + rl));
+        p += HEAD + rl;
+        if (rec.offset < from) continue;
+        out.push(rec);
+        bytes += rl;
+      }
+      pos += p;
+    }
+    return out;
+  }
+
+  /** Deletes whole sealed segments older than `maxAgeMs` or beyond `maxBytes` in total. */
+  async applyRetention(maxAgeMs: number, maxBytes: number, now = Date.now()): Promise<number> {
+    let removed = 0;
+    let total = this.segments.reduce((a, s) => a + s.size, 0);
+    while (this.segments.length > 1) {
+      const s = this.segments[0];
+      const mtime = await stat(s.path).then((x) => x.mtimeMs, () => 0);
+      if (now - mtime <= maxAgeMs && total <= maxBytes) break;
+      await s.reader?.then((f) => f.close()).catch(() => {});
+      await rm(s.path, { force: true });
+      this.segments.shift();
+      total -= s.size;
+      removed++;
+    }
+    return removed;
+  }
+
+  async close() {
+    while (this.flushing) await new Promise((r) => setTimeout(r, 1));
+    this.closed = true;
+    await this.fh.close();
+    for (const s of this.segments) await s.reader?.then((f) => f.close()).catch(() => {});
+  }
+}
+
+function encode(offset: bigint, r: AppendInput): Buffer {
+  const key = Buffer.from(r.key, 'utf8');
+  const headers = r.headers && Object.keys(r.headers).length > 0 ? Buffer.from(JSON.stringify(r.headers)) : Buffer.alloc(0);
+  const bodyLen = FIXED + key.length + headers.length + r.value.length;
+  const out = Buffer.allocUnsafe(HEAD + bodyLen);
+  let p = HEAD;
+  out.writeBigUInt64LE(offset, p);
+  out.writeDoubleLE(r.timestamp, p + 8);
+  out.writeUInt16LE(key.length, p + 16);
+  p += 18;
+  key.copy(out, p);
+  p += key.length;
+  out.writeUInt32LE(headers.length, p);
+  p += 4;
+  headers.copy(out, p);
+  p += headers.length;
+  r.value.copy(out, p);
+  out.writeUInt32LE(bodyLen, 0);
+  out.writeUInt32LE(crc32(out.subarray(HEAD)), 4);
+  return out;
+}
+
+function decode(body: Buffer): LogRecord {
+  const offset = body.readBigUInt64LE(0);
+  const timestamp = body.readDoubleLE(8);
+  const kl = body.readUInt16LE(16);
+  const key = body.toString('utf8', 18, 18 + kl);
+  const hl = body.readUInt32LE(18 + kl);
+  const hs = 22 + kl;
+  const headers = hl > 0 ? JSON.parse(body.toString('utf8', hs, hs + hl)) : {};
+  // Copy: the read buffer is reused and may be large.
+  const value = Buffer.from(body.subarray(hs + hl));
+  return { offset, timestamp, key, headers, value };
+}

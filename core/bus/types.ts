@@ -1,0 +1,63 @@
+// The bus: what every role sees, whether it runs on the embedded log or on Kafka.
+
+export type OutMessage = { key: string; value: Buffer | string; headers?: Record<string, string> };
+
+export type InMessage = {
+  topic: string;
+  partition: number;
+  offset: bigint;
+  key: string;
+  value: Buffer;
+  /** Milliseconds since the epoch when the bus accepted the message. */
+  timestamp: number;
+  headers: Record<string, string>;
+};
+
+export type Batch = { topic: string; partition: number; messages: InMessage[] };
+
+export type BatchContext = {
+  /** Keeps the consumer's group membership alive during long work. */
+  heartbeat(): Promise<void>;
+  /** Aborted when the consumer is stopping; long work may end early by throwing. */
+  signal: AbortSignal;
+};
+
+/**
+ * Processes one batch (one partition, in offset order). When it resolves, every message in the
+ * batch is committed; when it throws, nothing is, and the same batch comes again after a backoff.
+ * It may return the number of leading messages it finished, to commit only that prefix.
+ */
+export type BatchHandler = (batch: Batch, ctx: BatchContext) => Promise<void | number>;
+
+export type SubscribeOptions = {
+  groupId: string;
+  topics: string[];
+  handler: BatchHandler;
+  /** Where a group with no committed offset starts: 'earliest' (default) or 'latest'. */
+  start?: 'earliest' | 'latest';
+  /** Upper bound on messages handed to the handler at once. */
+  maxBatchSize?: number;
+  /** How long to wait for more messages to fill a batch once one has arrived. */
+  maxWaitMs?: number;
+};
+
+export interface Subscription {
+  /** Stops fetching, lets the current batch finish and commit, and leaves the group. */
+  stop(): Promise<void>;
+  /** Resolves when this member has its first partition assignment and is fetching. */
+  readonly ready: Promise<void>;
+}
+
+export type TopicSpec = { name: string; partitions?: number; compacted?: boolean; retentionMs?: number };
+
+export interface Bus {
+  readonly kind: 'local' | 'kafka';
+  /** Creates topics that do not exist yet. */
+  ensureTopics(topics: TopicSpec[]): Promise<void>;
+  /** Resolves only once every message is durably stored; rejects with a retriable ParleyError otherwise. */
+  publish(topic: string, messages: OutMessage[]): Promise<void>;
+  subscribe(opts: SubscribeOptions): Promise<Subscription>;
+  /** Committed offsets and end offsets per partition (for lag and tests). */
+  lag(groupId: string, topic: string): Promise<{ partition: number; committed: bigint; end: bigint }[]>;
+  close(): Promise<void>;
+}

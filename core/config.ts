@@ -1,0 +1,121 @@
+import { z } from 'zod';
+
+// The one place that reads the environment. Everything else receives a Config.
+
+const apiKeySchema = z.object({
+  key: z.string().min(16, 'API keys must be at least 16 characters'),
+  role: z.enum(['ingest', 'marketer', 'adserver', 'analyst', 'admin']),
+  businesses: z.array(z.string().min(1)).optional(),
+});
+export type ApiKeyConfig = z.infer<typeof apiKeySchema>;
+
+const csv = z
+  .string()
+  .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean));
+
+const jsonList = <T extends z.ZodTypeAny>(item: T) =>
+  z.string().transform((s, ctx) => {
+    try {
+      const parsed = z.array(item).safeParse(JSON.parse(s));
+      if (parsed.success) return parsed.data as z.infer<T>[];
+      ctx.addIssue({ code: 'custom', message: z.prettifyError(parsed.error) });
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'is not valid JSON' });
+    }
+    return z.NEVER;
+  });
+
+const int = (def: number, min = 0) => z.coerce.number().int().min(min).default(def);
+
+export const configSchema = z.object({
+  PARLEY_HOST: z.string().default('127.0.0.1'),
+  PARLEY_PORT: int(8080, 0),
+  PARLEY_DATA_DIR: z.string().default('./data'),
+  PARLEY_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  PARLEY_API_KEYS: jsonList(apiKeySchema).optional(),
+  PARLEY_CLICKHOUSE_URL: z.url().optional(),
+  PARLEY_CLICKHOUSE_DATABASE: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).default('parley'),
+  PARLEY_CLICKHOUSE_CLUSTER: z.string().optional(),
+  PARLEY_KAFKA_BROKERS: csv.optional(),
+  PARLEY_KAFKA_CLIENT_ID: z.string().default('parley'),
+  PARLEY_TOPIC_PREFIX: z.string().default(''),
+  PARLEY_TOPIC_PARTITIONS: int(4, 1),
+  PARLEY_TOPIC_REPLICATION: int(1, 1),
+  PARLEY_LOG_RETENTION_HOURS: int(168, 1),
+  PARLEY_LOG_RETENTION_BYTES: int(10 * 1024 ** 3, 1024 * 1024),
+  PARLEY_BODY_LIMIT_BYTES: int(10 * 1024 * 1024, 1024),
+  PARLEY_MAX_FUTURE_SECONDS: int(300, 0),
+  PARLEY_KEYWORDS: csv.default([]),
+  PARLEY_HASH_SECRET: z.string().optional(),
+  PARLEY_META_APP_SECRET: z.string().optional(),
+  PARLEY_META_VERIFY_TOKEN: z.string().optional(),
+  PARLEY_MIN_AUDIENCE_SIZE: int(100, 0),
+  PARLEY_SINK_BATCH_SIZE: int(20_000, 1),
+  PARLEY_SINK_BATCH_WAIT_MS: int(200, 0),
+});
+
+export type Config = {
+  host: string;
+  port: number;
+  dataDir: string;
+  logLevel: z.infer<typeof configSchema>['PARLEY_LOG_LEVEL'];
+  apiKeys?: ApiKeyConfig[];
+  clickhouse: { url?: string; database: string; cluster?: string };
+  kafka?: { brokers: string[]; clientId: string };
+  topics: { prefix: string; partitions: number; replication: number };
+  localLog: { retentionMs: number; retentionBytes: number };
+  ingest: { bodyLimitBytes: number; maxFutureMs: number; keywords: string[] };
+  hashSecret?: string;
+  meta: { appSecret?: string; verifyToken?: string };
+  segments: { minAudienceSize: number };
+  sink: { batchSize: number; batchWaitMs: number };
+};
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+export function parseConfig(env: Record<string, string | undefined> = process.env): Config {
+  // Empty strings mean "unset", as shells and compose files often pass them.
+  const clean = Object.fromEntries(Object.entries(env).filter(([k, v]) => k.startsWith('PARLEY_') && v !== ''));
+  const parsed = configSchema.safeParse(clean);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  const e = parsed.data;
+  return {
+    host: e.PARLEY_HOST,
+    port: e.PARLEY_PORT,
+    dataDir: e.PARLEY_DATA_DIR,
+    logLevel: e.PARLEY_LOG_LEVEL,
+    apiKeys: e.PARLEY_API_KEYS,
+    clickhouse: { url: e.PARLEY_CLICKHOUSE_URL, database: e.PARLEY_CLICKHOUSE_DATABASE, cluster: e.PARLEY_CLICKHOUSE_CLUSTER },
+    kafka: e.PARLEY_KAFKA_BROKERS?.length
+      ? { brokers: e.PARLEY_KAFKA_BROKERS, clientId: e.PARLEY_KAFKA_CLIENT_ID }
+      : undefined,
+    topics: { prefix: e.PARLEY_TOPIC_PREFIX, partitions: e.PARLEY_TOPIC_PARTITIONS, replication: e.PARLEY_TOPIC_REPLICATION },
+    localLog: { retentionMs: e.PARLEY_LOG_RETENTION_HOURS * 3600_000, retentionBytes: e.PARLEY_LOG_RETENTION_BYTES },
+    ingest: {
+      bodyLimitBytes: e.PARLEY_BODY_LIMIT_BYTES,
+      maxFutureMs: e.PARLEY_MAX_FUTURE_SECONDS * 1000,
+      keywords: e.PARLEY_KEYWORDS.map((k) => k.toLowerCase()),
+    },
+    hashSecret: e.PARLEY_HASH_SECRET,
+    meta: { appSecret: e.PARLEY_META_APP_SECRET, verifyToken: e.PARLEY_META_VERIFY_TOKEN },
+    segments: { minAudienceSize: e.PARLEY_MIN_AUDIENCE_SIZE },
+    sink: { batchSize: e.PARLEY_SINK_BATCH_SIZE, batchWaitMs: e.PARLEY_SINK_BATCH_WAIT_MS },
+  };
+}
+
+export function topicNames(config: Pick<Config, 'topics'>) {
+  const p = config.topics.prefix;
+  return {
+    events: `${p}parley.events`,
+    dlq: `${p}parley.events.dlq`,
+    membership: `${p}parley.membership`,
+  };
+}

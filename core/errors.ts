@@ -1,0 +1,49 @@
+// One registry of coded errors. HTTP answers use { error: code, message, details? }.
+
+type Def = { status: number; retriable: boolean; message: string };
+
+export const ERRORS = {
+  PARLEY_ERR_BAD_REQUEST: { status: 400, retriable: false, message: 'The request is not valid' },
+  PARLEY_ERR_INVALID_JSON: { status: 400, retriable: false, message: 'The body is not valid JSON' },
+  PARLEY_ERR_INVALID_UTF8: { status: 400, retriable: false, message: 'The body is not valid UTF-8' },
+  PARLEY_ERR_VALIDATION: { status: 400, retriable: false, message: 'The request does not match the schema' },
+  PARLEY_ERR_UNAUTHORIZED: { status: 401, retriable: false, message: 'Missing or unknown API key' },
+  PARLEY_ERR_FORBIDDEN: { status: 403, retriable: false, message: 'This API key may not do that' },
+  PARLEY_ERR_NOT_FOUND: { status: 404, retriable: false, message: 'Not found' },
+  PARLEY_ERR_CONFLICT: { status: 409, retriable: false, message: 'Conflict' },
+  PARLEY_ERR_PAYLOAD_TOO_LARGE: { status: 413, retriable: false, message: 'The body is too large' },
+  PARLEY_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, retriable: false, message: 'Unsupported content type' },
+  PARLEY_ERR_NOT_ACCEPTABLE: { status: 406, retriable: false, message: 'Unsupported Accept type' },
+  PARLEY_ERR_UNPROCESSABLE: { status: 422, retriable: false, message: 'The request cannot be carried out' },
+  PARLEY_ERR_BUS_UNAVAILABLE: { status: 503, retriable: true, message: 'The event bus cannot take events now; nothing was acknowledged, retry' },
+  PARLEY_ERR_STORE_UNAVAILABLE: { status: 503, retriable: true, message: 'The store cannot be reached now; retry' },
+  PARLEY_ERR_SHUTTING_DOWN: { status: 503, retriable: true, message: 'The server is shutting down; retry' },
+  PARLEY_ERR_INTERNAL: { status: 500, retriable: true, message: 'Internal error' },
+  PARLEY_ERR_MIGRATION_CHANGED: { status: 500, retriable: false, message: 'An applied migration file has changed' },
+  PARLEY_ERR_LOG_CORRUPT: { status: 500, retriable: false, message: 'The embedded log is corrupt' },
+  PARLEY_ERR_DATA_DIR_LOCKED: { status: 500, retriable: false, message: 'The data directory is in use by another process' },
+} as const satisfies Record<string, Def>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export class ParleyError extends Error {
+  readonly code: ErrorCode;
+  readonly statusCode: number;
+  readonly retriable: boolean;
+  readonly details?: unknown;
+
+  constructor(code: ErrorCode, message?: string, opts: { details?: unknown; cause?: unknown } = {}) {
+    super(message ?? ERRORS[code].message, { cause: opts.cause });
+    this.name = 'ParleyError';
+    this.code = code;
+    this.statusCode = ERRORS[code].status;
+    this.retriable = ERRORS[code].retriable;
+    this.details = opts.details;
+  }
+
+  toJSON() {
+    return { error: this.code, message: this.message, ...(this.details === undefined ? {} : { details: this.details }) };
+  }
+}
+
+export const isParleyError = (e: unknown): e is ParleyError => e instanceof ParleyError;

@@ -1,0 +1,3 @@
+export * from './schema.ts';
+export * from './normalize.ts';
+export * from './privacy.ts';

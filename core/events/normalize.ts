@@ -1,0 +1,87 @@
+import { z } from 'zod';
+import { hashEmail, hashPhone, matchKeywords } from './privacy.ts';
+import {
+  type CanonicalEvent,
+  EVENT_TYPES,
+  type EventType,
+  inputEventSchema,
+  propsSchemas,
+} from './schema.ts';
+
+export type NormalizeContext = {
+  now: number;
+  maxFutureMs: number;
+  /** Lower-cased keywords to look for in message text. */
+  keywords: readonly string[];
+};
+
+export type Result<T> = { ok: true; value: T } | { ok: false; error: string };
+
+const EARLIEST = Date.UTC(2000, 0, 1);
+const TYPES = new Set<string>(EVENT_TYPES);
+
+function describe(error: z.ZodError, prefix = ''): string {
+  return error.issues
+    .map((i) => {
+      const path = [prefix, ...i.path.map(String)].filter(Boolean).join('.');
+      return path ? `${path}: ${i.message}` : i.message;
+    })
+    .join('; ');
+}
+
+/** Validates one input event and returns its canonical, privacy-safe form. Never throws for bad data. */
+export function normalizeEvent(input: unknown, ctx: NormalizeContext): Result<CanonicalEvent> {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    return { ok: false, error: 'an event must be a JSON object' };
+  }
+  const base = inputEventSchema.safeParse(input);
+  if (!base.success) return { ok: false, error: describe(base.error) };
+  const e = base.data;
+  if (!TYPES.has(e.type)) {
+    return { ok: false, error: `type: unknown event type "${e.type.slice(0, 64)}"; expected one of ${EVENT_TYPES.join(', ')}` };
+  }
+  const type = e.type as EventType;
+  const ms = Date.parse(e.occurred_at);
+  if (!Number.isFinite(ms)) return { ok: false, error: 'occurred_at: not a valid time' };
+  if (ms > ctx.now + ctx.maxFutureMs) {
+    return { ok: false, error: `occurred_at: ${e.occurred_at} is more than ${ctx.maxFutureMs / 1000}s in the future` };
+  }
+  if (ms < EARLIEST) return { ok: false, error: 'occurred_at: before 2000-01-01 is not accepted' };
+
+  const props = propsSchemas[type].safeParse(e.props ?? {});
+  if (!props.success) return { ok: false, error: describe(props.error, 'props') };
+
+  return {
+    ok: true,
+    value: {
+      event_id: e.event_id,
+      type,
+      occurred_at: new Date(ms).toISOString(),
+      business_id: e.business_id,
+      user_id: e.user_id,
+      thread_id: e.thread_id ?? `t_${e.business_id}_${e.user_id}`,
+      channel: e.channel,
+      props: reduceProps(props.data, ctx.keywords),
+    },
+  };
+}
+
+/** Raw text becomes its length and matched keywords; raw email/phone become SHA-256 hashes. */
+function reduceProps(p: Record<string, unknown>, keywords: readonly string[]): Record<string, unknown> {
+  const { text, email, phone, ...rest } = p as Record<string, unknown> & { text?: string; email?: string; phone?: string };
+  if (typeof text === 'string') {
+    if (rest.text_length === undefined) rest.text_length = [...text].length;
+    const found = matchKeywords(text, keywords);
+    if (found.length > 0 || rest.keywords !== undefined) {
+      const given = Array.isArray(rest.keywords) ? (rest.keywords as string[]).map((k) => k.toLowerCase()) : [];
+      rest.keywords = [...new Set([...given, ...found])];
+    }
+  }
+  if (typeof email === 'string' && email.trim() !== '' && rest.email_sha256 === undefined) {
+    rest.email_sha256 = hashEmail(email);
+  }
+  if (typeof phone === 'string' && phone.replace(/\D/g, '') !== '' && rest.phone_sha256 === undefined) {
+    rest.phone_sha256 = hashPhone(phone);
+  }
+  return rest;
+}

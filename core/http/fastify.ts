@@ -1,0 +1,134 @@
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { ParleyError, isParleyError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import type { Metrics } from '../metrics.ts';
+import type { Auth, Principal, Role } from './auth.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal?: Principal;
+  }
+}
+
+export type App = FastifyInstance<
+  import('node:http').Server,
+  import('node:http').IncomingMessage,
+  import('node:http').ServerResponse,
+  Logger,
+  ZodTypeProvider
+>;
+
+export const errorBody = z
+  .object({ error: z.string(), message: z.string(), details: z.unknown().optional() })
+  .meta({ id: 'Error', description: 'Every error answer has this shape' });
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Decodes a body strictly: invalid UTF-8 is the caller's mistake, not something to guess at. */
+export function decodeBody(body: Buffer): string {
+  try {
+    return utf8.decode(body);
+  } catch {
+    throw new ParleyError('PARLEY_ERR_INVALID_UTF8');
+  }
+}
+
+export function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new ParleyError('PARLEY_ERR_INVALID_JSON', `The body is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+const FASTIFY_CODES: Record<string, ParleyError['code']> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'PARLEY_ERR_PAYLOAD_TOO_LARGE',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'PARLEY_ERR_UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'PARLEY_ERR_INVALID_JSON',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'PARLEY_ERR_BAD_REQUEST',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'PARLEY_ERR_INVALID_JSON',
+};
+
+/** A Fastify instance with Parley's error shape, strict body parsing, zod schemas and OpenAPI. */
+export async function createHttp(opts: { logger: Logger; bodyLimit: number; metrics: Metrics }): Promise<App> {
+  const app = Fastify({
+    loggerInstance: opts.logger.child({ component: 'http' }),
+    bodyLimit: opts.bodyLimit,
+    logController: new LogController({ disableRequestLogging: true }),
+    requestIdHeader: 'x-request-id',
+    genReqId: () => crypto.randomUUID(),
+    return503OnClosing: true,
+  }).withTypeProvider<ZodTypeProvider>() as unknown as App;
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(['application/json', 'application/x-ndjson'], { parseAs: 'buffer' }, (req, body: Buffer, done) => {
+    try {
+      const text = decodeBody(body);
+      // NDJSON is split by the route, so each line can be rejected on its own.
+      done(null, req.headers['content-type']?.includes('ndjson') ? text : parseJson(text));
+    } catch (err) {
+      done(err as Error, undefined);
+    }
+  });
+  // Webhooks verify signatures over the exact bytes: they keep the raw body beside the parsed one.
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+
+  app.setErrorHandler((err: FastifyError | ParleyError, req, reply) => {
+    let e: ParleyError;
+    if (isParleyError(err)) e = err;
+    else if ((err as FastifyError).validation) {
+      e = new ParleyError('PARLEY_ERR_VALIDATION', describeValidation(err as FastifyError), { details: (err as FastifyError).validation });
+    } else if ((err as FastifyError).code && FASTIFY_CODES[(err as FastifyError).code]) {
+      e = new ParleyError(FASTIFY_CODES[(err as FastifyError).code], err.message);
+    } else if ((err as FastifyError).statusCode && (err as FastifyError).statusCode! < 500) {
+      e = new ParleyError('PARLEY_ERR_BAD_REQUEST', err.message);
+    } else {
+      e = new ParleyError('PARLEY_ERR_INTERNAL', `Internal error; quote request id ${req.id}`);
+    }
+    if (e.statusCode >= 500) req.log.error({ err, reqId: req.id, url: req.url }, 'request failed');
+    if (e.retriable && e.statusCode === 503) reply.header('retry-after', '1');
+    reply.code(e.statusCode).send(e.toJSON());
+  });
+  app.setNotFoundHandler((req, reply) => {
+    reply.code(404).send(new ParleyError('PARLEY_ERR_NOT_FOUND', `No route ${req.method} ${req.url.split('?')[0]}`).toJSON());
+  });
+
+  app.addHook('onResponse', async (req, reply) => {
+    opts.metrics.httpDuration
+      .labels(req.routeOptions.url ?? 'unmatched', req.method, String(reply.statusCode))
+      .observe(reply.elapsedTime / 1000);
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'Parley API', version: '1', description: 'Targeted conversational ads and analytics' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+    transform: jsonSchemaTransform,
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  return app;
+}
+
+function describeValidation(err: FastifyError): string {
+  const issues = err.validation ?? [];
+  const parts = issues.slice(0, 5).map((i) => `${err.validationContext ?? 'body'}${i.instancePath.replace(/\//g, '.')}: ${i.message}`);
+  return parts.join('; ') || err.message;
+}
+
+/** A preHandler that authenticates the request and checks its role. */
+export function requireRole(auth: Auth, ...roles: Role[]) {
+  return async (req: FastifyRequest, _reply: FastifyReply) => {
+    const p = await auth.authenticate(req.headers.authorization);
+    auth.authorize(p, roles);
+    req.principal = p;
+  };
+}

@@ -1,0 +1,28 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+// One registry per process (passed around, never global), served as Prometheus text at /metrics.
+export type Metrics = ReturnType<typeof createMetrics>;
+
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'parley_process_' });
+  const r = [registry];
+  return {
+    registry,
+    eventsAccepted: new Counter({ name: 'parley_ingest_events_accepted_total', help: 'Events acknowledged by ingest', labelNames: ['source'], registers: r }),
+    eventsRejected: new Counter({ name: 'parley_ingest_events_rejected_total', help: 'Events rejected by ingest', labelNames: ['source'], registers: r }),
+    ingestUnavailable: new Counter({ name: 'parley_ingest_bus_unavailable_total', help: 'Requests answered 503 because the bus failed', registers: r }),
+    webhookItemsIgnored: new Counter({ name: 'parley_webhook_items_ignored_total', help: 'Webhook items acknowledged but not used', labelNames: ['platform', 'kind'], registers: r }),
+    processed: new Counter({ name: 'parley_processor_messages_total', help: 'Bus messages processed', labelNames: ['processor'], registers: r }),
+    processorErrors: new Counter({ name: 'parley_processor_batch_failures_total', help: 'Batches that failed and will be retried', labelNames: ['processor'], registers: r }),
+    sinkRows: new Counter({ name: 'parley_sink_rows_total', help: 'Rows inserted into ClickHouse by the sink', registers: r }),
+    lag: new Gauge({ name: 'parley_processor_lag_messages', help: 'Messages not yet committed', labelNames: ['group', 'topic'], registers: r }),
+    httpDuration: new Histogram({
+      name: 'parley_http_request_duration_seconds',
+      help: 'HTTP request duration',
+      labelNames: ['route', 'method', 'status'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: r,
+    }),
+  };
+}

@@ -1,0 +1,52 @@
+import { mkdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { type ClickHouseClient, createClient } from '@clickhouse/client';
+import type { Config } from '../config.ts';
+
+export type { ClickHouseClient };
+
+export type Store = {
+  client: ClickHouseClient;
+  database: string;
+  cluster?: string;
+  kind: 'embedded' | 'server';
+  close(): Promise<void>;
+};
+
+/**
+ * One client for either store: the embedded engine under <dataDir>/clickhouse when no server URL
+ * is configured, a ClickHouse server over HTTP otherwise. Callers cannot tell them apart.
+ */
+export async function createStore(config: Pick<Config, 'clickhouse' | 'dataDir'>): Promise<Store> {
+  const { url, database, cluster } = config.clickhouse;
+  const settings = {
+    date_time_input_format: 'best_effort' as const,
+    // Reads see inserts at once; deduplication on event_id is done by queries (FINAL).
+    output_format_json_quote_64bit_integers: 0 as const,
+  };
+  let client: ClickHouseClient;
+  if (url) {
+    const u = new URL(url);
+    const db = u.pathname.replace(/^\//, '') || database;
+    u.pathname = '/';
+    client = createClient({
+      url: u.toString(),
+      username: decodeURIComponent(u.username) || undefined,
+      password: decodeURIComponent(u.password) || undefined,
+      database: db,
+      clickhouse_settings: settings,
+      request_timeout: 60_000,
+    });
+    return { client, database: db, cluster, kind: 'server', close: () => client.close() };
+  }
+  const path = resolve(join(config.dataDir, 'clickhouse'));
+  await mkdir(path, { recursive: true });
+  const { createChdbConnection } = await import('chdb/connection');
+  client = createClient({
+    // biome-ignore lint/suspicious/noExplicitAny: the connection hook is typed loosely upstream
+    connection: createChdbConnection({ path }) as any,
+    database,
+    clickhouse_settings: settings,
+  });
+  return { client, database, cluster, kind: 'embedded', close: () => client.close() };
+}

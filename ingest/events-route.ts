@@ -1,0 +1,105 @@
+import { z } from 'zod';
+import type { Bus } from '../core/bus/types.ts';
+import { ParleyError } from '../core/errors.ts';
+import { type CanonicalEvent, normalizeEvent } from '../core/events/index.ts';
+import type { Auth } from '../core/http/auth.ts';
+import { type App, errorBody, parseJson, requireRole } from '../core/http/fastify.ts';
+import type { Metrics } from '../core/metrics.ts';
+import { type Rejection, publishEvents, rawLineSummary, scrub } from './publish.ts';
+
+export const MAX_EVENTS_PER_REQUEST = 10_000;
+
+export type IngestDeps = {
+  bus: Bus;
+  auth: Auth;
+  metrics: Metrics;
+  topics: { events: string; dlq: string };
+  normalize: { maxFutureMs: number; keywords: readonly string[] };
+};
+
+const ingestResponse = z
+  .object({
+    accepted: z.number().int().describe('Events durably accepted'),
+    rejected: z.array(z.object({ index: z.number().int(), error: z.string() })).describe('Events refused, by position in the request'),
+  })
+  .meta({ id: 'IngestResult' });
+
+export async function eventsRoute(app: App, deps: IngestDeps) {
+  app.post(
+    '/v1/events',
+    {
+      preHandler: requireRole(deps.auth, 'ingest'),
+      schema: {
+        summary: 'Ingest canonical events',
+        description:
+          'A JSON array or NDJSON (application/x-ndjson) of canonical events. Each invalid event is rejected with its index and reason (and kept, without personal data, on the dead-letter topic); valid events in the same request are accepted. 202 is answered only once the events are durable on the bus; 503 means nothing was acknowledged.',
+        tags: ['ingest'],
+        body: z.unknown().describe('Array of canonical events, or NDJSON'),
+        response: { 202: ingestResponse, 400: errorBody, 401: errorBody, 403: errorBody, 413: errorBody, 415: errorBody, 503: errorBody },
+      },
+    },
+    async (req, reply) => {
+      const items = splitBody(req.body);
+      const now = Date.now();
+      const accepted: CanonicalEvent[] = [];
+      const rejected: Rejection[] = [];
+      const dead: { source: string; index: number; error: string; input: unknown }[] = [];
+      const p = req.principal!;
+      items.forEach((item, index) => {
+        let error: string;
+        if (item.error !== undefined) {
+          error = item.error;
+        } else {
+          const r = normalizeEvent(item.value, { now, ...deps.normalize });
+          if (r.ok) {
+            if (!p.businesses || p.role === 'admin' || p.businesses.includes(r.value.business_id)) {
+              accepted.push(r.value);
+              return;
+            }
+            error = `business_id: this key may not send events for ${r.value.business_id}`;
+          } else error = r.error;
+        }
+        rejected.push({ index, error });
+        dead.push({ source: 'api', index, error, input: item.error !== undefined ? rawLineSummary(item.raw ?? '') : scrub(item.value) });
+      });
+      try {
+        await publishEvents(deps.bus, deps.topics, accepted, dead);
+      } catch (err) {
+        deps.metrics.ingestUnavailable.inc();
+        throw err;
+      }
+      deps.metrics.eventsAccepted.labels('api').inc(accepted.length);
+      deps.metrics.eventsRejected.labels('api').inc(rejected.length);
+      return reply.code(202).send({ accepted: accepted.length, rejected });
+    },
+  );
+}
+
+type Item = { value?: unknown; error?: string; raw?: string };
+
+function splitBody(body: unknown): Item[] {
+  let items: Item[];
+  if (typeof body === 'string') {
+    // NDJSON: one event per line; a malformed line is rejected on its own.
+    const lines = body.split('\n');
+    if (lines.at(-1)?.trim() === '') lines.pop();
+    items = lines.map((raw) => {
+      try {
+        return { value: parseJson(raw) };
+      } catch (err) {
+        return { error: `line is not valid JSON: ${(err as Error).message.replace(/^The body is not valid JSON: /, '')}`, raw };
+      }
+    });
+  } else if (Array.isArray(body)) {
+    items = body.map((value) => ({ value }));
+  } else if (Buffer.isBuffer(body) || body === undefined) {
+    throw new ParleyError('PARLEY_ERR_UNSUPPORTED_MEDIA_TYPE', 'Send events as application/json (an array) or application/x-ndjson');
+  } else {
+    throw new ParleyError('PARLEY_ERR_BAD_REQUEST', 'The body must be a JSON array of events (or NDJSON, one event per line)');
+  }
+  if (items.length === 0) throw new ParleyError('PARLEY_ERR_BAD_REQUEST', 'The body holds no events');
+  if (items.length > MAX_EVENTS_PER_REQUEST) {
+    throw new ParleyError('PARLEY_ERR_PAYLOAD_TOO_LARGE', `At most ${MAX_EVENTS_PER_REQUEST} events per request; this one has ${items.length}`);
+  }
+  return items;
+}

@@ -1,0 +1,38 @@
+import type { Bus, Subscription } from '../core/bus/types.ts';
+import type { Logger } from '../core/log.ts';
+import type { Metrics } from '../core/metrics.ts';
+import type { Processor } from './types.ts';
+
+/** Hosts processors on the bus: each is one consumer group. Stopping drains and commits. */
+export async function runProcessors(bus: Bus, processors: Processor[], logger: Logger, metrics: Metrics) {
+  const subs: Subscription[] = [];
+  for (const p of processors) {
+    await p.init?.();
+    const log = logger.child({ component: 'processor', processor: p.name });
+    subs.push(
+      await bus.subscribe({
+        groupId: p.groupId,
+        topics: p.topics,
+        maxBatchSize: p.maxBatchSize,
+        maxWaitMs: p.maxWaitMs,
+        handler: async (batch, ctx) => {
+          try {
+            return await p.handle(batch, ctx);
+          } catch (err) {
+            metrics.processorErrors.labels(p.name).inc();
+            log.warn({ err, topic: batch.topic, partition: batch.partition, size: batch.messages.length }, 'batch failed; it will be retried');
+            throw err;
+          }
+        },
+      }),
+    );
+    log.info({ group: p.groupId, topics: p.topics }, 'processor started');
+  }
+  return {
+    subscriptions: subs,
+    async stop() {
+      await Promise.all(subs.map((s) => s.stop()));
+      for (const p of processors) await p.close?.();
+    },
+  };
+}

@@ -1,0 +1,14 @@
+import type { BatchHandler } from '../core/bus/types.ts';
+
+/** A consumer group on the bus whose effects are stored before its offsets are committed. */
+export type Processor = {
+  name: string;
+  groupId: string;
+  topics: string[];
+  maxBatchSize?: number;
+  maxWaitMs?: number;
+  handle: BatchHandler;
+  /** Work to do before consuming (e.g. load state); optional. */
+  init?(): Promise<void>;
+  close?(): Promise<void>;
+};
