@@ -3,11 +3,11 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['**/*.test.ts'],
-    exclude: ['node_modules/**', '.kafka/**'],
+    exclude: ['node_modules/**', '.kafka/**', 'data/**'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
-    // chdb holds one data directory per process: keep test files in separate forks.
+    // chdb holds one data directory per process: every test file runs in its own fork.
     pool: 'forks',
-    poolOptions: { forks: { maxForks: 2 } },
+    maxWorkers: 2,
   },
 });

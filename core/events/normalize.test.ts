@@ -1,0 +1,80 @@
+import { describe, expect, it } from 'vitest';
+import { normalizeEvent } from './normalize.ts';
+import { hashEmail, hashPhone, keyedId, matchKeywords, normalizePhone } from './privacy.ts';
+
+const now = Date.parse('2026-03-05T00:00:00Z');
+const ctx = { now, maxFutureMs: 300_000, keywords: ['haircut', 'beard trim'] };
+const base = {
+  event_id: 'e1',
+  type: 'message.received',
+  occurred_at: '2026-03-04T10:15:30.123+01:00',
+  business_id: 'biz_barber_42',
+  user_id: 'u_1',
+  channel: 'whatsapp',
+};
+
+describe('normalizeEvent', () => {
+  it('stores time as UTC milliseconds and defaults thread_id', () => {
+    const r = normalizeEvent(base, ctx);
+    expect(r).toEqual({
+      ok: true,
+      value: { ...base, occurred_at: '2026-03-04T09:15:30.123Z', thread_id: 't_biz_barber_42_u_1', props: {} },
+    });
+  });
+
+  it('reduces raw text to its length and configured keywords', () => {
+    const r = normalizeEvent({ ...base, props: { text: 'Need a HAIRCUT and a beard-trim, please 💈' } }, ctx);
+    expect(r.ok && r.value.props).toEqual({ text_length: 41, keywords: ['haircut', 'beard trim'] });
+    expect(JSON.stringify(r)).not.toContain('please');
+  });
+
+  it('hashes raw email and phone per Meta rules and drops them', () => {
+    const r = normalizeEvent(
+      { ...base, type: 'lead.submitted', props: { email: '  Jane.Doe@Example.COM ', phone: '+1 (650) 555-0100', value: 10 } },
+      ctx,
+    );
+    expect(r.ok && r.value.props).toEqual({
+      value: 10,
+      email_sha256: hashEmail('jane.doe@example.com'),
+      phone_sha256: hashPhone('16505550100'),
+    });
+    expect(JSON.stringify(r)).not.toMatch(/jane|555/i);
+  });
+
+  it.each([
+    [{ ...base, type: 'message.exploded' }, /unknown event type "message.exploded"/],
+    [{ ...base, occurred_at: '2026-03-04T10:15:30' }, /occurred_at: must be an ISO-8601 time with a zone/],
+    [{ ...base, occurred_at: '2026-03-05T00:10:00Z' }, /more than 300s in the future/],
+    [{ ...base, user_id: 42 }, /user_id: Invalid input: expected string/],
+    [{ ...base, business_id: undefined }, /business_id/],
+    [{ ...base, channel: 'fax' }, /channel: Invalid option/],
+    [{ ...base, type: 'order.placed', props: {} }, /props.value/],
+    [{ ...base, type: 'order.placed', props: { value: -1 } }, /props.value: must not be negative/],
+    [{ ...base, type: 'sponsored.served', props: {} }, /props.campaign_id/],
+    [{ ...base, user_id: 'x'.repeat(129) }, /user_id: must be at most 128 characters/],
+    [{ ...base, props: { note: 'x'.repeat(513) } }, /props.note/],
+    [{ ...base, props: { nested: { a: 1 } } }, /props.nested/],
+    ['not an object', /an event must be a JSON object/],
+    [[base], /an event must be a JSON object/],
+  ])('rejects %#', (input, message) => {
+    const r = normalizeEvent(input, ctx);
+    expect(r.ok).toBe(false);
+    expect(!r.ok && r.error).toMatch(message);
+  });
+});
+
+describe('privacy helpers', () => {
+  it('normalises phones to digits without leading zeros', () => {
+    expect(normalizePhone('+44 (0)20 7946-0958')).toBe('440207946 0958'.replace(/\D/g, ''));
+    expect(normalizePhone('0049 30 1234')).toBe('49301234');
+  });
+  it('keyed ids are stable and secret-dependent', () => {
+    expect(keyedId('s1', '15551234567')).toBe(keyedId('s1', '15551234567'));
+    expect(keyedId('s1', '15551234567')).not.toBe(keyedId('s2', '15551234567'));
+    expect(keyedId('s1', '15551234567')).not.toContain('5551234567');
+  });
+  it('matches whole words and phrases only', () => {
+    expect(matchKeywords('haircuts are great', ['haircut'])).toEqual([]);
+    expect(matchKeywords('A haircut!', ['haircut'])).toEqual(['haircut']);
+  });
+});
