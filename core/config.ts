@@ -25,6 +25,18 @@ const jsonList = <T extends z.ZodTypeAny>(item: T) =>
     return z.NEVER;
   });
 
+// A JSON object of string → string, e.g. {"104512345678901": "biz_barber_42"}.
+const jsonStringMap = z.string().transform((s, ctx) => {
+  try {
+    const parsed = z.record(z.string().min(1), z.string().min(1).max(128)).safeParse(JSON.parse(s));
+    if (parsed.success) return parsed.data;
+    ctx.addIssue({ code: 'custom', message: z.prettifyError(parsed.error) });
+  } catch {
+    ctx.addIssue({ code: 'custom', message: 'is not valid JSON' });
+  }
+  return z.NEVER;
+});
+
 const int = (def: number, min = 0) => z.coerce.number().int().min(min).default(def);
 
 export const configSchema = z.object({
@@ -49,6 +61,7 @@ export const configSchema = z.object({
   PARLEY_HASH_SECRET: z.string().optional(),
   PARLEY_META_APP_SECRET: z.string().optional(),
   PARLEY_META_VERIFY_TOKEN: z.string().optional(),
+  PARLEY_META_BUSINESS_MAP: jsonStringMap.optional(),
   PARLEY_MIN_AUDIENCE_SIZE: int(100, 0),
   PARLEY_SINK_BATCH_SIZE: int(20_000, 1),
   PARLEY_SINK_BATCH_WAIT_MS: int(200, 0),
@@ -66,7 +79,7 @@ export type Config = {
   localLog: { retentionMs: number; retentionBytes: number };
   ingest: { bodyLimitBytes: number; maxFutureMs: number; keywords: string[] };
   hashSecret?: string;
-  meta: { appSecret?: string; verifyToken?: string };
+  meta: { appSecret?: string; verifyToken?: string; businessMap: Record<string, string> };
   segments: { minAudienceSize: number };
   sink: { batchSize: number; batchWaitMs: number };
 };
@@ -105,7 +118,7 @@ export function parseConfig(env: Record<string, string | undefined> = process.en
       keywords: e.PARLEY_KEYWORDS.map((k) => k.toLowerCase()),
     },
     hashSecret: e.PARLEY_HASH_SECRET,
-    meta: { appSecret: e.PARLEY_META_APP_SECRET, verifyToken: e.PARLEY_META_VERIFY_TOKEN },
+    meta: { appSecret: e.PARLEY_META_APP_SECRET, verifyToken: e.PARLEY_META_VERIFY_TOKEN, businessMap: e.PARLEY_META_BUSINESS_MAP ?? {} },
     segments: { minAudienceSize: e.PARLEY_MIN_AUDIENCE_SIZE },
     sink: { batchSize: e.PARLEY_SINK_BATCH_SIZE, batchWaitMs: e.PARLEY_SINK_BATCH_WAIT_MS },
   };

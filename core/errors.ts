@@ -17,6 +17,7 @@ export const ERRORS = {
   PARLEY_ERR_UNPROCESSABLE: { status: 422, retriable: false, message: 'The request cannot be carried out' },
   PARLEY_ERR_BUS_UNAVAILABLE: { status: 503, retriable: true, message: 'The event bus cannot take events now; nothing was acknowledged, retry' },
   PARLEY_ERR_STORE_UNAVAILABLE: { status: 503, retriable: true, message: 'The store cannot be reached now; retry' },
+  PARLEY_ERR_WEBHOOK_NOT_CONFIGURED: { status: 503, retriable: false, message: 'Platform webhooks are not configured on this server' },
   PARLEY_ERR_SHUTTING_DOWN: { status: 503, retriable: true, message: 'The server is shutting down; retry' },
   PARLEY_ERR_INTERNAL: { status: 500, retriable: true, message: 'Internal error' },
   PARLEY_ERR_MIGRATION_CHANGED: { status: 500, retriable: false, message: 'An applied migration file has changed' },
