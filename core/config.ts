@@ -65,6 +65,8 @@ export const configSchema = z.object({
   PARLEY_MIN_AUDIENCE_SIZE: int(100, 0),
   PARLEY_SINK_BATCH_SIZE: int(20_000, 1),
   PARLEY_SINK_BATCH_WAIT_MS: int(200, 0),
+  PARLEY_DEV_CLICKHOUSE_USER: z.string().default('default'),
+  PARLEY_DEV_CLICKHOUSE_PASSWORD: z.string().optional(),
 });
 
 export type Config = {
@@ -82,6 +84,8 @@ export type Config = {
   meta: { appSecret?: string; verifyToken?: string; businessMap: Record<string, string> };
   segments: { minAudienceSize: number };
   sink: { batchSize: number; batchWaitMs: number };
+  /** `parley dev-clickhouse`: credentials it requires when a password is set. */
+  devClickhouse?: { user: string; password?: string };
 };
 
 export class ConfigError extends Error {
@@ -121,6 +125,7 @@ export function parseConfig(env: Record<string, string | undefined> = process.en
     meta: { appSecret: e.PARLEY_META_APP_SECRET, verifyToken: e.PARLEY_META_VERIFY_TOKEN, businessMap: e.PARLEY_META_BUSINESS_MAP ?? {} },
     segments: { minAudienceSize: e.PARLEY_MIN_AUDIENCE_SIZE },
     sink: { batchSize: e.PARLEY_SINK_BATCH_SIZE, batchWaitMs: e.PARLEY_SINK_BATCH_WAIT_MS },
+    devClickhouse: { user: e.PARLEY_DEV_CLICKHOUSE_USER, password: e.PARLEY_DEV_CLICKHOUSE_PASSWORD },
   };
 }
 
