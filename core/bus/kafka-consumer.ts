@@ -133,9 +133,15 @@ export async function subscribeKafka(o: KafkaConsumerOptions, s: SubscribeOption
       retry: { initialRetryTime: 200, maxRetryTime: 5000, retries: 10, restartOnFailure: async () => true },
     });
     consumer = c;
+    // Ready after the first fetch that follows joining: by then the starting offsets are
+    // resolved, so with start 'latest' a message published after `ready` is never skipped.
+    let member = false;
     c.on(c.events.GROUP_JOIN, (e) => {
       log.info({ memberId: e.payload.memberId, assignment: e.payload.memberAssignment }, 'joined the group');
-      joined();
+      member = true;
+    });
+    c.on(c.events.FETCH, () => {
+      if (member) joined();
     });
     c.on(c.events.CRASH, (e) => {
       if (e.payload.restart || abort.signal.aborted) return;
