@@ -7,6 +7,8 @@ import type { Metrics } from '../core/metrics.ts';
 import type { Store } from '../core/store/client.ts';
 import { eventsReadRoute } from '../api/events-route.ts';
 import { eventsRoute } from '../ingest/events-route.ts';
+import { webhooksRoute } from '../ingest/webhooks/route.ts';
+import { resolveHashSecret } from '../ingest/webhooks/secret.ts';
 
 export type Role = 'ingest' | 'processors' | 'api';
 export const ALL_ROLES: Role[] = ['ingest', 'processors', 'api'];
@@ -32,6 +34,16 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       metrics: deps.metrics,
       topics: topicNames(config),
       normalize: { maxFutureMs: config.ingest.maxFutureMs, keywords: config.ingest.keywords },
+    });
+    await webhooksRoute(app, {
+      bus: deps.bus,
+      metrics: deps.metrics,
+      logger: deps.logger,
+      topics: topicNames(config),
+      normalize: { maxFutureMs: config.ingest.maxFutureMs, keywords: config.ingest.keywords },
+      meta: config.meta,
+      hashSecret: await resolveHashSecret(config),
+      bodyLimit: config.ingest.bodyLimitBytes,
     });
   }
   if (deps.roles.includes('api')) {
