@@ -278,7 +278,13 @@ describe('Kafka bus', () => {
     expect(before.every((p) => p.committed === 0n)).toBe(true);
     expect(total(before)).toBe(90);
     let n = 0;
-    await subscribe({ groupId: group, topics: [t], handler: async (b) => void (n += b.messages.length) });
+    await subscribe({
+      groupId: group,
+      topics: [t],
+      handler: async (b) => {
+        n += b.messages.length;
+      },
+    });
     await waitFor(
       'consumed and committed',
       async () => n >= 90 && total(await bus.lag(group, t)) === 0,

@@ -1,0 +1,84 @@
+#!/usr/bin/env node
+// `npm test`: runs the whole suite, the Kafka suite included, on a real broker.
+// PARLEY_KAFKA_BROKERS set: that broker is used. Unset: the local broker (scripts/kafka.sh) is
+// started for the run and stopped afterwards if this runner started it. If no broker can be had,
+// the run fails loudly; PARLEY_SKIP_KAFKA=1 skips the Kafka suite on purpose, and says so.
+import { spawn, spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('../', import.meta.url));
+const script = 'scripts/kafka.sh';
+const KAFKA_TESTS = 'test/kafka/**';
+const env = { ...process.env };
+const args = process.argv.slice(2);
+
+function banner(lines) {
+  const width = Math.max(...lines.map((l) => l.length)) + 4;
+  const bar = '#'.repeat(width);
+  process.stderr.write(`\n${bar}\n${lines.map((l) => `# ${l.padEnd(width - 4)} #`).join('\n')}\n${bar}\n\n`);
+}
+
+function kafka(cmd) {
+  const r = spawnSync('bash', [script, cmd], {
+    cwd: root,
+    env,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return {
+    ok: r.status === 0,
+    out: `${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? String(r.error) : ''}`.trim(),
+  };
+}
+
+let startedBroker = false;
+if (env.PARLEY_KAFKA_BROKERS) {
+  process.stderr.write(
+    `Kafka suite: using the broker(s) in PARLEY_KAFKA_BROKERS=${env.PARLEY_KAFKA_BROKERS}\n`,
+  );
+} else if (env.PARLEY_SKIP_KAFKA === '1') {
+  args.push('--exclude', KAFKA_TESTS);
+  banner([
+    'THE KAFKA SUITE WAS SKIPPED (PARLEY_SKIP_KAFKA=1).',
+    'Nothing about Kafka mode was tested in this run.',
+    'Unset PARLEY_SKIP_KAFKA, or set PARLEY_KAFKA_BROKERS, to run it.',
+  ]);
+} else {
+  const wasRunning = kafka('status').ok;
+  process.stderr.write(
+    wasRunning
+      ? 'Kafka suite: the local broker is already running\n'
+      : 'Kafka suite: starting the local broker (scripts/kafka.sh up)...\n',
+  );
+  const up = kafka('up');
+  if (!up.ok) {
+    banner([
+      'THE KAFKA SUITE CANNOT RUN: the local Kafka broker did not start.',
+      ...up.out
+        .split('\n')
+        .slice(-15)
+        .map((l) => `  ${l}`),
+      'It needs Java 17 and Maven (to fetch Kafka from Maven Central once),',
+      'or set PARLEY_KAFKA_BROKERS=host:port to use a running broker.',
+      'To run everything else on purpose, set PARLEY_SKIP_KAFKA=1.',
+    ]);
+    process.exit(1);
+  }
+  startedBroker = !wasRunning;
+  env.PARLEY_KAFKA_BROKERS = `127.0.0.1:${env.PARLEY_KAFKA_PORT || '19092'}`;
+  process.stderr.write(`Kafka suite: broker ready at ${env.PARLEY_KAFKA_BROKERS}\n`);
+}
+// Tests that stop a broker start their own instance with this script, never the shared one.
+env.PARLEY_TEST_KAFKA_SCRIPT ||= script;
+
+const child = spawn('npx', ['vitest', 'run', ...args], { cwd: root, env, stdio: 'inherit' });
+const forward = (sig) => child.kill(sig);
+process.on('SIGINT', forward);
+process.on('SIGTERM', forward);
+child.on('exit', (code, signal) => {
+  if (startedBroker) {
+    const down = kafka('down');
+    if (!down.ok) process.stderr.write(`stopping the local broker failed:\n${down.out}\n`);
+  }
+  process.exit(code ?? (signal ? 1 : 0));
+});
