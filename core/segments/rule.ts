@@ -93,7 +93,7 @@ export function validateRule(input: unknown): RuleIssue[] {
       return add([...path, kind], `"${kind}" needs at least one rule; an empty group has no meaning`);
     if (list.length > LIMITS.maxChildren)
       return add([...path, kind], `"${kind}" takes at most ${LIMITS.maxChildren} rules`);
-    list.forEach((c, i) => node(c, [...path, kind, i], depth + 1));
+    for (const [i, c] of list.entries()) node(c, [...path, kind, i], depth + 1);
   }
 
   function performed(v: Record<string, unknown>, path: (string | number)[]) {
@@ -181,7 +181,7 @@ export function validateRule(input: unknown): RuleIssue[] {
   function inList(v: unknown, path: (string | number)[], isChannel: boolean) {
     if (!Array.isArray(v) || v.length === 0) return add(path, '"in" takes a non-empty list of values');
     if (v.length > LIMITS.maxInValues) return add(path, `"in" takes at most ${LIMITS.maxInValues} values`);
-    v.forEach((x, i) => scalar(x, [...path, i], isChannel));
+    for (const [i, x] of v.entries()) scalar(x, [...path, i], isChannel);
   }
 
   function range(v: Record<string, unknown>, path: (string | number)[], isChannel: boolean) {
