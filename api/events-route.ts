@@ -21,7 +21,16 @@ const eventsPage = z
   .object({ events: z.array(canonicalEventSchema), next: z.string().nullable() })
   .meta({ id: 'EventsPage' });
 
-type Row = { event_id: string; type: string; ms: number | string; business_id: string; user_id: string; thread_id: string; channel: string; props: string };
+type Row = {
+  event_id: string;
+  type: string;
+  ms: number | string;
+  business_id: string;
+  user_id: string;
+  thread_id: string;
+  channel: string;
+  props: string;
+};
 
 export async function eventsReadRoute(app: App, deps: { store: Store; auth: Auth }) {
   app.get(
@@ -40,7 +49,10 @@ export async function eventsReadRoute(app: App, deps: { store: Store; auth: Auth
       const p = req.principal!;
       if (q.business_id) deps.auth.checkBusiness(p, q.business_id);
       const businesses = p.role !== 'admin' && p.businesses ? p.businesses : undefined;
-      const rs = await deps.store.client.query({ ...buildEventsQuery(deps.store.database, { ...q, businesses }), format: 'JSONEachRow' });
+      const rs = await deps.store.client.query({
+        ...buildEventsQuery(deps.store.database, { ...q, businesses }),
+        format: 'JSONEachRow',
+      });
       const rows = await rs.json<Row>();
       const events = rows.map((r) => ({
         event_id: r.event_id,
@@ -53,7 +65,10 @@ export async function eventsReadRoute(app: App, deps: { store: Store; auth: Auth
         props: JSON.parse(r.props) as Record<string, unknown>,
       }));
       const last = rows.at(-1);
-      return { events, next: rows.length === q.limit && last ? encodeCursor(Number(last.ms), last.event_id) : null };
+      return {
+        events,
+        next: rows.length === q.limit && last ? encodeCursor(Number(last.ms), last.event_id) : null,
+      };
     },
   );
 }

@@ -17,12 +17,29 @@ export type AppDeps = { logger: Logger; metrics: Metrics; auth: Auth; bus: Bus; 
 
 /** The HTTP app for the given roles. It does not listen; server.ts does. */
 export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
-  const app = await createHttp({ logger: deps.logger, bodyLimit: config.ingest.bodyLimitBytes, metrics: deps.metrics });
-
-  app.get('/healthz', { schema: { summary: 'Liveness and dependencies', tags: ['ops'] } }, async (_req, reply) => {
-    const store = await deps.store.client.ping().then((r) => r.success, () => false);
-    return reply.code(store ? 200 : 503).send({ status: store ? 'ok' : 'degraded', roles: deps.roles, bus: deps.bus.kind, store: deps.store.kind, checks: { store } });
+  const app = await createHttp({
+    logger: deps.logger,
+    bodyLimit: config.ingest.bodyLimitBytes,
+    metrics: deps.metrics,
   });
+
+  app.get(
+    '/healthz',
+    { schema: { summary: 'Liveness and dependencies', tags: ['ops'] } },
+    async (_req, reply) => {
+      const store = await deps.store.client.ping().then(
+        (r) => r.success,
+        () => false,
+      );
+      return reply.code(store ? 200 : 503).send({
+        status: store ? 'ok' : 'degraded',
+        roles: deps.roles,
+        bus: deps.bus.kind,
+        store: deps.store.kind,
+        checks: { store },
+      });
+    },
+  );
   app.get('/metrics', { schema: { summary: 'Prometheus metrics', tags: ['ops'] } }, async (_req, reply) => {
     return reply.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
   });

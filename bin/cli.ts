@@ -10,6 +10,8 @@ Usage:
   parley start [--role ingest|processors|api[,…]]   run Parley (every role by default)
   parley migrate                                     apply pending ClickHouse migrations
   parley simulate [--url URL] [--key KEY] [options]  send realistic conversational traffic
+  parley dev-clickhouse [--port 8123] [--host H]    ClickHouse's HTTP interface over the embedded
+                                                     engine, for roles run as separate processes (dev only)
   parley help
 
 Configuration comes from PARLEY_* environment variables; see README.md.`;
@@ -37,6 +39,8 @@ async function main(argv: string[]) {
       const { simulateCommand } = await import('./simulate.ts');
       return simulateCommand(rest);
     }
+    case 'dev-clickhouse':
+      return devClickhouse(rest);
     case undefined:
     case 'help':
     case '--help':
@@ -49,6 +53,38 @@ async function main(argv: string[]) {
   }
 }
 
+async function devClickhouse(args: string[]) {
+  const { values } = parseArgs({ args, options: { port: { type: 'string' }, host: { type: 'string' } } });
+  const port = Number(values.port ?? 8123);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new Error(`--port must be a port number, not "${values.port}"`);
+  const config = parseConfig();
+  const logger = createLogger({ level: config.logLevel });
+  const { lockDataDir } = await import('../core/runtime.ts');
+  const { startDevClickHouse } = await import('../core/store/dev-server.ts');
+  const { join } = await import('node:path');
+  const unlock = await lockDataDir(config.dataDir);
+  const { user = 'default', password } = config.devClickhouse ?? {};
+  const server = await startDevClickHouse({
+    path: join(config.dataDir, 'clickhouse'),
+    host: values.host ?? '127.0.0.1',
+    port,
+    database: config.clickhouse.database,
+    auth: password === undefined ? undefined : { user, password },
+    logger,
+  });
+  console.log(
+    `dev-clickhouse is listening on ${server.url} (data in ${config.dataDir}; for development only, production uses a ClickHouse server)`,
+  );
+  const stop = () =>
+    server
+      .close()
+      .then(unlock)
+      .then(() => process.exit(0));
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
+
 async function start(args: string[]) {
   const { values } = parseArgs({ args, options: { role: { type: 'string' } } });
   const roles = (values.role?.split(',').map((r) => r.trim()) ?? ALL_ROLES) as Role[];
@@ -58,7 +94,9 @@ async function start(args: string[]) {
   const logger = createLogger({ level: config.logLevel });
   const { startParley } = await import('./server.ts');
   const running = await startParley(config, { roles, logger });
-  console.log(`Parley is listening on ${running.url} (roles: ${roles.join(', ')}; docs at ${running.url}/docs)`);
+  console.log(
+    `Parley is listening on ${running.url} (roles: ${roles.join(', ')}; docs at ${running.url}/docs)`,
+  );
   let signals = 0;
   const shutdown = (sig: string) => {
     if (++signals > 1) {

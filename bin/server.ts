@@ -14,13 +14,18 @@ import { ALL_ROLES, type Role, buildApp } from './app.ts';
 export type Running = { app: App; url: string; stop(): Promise<void>; adminKey?: string };
 
 /** Starts the given roles in this process, listening on config.host:port. */
-export async function startParley(config: Config, opts: { roles?: Role[]; logger?: Logger; out?: (line: string) => void } = {}): Promise<Running> {
+export async function startParley(
+  config: Config,
+  opts: { roles?: Role[]; logger?: Logger; out?: (line: string) => void } = {},
+): Promise<Running> {
   const roles = opts.roles ?? ALL_ROLES;
   const logger = opts.logger ?? createLogger({ level: config.logLevel });
   const out = opts.out ?? ((l: string) => process.stdout.write(`${l}\n`));
   const embedded = !config.kafka || !config.clickhouse.url;
   if (roles.length < ALL_ROLES.length && embedded) {
-    throw new Error('Running roles as separate processes needs PARLEY_KAFKA_BROKERS and PARLEY_CLICKHOUSE_URL: the embedded log and engine belong to one process');
+    throw new Error(
+      'Running roles as separate processes needs PARLEY_KAFKA_BROKERS and PARLEY_CLICKHOUSE_URL: the embedded log and engine belong to one process',
+    );
   }
   const unlock = embedded ? await lockDataDir(config.dataDir) : async () => {};
   const metrics = createMetrics();
@@ -42,7 +47,16 @@ export async function startParley(config: Config, opts: { roles?: Role[]; logger
   const processors = roles.includes('processors')
     ? await runProcessors(
         bus,
-        [createSink({ store, logger, metrics, topic: topicNames(config).events, batchSize: config.sink.batchSize, batchWaitMs: config.sink.batchWaitMs })],
+        [
+          createSink({
+            store,
+            logger,
+            metrics,
+            topic: topicNames(config).events,
+            batchSize: config.sink.batchSize,
+            batchWaitMs: config.sink.batchWaitMs,
+          }),
+        ],
         logger,
         metrics,
       )

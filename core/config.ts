@@ -9,9 +9,12 @@ const apiKeySchema = z.object({
 });
 export type ApiKeyConfig = z.infer<typeof apiKeySchema>;
 
-const csv = z
-  .string()
-  .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean));
+const csv = z.string().transform((s) =>
+  s
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean),
+);
 
 const jsonList = <T extends z.ZodTypeAny>(item: T) =>
   z.string().transform((s, ctx) => {
@@ -46,7 +49,10 @@ export const configSchema = z.object({
   PARLEY_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   PARLEY_API_KEYS: jsonList(apiKeySchema).optional(),
   PARLEY_CLICKHOUSE_URL: z.url().optional(),
-  PARLEY_CLICKHOUSE_DATABASE: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).default('parley'),
+  PARLEY_CLICKHOUSE_DATABASE: z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
+    .default('parley'),
   PARLEY_CLICKHOUSE_CLUSTER: z.string().optional(),
   PARLEY_KAFKA_BROKERS: csv.optional(),
   PARLEY_KAFKA_CLIENT_ID: z.string().default('parley'),
@@ -97,7 +103,9 @@ export class ConfigError extends Error {
 
 export function parseConfig(env: Record<string, string | undefined> = process.env): Config {
   // Empty strings mean "unset", as shells and compose files often pass them.
-  const clean = Object.fromEntries(Object.entries(env).filter(([k, v]) => k.startsWith('PARLEY_') && v !== ''));
+  const clean = Object.fromEntries(
+    Object.entries(env).filter(([k, v]) => k.startsWith('PARLEY_') && v !== ''),
+  );
   const parsed = configSchema.safeParse(clean);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
@@ -110,19 +118,34 @@ export function parseConfig(env: Record<string, string | undefined> = process.en
     dataDir: e.PARLEY_DATA_DIR,
     logLevel: e.PARLEY_LOG_LEVEL,
     apiKeys: e.PARLEY_API_KEYS,
-    clickhouse: { url: e.PARLEY_CLICKHOUSE_URL, database: e.PARLEY_CLICKHOUSE_DATABASE, cluster: e.PARLEY_CLICKHOUSE_CLUSTER },
+    clickhouse: {
+      url: e.PARLEY_CLICKHOUSE_URL,
+      database: e.PARLEY_CLICKHOUSE_DATABASE,
+      cluster: e.PARLEY_CLICKHOUSE_CLUSTER,
+    },
     kafka: e.PARLEY_KAFKA_BROKERS?.length
       ? { brokers: e.PARLEY_KAFKA_BROKERS, clientId: e.PARLEY_KAFKA_CLIENT_ID }
       : undefined,
-    topics: { prefix: e.PARLEY_TOPIC_PREFIX, partitions: e.PARLEY_TOPIC_PARTITIONS, replication: e.PARLEY_TOPIC_REPLICATION },
-    localLog: { retentionMs: e.PARLEY_LOG_RETENTION_HOURS * 3600_000, retentionBytes: e.PARLEY_LOG_RETENTION_BYTES },
+    topics: {
+      prefix: e.PARLEY_TOPIC_PREFIX,
+      partitions: e.PARLEY_TOPIC_PARTITIONS,
+      replication: e.PARLEY_TOPIC_REPLICATION,
+    },
+    localLog: {
+      retentionMs: e.PARLEY_LOG_RETENTION_HOURS * 3600_000,
+      retentionBytes: e.PARLEY_LOG_RETENTION_BYTES,
+    },
     ingest: {
       bodyLimitBytes: e.PARLEY_BODY_LIMIT_BYTES,
       maxFutureMs: e.PARLEY_MAX_FUTURE_SECONDS * 1000,
       keywords: e.PARLEY_KEYWORDS.map((k) => k.toLowerCase()),
     },
     hashSecret: e.PARLEY_HASH_SECRET,
-    meta: { appSecret: e.PARLEY_META_APP_SECRET, verifyToken: e.PARLEY_META_VERIFY_TOKEN, businessMap: e.PARLEY_META_BUSINESS_MAP ?? {} },
+    meta: {
+      appSecret: e.PARLEY_META_APP_SECRET,
+      verifyToken: e.PARLEY_META_VERIFY_TOKEN,
+      businessMap: e.PARLEY_META_BUSINESS_MAP ?? {},
+    },
     segments: { minAudienceSize: e.PARLEY_MIN_AUDIENCE_SIZE },
     sink: { batchSize: e.PARLEY_SINK_BATCH_SIZE, batchWaitMs: e.PARLEY_SINK_BATCH_WAIT_MS },
     devClickhouse: { user: e.PARLEY_DEV_CLICKHOUSE_USER, password: e.PARLEY_DEV_CLICKHOUSE_PASSWORD },

@@ -15,14 +15,34 @@ export const ERRORS = {
   PARLEY_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, retriable: false, message: 'Unsupported content type' },
   PARLEY_ERR_NOT_ACCEPTABLE: { status: 406, retriable: false, message: 'Unsupported Accept type' },
   PARLEY_ERR_UNPROCESSABLE: { status: 422, retriable: false, message: 'The request cannot be carried out' },
-  PARLEY_ERR_BUS_UNAVAILABLE: { status: 503, retriable: true, message: 'The event bus cannot take events now; nothing was acknowledged, retry' },
-  PARLEY_ERR_STORE_UNAVAILABLE: { status: 503, retriable: true, message: 'The store cannot be reached now; retry' },
-  PARLEY_ERR_WEBHOOK_NOT_CONFIGURED: { status: 503, retriable: false, message: 'Platform webhooks are not configured on this server' },
+  PARLEY_ERR_BUS_UNAVAILABLE: {
+    status: 503,
+    retriable: true,
+    message: 'The event bus cannot take events now; nothing was acknowledged, retry',
+  },
+  PARLEY_ERR_STORE_UNAVAILABLE: {
+    status: 503,
+    retriable: true,
+    message: 'The store cannot be reached now; retry',
+  },
+  PARLEY_ERR_WEBHOOK_NOT_CONFIGURED: {
+    status: 503,
+    retriable: false,
+    message: 'Platform webhooks are not configured on this server',
+  },
   PARLEY_ERR_SHUTTING_DOWN: { status: 503, retriable: true, message: 'The server is shutting down; retry' },
   PARLEY_ERR_INTERNAL: { status: 500, retriable: true, message: 'Internal error' },
-  PARLEY_ERR_MIGRATION_CHANGED: { status: 500, retriable: false, message: 'An applied migration file has changed' },
+  PARLEY_ERR_MIGRATION_CHANGED: {
+    status: 500,
+    retriable: false,
+    message: 'An applied migration file has changed',
+  },
   PARLEY_ERR_LOG_CORRUPT: { status: 500, retriable: false, message: 'The embedded log is corrupt' },
-  PARLEY_ERR_DATA_DIR_LOCKED: { status: 500, retriable: false, message: 'The data directory is in use by another process' },
+  PARLEY_ERR_DATA_DIR_LOCKED: {
+    status: 500,
+    retriable: false,
+    message: 'The data directory is in use by another process',
+  },
 } as const satisfies Record<string, Def>;
 
 export type ErrorCode = keyof typeof ERRORS;
@@ -43,7 +63,11 @@ export class ParleyError extends Error {
   }
 
   toJSON() {
-    return { error: this.code, message: this.message, ...(this.details === undefined ? {} : { details: this.details }) };
+    return {
+      error: this.code,
+      message: this.message,
+      ...(this.details === undefined ? {} : { details: this.details }),
+    };
   }
 }
 

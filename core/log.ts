@@ -17,9 +17,15 @@ const REDACT = [
   'config.meta.verifyToken',
 ];
 
-export function createLogger(opts: { level?: string; name?: string; destination?: NodeJS.WritableStream } = {}): Logger {
+export function createLogger(
+  opts: { level?: string; name?: string; destination?: NodeJS.WritableStream } = {},
+): Logger {
   return pino(
-    { level: opts.level ?? 'info', name: opts.name ?? 'parley', redact: { paths: REDACT, censor: '[redacted]' } },
+    {
+      level: opts.level ?? 'info',
+      name: opts.name ?? 'parley',
+      redact: { paths: REDACT, censor: '[redacted]' },
+    },
     // biome-ignore lint/suspicious/noExplicitAny: pino accepts any writable destination
     (opts.destination as any) ?? pino.destination({ fd: 2, sync: false }),
   );

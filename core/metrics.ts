@@ -9,14 +9,52 @@ export function createMetrics() {
   const r = [registry];
   return {
     registry,
-    eventsAccepted: new Counter({ name: 'parley_ingest_events_accepted_total', help: 'Events acknowledged by ingest', labelNames: ['source'], registers: r }),
-    eventsRejected: new Counter({ name: 'parley_ingest_events_rejected_total', help: 'Events rejected by ingest', labelNames: ['source'], registers: r }),
-    ingestUnavailable: new Counter({ name: 'parley_ingest_bus_unavailable_total', help: 'Requests answered 503 because the bus failed', registers: r }),
-    webhookItemsIgnored: new Counter({ name: 'parley_webhook_items_ignored_total', help: 'Webhook items acknowledged but not used', labelNames: ['platform', 'kind'], registers: r }),
-    processed: new Counter({ name: 'parley_processor_messages_total', help: 'Bus messages processed', labelNames: ['processor'], registers: r }),
-    processorErrors: new Counter({ name: 'parley_processor_batch_failures_total', help: 'Batches that failed and will be retried', labelNames: ['processor'], registers: r }),
-    sinkRows: new Counter({ name: 'parley_sink_rows_total', help: 'Rows inserted into ClickHouse by the sink', registers: r }),
-    lag: new Gauge({ name: 'parley_processor_lag_messages', help: 'Messages not yet committed', labelNames: ['group', 'topic'], registers: r }),
+    eventsAccepted: new Counter({
+      name: 'parley_ingest_events_accepted_total',
+      help: 'Events acknowledged by ingest',
+      labelNames: ['source'],
+      registers: r,
+    }),
+    eventsRejected: new Counter({
+      name: 'parley_ingest_events_rejected_total',
+      help: 'Events rejected by ingest',
+      labelNames: ['source'],
+      registers: r,
+    }),
+    ingestUnavailable: new Counter({
+      name: 'parley_ingest_bus_unavailable_total',
+      help: 'Requests answered 503 because the bus failed',
+      registers: r,
+    }),
+    webhookItemsIgnored: new Counter({
+      name: 'parley_webhook_items_ignored_total',
+      help: 'Webhook items acknowledged but not used',
+      labelNames: ['platform', 'kind'],
+      registers: r,
+    }),
+    processed: new Counter({
+      name: 'parley_processor_messages_total',
+      help: 'Bus messages processed',
+      labelNames: ['processor'],
+      registers: r,
+    }),
+    processorErrors: new Counter({
+      name: 'parley_processor_batch_failures_total',
+      help: 'Batches that failed and will be retried',
+      labelNames: ['processor'],
+      registers: r,
+    }),
+    sinkRows: new Counter({
+      name: 'parley_sink_rows_total',
+      help: 'Rows inserted into ClickHouse by the sink',
+      registers: r,
+    }),
+    lag: new Gauge({
+      name: 'parley_processor_lag_messages',
+      help: 'Messages not yet committed',
+      labelNames: ['group', 'topic'],
+      registers: r,
+    }),
     httpDuration: new Histogram({
       name: 'parley_http_request_duration_seconds',
       help: 'HTTP request duration',

@@ -52,7 +52,10 @@ export async function lockDataDir(dataDir: string): Promise<() => Promise<void>>
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const pid = Number(await readFile(path, 'utf8').catch(() => ''));
       if (pid && pid !== process.pid && alive(pid)) {
-        throw new ParleyError('PARLEY_ERR_DATA_DIR_LOCKED', `The data directory ${dataDir} is in use by process ${pid}; stop it or use another PARLEY_DATA_DIR`);
+        throw new ParleyError(
+          'PARLEY_ERR_DATA_DIR_LOCKED',
+          `The data directory ${dataDir} is in use by process ${pid}; stop it or use another PARLEY_DATA_DIR`,
+        );
       }
       await rm(path, { force: true }); // left by a process that died
     }

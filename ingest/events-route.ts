@@ -20,7 +20,9 @@ export type IngestDeps = {
 const ingestResponse = z
   .object({
     accepted: z.number().int().describe('Events durably accepted'),
-    rejected: z.array(z.object({ index: z.number().int(), error: z.string() })).describe('Events refused, by position in the request'),
+    rejected: z
+      .array(z.object({ index: z.number().int(), error: z.string() }))
+      .describe('Events refused, by position in the request'),
   })
   .meta({ id: 'IngestResult' });
 
@@ -35,7 +37,15 @@ export async function eventsRoute(app: App, deps: IngestDeps) {
           'A JSON array or NDJSON (application/x-ndjson) of canonical events. Each invalid event is rejected with its index and reason (and kept, without personal data, on the dead-letter topic); valid events in the same request are accepted. 202 is answered only once the events are durable on the bus; 503 means nothing was acknowledged.',
         tags: ['ingest'],
         body: z.unknown().describe('Array of canonical events, or NDJSON'),
-        response: { 202: ingestResponse, 400: errorBody, 401: errorBody, 403: errorBody, 413: errorBody, 415: errorBody, 503: errorBody },
+        response: {
+          202: ingestResponse,
+          400: errorBody,
+          401: errorBody,
+          403: errorBody,
+          413: errorBody,
+          415: errorBody,
+          503: errorBody,
+        },
       },
     },
     async (req, reply) => {
@@ -60,7 +70,12 @@ export async function eventsRoute(app: App, deps: IngestDeps) {
           } else error = r.error;
         }
         rejected.push({ index, error });
-        dead.push({ source: 'api', index, error, input: item.error !== undefined ? rawLineSummary(item.raw ?? '') : scrub(item.value) });
+        dead.push({
+          source: 'api',
+          index,
+          error,
+          input: item.error !== undefined ? rawLineSummary(item.raw ?? '') : scrub(item.value),
+        });
       });
       try {
         await publishEvents(deps.bus, deps.topics, accepted, dead);
@@ -87,19 +102,31 @@ function splitBody(body: unknown): Item[] {
       try {
         return { value: parseJson(raw) };
       } catch (err) {
-        return { error: `line is not valid JSON: ${(err as Error).message.replace(/^The body is not valid JSON: /, '')}`, raw };
+        return {
+          error: `line is not valid JSON: ${(err as Error).message.replace(/^The body is not valid JSON: /, '')}`,
+          raw,
+        };
       }
     });
   } else if (Array.isArray(body)) {
     items = body.map((value) => ({ value }));
   } else if (Buffer.isBuffer(body) || body === undefined) {
-    throw new ParleyError('PARLEY_ERR_UNSUPPORTED_MEDIA_TYPE', 'Send events as application/json (an array) or application/x-ndjson');
+    throw new ParleyError(
+      'PARLEY_ERR_UNSUPPORTED_MEDIA_TYPE',
+      'Send events as application/json (an array) or application/x-ndjson',
+    );
   } else {
-    throw new ParleyError('PARLEY_ERR_BAD_REQUEST', 'The body must be a JSON array of events (or NDJSON, one event per line)');
+    throw new ParleyError(
+      'PARLEY_ERR_BAD_REQUEST',
+      'The body must be a JSON array of events (or NDJSON, one event per line)',
+    );
   }
   if (items.length === 0) throw new ParleyError('PARLEY_ERR_BAD_REQUEST', 'The body holds no events');
   if (items.length > MAX_EVENTS_PER_REQUEST) {
-    throw new ParleyError('PARLEY_ERR_PAYLOAD_TOO_LARGE', `At most ${MAX_EVENTS_PER_REQUEST} events per request; this one has ${items.length}`);
+    throw new ParleyError(
+      'PARLEY_ERR_PAYLOAD_TOO_LARGE',
+      `At most ${MAX_EVENTS_PER_REQUEST} events per request; this one has ${items.length}`,
+    );
   }
   return items;
 }

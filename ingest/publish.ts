@@ -38,11 +38,19 @@ export async function publishEvents(
 ): Promise<void> {
   try {
     await Promise.all([
-      events.length > 0 ? bus.publish(topics.events, events.map((e) => ({ key: e.user_id, value: JSON.stringify(e) }))) : null,
+      events.length > 0
+        ? bus.publish(
+            topics.events,
+            events.map((e) => ({ key: e.user_id, value: JSON.stringify(e) })),
+          )
+        : null,
       dead.length > 0
         ? bus.publish(
             topics.dlq,
-            dead.map((d) => ({ key: d.source, value: JSON.stringify({ ...d, rejected_at: new Date().toISOString() }) })),
+            dead.map((d) => ({
+              key: d.source,
+              value: JSON.stringify({ ...d, rejected_at: new Date().toISOString() }),
+            })),
           )
         : null,
     ]);

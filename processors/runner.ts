@@ -20,7 +20,10 @@ export async function runProcessors(bus: Bus, processors: Processor[], logger: L
             return await p.handle(batch, ctx);
           } catch (err) {
             metrics.processorErrors.labels(p.name).inc();
-            log.warn({ err, topic: batch.topic, partition: batch.partition, size: batch.messages.length }, 'batch failed; it will be retried');
+            log.warn(
+              { err, topic: batch.topic, partition: batch.partition, size: batch.messages.length },
+              'batch failed; it will be retried',
+            );
             throw err;
           }
         },
@@ -28,9 +31,25 @@ export async function runProcessors(bus: Bus, processors: Processor[], logger: L
     );
     log.info({ group: p.groupId, topics: p.topics }, 'processor started');
   }
+  // Lag per group and topic, for /metrics and for operators watching a catch-up.
+  const lagTimer = setInterval(() => {
+    for (const p of processors) {
+      for (const topic of p.topics) {
+        bus.lag(p.groupId, topic).then(
+          (parts) =>
+            metrics.lag
+              .labels(p.groupId, topic)
+              .set(Number(parts.reduce((a, x) => a + (x.end - x.committed), 0n))),
+          () => {},
+        );
+      }
+    }
+  }, 1000);
+  lagTimer.unref();
   return {
     subscriptions: subs,
     async stop() {
+      clearInterval(lagTimer);
       await Promise.all(subs.map((s) => s.stop()));
       for (const p of processors) await p.close?.();
     },

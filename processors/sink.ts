@@ -71,7 +71,10 @@ function decode(m: InMessage, log: Logger): EventRow | undefined {
     return toRow(JSON.parse(m.value.toString('utf8')) as CanonicalEvent, m.timestamp);
   } catch (err) {
     // Ingest only publishes validated events; anything else is dropped, loudly, not retried forever.
-    log.error({ err, partition: m.partition, offset: m.offset.toString() }, 'dropping an undecodable message');
+    log.error(
+      { err, partition: m.partition, offset: m.offset.toString() },
+      'dropping an undecodable message',
+    );
     return undefined;
   }
 }

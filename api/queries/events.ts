@@ -12,7 +12,8 @@ export type EventsQuery = {
   cursor?: string;
 };
 
-export const encodeCursor = (ms: number, eventId: string) => Buffer.from(JSON.stringify([ms, eventId])).toString('base64url');
+export const encodeCursor = (ms: number, eventId: string) =>
+  Buffer.from(JSON.stringify([ms, eventId])).toString('base64url');
 
 export function decodeCursor(cursor: string): [number, string] {
   try {
@@ -26,12 +27,17 @@ export function decodeCursor(cursor: string): [number, string] {
 export function buildEventsQuery(db: string, q: EventsQuery) {
   const where: string[] = [];
   const params: Record<string, unknown> = { limit: q.limit };
-  if (q.user_id !== undefined) (where.push('user_id = {user_id:String}'), (params.user_id = q.user_id));
-  if (q.type !== undefined) (where.push('type = {type:String}'), (params.type = q.type));
-  if (q.business_id !== undefined) (where.push('business_id = {business_id:String}'), (params.business_id = q.business_id));
-  if (q.businesses) (where.push('business_id IN {businesses:Array(String)}'), (params.businesses = q.businesses));
-  if (q.from !== undefined) (where.push('occurred_at >= fromUnixTimestamp64Milli({from:Int64})'), (params.from = q.from));
-  if (q.to !== undefined) (where.push('occurred_at < fromUnixTimestamp64Milli({to:Int64})'), (params.to = q.to));
+  const add = (sql: string, name: string, value: unknown) => {
+    if (value === undefined) return;
+    where.push(sql);
+    params[name] = value;
+  };
+  add('user_id = {user_id:String}', 'user_id', q.user_id);
+  add('type = {type:String}', 'type', q.type);
+  add('business_id = {business_id:String}', 'business_id', q.business_id);
+  add('business_id IN {businesses:Array(String)}', 'businesses', q.businesses);
+  add('occurred_at >= fromUnixTimestamp64Milli({from:Int64})', 'from', q.from);
+  add('occurred_at < fromUnixTimestamp64Milli({to:Int64})', 'to', q.to);
   if (q.cursor !== undefined) {
     const [ms, id] = decodeCursor(q.cursor);
     where.push('(occurred_at, event_id) < (fromUnixTimestamp64Milli({c_ms:Int64}), {c_id:String})');

@@ -20,9 +20,17 @@ describe('local bus', () => {
     const dir = await mkdtemp(join(tmpdir(), 'parley-bus-'));
     const bus = await createLocalBus({ dir, logger });
     await bus.ensureTopics([{ name: 't', partitions: 3 }]);
-    await bus.publish('t', Array.from({ length: 30 }, (_, i) => ({ key: `u${i % 4}`, value: String(i) })));
+    await bus.publish(
+      't',
+      Array.from({ length: 30 }, (_, i) => ({ key: `u${i % 4}`, value: String(i) })),
+    );
     const seen: InMessage[] = [];
-    const sub = await bus.subscribe({ groupId: 'g', topics: ['t'], handler: async (b) => void seen.push(...b.messages), maxBatchSize: 7 });
+    const sub = await bus.subscribe({
+      groupId: 'g',
+      topics: ['t'],
+      handler: async (b) => void seen.push(...b.messages),
+      maxBatchSize: 7,
+    });
     await until(() => seen.length === 30);
     for (const k of ['u0', 'u1', 'u2', 'u3']) {
       const vals = seen.filter((m) => m.key === k).map((m) => Number(m.value));
@@ -37,7 +45,11 @@ describe('local bus', () => {
     const bus2 = await createLocalBus({ dir, logger });
     await bus2.publish('t', [{ key: 'u9', value: 'late' }]);
     const again: string[] = [];
-    const sub2 = await bus2.subscribe({ groupId: 'g', topics: ['t'], handler: async (b) => void again.push(...b.messages.map((m) => m.value.toString())) });
+    const sub2 = await bus2.subscribe({
+      groupId: 'g',
+      topics: ['t'],
+      handler: async (b) => void again.push(...b.messages.map((m) => m.value.toString())),
+    });
     await until(() => again.length === 1);
     expect(again).toEqual(['late']);
     await sub2.stop();
@@ -48,7 +60,10 @@ describe('local bus', () => {
     const dir = await mkdtemp(join(tmpdir(), 'parley-bus-'));
     const bus = await createLocalBus({ dir, logger });
     await bus.ensureTopics([{ name: 't' }]);
-    await bus.publish('t', ['a', 'b', 'c'].map((v) => ({ key: 'k', value: v })));
+    await bus.publish(
+      't',
+      ['a', 'b', 'c'].map((v) => ({ key: 'k', value: v })),
+    );
     const calls: string[][] = [];
     let fail = true;
     const sub = await bus.subscribe({
@@ -65,7 +80,11 @@ describe('local bus', () => {
     });
     await until(() => calls.length >= 3);
     await sub.stop();
-    expect(calls.slice(0, 3)).toEqual([['a', 'b', 'c'], ['a', 'b', 'c'], ['b', 'c']]);
+    expect(calls.slice(0, 3)).toEqual([
+      ['a', 'b', 'c'],
+      ['a', 'b', 'c'],
+      ['b', 'c'],
+    ]);
     await bus.close();
   });
 
@@ -74,9 +93,18 @@ describe('local bus', () => {
     const bus = await createLocalBus({ dir, logger });
     await bus.ensureTopics([{ name: 't' }]);
     const sizes: number[] = [];
-    const sub = await bus.subscribe({ groupId: 'g', topics: ['t'], maxBatchSize: 100, maxWaitMs: 300, handler: async (b) => void sizes.push(b.messages.length) });
+    const sub = await bus.subscribe({
+      groupId: 'g',
+      topics: ['t'],
+      maxBatchSize: 100,
+      maxWaitMs: 300,
+      handler: async (b) => void sizes.push(b.messages.length),
+    });
     for (let i = 0; i < 5; i++) {
-      await bus.publish('t', Array.from({ length: 10 }, () => ({ key: 'k', value: 'x' })));
+      await bus.publish(
+        't',
+        Array.from({ length: 10 }, () => ({ key: 'k', value: 'x' })),
+      );
       await new Promise((r) => setTimeout(r, 20));
     }
     await until(() => sizes.reduce((a, b) => a + b, 0) === 50);
@@ -90,7 +118,9 @@ describe('local bus', () => {
     const bus = await createLocalBus({ dir, logger });
     await bus.ensureTopics([{ name: 't' }]);
     const sub = await bus.subscribe({ groupId: 'g', topics: ['t'], handler: async () => {} });
-    await expect(bus.subscribe({ groupId: 'g', topics: ['t'], handler: async () => {} })).rejects.toThrow(/already consumes/);
+    await expect(bus.subscribe({ groupId: 'g', topics: ['t'], handler: async () => {} })).rejects.toThrow(
+      /already consumes/,
+    );
     await sub.stop();
     await bus.close();
   });

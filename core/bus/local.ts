@@ -3,7 +3,15 @@ import { join } from 'node:path';
 import { ParleyError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { PartitionLog } from './partition-log.ts';
-import type { Batch, Bus, InMessage, OutMessage, SubscribeOptions, Subscription, TopicSpec } from './types.ts';
+import type {
+  Batch,
+  Bus,
+  InMessage,
+  OutMessage,
+  SubscribeOptions,
+  Subscription,
+  TopicSpec,
+} from './types.ts';
 
 // The embedded bus: durable topics under <dataDir>/log, for one process. Same contract as the
 // Kafka adapter: ordered per key, committed offsets per consumer group, replay after a crash.
@@ -67,7 +75,10 @@ export async function createLocalBus(opts: LocalBusOptions): Promise<Bus> {
   async function applyRetention() {
     for (const t of topics.values()) {
       for (const p of t.partitions) {
-        const n = await p.applyRetention(opts.retentionMs ?? 7 * 86400_000, opts.retentionBytes ?? 10 * 1024 ** 3);
+        const n = await p.applyRetention(
+          opts.retentionMs ?? 7 * 86400_000,
+          opts.retentionBytes ?? 10 * 1024 ** 3,
+        );
         if (n > 0) log.info({ topic: t.name, segments: n }, 'retention removed old segments');
       }
     }
@@ -109,9 +120,9 @@ export async function createLocalBus(opts: LocalBusOptions): Promise<Bus> {
       const byPart = new Map<number, OutMessage[]>();
       for (const m of messages) {
         const p = t.partitions.length === 1 ? 0 : partitionFor(m.key, t.partitions.length);
-        let list = byPart.get(p);
-        if (!list) byPart.set(p, (list = []));
-        list.push(m);
+        const list = byPart.get(p);
+        if (list) list.push(m);
+        else byPart.set(p, [m]);
       }
       try {
         await Promise.all(
@@ -152,7 +163,12 @@ export async function createLocalBus(opts: LocalBusOptions): Promise<Bus> {
         const t = topic(tn);
         t.partitions.forEach((plog, p) => {
           const k = `${tn}/${p}`;
-          let next = committed[k] !== undefined ? BigInt(committed[k]) : o.start === 'latest' ? plog.endOffset : plog.startOffset;
+          let next =
+            committed[k] !== undefined
+              ? BigInt(committed[k])
+              : o.start === 'latest'
+                ? plog.endOffset
+                : plog.startOffset;
           loops.push(
             (async () => {
               let backoff = 100;
@@ -165,7 +181,11 @@ export async function createLocalBus(opts: LocalBusOptions): Promise<Bus> {
                 }
                 if (recs.length < maxBatch && o.maxWaitMs) {
                   const deadline = Date.now() + o.maxWaitMs;
-                  while (plog.endOffset - next < BigInt(maxBatch) && Date.now() < deadline && !abort.signal.aborted) {
+                  while (
+                    plog.endOffset - next < BigInt(maxBatch) &&
+                    Date.now() < deadline &&
+                    !abort.signal.aborted
+                  ) {
                     await plog.waitForData(deadline - Date.now(), abort.signal);
                   }
                   recs = await plog.read(next, maxBatch);
@@ -174,7 +194,15 @@ export async function createLocalBus(opts: LocalBusOptions): Promise<Bus> {
                   topic: tn,
                   partition: p,
                   messages: recs.map(
-                    (r): InMessage => ({ topic: tn, partition: p, offset: r.offset, key: r.key, value: r.value, timestamp: r.timestamp, headers: r.headers }),
+                    (r): InMessage => ({
+                      topic: tn,
+                      partition: p,
+                      offset: r.offset,
+                      key: r.key,
+                      value: r.value,
+                      timestamp: r.timestamp,
+                      headers: r.headers,
+                    }),
                   ),
                 };
                 try {
@@ -187,7 +215,10 @@ export async function createLocalBus(opts: LocalBusOptions): Promise<Bus> {
                   backoff = 100;
                 } catch (err) {
                   if (abort.signal.aborted) break;
-                  log.warn({ err, group: o.groupId, topic: tn, partition: p, retryInMs: backoff }, 'batch failed; retrying');
+                  log.warn(
+                    { err, group: o.groupId, topic: tn, partition: p, retryInMs: backoff },
+                    'batch failed; retrying',
+                  );
                   await new Promise((r) => setTimeout(r, backoff));
                   backoff = Math.min(backoff * 2, 5000);
                 }

@@ -4,7 +4,12 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { PartitionLog } from './partition-log.ts';
 
-const rec = (i: number) => ({ key: `k${i % 7}`, value: Buffer.from(`value-${i}`), timestamp: 1000 + i, headers: i % 2 ? { h: String(i) } : undefined });
+const rec = (i: number) => ({
+  key: `k${i % 7}`,
+  value: Buffer.from(`value-${i}`),
+  timestamp: 1000 + i,
+  headers: i % 2 ? { h: String(i) } : undefined,
+});
 const dir = () => mkdtemp(join(tmpdir(), 'parley-plog-'));
 
 describe('PartitionLog', () => {
@@ -27,7 +32,9 @@ describe('PartitionLog', () => {
     const log = await PartitionLog.open({ dir: await dir() });
     const results = await Promise.all(Array.from({ length: 50 }, (_, i) => log.append([rec(i)])));
     expect(results.map((r) => r.first)).toEqual(Array.from({ length: 50 }, (_, i) => BigInt(i)));
-    expect((await log.read(0n, 100)).map((r) => r.value.toString())).toEqual(Array.from({ length: 50 }, (_, i) => `value-${i}`));
+    expect((await log.read(0n, 100)).map((r) => r.value.toString())).toEqual(
+      Array.from({ length: 50 }, (_, i) => `value-${i}`),
+    );
     await log.close();
   });
 

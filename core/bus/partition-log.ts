@@ -18,7 +18,13 @@ const INDEX_EVERY = 256;
 const READ_CHUNK = 1 << 20;
 export const MAX_RECORD = 8 * 1024 * 1024;
 
-export type LogRecord = { offset: bigint; timestamp: number; key: string; headers: Record<string, string>; value: Buffer };
+export type LogRecord = {
+  offset: bigint;
+  timestamp: number;
+  key: string;
+  headers: Record<string, string>;
+  value: Buffer;
+};
 export type AppendInput = { key: string; value: Buffer; headers?: Record<string, string>; timestamp: number };
 
 type Segment = {
@@ -31,7 +37,11 @@ type Segment = {
   reader?: Promise<FileHandle>;
 };
 
-export type PartitionLogOptions = { dir: string; segmentBytes?: number; onTruncate?: (info: { path: string; at: number; size: number }) => void };
+export type PartitionLogOptions = {
+  dir: string;
+  segmentBytes?: number;
+  onTruncate?: (info: { path: string; at: number; size: number }) => void;
+};
 
 const name = (base: bigint) => `${base.toString().padStart(20, '0')}.log`;
 
@@ -71,8 +81,17 @@ export class PartitionLog {
     if (files.length === 0) files.push(name(0n));
     for (const f of files) {
       const path = join(this.opts.dir, f);
-      const size = await stat(path).then((s) => s.size, () => 0);
-      this.segments.push({ base: BigInt(f.slice(0, 20)), path, size, index: null, last: BigInt(f.slice(0, 20)) - 1n });
+      const size = await stat(path).then(
+        (s) => s.size,
+        () => 0,
+      );
+      this.segments.push({
+        base: BigInt(f.slice(0, 20)),
+        path,
+        size,
+        index: null,
+        last: BigInt(f.slice(0, 20)) - 1n,
+      });
     }
     const active = this.segments[this.segments.length - 1];
     this.fh = await open(active.path, 'a+');
@@ -140,7 +159,12 @@ export class PartitionLog {
     for (const r of records) parts.push(encode(this.nextOffset++, r));
     const buf = Buffer.concat(parts);
     return new Promise((resolve, reject) => {
-      this.pending.push({ buf, count: records.length, resolve: () => resolve({ first, last: first + BigInt(records.length) - 1n }), reject });
+      this.pending.push({
+        buf,
+        count: records.length,
+        resolve: () => resolve({ first, last: first + BigInt(records.length) - 1n }),
+        reject,
+      });
       if (!this.flushing) void this.flush();
     });
   }
@@ -161,7 +185,8 @@ export class PartitionLog {
         for (let p = 0; p < buf.length; ) {
           const len = buf.readUInt32LE(p);
           const off = buf.readBigUInt64LE(p + HEAD);
-          if (seg.index && (off - seg.base) % BigInt(INDEX_EVERY) === 0n) seg.index.push({ offset: off, pos });
+          if (seg.index && (off - seg.base) % BigInt(INDEX_EVERY) === 0n)
+            seg.index.push({ offset: off, pos });
           seg.last = off;
           pos += HEAD + len;
           p += HEAD + len;
@@ -257,7 +282,10 @@ export class PartitionLog {
     let total = this.segments.reduce((a, s) => a + s.size, 0);
     while (this.segments.length > 1) {
       const s = this.segments[0];
-      const mtime = await stat(s.path).then((x) => x.mtimeMs, () => 0);
+      const mtime = await stat(s.path).then(
+        (x) => x.mtimeMs,
+        () => 0,
+      );
       if (now - mtime <= maxAgeMs && total <= maxBytes) break;
       await s.reader?.then((f) => f.close()).catch(() => {});
       await rm(s.path, { force: true });
@@ -278,7 +306,8 @@ export class PartitionLog {
 
 function encode(offset: bigint, r: AppendInput): Buffer {
   const key = Buffer.from(r.key, 'utf8');
-  const headers = r.headers && Object.keys(r.headers).length > 0 ? Buffer.from(JSON.stringify(r.headers)) : Buffer.alloc(0);
+  const headers =
+    r.headers && Object.keys(r.headers).length > 0 ? Buffer.from(JSON.stringify(r.headers)) : Buffer.alloc(0);
   const bodyLen = FIXED + key.length + headers.length + r.value.length;
   const out = Buffer.allocUnsafe(HEAD + bodyLen);
   let p = HEAD;

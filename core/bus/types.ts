@@ -27,7 +27,8 @@ export type BatchContext = {
  * batch is committed; when it throws, nothing is, and the same batch comes again after a backoff.
  * It may return the number of leading messages it finished, to commit only that prefix.
  */
-export type BatchHandler = (batch: Batch, ctx: BatchContext) => Promise<void | number>;
+// biome-ignore lint/suspicious/noConfusingVoidType: handlers that finish the whole batch return nothing
+export type BatchHandler = (batch: Batch, ctx: BatchContext) => Promise<number | undefined | void>;
 
 export type SubscribeOptions = {
   groupId: string;

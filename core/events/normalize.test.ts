@@ -18,7 +18,12 @@ describe('normalizeEvent', () => {
     const r = normalizeEvent(base, ctx);
     expect(r).toEqual({
       ok: true,
-      value: { ...base, occurred_at: '2026-03-04T09:15:30.123Z', thread_id: 't_biz_barber_42_u_1', props: {} },
+      value: {
+        ...base,
+        occurred_at: '2026-03-04T09:15:30.123Z',
+        thread_id: 't_biz_barber_42_u_1',
+        props: {},
+      },
     });
   });
 
@@ -30,7 +35,11 @@ describe('normalizeEvent', () => {
 
   it('hashes raw email and phone per Meta rules and drops them', () => {
     const r = normalizeEvent(
-      { ...base, type: 'lead.submitted', props: { email: '  Jane.Doe@Example.COM ', phone: '+1 (650) 555-0100', value: 10 } },
+      {
+        ...base,
+        type: 'lead.submitted',
+        props: { email: '  Jane.Doe@Example.COM ', phone: '+1 (650) 555-0100', value: 10 },
+      },
       ctx,
     );
     expect(r.ok && r.value.props).toEqual({

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import type { z } from 'zod';
 import { hashEmail, hashPhone, matchKeywords } from './privacy.ts';
 import {
   type CanonicalEvent,
@@ -38,13 +38,19 @@ export function normalizeEvent(input: unknown, ctx: NormalizeContext): Result<Ca
   if (!base.success) return { ok: false, error: describe(base.error) };
   const e = base.data;
   if (!TYPES.has(e.type)) {
-    return { ok: false, error: `type: unknown event type "${e.type.slice(0, 64)}"; expected one of ${EVENT_TYPES.join(', ')}` };
+    return {
+      ok: false,
+      error: `type: unknown event type "${e.type.slice(0, 64)}"; expected one of ${EVENT_TYPES.join(', ')}`,
+    };
   }
   const type = e.type as EventType;
   const ms = Date.parse(e.occurred_at);
   if (!Number.isFinite(ms)) return { ok: false, error: 'occurred_at: not a valid time' };
   if (ms > ctx.now + ctx.maxFutureMs) {
-    return { ok: false, error: `occurred_at: ${e.occurred_at} is more than ${ctx.maxFutureMs / 1000}s in the future` };
+    return {
+      ok: false,
+      error: `occurred_at: ${e.occurred_at} is more than ${ctx.maxFutureMs / 1000}s in the future`,
+    };
   }
   if (ms < EARLIEST) return { ok: false, error: 'occurred_at: before 2000-01-01 is not accepted' };
 
@@ -68,12 +74,18 @@ export function normalizeEvent(input: unknown, ctx: NormalizeContext): Result<Ca
 
 /** Raw text becomes its length and matched keywords; raw email/phone become SHA-256 hashes. */
 function reduceProps(p: Record<string, unknown>, keywords: readonly string[]): Record<string, unknown> {
-  const { text, email, phone, ...rest } = p as Record<string, unknown> & { text?: string; email?: string; phone?: string };
+  const { text, email, phone, ...rest } = p as Record<string, unknown> & {
+    text?: string;
+    email?: string;
+    phone?: string;
+  };
   if (typeof text === 'string') {
     if (rest.text_length === undefined) rest.text_length = [...text].length;
     const found = matchKeywords(text, keywords);
     if (found.length > 0 || rest.keywords !== undefined) {
-      const given = Array.isArray(rest.keywords) ? (rest.keywords as string[]).map((k) => k.toLowerCase()) : [];
+      const given = Array.isArray(rest.keywords)
+        ? (rest.keywords as string[]).map((k) => k.toLowerCase())
+        : [];
       rest.keywords = [...new Set([...given, ...found])];
     }
   }

@@ -11,7 +11,10 @@ export const MAX_ID_LENGTH = 128;
 export const MAX_STRING_PROP_LENGTH = 512;
 export const MAX_PROPS = 64;
 
-const id = z.string().min(1, 'must not be empty').max(MAX_ID_LENGTH, `must be at most ${MAX_ID_LENGTH} characters`);
+const id = z
+  .string()
+  .min(1, 'must not be empty')
+  .max(MAX_ID_LENGTH, `must be at most ${MAX_ID_LENGTH} characters`);
 const str = z.string().max(MAX_STRING_PROP_LENGTH, `must be at most ${MAX_STRING_PROP_LENGTH} characters`);
 const money = z.number().finite().min(0, 'must not be negative').max(1e12);
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'must be a lower-case hex SHA-256');
@@ -33,7 +36,11 @@ const propShapes = {
   },
   'message.delivered': { watermark: z.number().finite().optional() },
   'message.read': { watermark: z.number().finite().optional() },
-  referral: { source: z.enum(['ad', 'shortlink', 'other']).optional(), ref: str.optional(), ad_id: str.optional() },
+  referral: {
+    source: z.enum(['ad', 'shortlink', 'other']).optional(),
+    ref: str.optional(),
+    ad_id: str.optional(),
+  },
   postback: { payload: str.optional(), title: str.optional() },
   optin: { scope: z.enum(['marketing', 'all']).optional() },
   optout: { scope: z.enum(['marketing', 'all']).optional() },
@@ -89,7 +96,11 @@ export const propsSchemas = Object.fromEntries(
 export const inputEventSchema = z.object({
   event_id: id,
   type: z.string(),
-  occurred_at: z.iso.datetime({ offset: true, precision: undefined, error: 'must be an ISO-8601 time with a zone, e.g. 2026-03-04T10:15:30.123Z' }),
+  occurred_at: z.iso.datetime({
+    offset: true,
+    precision: undefined,
+    error: 'must be an ISO-8601 time with a zone, e.g. 2026-03-04T10:15:30.123Z',
+  }),
   business_id: id,
   user_id: id,
   thread_id: id.optional(),

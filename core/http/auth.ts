@@ -23,7 +23,9 @@ export type Auth = {
  * store's api_keys table (the first-start admin key is made there).
  */
 export function createAuth(opts: { keys?: ApiKeyConfig[]; store?: Store; refreshMs?: number }): Auth {
-  const fixed = new Map((opts.keys ?? []).map((k) => [hash(k.key), { role: k.role, businesses: k.businesses }]));
+  const fixed = new Map(
+    (opts.keys ?? []).map((k) => [hash(k.key), { role: k.role, businesses: k.businesses }]),
+  );
   let stored = new Map<string, { role: Role; businesses?: string[] }>();
   let loadedAt = 0;
   const refreshMs = opts.refreshMs ?? 30_000;
@@ -43,7 +45,8 @@ export function createAuth(opts: { keys?: ApiKeyConfig[]; store?: Store; refresh
   return {
     async authenticate(header) {
       const m = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
-      if (!m) throw new ParleyError('PARLEY_ERR_UNAUTHORIZED', 'Send an API key as "Authorization: Bearer <key>"');
+      if (!m)
+        throw new ParleyError('PARLEY_ERR_UNAUTHORIZED', 'Send an API key as "Authorization: Bearer <key>"');
       const h = hash(m[1]);
       const found = await lookup(h);
       if (!found) throw new ParleyError('PARLEY_ERR_UNAUTHORIZED', 'Unknown API key');
@@ -51,12 +54,18 @@ export function createAuth(opts: { keys?: ApiKeyConfig[]; store?: Store; refresh
     },
     authorize(p, roles) {
       if (p.role === 'admin' || roles.includes(p.role)) return;
-      throw new ParleyError('PARLEY_ERR_FORBIDDEN', `This needs a key with role ${roles.join(' or ')}; this key has role ${p.role}`);
+      throw new ParleyError(
+        'PARLEY_ERR_FORBIDDEN',
+        `This needs a key with role ${roles.join(' or ')}; this key has role ${p.role}`,
+      );
     },
     checkBusiness(p, businessId) {
       if (!p.businesses || p.role === 'admin') return;
       if (businessId === undefined || !p.businesses.includes(businessId)) {
-        throw new ParleyError('PARLEY_ERR_FORBIDDEN', `This key is limited to businesses ${p.businesses.join(', ')}; pass one of them as business_id`);
+        throw new ParleyError(
+          'PARLEY_ERR_FORBIDDEN',
+          `This key is limited to businesses ${p.businesses.join(', ')}; pass one of them as business_id`,
+        );
       }
     },
   };
@@ -68,12 +77,20 @@ async function loadStoredKeys(store: Store) {
     format: 'JSONEachRow',
   });
   const rows = await rs.json<{ key_hash: string; role: Role; businesses: string[] }>();
-  return new Map(rows.map((r) => [r.key_hash, { role: r.role, businesses: r.businesses.length ? r.businesses : undefined }]));
+  return new Map(
+    rows.map((r) => [
+      r.key_hash,
+      { role: r.role, businesses: r.businesses.length ? r.businesses : undefined },
+    ]),
+  );
 }
 
 /** With no keys configured and none stored, makes an admin key, stores its hash, and returns it once. */
 export async function ensureFirstAdminKey(store: Store): Promise<string | undefined> {
-  const rs = await store.client.query({ query: `SELECT count() AS n FROM ${store.database}.api_keys FINAL WHERE revoked = 0`, format: 'JSONEachRow' });
+  const rs = await store.client.query({
+    query: `SELECT count() AS n FROM ${store.database}.api_keys FINAL WHERE revoked = 0`,
+    format: 'JSONEachRow',
+  });
   const [{ n }] = await rs.json<{ n: number | string }>();
   if (Number(n) > 0) return undefined;
   const key = `pk_admin_${randomBytes(24).toString('base64url')}`;

@@ -1,7 +1,18 @@
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import Fastify, {
+  LogController,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
+import {
+  jsonSchemaTransform,
+  serializerCompiler,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { ParleyError, isParleyError } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -54,7 +65,11 @@ const FASTIFY_CODES: Record<string, ParleyError['code']> = {
 };
 
 /** A Fastify instance with Parley's error shape, strict body parsing, zod schemas and OpenAPI. */
-export async function createHttp(opts: { logger: Logger; bodyLimit: number; metrics: Metrics }): Promise<App> {
+export async function createHttp(opts: {
+  logger: Logger;
+  bodyLimit: number;
+  metrics: Metrics;
+}): Promise<App> {
   const app = Fastify({
     loggerInstance: opts.logger.child({ component: 'http' }),
     bodyLimit: opts.bodyLimit,
@@ -67,15 +82,19 @@ export async function createHttp(opts: { logger: Logger; bodyLimit: number; metr
   app.setSerializerCompiler(serializerCompiler);
 
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser(['application/json', 'application/x-ndjson'], { parseAs: 'buffer' }, (req, body: Buffer, done) => {
-    try {
-      const text = decodeBody(body);
-      // NDJSON is split by the route, so each line can be rejected on its own.
-      done(null, req.headers['content-type']?.includes('ndjson') ? text : parseJson(text));
-    } catch (err) {
-      done(err as Error, undefined);
-    }
-  });
+  app.addContentTypeParser(
+    ['application/json', 'application/x-ndjson'],
+    { parseAs: 'buffer' },
+    (req, body: Buffer, done) => {
+      try {
+        const text = decodeBody(body);
+        // NDJSON is split by the route, so each line can be rejected on its own.
+        done(null, req.headers['content-type']?.includes('ndjson') ? text : parseJson(text));
+      } catch (err) {
+        done(err as Error, undefined);
+      }
+    },
+  );
   // Webhooks verify signatures over the exact bytes: they keep the raw body beside the parsed one.
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
 
@@ -83,7 +102,9 @@ export async function createHttp(opts: { logger: Logger; bodyLimit: number; metr
     let e: ParleyError;
     if (isParleyError(err)) e = err;
     else if ((err as FastifyError).validation) {
-      e = new ParleyError('PARLEY_ERR_VALIDATION', describeValidation(err as FastifyError), { details: (err as FastifyError).validation });
+      e = new ParleyError('PARLEY_ERR_VALIDATION', describeValidation(err as FastifyError), {
+        details: (err as FastifyError).validation,
+      });
     } else if ((err as FastifyError).code && FASTIFY_CODES[(err as FastifyError).code]) {
       e = new ParleyError(FASTIFY_CODES[(err as FastifyError).code], err.message);
     } else if ((err as FastifyError).statusCode && (err as FastifyError).statusCode! < 500) {
@@ -96,7 +117,11 @@ export async function createHttp(opts: { logger: Logger; bodyLimit: number; metr
     reply.code(e.statusCode).send(e.toJSON());
   });
   app.setNotFoundHandler((req, reply) => {
-    reply.code(404).send(new ParleyError('PARLEY_ERR_NOT_FOUND', `No route ${req.method} ${req.url.split('?')[0]}`).toJSON());
+    reply
+      .code(404)
+      .send(
+        new ParleyError('PARLEY_ERR_NOT_FOUND', `No route ${req.method} ${req.url.split('?')[0]}`).toJSON(),
+      );
   });
 
   app.addHook('onResponse', async (req, reply) => {
@@ -120,7 +145,9 @@ export async function createHttp(opts: { logger: Logger; bodyLimit: number; metr
 
 function describeValidation(err: FastifyError): string {
   const issues = err.validation ?? [];
-  const parts = issues.slice(0, 5).map((i) => `${err.validationContext ?? 'body'}${i.instancePath.replace(/\//g, '.')}: ${i.message}`);
+  const parts = issues
+    .slice(0, 5)
+    .map((i) => `${err.validationContext ?? 'body'}${i.instancePath.replace(/\//g, '.')}: ${i.message}`);
   return parts.join('; ') || err.message;
 }
 

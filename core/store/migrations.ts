@@ -17,7 +17,12 @@ export async function loadMigrations(dir = MIGRATIONS_DIR): Promise<Migration[]>
   return Promise.all(
     files.map(async (f) => {
       const sql = await readFile(join(dir, f), 'utf8');
-      return { version: Number(f.slice(0, 4)), name: f, sql, checksum: createHash('sha256').update(sql).digest('hex') };
+      return {
+        version: Number(f.slice(0, 4)),
+        name: f,
+        sql,
+        checksum: createHash('sha256').update(sql).digest('hex'),
+      };
     }),
   );
 }
@@ -40,11 +45,16 @@ export function render(sql: string, store: Pick<Store, 'database' | 'cluster'>):
     .filter(Boolean);
 }
 
-export async function migrate(store: Store, logger: Logger, dir = MIGRATIONS_DIR): Promise<{ applied: string[] }> {
+export async function migrate(
+  store: Store,
+  logger: Logger,
+  dir = MIGRATIONS_DIR,
+): Promise<{ applied: string[] }> {
   const log = logger.child({ component: 'migrations' });
   const { client, database } = store;
   const onCluster = store.cluster ? `ON CLUSTER '${store.cluster}'` : '';
   await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${database} ${onCluster}` });
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a migration macro, not a template
   const ledgerEngine = render('${ENGINE:ReplacingMergeTree}', store)[0];
   await client.command({
     query: `CREATE TABLE IF NOT EXISTS ${database}.schema_migrations ${onCluster} (
@@ -55,7 +65,9 @@ export async function migrate(store: Store, logger: Logger, dir = MIGRATIONS_DIR
     query: `SELECT version, name, checksum FROM ${database}.schema_migrations FINAL ORDER BY version`,
     format: 'JSONEachRow',
   });
-  const done = new Map((await rs.json<{ version: number; name: string; checksum: string }>()).map((r) => [r.version, r]));
+  const done = new Map(
+    (await rs.json<{ version: number; name: string; checksum: string }>()).map((r) => [r.version, r]),
+  );
   const applied: string[] = [];
   for (const m of await loadMigrations(dir)) {
     const prev = done.get(m.version);
@@ -71,7 +83,9 @@ export async function migrate(store: Store, logger: Logger, dir = MIGRATIONS_DIR
     for (const statement of render(m.sql, store)) await client.command({ query: statement });
     await client.insert({
       table: `${database}.schema_migrations`,
-      values: [{ version: m.version, name: m.name, checksum: m.checksum, applied_at: new Date().toISOString() }],
+      values: [
+        { version: m.version, name: m.name, checksum: m.checksum, applied_at: new Date().toISOString() },
+      ],
       format: 'JSONEachRow',
     });
     log.info({ migration: m.name }, 'applied migration');

@@ -40,7 +40,12 @@ export function testKeys() {
 export async function testApp(env: Record<string, string> = {}, opts: { wrapBus?: (bus: Bus) => Bus } = {}) {
   const dir = await mkdtemp(join(tmpdir(), 'parley-test-'));
   const { keys, env: keyEnv } = testKeys();
-  const config: Config = parseConfig({ PARLEY_DATA_DIR: dir, PARLEY_API_KEYS: keyEnv, PARLEY_LOG_LEVEL: 'silent', ...env });
+  const config: Config = parseConfig({
+    PARLEY_DATA_DIR: dir,
+    PARLEY_API_KEYS: keyEnv,
+    PARLEY_LOG_LEVEL: 'silent',
+    ...env,
+  });
   const logger = createLogger({ level: 'silent' });
   const store: Store = await createStore(config);
   await migrate(store, logger);
