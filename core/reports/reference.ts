@@ -1,0 +1,239 @@
+import { CONVERSION_TYPES } from '../events/schema.ts';
+import type { FunnelRequest, FunnelStep } from './funnel.ts';
+import { matchWhere } from './where.ts';
+
+// The reports' meanings computed the slow, obvious way over events in memory (docs/reports.md).
+// It is the oracle the SQL statements and the attribution processor are tested against.
+
+export type RefEvent = {
+  event_id: string;
+  type: string;
+  /** Milliseconds since the epoch. */
+  t: number;
+  business_id: string;
+  user_id: string;
+  channel: string;
+  props: Record<string, unknown>;
+};
+
+const distinct = (events: RefEvent[]) => [...new Map(events.map((e) => [e.event_id, e])).values()];
+
+export function median(xs: number[]): number | null {
+  if (!xs.length) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  const h = Math.floor(s.length / 2);
+  return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
+}
+
+/** Per user: level reached and, per step k ≥ 2, the gap in ms on the path the docs define. */
+type UserFunnel = { level: number; gaps: (number | null)[] };
+
+export function referenceFunnel(all: RefEvent[], r: FunnelRequest, businesses?: string[]) {
+  const scoped = distinct(all).filter(
+    (e) =>
+      e.t >= r.from &&
+      e.t < r.to &&
+      (r.business_id === undefined || e.business_id === r.business_id) &&
+      (!businesses || businesses.includes(e.business_id)),
+  );
+  const groups = new Map<string, Map<string, RefEvent[]>>();
+  for (const e of scoped) {
+    const g = r.breakdown ? String(e[r.breakdown]) : '';
+    const users = groups.get(g) ?? groups.set(g, new Map()).get(g)!;
+    (users.get(e.user_id) ?? users.set(e.user_id, []).get(e.user_id)!).push(e);
+  }
+  const answer = (users: Map<string, RefEvent[]>): FunnelStep[] => {
+    const per = [...users.values()].map((evs) =>
+      r.mode === 'unordered' ? unorderedUser(evs, r) : orderedUser(evs, r),
+    );
+    return r.steps.map((s, k) => {
+      const reached = per.filter((u) => u.level > k);
+      const m = k === 0 ? null : median(reached.map((u) => u.gaps[k]!));
+      return {
+        type: s.type,
+        users: reached.length,
+        median_seconds_from_previous: m === null ? null : m / 1000,
+      };
+    });
+  };
+  if (!r.breakdown) return { steps: answer(groups.get('') ?? new Map()) };
+  const out = [...groups.entries()]
+    .map(([value, users]) => ({ value, steps: answer(users) }))
+    .filter((g) => g.steps[0].users > 0);
+  return { groups: out.sort((a, b) => (a.value < b.value ? -1 : a.value > b.value ? 1 : 0)) };
+}
+
+function orderedUser(evs: RefEvent[], r: FunnelRequest): UserFunnel {
+  const W = r.window_seconds * 1000;
+  const stepEvents = r.steps.map((s) =>
+    evs.filter((e) => e.type === s.type && matchWhere(s.where, e)).map((e) => e.t),
+  );
+  const stepTimes = [...new Set(stepEvents.flat())];
+  const exTimes = r.exclusions.map((x) =>
+    evs.filter((e) => e.type === x.type && matchWhere(x.where, e)).map((e) => e.t),
+  );
+  // A path t1 < … < tk is valid when no excluded event lies strictly between t_i and t_min(j,k),
+  // and (strict) no step-matching event lies strictly between two consecutive path times.
+  const valid = (p: number[]) => {
+    const k = p.length;
+    if (r.mode === 'strict' && k > 1 && stepTimes.some((t) => t > p[k - 2] && t < p[k - 1])) return false;
+    return r.exclusions.every((x, e) => {
+      const [i, j] = x.between;
+      if (i >= k) return true;
+      const lo = p[i - 1];
+      const hi = p[Math.min(j, k) - 1];
+      return !exTimes[e].some((t) => t > lo && t < hi);
+    });
+  };
+  const best: (number[] | undefined)[] = r.steps.map(() => undefined);
+  const better = (p: number[], q: number[] | undefined) => {
+    if (!q) return true;
+    const k = p.length;
+    if (p[0] !== q[0]) return p[0] > q[0];
+    if (p[k - 1] !== q[k - 1]) return p[k - 1] < q[k - 1];
+    return k > 1 && p[k - 2] < q[k - 2];
+  };
+  const walk = (p: number[]) => {
+    const k = p.length;
+    if (!valid(p)) return;
+    if (better(p, best[k - 1])) best[k - 1] = [...p];
+    if (k === r.steps.length) return;
+    for (const t of new Set(stepEvents[k])) if (t > p[k - 1] && t - p[0] <= W) walk([...p, t]);
+  };
+  for (const t1 of new Set(stepEvents[0])) walk([t1]);
+  const level = best.filter(Boolean).length;
+  return { level, gaps: best.map((p) => (p && p.length > 1 ? p[p.length - 1] - p[p.length - 2] : null)) };
+}
+
+function unorderedUser(evs: RefEvent[], r: FunnelRequest): UserFunnel {
+  const W = r.window_seconds * 1000;
+  const stepEvents = r.steps.map((s) =>
+    evs.filter((e) => e.type === s.type && matchWhere(s.where, e)).map((e) => e.t),
+  );
+  const times = [...new Set(stepEvents.flat())].sort((a, b) => a - b);
+  const reachedAt: (number | null)[] = r.steps.map(() => null);
+  for (const t of times) {
+    for (let k = 1; k <= r.steps.length; k++) {
+      const covered = stepEvents.slice(0, k).every((ts) => ts.some((x) => x <= t && x >= t - W));
+      if (covered && reachedAt[k - 1] === null) reachedAt[k - 1] = t;
+    }
+  }
+  const level = reachedAt.filter((x) => x !== null).length;
+  return { level, gaps: reachedAt.map((t, k) => (t === null || k === 0 ? null : t - reachedAt[k - 1]!)) };
+}
+
+export const MODELS = ['last_touch', 'first_touch', 'linear', 'time_decay', 'position_based'] as const;
+export type Model = (typeof MODELS)[number];
+
+export type AttributionParams = {
+  model: Model;
+  from: number;
+  to: number;
+  conversion_types?: string[];
+  click_window_seconds: number;
+  view_window_seconds: number;
+  half_life_seconds: number;
+  business_id?: string;
+};
+
+/** Shares of one conversion over touchpoints sorted by time (each entry: ms before conversion). */
+export function modelWeights(model: Model, agesMs: number[], halfLifeSeconds: number): number[] {
+  const n = agesMs.length;
+  switch (model) {
+    case 'last_touch':
+      return agesMs.map((_, i) => (i === n - 1 ? 1 : 0));
+    case 'first_touch':
+      return agesMs.map((_, i) => (i === 0 ? 1 : 0));
+    case 'linear':
+      return agesMs.map(() => 1 / n);
+    case 'time_decay': {
+      // Relative to the youngest touch, so the largest weight is 1 and nothing underflows to 0/0.
+      const youngest = Math.min(...agesMs);
+      const raw = agesMs.map((a) => 2 ** (-(a - youngest) / 1000 / halfLifeSeconds));
+      const sum = raw.reduce((s, x) => s + x, 0);
+      return raw.map((x) => x / sum);
+    }
+    case 'position_based':
+      if (n === 1) return [1];
+      if (n === 2) return [0.5, 0.5];
+      return agesMs.map((_, i) => (i === 0 || i === n - 1 ? 0.4 : 0.2 / (n - 2)));
+  }
+}
+
+export type Credit = { conversion_id: string; campaign_id: string; weight: number; value: number };
+
+/** Credits per conversion; a conversion without touchpoints gets one credit with campaign ''. */
+export function referenceCredits(all: RefEvent[], a: AttributionParams, businesses?: string[]): Credit[] {
+  const events = distinct(all).filter((e) => !businesses || businesses.includes(e.business_id));
+  const types = a.conversion_types ?? CONVERSION_TYPES;
+  const credits: Credit[] = [];
+  const touches = events.filter((e) => e.type === 'sponsored.clicked' || e.type === 'sponsored.served');
+  for (const c of events) {
+    if (!types.includes(c.type) || c.t < a.from || c.t >= a.to) continue;
+    if (a.business_id !== undefined && c.business_id !== a.business_id) continue;
+    const value = typeof c.props.value === 'number' ? c.props.value : 0;
+    const mine = touches.filter(
+      (e) => e.user_id === c.user_id && e.business_id === c.business_id && e.t < c.t,
+    );
+    const clicks = mine.filter(
+      (e) => e.type === 'sponsored.clicked' && e.t >= c.t - a.click_window_seconds * 1000,
+    );
+    const views = mine.filter(
+      (e) => e.type === 'sponsored.served' && e.t >= c.t - a.view_window_seconds * 1000,
+    );
+    const chosen = (clicks.length ? clicks : views).sort(
+      (x, y) => x.t - y.t || (x.event_id < y.event_id ? -1 : x.event_id > y.event_id ? 1 : 0),
+    );
+    if (!chosen.length) {
+      credits.push({ conversion_id: c.event_id, campaign_id: '', weight: 1, value });
+      continue;
+    }
+    const w = modelWeights(
+      a.model,
+      chosen.map((e) => c.t - e.t),
+      a.half_life_seconds,
+    );
+    for (const [i, e] of chosen.entries()) {
+      credits.push({
+        conversion_id: c.event_id,
+        campaign_id: String(e.props.campaign_id ?? ''),
+        weight: w[i],
+        value: w[i] * value,
+      });
+    }
+  }
+  return credits;
+}
+
+export type AttributionAnswer = {
+  model: Model;
+  rows: { campaign_id: string; conversions: number; value: number }[];
+  unattributed: { conversions: number; value: number };
+};
+
+/** Sums credits into the report's answer: campaigns with a positive share, by campaign id. */
+export function summarizeCredits(model: Model, credits: Credit[]): AttributionAnswer {
+  const rows = new Map<string, { campaign_id: string; conversions: number; value: number }>();
+  const unattributed = { conversions: 0, value: 0 };
+  for (const c of credits) {
+    if (c.campaign_id === '') {
+      unattributed.conversions += c.weight;
+      unattributed.value += c.value;
+      continue;
+    }
+    if (!(c.weight > 0)) continue;
+    const r =
+      rows.get(c.campaign_id) ??
+      rows.set(c.campaign_id, { campaign_id: c.campaign_id, conversions: 0, value: 0 }).get(c.campaign_id)!;
+    r.conversions += c.weight;
+    r.value += c.value;
+  }
+  return {
+    model,
+    rows: [...rows.values()].sort((a, b) => (a.campaign_id < b.campaign_id ? -1 : 1)),
+    unattributed,
+  };
+}
+
+export const referenceAttribution = (events: RefEvent[], a: AttributionParams, businesses?: string[]) =>
+  summarizeCredits(a.model, referenceCredits(events, a, businesses));
