@@ -38,7 +38,8 @@ export function isoTime(ts: unknown): string | undefined {
 
 export const businessId = (ctx: AdapterContext, accountId: string) => ctx.businessMap[accountId] ?? accountId;
 
-export const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : typeof v === 'number' ? String(v) : undefined);
+export const str = (v: unknown): string | undefined =>
+  typeof v === 'string' && v !== '' ? v : typeof v === 'number' ? String(v) : undefined;
 
 export const obj = (v: unknown): Record<string, unknown> | undefined =>
   v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
@@ -60,7 +61,9 @@ export function props(p: Record<string, unknown>): Record<string, unknown> {
 // (docs/webhooks.md). Such a tap becomes sponsored.clicked instead of a postback.
 const DECISION = /^parley:d:([A-Za-z0-9_.-]{1,128}):([A-Za-z0-9_.-]{1,128})$/;
 
-export function parseDecisionPayload(payload: unknown): { decision_id: string; campaign_id: string } | undefined {
+export function parseDecisionPayload(
+  payload: unknown,
+): { decision_id: string; campaign_id: string } | undefined {
   if (typeof payload !== 'string') return undefined;
   const m = DECISION.exec(payload);
   return m ? { decision_id: m[1], campaign_id: m[2] } : undefined;
@@ -71,6 +74,17 @@ export type Base = { business_id: string; user_id: string; channel: Channel; occ
 /** A tap on a button or quick reply: sponsored.clicked for a Parley decision payload, else a postback. */
 export function tapEvent(base: Base, key: (string | number)[], payload: unknown, title: unknown): InputEvent {
   const decision = parseDecisionPayload(payload);
-  if (decision) return { ...base, event_id: eventId(...key, 'sponsored.clicked'), type: 'sponsored.clicked', props: decision };
-  return { ...base, event_id: eventId(...key, 'postback'), type: 'postback', props: props({ payload: clip(payload), title: clip(title) }) };
+  if (decision)
+    return {
+      ...base,
+      event_id: eventId(...key, 'sponsored.clicked'),
+      type: 'sponsored.clicked',
+      props: decision,
+    };
+  return {
+    ...base,
+    event_id: eventId(...key, 'postback'),
+    type: 'postback',
+    props: props({ payload: clip(payload), title: clip(title) }),
+  };
 }

@@ -4,7 +4,7 @@
 // person, the professional account id in entry.id), echoes arrive inside the messages field
 // (is_echo), reads (messaging_seen) carry the mid of the message read instead of a watermark,
 // and deleted messages arrive as is_deleted.
-import { type AdapterContext, type AdaptResult } from './common.ts';
+import type { AdapterContext, AdaptResult } from './common.ts';
 import { adaptMessaging } from './meta-messaging.ts';
 
 export function adaptInstagram(body: unknown, ctx: AdapterContext): AdaptResult {

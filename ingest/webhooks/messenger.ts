@@ -3,7 +3,7 @@
 //   https://developers.facebook.com/documentation/business-messaging/messenger-platform/webhooks/webhook-events
 //   .../webhook-events/messages, message-echoes, message-deliveries, message-reads, messaging_postbacks,
 //   messaging_referrals, messaging_optins, messaging_handovers
-import { type AdapterContext, type AdaptResult } from './common.ts';
+import type { AdapterContext, AdaptResult } from './common.ts';
 import { adaptMessaging } from './meta-messaging.ts';
 
 /** One Messenger delivery (several entries, each with messaging[] and standby[] items). */

@@ -23,11 +23,19 @@ import {
 type Item = Record<string, unknown>;
 const ENVELOPE = new Set(['sender', 'recipient', 'timestamp']);
 
-export function adaptMessaging(body: unknown, object: string, channel: Channel, ctx: AdapterContext): AdaptResult {
+export function adaptMessaging(
+  body: unknown,
+  object: string,
+  channel: Channel,
+  ctx: AdapterContext,
+): AdaptResult {
   const root = obj(body);
-  if (!root || !Array.isArray(root.entry)) throw new DeliveryError('a delivery is a JSON object with an "entry" array');
+  if (!root || !Array.isArray(root.entry))
+    throw new DeliveryError('a delivery is a JSON object with an "entry" array');
   if (root.object !== object) {
-    throw new DeliveryError(`this endpoint takes deliveries with object "${object}"; this one has "${String(root.object).slice(0, 64)}"`);
+    throw new DeliveryError(
+      `this endpoint takes deliveries with object "${object}"; this one has "${String(root.object).slice(0, 64)}"`,
+    );
   }
   const out: AdaptResult = { events: [], ignored: [] };
   for (const raw of root.entry) {
@@ -37,7 +45,8 @@ export function adaptMessaging(body: unknown, object: string, channel: Channel, 
       out.ignored.push({ kind: 'entry_without_id' });
       continue;
     }
-    for (const change of arr(entry.changes)) out.ignored.push({ kind: `field:${str(obj(change)?.field) ?? 'unknown'}` });
+    for (const change of arr(entry.changes))
+      out.ignored.push({ kind: `field:${str(obj(change)?.field) ?? 'unknown'}` });
     for (const item of [...arr(entry.messaging), ...arr(entry.standby)]) {
       const it = obj(item);
       if (it) adaptItem(it, businessId(ctx, accountId), accountId, channel, entry.time, out);
@@ -47,7 +56,14 @@ export function adaptMessaging(body: unknown, object: string, channel: Channel, 
   return out;
 }
 
-function adaptItem(it: Item, business: string, accountId: string, channel: Channel, entryTime: unknown, out: AdaptResult) {
+function adaptItem(
+  it: Item,
+  business: string,
+  accountId: string,
+  channel: Channel,
+  entryTime: unknown,
+  out: AdaptResult,
+) {
   const message = obj(it.message);
   const echo = message?.is_echo === true;
   // The user is the sender, except for echoes of the business's own messages.
@@ -68,16 +84,32 @@ function adaptItem(it: Item, business: string, accountId: string, channel: Chann
   if (message) return adaptMessage(message, echo, base, channel, out);
   if (delivery) {
     const watermark = Number(delivery.watermark);
-    const key = Number.isFinite(watermark) ? [channel, accountId, user, 'delivered', watermark] : [...fallback, 'delivered'];
-    return push({ ...base, event_id: eventId(...key), type: 'message.delivered', props: props({ watermark: Number.isFinite(watermark) ? watermark : undefined }) });
+    const key = Number.isFinite(watermark)
+      ? [channel, accountId, user, 'delivered', watermark]
+      : [...fallback, 'delivered'];
+    return push({
+      ...base,
+      event_id: eventId(...key),
+      type: 'message.delivered',
+      props: props({ watermark: Number.isFinite(watermark) ? watermark : undefined }),
+    });
   }
   const read = obj(it.read);
   if (read) {
     // Messenger reads carry a watermark; Instagram reads (messaging_seen) carry the mid read.
     const watermark = Number(read.watermark);
     const mid = str(read.mid);
-    const key = Number.isFinite(watermark) ? [channel, accountId, user, 'read', watermark] : mid ? [channel, mid, 'read'] : [...fallback, 'read'];
-    return push({ ...base, event_id: eventId(...key), type: 'message.read', props: props({ watermark: Number.isFinite(watermark) ? watermark : undefined }) });
+    const key = Number.isFinite(watermark)
+      ? [channel, accountId, user, 'read', watermark]
+      : mid
+        ? [channel, mid, 'read']
+        : [...fallback, 'read'];
+    return push({
+      ...base,
+      event_id: eventId(...key),
+      type: 'message.read',
+      props: props({ watermark: Number.isFinite(watermark) ? watermark : undefined }),
+    });
   }
   const postback = obj(it.postback);
   if (postback) {
@@ -94,12 +126,22 @@ function adaptItem(it: Item, business: string, accountId: string, channel: Chann
   if (obj(it.pass_thread_control)) {
     // Thread control was passed to this app (the automated side).
     const to = str(obj(it.pass_thread_control)?.new_owner_app_id) ?? '';
-    return push({ ...base, event_id: eventId(...fallback, 'handover', to), type: 'handover', props: { to: 'bot' } });
+    return push({
+      ...base,
+      event_id: eventId(...fallback, 'handover', to),
+      type: 'handover',
+      props: { to: 'bot' },
+    });
   }
   if (obj(it.take_thread_control)) {
     // Thread control was taken from this app, in practice by the inbox people answer from.
     const to = str(obj(it.take_thread_control)?.new_owner_app_id) ?? '';
-    return push({ ...base, event_id: eventId(...fallback, 'handover', to), type: 'handover', props: { to: 'agent' } });
+    return push({
+      ...base,
+      event_id: eventId(...fallback, 'handover', to),
+      type: 'handover',
+      props: { to: 'agent' },
+    });
   }
   out.ignored.push({ kind });
 }
@@ -110,7 +152,12 @@ function adaptMessage(m: Item, echo: boolean, base: Base, channel: Channel, out:
   if (m.is_deleted === true) return void out.ignored.push({ kind: 'message_deleted' });
   const attachments = arr(m.attachments).length > 0;
   if (echo) {
-    out.events.push({ ...base, event_id: eventId(channel, mid, 'message.sent'), type: 'message.sent', props: props({ sender: 'business', text: str(m.text) }) });
+    out.events.push({
+      ...base,
+      event_id: eventId(channel, mid, 'message.sent'),
+      type: 'message.sent',
+      props: props({ sender: 'business', text: str(m.text) }),
+    });
     return;
   }
   const quick = obj(m.quick_reply);
@@ -152,7 +199,9 @@ function referralEvent(base: Base, key: (string | number)[], r: Item): InputEven
 // stops ("STOP NOTIFICATIONS") or resumes them; other opt-ins (plugins) allow any message.
 function optinEvent(base: Base, fallback: string[], o: Item): InputEvent {
   const marketing = o.type === 'notification_messages';
-  const status = String(o.notification_messages_status ?? '').toUpperCase().replace(/_/g, ' ');
+  const status = String(o.notification_messages_status ?? '')
+    .toUpperCase()
+    .replace(/_/g, ' ');
   const type = marketing && status === 'STOP NOTIFICATIONS' ? 'optout' : 'optin';
   return {
     ...base,

@@ -48,14 +48,27 @@ const deliveryResult = z
   .object({
     accepted: z.number().int().describe('Canonical events durably on the bus'),
     rejected: z.number().int().describe('Events that failed validation (kept on the dead-letter topic)'),
-    ignored: z.number().int().describe('Items acknowledged but not used (reactions, failed statuses, unknown fields…)'),
+    ignored: z
+      .number()
+      .int()
+      .describe('Items acknowledged but not used (reactions, failed statuses, unknown fields…)'),
   })
   .meta({ id: 'WebhookResult' });
 
-export type DeliveryOutcome = { events: CanonicalEvent[]; rejected: { error: string; input: unknown }[]; ignored: AdaptResult['ignored'] };
+export type DeliveryOutcome = {
+  events: CanonicalEvent[];
+  rejected: { error: string; input: unknown }[];
+  ignored: AdaptResult['ignored'];
+};
 
 /** Adapts a parsed delivery and normalises its events (privacy reduction included). */
-export function processDelivery(platform: Platform, body: unknown, ctx: AdapterContext, normalize: WebhookDeps['normalize'], now = Date.now()): DeliveryOutcome {
+export function processDelivery(
+  platform: Platform,
+  body: unknown,
+  ctx: AdapterContext,
+  normalize: WebhookDeps['normalize'],
+  now = Date.now(),
+): DeliveryOutcome {
   const { events, ignored } = ADAPTERS[platform](body, ctx);
   const out: DeliveryOutcome = { events: [], rejected: [], ignored };
   for (const e of events) {
@@ -67,14 +80,19 @@ export function processDelivery(platform: Platform, body: unknown, ctx: AdapterC
 }
 
 const notConfigured = (what: string) =>
-  new ParleyError('PARLEY_ERR_WEBHOOK_NOT_CONFIGURED', `Platform webhooks are not configured: ${what}. Unsigned deliveries are never accepted.`);
+  new ParleyError(
+    'PARLEY_ERR_WEBHOOK_NOT_CONFIGURED',
+    `Platform webhooks are not configured: ${what}. Unsigned deliveries are never accepted.`,
+  );
 
 export async function webhooksRoute(app: App, deps: WebhookDeps) {
   const ctx: AdapterContext = { businessMap: deps.meta.businessMap, hashSecret: deps.hashSecret };
   // Signatures cover the exact bytes received, so these routes keep the body as a Buffer.
   await app.register(async (scope) => {
     scope.removeAllContentTypeParsers();
-    scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: deps.bodyLimit }, (_req, body, done) => done(null, body));
+    scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: deps.bodyLimit }, (_req, body, done) =>
+      done(null, body),
+    );
     const api = scope as unknown as App;
     for (const platform of PLATFORMS) {
       const url = `/v1/webhooks/${platform}`;
@@ -83,7 +101,8 @@ export async function webhooksRoute(app: App, deps: WebhookDeps) {
         {
           schema: {
             summary: `${platform} webhook subscription handshake`,
-            description: 'Answers hub.challenge (text/plain) when hub.mode is "subscribe" and hub.verify_token equals PARLEY_META_VERIFY_TOKEN; 403 otherwise.',
+            description:
+              'Answers hub.challenge (text/plain) when hub.mode is "subscribe" and hub.verify_token equals PARLEY_META_VERIFY_TOKEN; 403 otherwise.',
             tags: ['webhooks'],
             security: [],
             querystring: handshake,
@@ -95,10 +114,16 @@ export async function webhooksRoute(app: App, deps: WebhookDeps) {
           if (!token) throw notConfigured('set PARLEY_META_VERIFY_TOKEN');
           const q = req.query;
           if (q['hub.mode'] !== 'subscribe' || !safeEqual(q['hub.verify_token'] ?? '', token)) {
-            throw new ParleyError('PARLEY_ERR_FORBIDDEN', 'hub.mode must be "subscribe" and hub.verify_token must equal the configured verify token');
+            throw new ParleyError(
+              'PARLEY_ERR_FORBIDDEN',
+              'hub.mode must be "subscribe" and hub.verify_token must equal the configured verify token',
+            );
           }
           // The challenge goes back verbatim as text, outside the JSON response schemas.
-          return (reply as unknown as FastifyReply).code(200).type('text/plain; charset=utf-8').send(q['hub.challenge'] ?? '');
+          return (reply as unknown as FastifyReply)
+            .code(200)
+            .type('text/plain; charset=utf-8')
+            .send(q['hub.challenge'] ?? '');
         },
       );
       api.post(
@@ -110,7 +135,14 @@ export async function webhooksRoute(app: App, deps: WebhookDeps) {
               "The platform's own delivery format, signed with X-Hub-Signature-256 (HMAC-SHA256 of the raw body with the app secret). 401 unsigned, 403 forged; nothing is stored for either. 200 once the canonical events are durable on the bus; 503 if they are not.",
             tags: ['webhooks'],
             security: [],
-            response: { 200: deliveryResult, 400: errorBody, 401: errorBody, 403: errorBody, 413: errorBody, 503: errorBody },
+            response: {
+              200: deliveryResult,
+              400: errorBody,
+              401: errorBody,
+              403: errorBody,
+              413: errorBody,
+              503: errorBody,
+            },
           },
         },
         async (req, reply) => {
@@ -118,21 +150,37 @@ export async function webhooksRoute(app: App, deps: WebhookDeps) {
           if (!secret) throw notConfigured('set PARLEY_META_APP_SECRET to the Meta app secret');
           const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
           const check = verifySignature(secret, raw, req.headers[SIGNATURE_HEADER]);
-          if (check === 'missing') throw new ParleyError('PARLEY_ERR_UNAUTHORIZED', 'Deliveries must carry an X-Hub-Signature-256 header signed with the app secret');
-          if (check === 'mismatch') throw new ParleyError('PARLEY_ERR_FORBIDDEN', 'X-Hub-Signature-256 does not match the body for the configured app secret');
+          if (check === 'missing')
+            throw new ParleyError(
+              'PARLEY_ERR_UNAUTHORIZED',
+              'Deliveries must carry an X-Hub-Signature-256 header signed with the app secret',
+            );
+          if (check === 'mismatch')
+            throw new ParleyError(
+              'PARLEY_ERR_FORBIDDEN',
+              'X-Hub-Signature-256 does not match the body for the configured app secret',
+            );
           if (platform === 'whatsapp' && !ctx.hashSecret) {
-            throw notConfigured('WhatsApp user ids are keyed hashes; set PARLEY_HASH_SECRET (shared by every ingest process)');
+            throw notConfigured(
+              'WhatsApp user ids are keyed hashes; set PARLEY_HASH_SECRET (shared by every ingest process)',
+            );
           }
           const body = parseJson(decodeBody(raw));
           let outcome: DeliveryOutcome;
           try {
             outcome = processDelivery(platform, body, ctx, deps.normalize);
           } catch (err) {
-            if (err instanceof DeliveryError) throw new ParleyError('PARLEY_ERR_BAD_REQUEST', `Not a ${platform} delivery: ${err.message}`);
+            if (err instanceof DeliveryError)
+              throw new ParleyError('PARLEY_ERR_BAD_REQUEST', `Not a ${platform} delivery: ${err.message}`);
             throw err;
           }
           const source = `webhook_${platform}`;
-          const dead = outcome.rejected.map((r, index) => ({ source, index, error: r.error, input: r.input }));
+          const dead = outcome.rejected.map((r, index) => ({
+            source,
+            index,
+            error: r.error,
+            input: r.input,
+          }));
           try {
             await publishEvents(deps.bus, deps.topics, outcome.events, dead);
           } catch (err) {
@@ -141,9 +189,17 @@ export async function webhooksRoute(app: App, deps: WebhookDeps) {
           }
           deps.metrics.eventsAccepted.labels(source).inc(outcome.events.length);
           if (dead.length) deps.metrics.eventsRejected.labels(source).inc(dead.length);
-          for (const i of outcome.ignored) deps.metrics.webhookItemsIgnored.labels(platform, i.kind.slice(0, 64)).inc();
-          if (dead.length) req.log.warn({ platform, rejected: dead.map((d) => d.error) }, 'webhook events rejected');
-          return reply.code(200).send({ accepted: outcome.events.length, rejected: dead.length, ignored: outcome.ignored.length });
+          for (const i of outcome.ignored)
+            deps.metrics.webhookItemsIgnored.labels(platform, i.kind.slice(0, 64)).inc();
+          if (dead.length)
+            req.log.warn({ platform, rejected: dead.map((d) => d.error) }, 'webhook events rejected');
+          return reply
+            .code(200)
+            .send({
+              accepted: outcome.events.length,
+              rejected: dead.length,
+              ignored: outcome.ignored.length,
+            });
         },
       );
     }

@@ -10,14 +10,19 @@ import type { Config } from '../../core/config.ts';
 
 export const HASH_SECRET_FILE = 'hash-secret';
 
-export async function resolveHashSecret(config: Pick<Config, 'hashSecret' | 'kafka' | 'dataDir'>): Promise<string | undefined> {
+export async function resolveHashSecret(
+  config: Pick<Config, 'hashSecret' | 'kafka' | 'dataDir'>,
+): Promise<string | undefined> {
   if (config.hashSecret) return config.hashSecret;
   if (config.kafka) return undefined;
   const path = join(config.dataDir, HASH_SECRET_FILE);
-  const existing = await readFile(path, 'utf8').then((s) => s.trim(), (err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') return undefined;
-    throw err;
-  });
+  const existing = await readFile(path, 'utf8').then(
+    (s) => s.trim(),
+    (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return undefined;
+      throw err;
+    },
+  );
   if (existing) return existing;
   await mkdir(config.dataDir, { recursive: true });
   const secret = randomBytes(32).toString('hex');

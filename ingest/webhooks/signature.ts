@@ -16,7 +16,11 @@ export function signBody(appSecret: string, body: Buffer | string): string {
 }
 
 /** Checks a signature header against the raw body bytes, in constant time for a given length. */
-export function verifySignature(appSecret: string, body: Buffer, header: string | string[] | undefined): SignatureCheck {
+export function verifySignature(
+  appSecret: string,
+  body: Buffer,
+  header: string | string[] | undefined,
+): SignatureCheck {
   const value = Array.isArray(header) ? header[0] : header;
   if (value === undefined || value.trim() === '') return 'missing';
   const m = /^sha256=([0-9a-fA-F]{64})$/.exec(value.trim());

@@ -30,9 +30,12 @@ const MEDIA = new Set(['image', 'audio', 'video', 'document', 'sticker']);
 
 export function adaptWhatsApp(body: unknown, ctx: AdapterContext): AdaptResult {
   const root = obj(body);
-  if (!root || !Array.isArray(root.entry)) throw new DeliveryError('a delivery is a JSON object with an "entry" array');
+  if (!root || !Array.isArray(root.entry))
+    throw new DeliveryError('a delivery is a JSON object with an "entry" array');
   if (root.object !== 'whatsapp_business_account') {
-    throw new DeliveryError(`this endpoint takes deliveries with object "whatsapp_business_account"; this one has "${String(root.object).slice(0, 64)}"`);
+    throw new DeliveryError(
+      `this endpoint takes deliveries with object "whatsapp_business_account"; this one has "${String(root.object).slice(0, 64)}"`,
+    );
   }
   const secret = ctx.hashSecret;
   if (!secret) throw new Error('WhatsApp deliveries need a hash secret');
@@ -57,28 +60,48 @@ export function adaptWhatsApp(body: unknown, ctx: AdapterContext): AdaptResult {
       for (const s of arr(value.statuses)) adaptStatus(obj(s), business, secret, out);
       if (arr(value.errors).length > 0) out.ignored.push({ kind: 'errors' });
       for (const k of Object.keys(value)) {
-        if (!['messaging_product', 'metadata', 'contacts', 'messages', 'statuses', 'errors'].includes(k)) out.ignored.push({ kind: `value:${k}` });
+        if (!['messaging_product', 'metadata', 'contacts', 'messages', 'statuses', 'errors'].includes(k))
+          out.ignored.push({ kind: `value:${k}` });
       }
     }
   }
   return out;
 }
 
-function adaptMessage(m: Obj | undefined, business: string, contacts: (Obj | undefined)[], secret: string, out: AdaptResult) {
+function adaptMessage(
+  m: Obj | undefined,
+  business: string,
+  contacts: (Obj | undefined)[],
+  secret: string,
+  out: AdaptResult,
+) {
   const id = str(m?.id);
   const type = str(m?.type) ?? 'unknown';
   // The WhatsApp user id (contacts[].wa_id, also what statuses name as recipient_id) when the
   // delivery has it, else the sender's number (messages[].from).
   const from = str(m?.from);
-  const contact = contacts.length === 1 ? contacts[0] : contacts.find((c) => from && userKey(str(c?.wa_id) ?? '') === userKey(from));
+  const contact =
+    contacts.length === 1
+      ? contacts[0]
+      : contacts.find((c) => from && userKey(str(c?.wa_id) ?? '') === userKey(from));
   const phone = str(contact?.wa_id) ?? from ?? str(contact?.user_id);
   const occurred = isoTime(m?.timestamp);
   if (!m || !id || !phone || !occurred) {
     out.ignored.push({ kind: `message_without_${!id ? 'id' : !phone ? 'sender' : 'time'}` });
     return;
   }
-  const base: Base = { business_id: business, user_id: keyedId(secret, userKey(phone)), channel: 'whatsapp', occurred_at: occurred };
-  const received = (p: Obj): InputEvent => ({ ...base, event_id: eventId('whatsapp', id, 'message.received'), type: 'message.received', props: props(p) });
+  const base: Base = {
+    business_id: business,
+    user_id: keyedId(secret, userKey(phone)),
+    channel: 'whatsapp',
+    occurred_at: occurred,
+  };
+  const received = (p: Obj): InputEvent => ({
+    ...base,
+    event_id: eventId('whatsapp', id, 'message.received'),
+    type: 'message.received',
+    props: props(p),
+  });
   const body = obj(m[type]);
 
   if (type === 'text') out.events.push(received({ text: str(body?.body) }));
@@ -88,11 +111,18 @@ function adaptMessage(m: Obj | undefined, business: string, contacts: (Obj | und
   else if (type === 'interactive') {
     const kind = str(body?.type) ?? 'unknown';
     const reply = obj(body?.[kind]);
-    if ((kind === 'button_reply' || kind === 'list_reply') && reply) out.events.push(tapEvent(base, ['whatsapp', id], reply.id, reply.title));
+    if ((kind === 'button_reply' || kind === 'list_reply') && reply)
+      out.events.push(tapEvent(base, ['whatsapp', id], reply.id, reply.title));
     else out.ignored.push({ kind: `interactive:${kind}` });
   } else if (type === 'order') {
     const order = orderValue(body);
-    if (order) out.events.push({ ...base, event_id: eventId('whatsapp', id, 'order.placed'), type: 'order.placed', props: props({ order_id: clip(id), ...order }) });
+    if (order)
+      out.events.push({
+        ...base,
+        event_id: eventId('whatsapp', id, 'order.placed'),
+        type: 'order.placed',
+        props: props({ order_id: clip(id), ...order }),
+      });
     else out.ignored.push({ kind: 'order_without_items' });
   } else out.ignored.push({ kind: `message:${type}` });
 
@@ -104,7 +134,11 @@ function adaptMessage(m: Obj | undefined, business: string, contacts: (Obj | und
       ...base,
       event_id: eventId('whatsapp', id, 'referral'),
       type: 'referral',
-      props: props({ source: ad ? 'ad' : 'other', ad_id: ad ? clip(referral.source_id, 128) : undefined, ctwa_clid: clip(referral.ctwa_clid) }),
+      props: props({
+        source: ad ? 'ad' : 'other',
+        ad_id: ad ? clip(referral.source_id, 128) : undefined,
+        ctwa_clid: clip(referral.ctwa_clid),
+      }),
     });
   }
 }
@@ -120,10 +154,20 @@ export function orderValue(order: Obj | undefined): { value: number; currency?: 
     if (!Number.isFinite(price) || !Number.isFinite(qty) || price < 0 || qty < 0) return undefined;
     cents += Math.round(price * qty * 100);
   }
-  return { value: cents / 100, currency: clip(items.map((i) => i?.currency).find((c) => typeof c === 'string'), 16) };
+  return {
+    value: cents / 100,
+    currency: clip(
+      items.map((i) => i?.currency).find((c) => typeof c === 'string'),
+      16,
+    ),
+  };
 }
 
-const STATUS_TYPES: Record<string, InputEvent['type']> = { sent: 'message.sent', delivered: 'message.delivered', read: 'message.read' };
+const STATUS_TYPES: Record<string, InputEvent['type']> = {
+  sent: 'message.sent',
+  delivered: 'message.delivered',
+  read: 'message.read',
+};
 
 function adaptStatus(s: Obj | undefined, business: string, secret: string, out: AdaptResult) {
   const status = str(s?.status) ?? 'unknown';
