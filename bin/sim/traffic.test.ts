@@ -16,7 +16,12 @@ const opts: TrafficOptions = { seed: 'unit', businesses: 12, users: 1500, days: 
 const events = [...generateTraffic(opts)];
 function groupBy<T, K>(items: T[], key: (t: T) => K): Map<K, T[]> {
   const m = new Map<K, T[]>();
-  for (const t of items) m.set(key(t), [...(m.get(key(t)) ?? []), t]);
+  for (const t of items) {
+    const k = key(t);
+    const list = m.get(k);
+    if (list) list.push(t);
+    else m.set(k, [t]);
+  }
   return m;
 }
 const byUser = groupBy(events, (e) => e.user_id);
