@@ -1,0 +1,136 @@
+import { z } from 'zod';
+import { CONVERSION_TYPES } from '../events/schema.ts';
+import { ParleyError } from '../errors.ts';
+import { isoTime } from './funnel.ts';
+import { MODELS, type Model } from './reference.ts';
+
+// POST /v1/reports/attribution as ONE SQL statement (meanings: docs/reports.md). Touchpoints are
+// gathered per (user, business) into one sorted array, joined to each distinct conversion, and
+// filtered to that conversion's windows there, so each conversion's split is computed in place.
+
+export const DEFAULT_WINDOWS = {
+  click_window_seconds: 604_800,
+  view_window_seconds: 86_400,
+  half_life_seconds: 604_800,
+};
+
+const seconds = (max: number) => z.number().int().min(1).max(max);
+export const attributionRequestSchema = z
+  .object({
+    model: z.enum(MODELS),
+    from: isoTime,
+    to: isoTime,
+    conversion_types: z
+      .array(z.enum(CONVERSION_TYPES as ['order.placed']))
+      .min(1)
+      .optional(),
+    click_window_seconds: seconds(366 * 86_400).default(DEFAULT_WINDOWS.click_window_seconds),
+    view_window_seconds: seconds(366 * 86_400).default(DEFAULT_WINDOWS.view_window_seconds),
+    half_life_seconds: seconds(10 * 366 * 86_400).default(DEFAULT_WINDOWS.half_life_seconds),
+    business_id: z.string().min(1).max(128).optional(),
+  })
+  .strict();
+export type AttributionRequest = z.output<typeof attributionRequestSchema>;
+
+export const isDefaultWindows = (r: AttributionRequest) =>
+  r.click_window_seconds === DEFAULT_WINDOWS.click_window_seconds &&
+  r.view_window_seconds === DEFAULT_WINDOWS.view_window_seconds &&
+  r.half_life_seconds === DEFAULT_WINDOWS.half_life_seconds;
+
+/** Weights over `chosen` (sorted touchpoints, x.1 = ms) for one conversion at `tc`. */
+export function weightsSql(model: Model): string {
+  const idx = 'range(1, length(chosen) + 1)';
+  switch (model) {
+    case 'last_touch':
+      return `arrayMap(i -> if(i = length(chosen), 1., 0.), ${idx})`;
+    case 'first_touch':
+      return `arrayMap(i -> if(i = 1, 1., 0.), ${idx})`;
+    case 'linear':
+      return `arrayMap(i -> 1. / length(chosen), ${idx})`;
+    case 'time_decay': {
+      // Relative to the latest touch: the largest weight is 1, so nothing underflows to 0/0.
+      const raw =
+        'arrayMap(x -> exp2(-(chosen[length(chosen)].1 - x.1) / 1000 / {half_life:Float64}), chosen)';
+      return `arrayMap(w -> w / arraySum(${raw}), ${raw})`;
+    }
+    case 'position_based':
+      return `arrayMap(i -> multiIf(length(chosen) = 1, 1., length(chosen) = 2, 0.5, i = 1 OR i = length(chosen), 0.4, 0.2 / (length(chosen) - 2)), ${idx})`;
+  }
+}
+
+/**
+ * The shared part of every attribution statement: CTE `credits` with one row per
+ * (conversion, campaign share): conversion_id, campaign_id ('' when unattributed), weight, value.
+ */
+export function creditsCte(db: string, r: AttributionRequest, businesses?: string[]) {
+  if (!(r.from < r.to)) throw new ParleyError('PARLEY_ERR_VALIDATION', 'from must be before to');
+  const params: Record<string, unknown> = {
+    from: r.from,
+    to: r.to,
+    conv_types: r.conversion_types ?? CONVERSION_TYPES,
+    cw: r.click_window_seconds * 1000,
+    vw: r.view_window_seconds * 1000,
+    half_life: r.half_life_seconds,
+    lookback: Math.max(r.click_window_seconds, r.view_window_seconds) * 1000,
+  };
+  const biz: string[] = [];
+  if (r.business_id !== undefined) {
+    biz.push('business_id = {business_id:String}');
+    params.business_id = r.business_id;
+  }
+  if (businesses) {
+    biz.push('business_id IN {businesses:Array(String)}');
+    params.businesses = businesses;
+  }
+  const and = biz.map((b) => ` AND ${b}`).join('');
+  const cte = `conv AS (
+  SELECT event_id, user_id, business_id, toInt64(toUnixTimestamp64Milli(occurred_at)) AS tc, value AS cvalue
+  FROM ${db}.events FINAL
+  WHERE type IN {conv_types:Array(String)} AND occurred_at >= fromUnixTimestamp64Milli({from:Int64}) AND occurred_at < fromUnixTimestamp64Milli({to:Int64})${and}
+), tp AS (
+  SELECT user_id, business_id, groupArray((toInt64(toUnixTimestamp64Milli(occurred_at)), event_id, campaign_id, type = 'sponsored.clicked')) AS tps
+  FROM ${db}.events FINAL
+  WHERE type IN ('sponsored.served', 'sponsored.clicked') AND occurred_at >= fromUnixTimestamp64Milli({from:Int64} - {lookback:Int64}) AND occurred_at < fromUnixTimestamp64Milli({to:Int64})${and}
+    AND (user_id, business_id) IN (SELECT user_id, business_id FROM conv)
+  GROUP BY user_id, business_id
+), touched AS (
+  SELECT conv.event_id AS conversion_id, conv.cvalue AS cvalue,
+    arraySort(x -> (x.1, x.2), arrayFilter(x -> x.4 AND x.1 >= conv.tc - {cw:Int64} AND x.1 < conv.tc, tp.tps)) AS clicks,
+    if(length(clicks) > 0, clicks, arraySort(x -> (x.1, x.2), arrayFilter(x -> NOT x.4 AND x.1 >= conv.tc - {vw:Int64} AND x.1 < conv.tc, tp.tps))) AS chosen
+  FROM conv LEFT JOIN tp ON conv.user_id = tp.user_id AND conv.business_id = tp.business_id
+), credits AS (
+  SELECT conversion_id, share.1 AS campaign_id, share.2 AS weight, share.2 * cvalue AS value
+  FROM touched
+  ARRAY JOIN if(length(chosen) = 0, [('', 1.)], arrayZip(arrayMap(x -> x.3, chosen), ${weightsSql(r.model)})) AS share
+)`;
+  return { cte, params };
+}
+
+/** Rows: campaign_id ('' = unattributed), conversions, value; campaigns with a positive share. */
+export function buildAttributionQuery(db: string, r: AttributionRequest, businesses?: string[]) {
+  const { cte, params } = creditsCte(db, r, businesses);
+  const query = `WITH ${cte}
+SELECT campaign_id, sum(weight) AS conversions, sum(value) AS value
+FROM credits
+WHERE weight > 0 OR campaign_id = ''
+GROUP BY campaign_id
+ORDER BY campaign_id`;
+  return { query, query_params: params };
+}
+
+export type AttributionRow = { campaign_id: string; conversions: number; value: number };
+
+export function attributionAnswer(model: Model, rows: AttributionRow[]) {
+  const un = rows.find((r) => r.campaign_id === '');
+  return {
+    model,
+    rows: rows
+      .filter((r) => r.campaign_id !== '')
+      .map((r) => ({
+        campaign_id: r.campaign_id,
+        conversions: Number(r.conversions),
+        value: Number(r.value),
+      })),
+    unattributed: { conversions: Number(un?.conversions ?? 0), value: Number(un?.value ?? 0) },
+  };
+}
