@@ -1,0 +1,286 @@
+import { z } from 'zod';
+import type { Bus } from '../core/bus/types.ts';
+import { ParleyError } from '../core/errors.ts';
+import type { Auth, Principal } from '../core/http/auth.ts';
+import { type App, errorBody, requireRole } from '../core/http/fastify.ts';
+import {
+  buildStoredMembersQuery,
+  createMembershipWriter,
+  reconcileMembership,
+} from '../core/segments/membership.ts';
+import { compileRule, ruleSchema } from '../core/segments/rule.ts';
+import { buildSegmentSizeQuery } from '../core/segments/sql.ts';
+import { createSegmentStore, type SegmentRecord } from '../core/segments/store.ts';
+import type { Store } from '../core/store/client.ts';
+
+const businessId = z.string().min(1).max(128);
+const segmentInput = z.object({
+  name: z.string().trim().min(1, 'name must not be empty').max(200),
+  business_id: businessId
+    .optional()
+    .describe('Scope the segment to one business; leave out for every business'),
+  rule: ruleSchema,
+});
+const segmentView = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    business_id: z.string().nullable(),
+    rule: z.unknown(),
+    version: z.number(),
+    created_at: z.string(),
+    updated_at: z.string(),
+  })
+  .meta({ id: 'Segment' });
+const segmentCreated = segmentView.extend({ size: z.number().describe('Members right after creation') });
+const idParams = z.object({ id: z.string().min(1).max(128) });
+const sizeView = z
+  .object({
+    size: z.number(),
+    as_of: z.string(),
+    min_audience_size: z.number(),
+    targetable: z.boolean().describe('size ≥ min_audience_size'),
+  })
+  .meta({ id: 'SegmentSize' });
+const membersQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(10_000).default(1000),
+  cursor: z.string().max(512).optional().describe('The `next` of a previous page'),
+});
+const membersPage = z
+  .object({
+    members: z.array(z.object({ user_id: z.string(), since: z.string() })),
+    next: z.string().nullable(),
+  })
+  .meta({ id: 'SegmentMembers' });
+const previewInput = z.object({
+  business_id: businessId.optional(),
+  rule: ruleSchema,
+  as_of: z.iso.datetime({ offset: true }).optional().describe('Evaluate at this time (default now)'),
+});
+const previewView = z
+  .object({ size: z.number(), sample: z.array(z.string()), as_of: z.string() })
+  .meta({ id: 'SegmentPreview' });
+const errors = { 400: errorBody, 401: errorBody, 403: errorBody, 404: errorBody };
+
+const view = (s: SegmentRecord) => ({
+  id: s.id,
+  name: s.name,
+  business_id: s.business_id,
+  rule: s.rule,
+  version: s.version,
+  created_at: s.created_at,
+  updated_at: s.updated_at,
+});
+const encodeCursor = (userId: string) => Buffer.from(userId, 'utf8').toString('base64url');
+function decodeCursor(c: string) {
+  const s = Buffer.from(c, 'base64url').toString('utf8');
+  if (!s || encodeCursor(s) !== c)
+    throw new ParleyError('PARLEY_ERR_BAD_REQUEST', 'cursor: not a cursor this API returned');
+  return s;
+}
+
+export async function segmentsRoute(
+  app: App,
+  deps: { store: Store; bus: Bus; auth: Auth; membershipTopic: string; minAudienceSize: number },
+) {
+  const segments = createSegmentStore(deps.store);
+  const writer = createMembershipWriter({ store: deps.store, bus: deps.bus, topic: deps.membershipTopic });
+  const pre = requireRole(deps.auth, 'marketer');
+
+  /** A key limited to businesses may only touch those businesses' segments (never global ones). */
+  const checkScope = (p: Principal, business: string | null | undefined) =>
+    deps.auth.checkBusiness(p, business ?? undefined);
+
+  async function load(id: string, p: Principal) {
+    const s = await segments.get(id);
+    if (!s || s.deleted) throw new ParleyError('PARLEY_ERR_NOT_FOUND', `No segment ${id}`);
+    checkScope(p, s.business_id);
+    return s;
+  }
+
+  async function sizeAt(rule: unknown, asOfMs: number, business: string | null | undefined) {
+    const q = buildSegmentSizeQuery(deps.store.database, compileRule(rule), {
+      asOfMs,
+      businessId: business ?? undefined,
+    });
+    const [row] = await (await deps.store.client.query({ ...q, format: 'JSONEachRow' })).json<{
+      size: number | string;
+      sample: string[];
+    }>();
+    return { size: Number(row?.size ?? 0), sample: row?.sample ?? [] };
+  }
+
+  app.post(
+    '/v1/segments',
+    {
+      preHandler: pre,
+      schema: {
+        summary: 'Define a segment',
+        tags: ['segments'],
+        body: segmentInput,
+        response: { 201: segmentCreated, ...errors },
+      },
+    },
+    async (req, reply) => {
+      checkScope(req.principal!, req.body.business_id);
+      const s = await segments.create({
+        name: req.body.name,
+        business_id: req.body.business_id ?? null,
+        rule: req.body.rule,
+      });
+      const { size } = await reconcileMembership(deps.store, writer, s, Date.now());
+      return reply.code(201).send({ ...view(s), size });
+    },
+  );
+
+  app.get(
+    '/v1/segments',
+    {
+      preHandler: pre,
+      schema: {
+        summary: 'List segments',
+        tags: ['segments'],
+        response: { 200: z.object({ segments: z.array(segmentView) }), ...errors },
+      },
+    },
+    async (req) => {
+      const p = req.principal!;
+      const list = await segments.list({
+        businesses: p.role !== 'admin' && p.businesses ? p.businesses : undefined,
+      });
+      return { segments: list.map(view) };
+    },
+  );
+
+  app.get(
+    '/v1/segments/:id',
+    {
+      preHandler: pre,
+      schema: {
+        summary: 'Read a segment',
+        tags: ['segments'],
+        params: idParams,
+        response: { 200: segmentView, ...errors },
+      },
+    },
+    async (req) => view(await load(req.params.id, req.principal!)),
+  );
+
+  app.put(
+    '/v1/segments/:id',
+    {
+      preHandler: pre,
+      schema: {
+        summary: 'Replace a segment’s name, scope and rule',
+        tags: ['segments'],
+        params: idParams,
+        body: segmentInput,
+        response: { 200: segmentCreated, ...errors },
+      },
+    },
+    async (req) => {
+      const prev = await load(req.params.id, req.principal!);
+      checkScope(req.principal!, req.body.business_id);
+      const s = await segments.update(prev, {
+        name: req.body.name,
+        business_id: req.body.business_id ?? null,
+        rule: req.body.rule,
+      });
+      const { size } = await reconcileMembership(deps.store, writer, s, Date.now());
+      return { ...view(s), size };
+    },
+  );
+
+  app.delete(
+    '/v1/segments/:id',
+    {
+      preHandler: pre,
+      schema: {
+        summary: 'Delete a segment; its members exit',
+        tags: ['segments'],
+        params: idParams,
+        response: { 204: z.null(), ...errors },
+      },
+    },
+    async (req, reply) => {
+      const s = await segments.remove(await load(req.params.id, req.principal!));
+      await reconcileMembership(deps.store, writer, s, Date.now());
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.get(
+    '/v1/segments/:id/size',
+    {
+      preHandler: pre,
+      schema: {
+        summary: 'Size of a segment now, from stored events',
+        tags: ['segments'],
+        params: idParams,
+        response: { 200: sizeView, ...errors },
+      },
+    },
+    async (req) => {
+      const s = await load(req.params.id, req.principal!);
+      const asOf = Date.now();
+      const { size } = await sizeAt(s.rule, asOf, s.business_id);
+      return {
+        size,
+        as_of: new Date(asOf).toISOString(),
+        min_audience_size: deps.minAudienceSize,
+        targetable: size >= deps.minAudienceSize,
+      };
+    },
+  );
+
+  app.get(
+    '/v1/segments/:id/members',
+    {
+      preHandler: pre,
+      schema: {
+        summary: 'Current members, by user_id',
+        tags: ['segments'],
+        params: idParams,
+        querystring: membersQuery,
+        response: { 200: membersPage, ...errors },
+      },
+    },
+    async (req) => {
+      const s = await load(req.params.id, req.principal!);
+      const after = req.query.cursor === undefined ? undefined : decodeCursor(req.query.cursor);
+      const q = buildStoredMembersQuery(deps.store.database, {
+        segmentId: s.id,
+        limit: req.query.limit,
+        after,
+      });
+      const rows = await (await deps.store.client.query({ ...q, format: 'JSONEachRow' })).json<{
+        user_id: string;
+        since_ms: number | string;
+      }>();
+      const last = rows.at(-1);
+      return {
+        members: rows.map((r) => ({ user_id: r.user_id, since: new Date(Number(r.since_ms)).toISOString() })),
+        next: rows.length === req.query.limit && last ? encodeCursor(last.user_id) : null,
+      };
+    },
+  );
+
+  app.post(
+    '/v1/segments/preview',
+    {
+      preHandler: pre,
+      schema: {
+        summary: 'Size and a sample of a rule, from stored events',
+        tags: ['segments'],
+        body: previewInput,
+        response: { 200: previewView, ...errors },
+      },
+    },
+    async (req) => {
+      checkScope(req.principal!, req.body.business_id);
+      const asOf = req.body.as_of === undefined ? Date.now() : Date.parse(req.body.as_of);
+      const { size, sample } = await sizeAt(req.body.rule, asOf, req.body.business_id);
+      return { size, sample, as_of: new Date(asOf).toISOString() };
+    },
+  );
+}

@@ -1,0 +1,147 @@
+import { z } from 'zod';
+import type { Bus } from '../bus/types.ts';
+import type { Store } from '../store/client.ts';
+import { compileRule } from './rule.ts';
+import { buildSegmentMembersQuery } from './sql.ts';
+import type { SegmentRecord } from './store.ts';
+import type { Change } from './stream.ts';
+
+// Membership changes: the rows of segment_membership and the messages on the membership topic
+// (key `${segment_id}:${user_id}`, compacted, so the latest message per key is the current state).
+
+export const membershipMessageSchema = z
+  .object({
+    type: z.enum(['segment.entered', 'segment.exited']),
+    segment_id: z.string(),
+    user_id: z.string(),
+    /** The segment's business; null for a segment over every business. */
+    business_id: z.string().nullable(),
+    at: z.iso.datetime(),
+    /** Increases with every change of this (segment, user); a consumer keeps the highest. */
+    version: z.number().int().nonnegative(),
+  })
+  .meta({ id: 'MembershipChange' });
+export type MembershipMessage = z.infer<typeof membershipMessageSchema>;
+
+export const membershipKey = (segmentId: string, userId: string) => `${segmentId}:${userId}`;
+
+/** Versions from the wall clock in microseconds, strictly increasing within a process. */
+export function createVersionClock(now: () => number = Date.now) {
+  let last = 0;
+  return () => {
+    last = Math.max(now() * 1000, last + 1);
+    return last;
+  };
+}
+
+export type MembershipWriter = { write(changes: Change[]): Promise<void> };
+
+/** Stores changes in segment_membership, then publishes them; both are idempotent per version. */
+export function createMembershipWriter(deps: {
+  store: Store;
+  bus: Bus;
+  topic: string;
+  nextVersion?: () => number;
+}): MembershipWriter {
+  const nextVersion = deps.nextVersion ?? createVersionClock();
+  const table = `${deps.store.database}.segment_membership`;
+  return {
+    async write(changes) {
+      for (let i = 0; i < changes.length; i += 10_000) {
+        const chunk = changes.slice(i, i + 10_000).map((c) => ({ c, version: nextVersion() }));
+        await deps.store.client.insert({
+          table,
+          values: chunk.map(({ c, version }) => ({
+            segment_id: c.segmentId,
+            user_id: c.userId,
+            business_id: c.businessId ?? '',
+            member: c.member ? 1 : 0,
+            changed_at: new Date(c.atMs).toISOString(),
+            version,
+          })),
+          format: 'JSONEachRow',
+        });
+        await deps.bus.publish(
+          deps.topic,
+          chunk.map(({ c, version }) => {
+            const msg: MembershipMessage = {
+              type: c.member ? 'segment.entered' : 'segment.exited',
+              segment_id: c.segmentId,
+              user_id: c.userId,
+              business_id: c.businessId ?? null,
+              at: new Date(c.atMs).toISOString(),
+              version,
+            };
+            return { key: membershipKey(c.segmentId, c.userId), value: JSON.stringify(msg) };
+          }),
+        );
+      }
+    },
+  };
+}
+
+/** Current members of a segment as stored (latest row per user is a member). */
+export async function storedMembers(store: Store, segmentId: string): Promise<Set<string>> {
+  const rs = await store.client.query({
+    query: `SELECT user_id FROM ${store.database}.segment_membership FINAL WHERE segment_id = {segment_id:String} AND member = 1`,
+    query_params: { segment_id: segmentId },
+    format: 'JSONCompactEachRow',
+  });
+  const out = new Set<string>();
+  for await (const rows of rs.stream()) for (const r of rows) out.add((r.json() as [string])[0]);
+  return out;
+}
+
+/** Stored members in user_id order after a cursor (the members endpoint). */
+export function buildStoredMembersQuery(
+  db: string,
+  opts: { segmentId: string; limit: number; after?: string },
+) {
+  const params: Record<string, unknown> = { segment_id: opts.segmentId, limit: opts.limit };
+  let after = '';
+  if (opts.after !== undefined) {
+    after = 'AND user_id > {after:String}';
+    params.after = opts.after;
+  }
+  return {
+    query: `SELECT user_id, toUnixTimestamp64Milli(changed_at) AS since_ms FROM ${db}.segment_membership FINAL
+WHERE segment_id = {segment_id:String} AND member = 1 ${after}
+ORDER BY user_id
+LIMIT {limit:UInt32}`,
+    query_params: params,
+  };
+}
+
+/**
+ * Brings the stored and published membership of a segment to its batch evaluation at asOf:
+ * users who should be in and are not enter, the others exit. A deleted segment empties.
+ */
+export async function reconcileMembership(
+  store: Store,
+  writer: MembershipWriter,
+  seg: SegmentRecord,
+  asOfMs: number,
+) {
+  const want = new Set<string>();
+  if (!seg.deleted) {
+    const q = buildSegmentMembersQuery(store.database, compileRule(seg.rule), {
+      asOfMs,
+      businessId: seg.business_id ?? undefined,
+    });
+    const rs = await store.client.query({ ...q, format: 'JSONCompactEachRow' });
+    for await (const rows of rs.stream()) for (const r of rows) want.add((r.json() as [string])[0]);
+  }
+  const have = await storedMembers(store, seg.id);
+  const businessId = seg.business_id ?? undefined;
+  const changes: Change[] = [];
+  for (const u of want)
+    if (!have.has(u)) changes.push({ segmentId: seg.id, userId: u, businessId, member: true, atMs: asOfMs });
+  for (const u of have)
+    if (!want.has(u)) changes.push({ segmentId: seg.id, userId: u, businessId, member: false, atMs: asOfMs });
+  await writer.write(changes);
+  return {
+    entered: changes.filter((c) => c.member).length,
+    exited: changes.filter((c) => !c.member).length,
+    size: want.size,
+  };
+}
