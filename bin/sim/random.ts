@@ -60,11 +60,11 @@ export function createRng(label: string): Rng {
   return rng;
 }
 
-/** A deterministic, practically unique UUID-shaped id (version 8, "custom") for a label. */
-export function stableUuid(label: string): string {
-  const h = createHash('sha256').update(label).digest('hex');
-  const variant = ((Number.parseInt(h[16], 16) & 0x3) | 0x8).toString(16);
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+/** A UUID-shaped id from 20 hex digits of a hash and a counter: one hash per stream, not per id. */
+export function counterUuid(hex20: string, counter: number): string {
+  const variant = ((Number.parseInt(hex20[16], 16) & 0x3) | 0x8).toString(16);
+  const tail = counter.toString(16).padStart(12, '0');
+  return `${hex20.slice(0, 8)}-${hex20.slice(8, 12)}-8${hex20.slice(13, 16)}-${variant}${hex20.slice(17, 20)}-${tail}`;
 }
 
 /** A short deterministic hex id for a label. */

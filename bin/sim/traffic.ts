@@ -1,7 +1,7 @@
 import { CONVERSION_TYPES, type Channel, type EventType } from '../../core/events/schema.ts';
 import { CURRENCIES, KINDS } from './catalog.ts';
 import { type SimBusiness, type SimEvent, threadEvents } from './journey.ts';
-import { createRng, stableHex, stableUuid } from './random.ts';
+import { counterUuid, createRng, stableHex } from './random.ts';
 
 export type { SimBusiness, SimEvent } from './journey.ts';
 
@@ -61,7 +61,8 @@ export function userEvents(
     talksTo.push(other);
   }
   const from = opts.now - opts.days * DAY;
-  const events: (SimEvent & { at: number; n: number })[] = [];
+  const ids = stableHex(`${opts.seed}:events:${index}`, 20);
+  const rows: { at: number; n: number; event: SimEvent }[] = [];
   let n = 0;
   for (const business of talksTo) {
     const channel = rng.weighted(business.kind.channels) as Channel;
@@ -70,21 +71,20 @@ export function userEvents(
     for (const e of threadEvents({ rng, business, channel, start, label })) {
       const k = n++; // counted before the cut, so ids do not depend on `now`
       if (e.at > opts.now) continue;
-      events.push({
-        at: e.at,
-        n: k,
-        event_id: stableUuid(`${opts.seed}:${index}:${k}`),
+      const event: SimEvent = {
+        event_id: counterUuid(ids, k),
         type: e.type,
         occurred_at: new Date(e.at).toISOString(),
         business_id: business.id,
         user_id,
         channel,
         props: e.props,
-      });
+      };
+      rows.push({ at: e.at, n: k, event });
     }
   }
-  events.sort((a, b) => a.at - b.at || a.n - b.n);
-  return events.map(({ at: _at, n: _n, ...e }) => e);
+  rows.sort((a, b) => a.at - b.at || a.n - b.n);
+  return rows.map((r) => r.event);
 }
 
 /** Every user's events, user after user; each user's in time order. */
