@@ -1,7 +1,7 @@
 // WhatsApp Cloud API deliveries (fixtures built from Meta's references, see fixtures/SOURCES.md)
 // and the exact canonical events they become.
 import { describe, expect, it } from 'vitest';
-import { keyedId } from '../../core/events/privacy.ts';
+import { keyedId, sha256Hex } from '../../core/events/privacy.ts';
 import { eventId } from './common.ts';
 import { HASH_SECRET, deliver, fixture } from './test-helpers.ts';
 import { adaptWhatsApp, orderValue } from './whatsapp.ts';
@@ -46,7 +46,7 @@ describe('WhatsApp webhooks', () => {
 
   it('orders become order.placed worth Σ item_price × quantity', () => {
     const r = deliver('whatsapp', fixture('whatsapp-order.json'));
-    expect(r.events).toEqual([ev('order.placed', 1764001201, ['whatsapp', 'wamid.ORDER_0001', 'order.placed'], { order_id: 'wamid.ORDER_0001', value: 73.99, currency: 'USD' })]);
+    expect(r.events).toEqual([ev('order.placed', 1764001201, ['whatsapp', 'wamid.ORDER_0001', 'order.placed'], { order_id: sha256Hex('wamid.ORDER_0001'), value: 73.99, currency: 'USD' })]);
     expect(orderValue({ product_items: [{ item_price: 0.1, quantity: 3, currency: 'EUR' }] })).toEqual({ value: 0.3, currency: 'EUR' });
     expect(orderValue({ product_items: [] })).toBeUndefined();
     expect(orderValue({ product_items: [{ item_price: 'x', quantity: 1 }] })).toBeUndefined();

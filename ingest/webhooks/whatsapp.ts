@@ -4,7 +4,7 @@
 //   .../messages/interactive, button, order, image, video, location, contacts, reaction, status
 // Phone numbers (wa_id, from, recipient_id) and profile names are never kept: the user id is a
 // keyed hash of the number (keyedId with the deployment's hash secret), stable across deliveries.
-import { keyedId, normalizePhone } from '../../core/events/privacy.ts';
+import { keyedId, normalizePhone, sha256Hex } from '../../core/events/privacy.ts';
 import type { InputEvent } from '../../core/events/schema.ts';
 import {
   type AdapterContext,
@@ -116,12 +116,14 @@ function adaptMessage(
     else out.ignored.push({ kind: `interactive:${kind}` });
   } else if (type === 'order') {
     const order = orderValue(body);
+    // The order id is the SHA-256 of the message id: a wamid encodes the sender's number, so it is
+    // not kept as is, and the business (which has the wamid) can compute the same id.
     if (order)
       out.events.push({
         ...base,
         event_id: eventId('whatsapp', id, 'order.placed'),
         type: 'order.placed',
-        props: props({ order_id: clip(id), ...order }),
+        props: props({ order_id: sha256Hex(id), ...order }),
       });
     else out.ignored.push({ kind: 'order_without_items' });
   } else out.ignored.push({ kind: `message:${type}` });
