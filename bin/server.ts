@@ -5,13 +5,13 @@ import type { App } from '../core/http/fastify.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 import { createMetrics } from '../core/metrics.ts';
 import { createBus, lockDataDir, standardTopics } from '../core/runtime.ts';
-import { createStore } from '../core/store/client.ts';
+import { type Store, createStore } from '../core/store/client.ts';
 import { migrate } from '../core/store/migrations.ts';
 import { runProcessors } from '../processors/runner.ts';
 import { createSink } from '../processors/sink.ts';
 import { ALL_ROLES, type Role, buildApp } from './app.ts';
 
-export type Running = { app: App; url: string; stop(): Promise<void>; adminKey?: string };
+export type Running = { app: App; url: string; stop(): Promise<void>; adminKey?: string; store: Store };
 
 /** Starts the given roles in this process, listening on config.host:port. */
 export async function startParley(
@@ -69,6 +69,7 @@ export async function startParley(
   let stopping: Promise<void> | undefined;
   return {
     app,
+    store,
     url: address,
     adminKey,
     stop() {
