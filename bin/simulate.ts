@@ -63,7 +63,6 @@ export async function runSimulation(opts: SimulateOptions): Promise<SimulateResu
     rate: opts.rate,
     onProgress: (p) => progress.update(p),
   });
-  progress.update(sent);
   progress.done();
   return {
     ...plan,
@@ -105,8 +104,13 @@ export function formatSummary(r: SimulateResult): string {
     ['elapsed', `${seconds.toFixed(1)} s`],
     ['events/s', fmt(Math.round(seconds > 0 ? r.accepted / seconds : 0))],
   );
+  // Plain figures line up on the right; descriptive values start where the figures do.
+  const figure = /^[\d,.]+$/;
   const width = Math.max(...rows.map(([k]) => k.length));
-  const lines = rows.map(([k, v]) => (k ? `  ${k.padEnd(width)}  ${v}` : ''));
+  const figures = Math.max(...rows.map(([, v]) => (figure.test(v) ? v.length : 0)));
+  const lines = rows.map(([k, v]) =>
+    k ? `  ${k.padEnd(width)}  ${figure.test(v) ? v.padStart(figures) : v}` : '',
+  );
   const head = `Simulated ${r.days} day${r.days === 1 ? '' : 's'} of traffic (seed ${r.seed})`;
   const samples = r.samples.map((s) => `  rejected ${s.event_id}: ${s.error}`);
   return [head, '', ...lines, ...(samples.length ? ['', ...samples] : [])].join('\n');
