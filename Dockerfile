@@ -1,0 +1,24 @@
+# The Parley image: one image for every role; the role is chosen by the command
+# (`start --role ingest|processors|api`). TypeScript runs through tsx, a runtime dependency:
+# there is no build step.
+FROM node:20.20.2-bookworm-slim
+
+ENV NODE_ENV=production \
+    PARLEY_HOST=0.0.0.0 \
+    PARLEY_PORT=8080 \
+    PARLEY_DATA_DIR=/var/lib/parley
+WORKDIR /app
+
+# Dependencies first, so that a code change does not reinstall them.
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+
+COPY --chown=node:node . .
+RUN mkdir -p /var/lib/parley && chown node:node /var/lib/parley
+USER node
+
+EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=5 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:8080/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+ENTRYPOINT ["node", "bin/parley.js"]
+CMD ["start"]
