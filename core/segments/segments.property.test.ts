@@ -146,7 +146,7 @@ describe('segments: reference, batch SQL and streaming agree', () => {
         }));
         const withDupes = [
           ...history,
-          ...c.dupes.filter((d) => history.length > 0).map((d) => ({ ...history[d % history.length] })),
+          ...(history.length > 0 ? c.dupes : []).map((d) => ({ ...history[d % history.length] })),
         ];
         const arrival = shuffle(withDupes, c.order);
         const rule = compileRule(c.rule);
