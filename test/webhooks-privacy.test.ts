@@ -18,8 +18,22 @@ const INGEST_KEY = 'pk_privacy_ingest_0123456789';
 
 // Values that must never be stored, wherever they sit in a delivery.
 const PRIVATE_KEYS = new Set([
-  'text', 'body', 'caption', 'name', 'formatted_name', 'first_name', 'last_name', 'wa_id', 'from',
-  'recipient_id', 'phone', 'display_phone_number', 'address', 'email', 'filename', 'metadata',
+  'text',
+  'body',
+  'caption',
+  'name',
+  'formatted_name',
+  'first_name',
+  'last_name',
+  'wa_id',
+  'from',
+  'recipient_id',
+  'phone',
+  'display_phone_number',
+  'address',
+  'email',
+  'filename',
+  'metadata',
 ]);
 
 function collectNeedles(node: unknown, parent = '', out = new Set<string>()): Set<string> {
@@ -75,7 +89,10 @@ beforeAll(async () => {
   });
   // The process log goes to a file in the data directory too, at debug level, so it is scanned.
   logFile = createWriteStream(join(dir, 'parley.log'));
-  running = await startParley(config, { logger: createLogger({ level: 'debug', destination: logFile }), out: () => {} });
+  running = await startParley(config, {
+    logger: createLogger({ level: 'debug', destination: logFile }),
+    out: () => {},
+  });
   const ids = new Set<string>();
   for (const name of fixtureNames()) {
     collectNeedles(fixture(name), '', needles);
@@ -92,7 +109,14 @@ afterAll(async () => {
 describe('webhook privacy', () => {
   it('stores every fixture once, and no raw text, number, message id or name anywhere', async () => {
     expect(needles.size).toBeGreaterThan(30);
-    expect([...needles]).toEqual(expect.arrayContaining(['16505551234', 'Sheena Nelson', 'Barbara J. Johnson', 'Can I book a haircut for Friday morning?']));
+    expect([...needles]).toEqual(
+      expect.arrayContaining([
+        '16505551234',
+        'Sheena Nelson',
+        'Barbara J. Johnson',
+        'Can I book a haircut for Friday morning?',
+      ]),
+    );
 
     // Every fixture twice: platform retries collapse to one stored event each.
     for (const round of [1, 2]) {
@@ -109,18 +133,29 @@ describe('webhook privacy', () => {
     const db = running.store.database;
     const client = running.store.client;
     const count = async () => {
-      const rs = await client.query({ query: `SELECT count() AS n FROM ${db}.events FINAL`, format: 'JSONEachRow' });
+      const rs = await client.query({
+        query: `SELECT count() AS n FROM ${db}.events FINAL`,
+        format: 'JSONEachRow',
+      });
       return Number((await rs.json<{ n: string }>())[0].n);
     };
     const deadline = Date.now() + 20_000;
     while ((await count()) < distinct && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     expect(await count()).toBe(distinct);
 
-    const tables = await (await client.query({ query: 'SELECT name FROM system.tables WHERE database = {db:String}', query_params: { db }, format: 'JSONEachRow' })).json<{ name: string }>();
+    const tables = await (
+      await client.query({
+        query: 'SELECT name FROM system.tables WHERE database = {db:String}',
+        query_params: { db },
+        format: 'JSONEachRow',
+      })
+    ).json<{ name: string }>();
     expect(tables.map((t) => t.name)).toContain('events');
     let rows = 0;
     for (const { name } of tables) {
-      const text = await (await client.query({ query: `SELECT * FROM ${db}.\`${name}\``, format: 'JSONEachRow' })).text();
+      const text = await (
+        await client.query({ query: `SELECT * FROM ${db}.\`${name}\``, format: 'JSONEachRow' })
+      ).text();
       rows += text.split('\n').filter(Boolean).length;
       for (const n of needles) expect(text.includes(n), `${n} in table ${name}`).toBe(false);
     }

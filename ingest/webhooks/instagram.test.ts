@@ -22,11 +22,34 @@ describe('Instagram webhooks', () => {
     const r = deliver('instagram', fixture('instagram-messaging.json'));
     expect(r.rejected).toEqual([]);
     expect(r.events).toEqual([
-      ev('message.received', 1764001601000, ['instagram', 'aWdfZAG1faXRlbToxOklHTWVzc2FnZAUlEOjE3ODQxNDA1ODIyMzA0OTE0', 'message.received'], { text_length: 44 }),
-      ev('message.sent', 1764001602000, ['instagram', 'aWdfZAG1faXRlbToxOklHTWVzc2FnZAUlEOjE3ODQxNDA1ODIyMzA0OTE1', 'message.sent'], { sender: 'business', text_length: 26 }),
-      ev('message.read', 1764001603000, ['instagram', 'aWdfZAG1faXRlbToxOklHTWVzc2FnZAUlEOjE3ODQxNDA1ODIyMzA0OTE1', 'read'], {}),
-      ev('postback', 1764001604000, ['instagram', 'aWdfZAG1faXRlbToxOklHTWVzc2FnZAUlEOjE3ODQxNDA1ODIyMzA0OTE2', 'postback'], { payload: 'ICEBREAKER_SHIPPING', title: 'Shipping rates' }),
-      ev('referral', 1764001605000, ['instagram', IGID, IGSID, '1764001605000', 'referral'], { source: 'shortlink', ref: 'bio_link' }),
+      ev(
+        'message.received',
+        1764001601000,
+        ['instagram', 'aWdfZAG1faXRlbToxOklHTWVzc2FnZAUlEOjE3ODQxNDA1ODIyMzA0OTE0', 'message.received'],
+        { text_length: 44 },
+      ),
+      ev(
+        'message.sent',
+        1764001602000,
+        ['instagram', 'aWdfZAG1faXRlbToxOklHTWVzc2FnZAUlEOjE3ODQxNDA1ODIyMzA0OTE1', 'message.sent'],
+        { sender: 'business', text_length: 26 },
+      ),
+      ev(
+        'message.read',
+        1764001603000,
+        ['instagram', 'aWdfZAG1faXRlbToxOklHTWVzc2FnZAUlEOjE3ODQxNDA1ODIyMzA0OTE1', 'read'],
+        {},
+      ),
+      ev(
+        'postback',
+        1764001604000,
+        ['instagram', 'aWdfZAG1faXRlbToxOklHTWVzc2FnZAUlEOjE3ODQxNDA1ODIyMzA0OTE2', 'postback'],
+        { payload: 'ICEBREAKER_SHIPPING', title: 'Shipping rates' },
+      ),
+      ev('referral', 1764001605000, ['instagram', IGID, IGSID, '1764001605000', 'referral'], {
+        source: 'shortlink',
+        ref: 'bio_link',
+      }),
     ]);
     expect(r.ignored).toEqual([{ kind: 'reaction' }, { kind: 'message_deleted' }]);
   });
@@ -35,7 +58,9 @@ describe('Instagram webhooks', () => {
     const a = deliver('instagram', fixture('instagram-messaging.json'));
     const b = deliver('instagram', fixture('instagram-messaging.json'));
     expect(b.events).toEqual(a.events);
-    expect(eventId('instagram', 'm', 'message.received')).not.toBe(eventId('messenger', 'm', 'message.received'));
+    expect(eventId('instagram', 'm', 'message.received')).not.toBe(
+      eventId('messenger', 'm', 'message.received'),
+    );
   });
 
   it('takes only object "instagram"', () => {

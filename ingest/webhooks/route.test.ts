@@ -34,7 +34,16 @@ async function build(over: Partial<WebhookDeps> = {}): Promise<{ app: App; metri
       published.push({ topic, messages });
     },
   };
-  await webhooksRoute(app, { bus: recording, metrics, logger, topics, normalize, meta: { appSecret: APP_SECRET, verifyToken: VERIFY, businessMap: {} }, hashSecret: HASH_SECRET, ...over });
+  await webhooksRoute(app, {
+    bus: recording,
+    metrics,
+    logger,
+    topics,
+    normalize,
+    meta: { appSecret: APP_SECRET, verifyToken: VERIFY, businessMap: {} },
+    hashSecret: HASH_SECRET,
+    ...over,
+  });
   await app.ready();
   return { app, metrics };
 }
@@ -50,27 +59,44 @@ afterAll(async () => {
   await bus.close();
 });
 
-const post = (app: App, platform: string, body: string | Buffer, signature: string | null = signBody(APP_SECRET, body)) =>
+const post = (
+  app: App,
+  platform: string,
+  body: string | Buffer,
+  signature: string | null = signBody(APP_SECRET, body),
+) =>
   app.inject({
     method: 'POST',
     url: `/v1/webhooks/${platform}`,
-    headers: { 'content-type': 'application/json', ...(signature === null ? {} : { 'x-hub-signature-256': signature }) },
+    headers: {
+      'content-type': 'application/json',
+      ...(signature === null ? {} : { 'x-hub-signature-256': signature }),
+    },
     payload: body,
   });
-const events = () => published.filter((p) => p.topic === topics.events).flatMap((p) => p.messages.map((m) => JSON.parse(String(m.value))));
+const events = () =>
+  published
+    .filter((p) => p.topic === topics.events)
+    .flatMap((p) => p.messages.map((m) => JSON.parse(String(m.value))));
 
 describe('webhook handshake', () => {
   it('answers hub.challenge as text for the right token, 403 otherwise', async () => {
     for (const platform of ['messenger', 'whatsapp', 'instagram']) {
-      const ok = await t.app.inject({ url: `/v1/webhooks/${platform}?hub.mode=subscribe&hub.verify_token=${VERIFY}&hub.challenge=1158201444` });
+      const ok = await t.app.inject({
+        url: `/v1/webhooks/${platform}?hub.mode=subscribe&hub.verify_token=${VERIFY}&hub.challenge=1158201444`,
+      });
       expect(ok.statusCode).toBe(200);
       expect(ok.body).toBe('1158201444');
       expect(ok.headers['content-type']).toMatch(/^text\/plain/);
     }
-    const wrong = await t.app.inject({ url: '/v1/webhooks/messenger?hub.mode=subscribe&hub.verify_token=nope&hub.challenge=1' });
+    const wrong = await t.app.inject({
+      url: '/v1/webhooks/messenger?hub.mode=subscribe&hub.verify_token=nope&hub.challenge=1',
+    });
     expect(wrong.statusCode).toBe(403);
     expect(wrong.json().error).toBe('PARLEY_ERR_FORBIDDEN');
-    const mode = await t.app.inject({ url: `/v1/webhooks/messenger?hub.mode=unsubscribe&hub.verify_token=${VERIFY}&hub.challenge=1` });
+    const mode = await t.app.inject({
+      url: `/v1/webhooks/messenger?hub.mode=unsubscribe&hub.verify_token=${VERIFY}&hub.challenge=1`,
+    });
     expect(mode.statusCode).toBe(403);
     expect((await t.app.inject({ url: '/v1/webhooks/messenger' })).statusCode).toBe(403);
   });
@@ -98,7 +124,9 @@ describe('webhook deliveries', () => {
     const metrics = await t.metrics.registry.getSingleMetricAsString('parley_webhook_items_ignored_total');
     expect(metrics).toContain('platform="whatsapp",kind="status:failed"} 1');
     expect(metrics).toContain('platform="messenger",kind="reaction"} 1');
-    expect(await t.metrics.registry.getSingleMetricAsString('parley_ingest_events_accepted_total')).toContain('source="webhook_whatsapp"');
+    expect(await t.metrics.registry.getSingleMetricAsString('parley_ingest_events_accepted_total')).toContain(
+      'source="webhook_whatsapp"',
+    );
   });
 
   it('refuses unsigned (401) and forged or altered (403) deliveries and publishes nothing', async () => {
@@ -110,7 +138,12 @@ describe('webhook deliveries', () => {
     const forged = await post(t.app, 'messenger', body, signBody('not-the-app-secret', body));
     expect(forged.statusCode).toBe(403);
     expect(forged.json().error).toBe('PARLEY_ERR_FORBIDDEN');
-    const altered = await post(t.app, 'messenger', body.replace('Friday', 'Monday'), signBody(APP_SECRET, body));
+    const altered = await post(
+      t.app,
+      'messenger',
+      body.replace('Friday', 'Monday'),
+      signBody(APP_SECRET, body),
+    );
     expect(altered.statusCode).toBe(403);
     expect(published).toEqual([]);
   });
@@ -138,9 +171,11 @@ describe('webhook deliveries', () => {
     expect(events().map((e) => e.event_id)).toEqual(first);
   });
 
-  it('signed but malformed bodies are 400s; the wrong platform\'s body is refused', async () => {
+  it("signed but malformed bodies are 400s; the wrong platform's body is refused", async () => {
     expect((await post(t.app, 'messenger', '{"object":')).json().error).toBe('PARLEY_ERR_INVALID_JSON');
-    expect((await post(t.app, 'messenger', Buffer.from([0x7b, 0xff, 0x7d]))).json().error).toBe('PARLEY_ERR_INVALID_UTF8');
+    expect((await post(t.app, 'messenger', Buffer.from([0x7b, 0xff, 0x7d]))).json().error).toBe(
+      'PARLEY_ERR_INVALID_UTF8',
+    );
     const wrong = await post(t.app, 'messenger', fixtureText('instagram-messaging.json'));
     expect(wrong.statusCode).toBe(400);
     expect(wrong.json().message).toMatch(/object "page"/);
@@ -161,15 +196,26 @@ describe('webhook deliveries', () => {
     const noSecret = await build({ meta: { verifyToken: VERIFY, businessMap: {} } });
     const res = await post(noSecret.app, 'messenger', fixtureText('messenger-receipts.json'));
     expect(res.statusCode).toBe(503);
-    expect(res.json()).toMatchObject({ error: 'PARLEY_ERR_WEBHOOK_NOT_CONFIGURED', message: expect.stringMatching(/PARLEY_META_APP_SECRET/) });
-    expect((await noSecret.app.inject({ url: `/v1/webhooks/messenger?hub.mode=subscribe&hub.verify_token=${VERIFY}&hub.challenge=7` })).statusCode).toBe(200);
+    expect(res.json()).toMatchObject({
+      error: 'PARLEY_ERR_WEBHOOK_NOT_CONFIGURED',
+      message: expect.stringMatching(/PARLEY_META_APP_SECRET/),
+    });
+    expect(
+      (
+        await noSecret.app.inject({
+          url: `/v1/webhooks/messenger?hub.mode=subscribe&hub.verify_token=${VERIFY}&hub.challenge=7`,
+        })
+      ).statusCode,
+    ).toBe(200);
     await noSecret.app.close();
 
     const noHash = await build({ hashSecret: undefined });
     const wa = await post(noHash.app, 'whatsapp', fixtureText('whatsapp-order.json'));
     expect(wa.statusCode).toBe(503);
     expect(wa.json().message).toMatch(/PARLEY_HASH_SECRET/);
-    expect((await post(noHash.app, 'messenger', fixtureText('messenger-receipts.json'))).statusCode).toBe(200);
+    expect((await post(noHash.app, 'messenger', fixtureText('messenger-receipts.json'))).statusCode).toBe(
+      200,
+    );
     await noHash.app.close();
   });
 });

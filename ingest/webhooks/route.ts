@@ -193,13 +193,11 @@ export async function webhooksRoute(app: App, deps: WebhookDeps) {
             deps.metrics.webhookItemsIgnored.labels(platform, i.kind.slice(0, 64)).inc();
           if (dead.length)
             req.log.warn({ platform, rejected: dead.map((d) => d.error) }, 'webhook events rejected');
-          return reply
-            .code(200)
-            .send({
-              accepted: outcome.events.length,
-              rejected: dead.length,
-              ignored: outcome.ignored.length,
-            });
+          return reply.code(200).send({
+            accepted: outcome.events.length,
+            rejected: dead.length,
+            ignored: outcome.ignored.length,
+          });
         },
       );
     }

@@ -22,6 +22,8 @@ describe('hash secret', () => {
 
   it('with Kafka (several ingest processes) there is none unless configured', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'parley-secret-'));
-    expect(await resolveHashSecret({ dataDir, kafka: { brokers: ['k:9092'], clientId: 'p' } })).toBeUndefined();
+    expect(
+      await resolveHashSecret({ dataDir, kafka: { brokers: ['k:9092'], clientId: 'p' } }),
+    ).toBeUndefined();
   });
 });
