@@ -53,6 +53,8 @@ export async function startParley(
             logger,
             metrics,
             topic: topicNames(config).events,
+            // Deployments that share a Kafka cluster (by topic prefix) must not share groups.
+            groupId: `${config.topics.prefix}parley-sink`,
             batchSize: config.sink.batchSize,
             batchWaitMs: config.sink.batchWaitMs,
           }),
