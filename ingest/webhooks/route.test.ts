@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLocalBus } from '../../core/bus/local.ts';
 import type { Bus, OutMessage } from '../../core/bus/types.ts';
+import { ConfigError, parseConfig } from '../../core/config.ts';
 import { ParleyError } from '../../core/errors.ts';
 import { type App, createHttp } from '../../core/http/fastify.ts';
 import { createLogger } from '../../core/log.ts';
@@ -78,6 +79,24 @@ const events = () =>
   published
     .filter((p) => p.topic === topics.events)
     .flatMap((p) => p.messages.map((m) => JSON.parse(String(m.value))));
+
+describe('webhook settings', () => {
+  it('reads the business map from PARLEY_META_BUSINESS_MAP and refuses a malformed one', () => {
+    expect(
+      parseConfig({ PARLEY_META_BUSINESS_MAP: '{"104512345678901":"biz_barber_42"}' }).meta.businessMap,
+    ).toEqual({ '104512345678901': 'biz_barber_42' });
+    expect(parseConfig({}).meta.businessMap).toEqual({});
+    expect(() => parseConfig({ PARLEY_META_BUSINESS_MAP: '["a"]' })).toThrow(ConfigError);
+    expect(() => parseConfig({ PARLEY_META_BUSINESS_MAP: '{"a":' })).toThrow(/PARLEY_META_BUSINESS_MAP/);
+  });
+
+  it('documents the routes in the OpenAPI document', () => {
+    const doc = t.app.swagger() as { paths: Record<string, Record<string, unknown>> };
+    for (const p of ['messenger', 'whatsapp', 'instagram']) {
+      expect(Object.keys(doc.paths[`/v1/webhooks/${p}`]).sort()).toEqual(['get', 'post']);
+    }
+  });
+});
 
 describe('webhook handshake', () => {
   it('answers hub.challenge as text for the right token, 403 otherwise', async () => {
