@@ -26,6 +26,7 @@ export type KafkaBusOptions = {
 // Below the broker's default message.max.bytes (1 MiB per partition batch): a request never
 // carries more than this in total, so no partition's batch can exceed it.
 const MAX_REQUEST_BYTES = 900 * 1024;
+const PRODUCER_RETRY = { initialRetryTime: 100, maxRetryTime: 1000, retries: 3 };
 
 type Entry = {
   topic: string;
@@ -77,15 +78,19 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 export async function createKafkaBus(opts: KafkaBusOptions): Promise<Bus> {
   const log = opts.logger.child({ component: 'bus', kind: 'kafka' });
   const publishTimeoutMs = opts.publishTimeoutMs ?? 5000;
-  const kafka = new Kafka({
+  const client = {
     brokers: opts.brokers,
     clientId: opts.clientId,
     logLevel: kafkaLevel(opts.logger.level),
     logCreator: kafkaLogCreator(opts.logger),
     connectionTimeout: 3000,
     requestTimeout: 10_000,
-    retry: { initialRetryTime: 100, maxRetryTime: 2000, retries: 8 },
-  });
+  };
+  const kafka = new Kafka({ ...client, retry: { initialRetryTime: 100, maxRetryTime: 2000, retries: 8 } });
+  // The producer's client retries briefly (under a second of backoff, connecting included):
+  // enough to ride out a leader move, short enough that a refused connection becomes a 503 at
+  // once instead of at the timeout. The caller retries after a 503.
+  const producerKafka = new Kafka({ ...client, retry: PRODUCER_RETRY });
   const subs = new Set<Subscription>();
   let closed = false;
 
@@ -95,12 +100,12 @@ export async function createKafkaBus(opts: KafkaBusOptions): Promise<Bus> {
   let current: { producer: Producer; connected: Promise<void> } | undefined;
   function producer() {
     if (!current) {
-      const p = kafka.producer({
+      const p = producerKafka.producer({
         idempotent: true,
         maxInFlightRequests: 1,
         allowAutoTopicCreation: false,
         createPartitioner: Partitioners.DefaultPartitioner,
-        retry: { initialRetryTime: 100, maxRetryTime: 1000, retries: 5 },
+        retry: PRODUCER_RETRY,
       });
       const connected = p.connect();
       connected.catch(() => {});

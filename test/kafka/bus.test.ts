@@ -1,3 +1,4 @@
+import { type AddressInfo, type Socket, createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKafkaBus } from '../../core/bus/kafka.ts';
 import type { Batch, Bus, InMessage, Subscription } from '../../core/bus/types.ts';
@@ -294,20 +295,46 @@ describe('Kafka bus', () => {
     expect(after.reduce((s, p) => s + Number(p.end), 0)).toBe(90);
   });
 
-  it('publish fails fast with a retriable bus error when no broker answers', async () => {
+  it('publish fails fast with a retriable bus error when the broker refuses connections', async () => {
     const dead = await createKafkaBus({
       brokers: ['127.0.0.1:1'],
       clientId: 'parley-test',
       logger,
       partitions: 1,
       replication: 1,
-      publishTimeoutMs: 1500,
+      publishTimeoutMs: 5000,
     });
     const t0 = Date.now();
     const err = await dead.publish('nowhere', [{ key: 'k', value: 'v' }]).catch((e) => e);
-    expect(Date.now() - t0).toBeLessThan(3000);
+    expect(Date.now() - t0).toBeLessThan(2500); // well before the timeout
     expect(isParleyError(err) && err.code).toBe('PARLEY_ERR_BUS_UNAVAILABLE');
     expect(err.retriable).toBe(true);
     await dead.close();
+  });
+
+  it('publish gives up at its timeout when the broker never answers', async () => {
+    const sockets = new Set<Socket>();
+    const silent = createServer((s) => void sockets.add(s)); // accepts connections, never replies
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const port = (silent.address() as AddressInfo).port;
+    const hung = await createKafkaBus({
+      brokers: [`127.0.0.1:${port}`],
+      clientId: 'parley-test',
+      logger,
+      partitions: 1,
+      replication: 1,
+      publishTimeoutMs: 1000,
+    });
+    try {
+      const t0 = Date.now();
+      const err = await hung.publish('nowhere', [{ key: 'k', value: 'v' }]).catch((e) => e);
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
+      expect(Date.now() - t0).toBeLessThan(2000);
+      expect(isParleyError(err) && err.code).toBe('PARLEY_ERR_BUS_UNAVAILABLE');
+    } finally {
+      await hung.close();
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => silent.close(r));
+    }
   });
 });
