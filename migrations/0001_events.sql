@@ -11,7 +11,8 @@ CREATE TABLE IF NOT EXISTS ${DB}.events ${ON_CLUSTER} (
   thread_id String,
   channel LowCardinality(String),
   props String CODEC(ZSTD(1)),
-  ingested_at DateTime64(3, 'UTC'),
+  -- When the row reached the store (informational; replays may move it).
+  ingested_at DateTime64(3, 'UTC') DEFAULT now64(3),
   campaign_id String MATERIALIZED JSONExtractString(props, 'campaign_id'),
   decision_id String MATERIALIZED JSONExtractString(props, 'decision_id'),
   value Float64 MATERIALIZED JSONExtractFloat(props, 'value')

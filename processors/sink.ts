@@ -1,12 +1,18 @@
+import { Readable } from 'node:stream';
 import type { InMessage } from '../core/bus/types.ts';
 import type { CanonicalEvent } from '../core/events/schema.ts';
 import type { Logger } from '../core/log.ts';
 import type { Metrics } from '../core/metrics.ts';
-import type { Store } from '../core/store/client.ts';
+import { type Store, isClickHouseError } from '../core/store/client.ts';
 import type { Processor } from './types.ts';
 
 // Writes events to ClickHouse in batches bounded by size and time. The insert is idempotent
 // (events dedupe on event_id), so a replay after a crash re-inserts harmlessly.
+//
+// Bus values are canonical events as JSON, already validated by ingest, so they are handed to
+// ClickHouse as JSONEachRow without being parsed here: `props` (an object) lands in its String
+// column as JSON text. If ClickHouse refuses a batch's data, the batch is split until the bad
+// messages are isolated, and only they are dropped (loudly) instead of blocking the partition.
 
 export type EventRow = {
   event_id: string;
@@ -17,10 +23,9 @@ export type EventRow = {
   thread_id: string;
   channel: string;
   props: string;
-  ingested_at: string;
 };
 
-export function toRow(e: CanonicalEvent, ingestedAt: number): EventRow {
+export function toRow(e: CanonicalEvent): EventRow {
   return {
     event_id: e.event_id,
     type: e.type,
@@ -30,9 +35,15 @@ export function toRow(e: CanonicalEvent, ingestedAt: number): EventRow {
     thread_id: e.thread_id,
     channel: e.channel,
     props: JSON.stringify(e.props),
-    ingested_at: new Date(ingestedAt).toISOString(),
   };
 }
+
+const NL = Buffer.from('\n');
+const RAW_SETTINGS = {
+  input_format_json_read_objects_as_strings: 1,
+  input_format_skip_unknown_fields: 1,
+  date_time_input_format: 'best_effort',
+} as const;
 
 export function createSink(deps: {
   store: Store;
@@ -45,6 +56,38 @@ export function createSink(deps: {
 }): Processor {
   const log = deps.logger.child({ component: 'sink' });
   const table = `${deps.store.database}.events`;
+
+  async function insertRaw(messages: InMessage[]) {
+    const parts: Buffer[] = [];
+    for (const m of messages) parts.push(m.value, NL);
+    const res = await deps.store.client.exec({
+      query: `INSERT INTO ${table} FORMAT JSONEachRow`,
+      values: Readable.from([Buffer.concat(parts)]),
+      clickhouse_settings: RAW_SETTINGS,
+    });
+    res.stream.resume();
+  }
+
+  // Halves the batch until the messages ClickHouse refuses are isolated; returns rows stored.
+  async function insertIsolating(messages: InMessage[]): Promise<number> {
+    try {
+      await insertRaw(messages);
+      return messages.length;
+    } catch (err) {
+      if (!isClickHouseError(err)) throw err;
+      if (messages.length === 1) {
+        const m = messages[0];
+        log.error(
+          { err: err.message, partition: m.partition, offset: m.offset.toString() },
+          'dropping a message ClickHouse cannot read',
+        );
+        return 0;
+      }
+      const mid = messages.length >> 1;
+      return (await insertIsolating(messages.slice(0, mid))) + (await insertIsolating(messages.slice(mid)));
+    }
+  }
+
   return {
     name: 'sink',
     groupId: deps.groupId ?? 'parley-sink',
@@ -52,29 +95,20 @@ export function createSink(deps: {
     maxBatchSize: deps.batchSize,
     maxWaitMs: deps.batchWaitMs,
     async handle(batch) {
-      const rows = new Map<string, EventRow>();
-      for (const m of batch.messages) {
-        const row = decode(m, log);
-        if (row) rows.set(row.event_id, row);
+      let rows = batch.messages.length;
+      try {
+        await insertRaw(batch.messages);
+      } catch (err) {
+        // A data error (not an outage): find and drop the bad messages, keep the rest.
+        if (!isClickHouseError(err)) throw err;
+        log.warn(
+          { err: err.message, code: err.code },
+          'ClickHouse refused a batch; isolating the bad messages',
+        );
+        rows = await insertIsolating(batch.messages);
       }
-      if (rows.size > 0) {
-        await deps.store.client.insert({ table, values: [...rows.values()], format: 'JSONEachRow' });
-      }
-      deps.metrics.sinkRows.inc(rows.size);
+      deps.metrics.sinkRows.inc(rows);
       deps.metrics.processed.labels('sink').inc(batch.messages.length);
     },
   };
-}
-
-function decode(m: InMessage, log: Logger): EventRow | undefined {
-  try {
-    return toRow(JSON.parse(m.value.toString('utf8')) as CanonicalEvent, m.timestamp);
-  } catch (err) {
-    // Ingest only publishes validated events; anything else is dropped, loudly, not retried forever.
-    log.error(
-      { err, partition: m.partition, offset: m.offset.toString() },
-      'dropping an undecodable message',
-    );
-    return undefined;
-  }
 }

@@ -34,15 +34,26 @@ const post = (body: string | Buffer, opts: { key?: string | null; type?: string 
   });
 
 beforeAll(async () => {
-  t = await testApp({ PARLEY_BODY_LIMIT_BYTES: String(256 * 1024) }, {
-    wrapBus: (bus) => ({
-      ...bus,
-      publish: (topic, msgs) => (failing ? Promise.reject(new ParleyError('PARLEY_ERR_BUS_UNAVAILABLE')) : bus.publish(topic, msgs)),
-    }),
-  });
+  t = await testApp(
+    { PARLEY_BODY_LIMIT_BYTES: String(256 * 1024) },
+    {
+      wrapBus: (bus) => ({
+        ...bus,
+        publish: (topic, msgs) =>
+          failing ? Promise.reject(new ParleyError('PARLEY_ERR_BUS_UNAVAILABLE')) : bus.publish(topic, msgs),
+      }),
+    },
+  );
   const logger = createLogger({ level: 'silent' });
   const metrics = createMetrics();
-  const sink = createSink({ store: t.store, logger, metrics, topic: topicNames(t.config).events, batchSize: 1000, batchWaitMs: 20 });
+  const sink = createSink({
+    store: t.store,
+    logger,
+    metrics,
+    topic: topicNames(t.config).events,
+    batchSize: 1000,
+    batchWaitMs: 20,
+  });
   const running = await runProcessors(t.bus, [sink], logger, metrics);
   stopSink = running.stop;
 });
@@ -52,7 +63,10 @@ afterAll(async () => {
 });
 
 async function storedCount(where = '1') {
-  const rs = await t.store.client.query({ query: `SELECT count() c FROM ${t.store.database}.events FINAL WHERE ${where}`, format: 'JSONEachRow' });
+  const rs = await t.store.client.query({
+    query: `SELECT count() c FROM ${t.store.database}.events FINAL WHERE ${where}`,
+    format: 'JSONEachRow',
+  });
   return Number((await rs.json<{ c: string }>())[0].c);
 }
 async function waitStored(n: number, where = '1') {
@@ -69,12 +83,18 @@ describe('POST /v1/events', () => {
     expect(res.statusCode).toBe(202);
     expect(res.json()).toEqual({ accepted: 3, rejected: [] });
     await waitStored(3, "event_id LIKE 'ing-%'");
-    const got = await t.app.inject({ url: '/v1/events?limit=2', headers: { authorization: `Bearer ${t.keys.analyst}` } });
+    const got = await t.app.inject({
+      url: '/v1/events?limit=2',
+      headers: { authorization: `Bearer ${t.keys.analyst}` },
+    });
     expect(got.statusCode).toBe(200);
     const body = got.json();
     expect(body.events.map((e: { event_id: string }) => e.event_id)).toEqual(['ing-3', 'ing-2']);
     expect(body.events[0].props).toEqual({ text_length: 11 });
-    const page2 = await t.app.inject({ url: `/v1/events?limit=2&cursor=${body.next}`, headers: { authorization: `Bearer ${t.keys.analyst}` } });
+    const page2 = await t.app.inject({
+      url: `/v1/events?limit=2&cursor=${body.next}`,
+      headers: { authorization: `Bearer ${t.keys.analyst}` },
+    });
     expect(page2.json().events.map((e: { event_id: string }) => e.event_id)).toEqual(['ing-1']);
   });
 
@@ -83,7 +103,9 @@ describe('POST /v1/events', () => {
     const res = await post(body, { type: 'application/x-ndjson' });
     expect(res.statusCode).toBe(202);
     expect(res.json().accepted).toBe(2);
-    expect(res.json().rejected).toEqual([{ index: 1, error: expect.stringMatching(/^line is not valid JSON/) }]);
+    expect(res.json().rejected).toEqual([
+      { index: 1, error: expect.stringMatching(/^line is not valid JSON/) },
+    ]);
   });
 
   it('counts a duplicate event_id once, within a request and across requests', async () => {
@@ -93,7 +115,10 @@ describe('POST /v1/events', () => {
     await waitStored(1, "event_id = 'dup-1'");
     await new Promise((r) => setTimeout(r, 200));
     expect(await storedCount("event_id = 'dup-1'")).toBe(1);
-    const got = await t.app.inject({ url: '/v1/events?user_id=u0&limit=1000', headers: { authorization: `Bearer ${t.keys.analyst}` } });
+    const got = await t.app.inject({
+      url: '/v1/events?user_id=u0&limit=1000',
+      headers: { authorization: `Bearer ${t.keys.analyst}` },
+    });
     expect(got.json().events.filter((e: { event_id: string }) => e.event_id === 'dup-1')).toHaveLength(1);
   });
 
@@ -127,24 +152,61 @@ describe('POST /v1/events', () => {
 
   it('keeps rejected input on the dead-letter topic without personal data', async () => {
     const dlq: string[] = [];
-    const sub = await t.bus.subscribe({ groupId: 'dlq-reader', topics: [topicNames(t.config).dlq], handler: async (b) => void dlq.push(...b.messages.map((m) => m.value.toString())) });
-    await post(JSON.stringify([ev(40, { type: 'bogus', props: { text: 'my secret words', email: 'jane@example.com' } })]));
+    const sub = await t.bus.subscribe({
+      groupId: 'dlq-reader',
+      topics: [topicNames(t.config).dlq],
+      handler: async (b) => void dlq.push(...b.messages.map((m) => m.value.toString())),
+    });
+    await post(
+      JSON.stringify([
+        ev(40, { type: 'bogus', props: { text: 'my secret words', email: 'jane@example.com' } }),
+      ]),
+    );
     const end = Date.now() + 5000;
-    while (!dlq.some((d) => d.includes('bogus')) && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    while (!dlq.some((d) => d.includes('bogus')) && Date.now() < end)
+      await new Promise((r) => setTimeout(r, 20));
     await sub.stop();
     const entry = dlq.find((d) => d.includes('bogus'))!;
-    expect(JSON.parse(entry)).toMatchObject({ source: 'api', index: 0, error: expect.stringMatching(/unknown event type/) });
+    expect(JSON.parse(entry)).toMatchObject({
+      source: 'api',
+      index: 0,
+      error: expect.stringMatching(/unknown event type/),
+    });
     expect(entry).not.toMatch(/secret words|jane@example/);
   });
 
   it.each([
     ['malformed JSON', '[{"event_id": ', 'application/json', 400, 'PARLEY_ERR_INVALID_JSON'],
-    ['a JSON object instead of an array', JSON.stringify(ev(50)), 'application/json', 400, 'PARLEY_ERR_BAD_REQUEST'],
+    [
+      'a JSON object instead of an array',
+      JSON.stringify(ev(50)),
+      'application/json',
+      400,
+      'PARLEY_ERR_BAD_REQUEST',
+    ],
     ['an empty array', '[]', 'application/json', 400, 'PARLEY_ERR_BAD_REQUEST'],
-    ['a wrong content type', JSON.stringify([ev(51)]), 'text/plain', 415, 'PARLEY_ERR_UNSUPPORTED_MEDIA_TYPE'],
+    [
+      'a wrong content type',
+      JSON.stringify([ev(51)]),
+      'text/plain',
+      415,
+      'PARLEY_ERR_UNSUPPORTED_MEDIA_TYPE',
+    ],
     ['no content type', JSON.stringify([ev(51)]), '', 415, 'PARLEY_ERR_UNSUPPORTED_MEDIA_TYPE'],
-    ['invalid UTF-8', Buffer.concat([Buffer.from('[{"event_id":"'), Buffer.from([0xc3, 0x28]), Buffer.from('"}]')]), 'application/json', 400, 'PARLEY_ERR_INVALID_UTF8'],
-    ['an oversized body', JSON.stringify(Array.from({ length: 2000 }, (_, i) => ev(i))), 'application/json', 413, 'PARLEY_ERR_PAYLOAD_TOO_LARGE'],
+    [
+      'invalid UTF-8',
+      Buffer.concat([Buffer.from('[{"event_id":"'), Buffer.from([0xc3, 0x28]), Buffer.from('"}]')]),
+      'application/json',
+      400,
+      'PARLEY_ERR_INVALID_UTF8',
+    ],
+    [
+      'an oversized body',
+      JSON.stringify(Array.from({ length: 2000 }, (_, i) => ev(i))),
+      'application/json',
+      413,
+      'PARLEY_ERR_PAYLOAD_TOO_LARGE',
+    ],
   ])('answers %s with a clear 4xx', async (_name, body, type, status, code) => {
     const res = await post(body as string, { type: type as string });
     expect(res.statusCode).toBe(status);
@@ -154,7 +216,9 @@ describe('POST /v1/events', () => {
   it('needs an ingest key: 401 without or with an unknown key, 403 with another role', async () => {
     const body = JSON.stringify([ev(60)]);
     expect((await post(body, { key: null })).statusCode).toBe(401);
-    expect((await post(body, { key: 'pk_not_a_key_at_all_1234' })).json()).toMatchObject({ error: 'PARLEY_ERR_UNAUTHORIZED' });
+    expect((await post(body, { key: 'pk_not_a_key_at_all_1234' })).json()).toMatchObject({
+      error: 'PARLEY_ERR_UNAUTHORIZED',
+    });
     const res = await post(body, { key: t.keys.analyst });
     expect(res.statusCode).toBe(403);
     expect(res.json().message).toMatch(/role ingest/);
@@ -173,13 +237,36 @@ describe('POST /v1/events', () => {
   });
 });
 
+describe('sink', () => {
+  it('drops a message ClickHouse cannot read and stores the rest of its batch', async () => {
+    const good = {
+      ...ev(90, { event_id: 'after-poison' }),
+      occurred_at: new Date().toISOString(),
+      thread_id: 't',
+      props: {},
+    };
+    await t.bus.publish(topicNames(t.config).events, [
+      { key: 'u', value: '{"event_id": "poison", "occurred_at": "not a time"' },
+      { key: 'u', value: JSON.stringify(good) },
+    ]);
+    await waitStored(1, "event_id = 'after-poison'");
+    expect(await storedCount("event_id = 'poison'")).toBe(0);
+  });
+});
+
 describe('GET /v1/events', () => {
   it('limits a business-scoped key to its businesses', async () => {
     await post(JSON.stringify([ev(80, { business_id: 'b2', event_id: 'other-biz' })]));
     await waitStored(1, "event_id = 'other-biz'");
-    const scoped = await t.app.inject({ url: '/v1/events?limit=1000', headers: { authorization: `Bearer ${t.keys.analystB1}` } });
+    const scoped = await t.app.inject({
+      url: '/v1/events?limit=1000',
+      headers: { authorization: `Bearer ${t.keys.analystB1}` },
+    });
     expect(scoped.json().events.every((e: { business_id: string }) => e.business_id === 'b1')).toBe(true);
-    const forbidden = await t.app.inject({ url: '/v1/events?business_id=b2', headers: { authorization: `Bearer ${t.keys.analystB1}` } });
+    const forbidden = await t.app.inject({
+      url: '/v1/events?business_id=b2',
+      headers: { authorization: `Bearer ${t.keys.analystB1}` },
+    });
     expect(forbidden.statusCode).toBe(403);
   });
 
@@ -193,7 +280,11 @@ describe('GET /v1/events', () => {
   });
 
   it('serves health, metrics and the OpenAPI document', async () => {
-    expect((await t.app.inject({ url: '/healthz' })).json()).toMatchObject({ status: 'ok', store: 'embedded', bus: 'local' });
+    expect((await t.app.inject({ url: '/healthz' })).json()).toMatchObject({
+      status: 'ok',
+      store: 'embedded',
+      bus: 'local',
+    });
     const metrics = await t.app.inject({ url: '/metrics' });
     expect(metrics.body).toMatch(/parley_ingest_events_accepted_total\{source="api"\} \d+/);
     const doc = (await t.app.inject({ url: '/openapi.json' })).json();

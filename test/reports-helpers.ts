@@ -42,19 +42,16 @@ export function ev(type: string, user: string, t: number, more: Partial<RefEvent
 export async function insertEvents(store: Store, events: RefEvent[]): Promise<void> {
   if (!events.length) return;
   const values = events.map((e) =>
-    toRow(
-      {
-        event_id: e.event_id,
-        type: e.type as 'message.received',
-        occurred_at: new Date(e.t).toISOString(),
-        business_id: e.business_id,
-        user_id: e.user_id,
-        thread_id: `${e.business_id}:${e.user_id}`,
-        channel: e.channel as 'sms',
-        props: e.props,
-      },
-      Date.now(),
-    ),
+    toRow({
+      event_id: e.event_id,
+      type: e.type as 'message.received',
+      occurred_at: new Date(e.t).toISOString(),
+      business_id: e.business_id,
+      user_id: e.user_id,
+      thread_id: `${e.business_id}:${e.user_id}`,
+      channel: e.channel as 'sms',
+      props: e.props,
+    }),
   );
   await store.client.insert({ table: `${store.database}.events`, values, format: 'JSONEachRow' });
 }

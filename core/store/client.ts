@@ -50,3 +50,12 @@ export async function createStore(config: Pick<Config, 'clickhouse' | 'dataDir'>
   });
   return { client, database, cluster, kind: 'embedded', close: () => client.close() };
 }
+
+/**
+ * True for an error ClickHouse itself raised (bad SQL or data), false for an outage. Checked by
+ * shape: the embedded connection's errors are not instances of the client's exported class.
+ */
+export function isClickHouseError(err: unknown): err is Error & { code: string; type?: string } {
+  const code = (err as { code?: unknown } | null)?.code;
+  return err instanceof Error && typeof code === 'string' && /^\d+$/.test(code);
+}

@@ -1,0 +1,165 @@
+// Ingest throughput on the embedded defaults: events/s from HTTP (batches of 1,000) until they are
+// queryable in ClickHouse, against a baseline measured in the same run: the same rows inserted
+// straight into the embedded engine with @clickhouse/client.
+//
+//   node bench/run.js ingest [--events 300000] [--concurrency 4] [--batch 1000]
+//
+// Parley runs as its own process (`parley start`, as a user runs it); the baseline runs in this
+// process on another data directory, before Parley starts, so the two never share the CPU.
+
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { parseConfig } from '../core/config.ts';
+import { normalizeEvent } from '../core/events/normalize.ts';
+import { createLogger } from '../core/log.ts';
+import { createStore } from '../core/store/client.ts';
+import { migrate } from '../core/store/migrations.ts';
+import { toRow } from '../processors/sink.ts';
+import { generateTraffic } from '../bin/sim/traffic.ts';
+import { freePort, metric, spawnIn, waitFor, waitHealthy } from '../test/helpers/process.ts';
+import { newKey } from '../test/helpers/app.ts';
+import { printTable } from './table.ts';
+
+const { values } = parseArgs({
+  options: {
+    events: { type: 'string', default: '300000' },
+    concurrency: { type: 'string', default: '4' },
+    batch: { type: 'string', default: '1000' },
+  },
+});
+const N = Number(values.events);
+const CONCURRENCY = Number(values.concurrency);
+const BATCH = Number(values.batch);
+
+// Realistic events from the simulator, made unique per run so nothing is deduplicated away.
+const now = Date.now();
+const run = `b${now.toString(36)}`;
+const events: (ReturnType<typeof generateTraffic> extends Iterable<infer T> ? T : never)[] = [];
+for (const e of generateTraffic({
+  seed: 'bench-ingest',
+  businesses: 50,
+  users: Math.ceil(N / 4),
+  days: 7,
+  now,
+})) {
+  events.push({ ...e, event_id: `${run}-${events.length}` });
+  if (events.length === N) break;
+}
+const n = events.length;
+const bodies: string[] = [];
+for (let i = 0; i < n; i += BATCH) bodies.push(JSON.stringify(events.slice(i, i + BATCH)));
+
+async function baseline(): Promise<number> {
+  const dir = await mkdtemp(join(tmpdir(), 'parley-bench-base-'));
+  const store = await createStore(parseConfig({ PARLEY_DATA_DIR: dir }));
+  await migrate(store, createLogger({ level: 'silent' }));
+  // The same rows the sink writes: normalised (as ingest does) before the clock starts.
+  const rows = events.map((e) => {
+    const r = normalizeEvent(e, { now: Date.now(), maxFutureMs: 300_000, keywords: [] });
+    if (!r.ok) throw new Error(r.error);
+    return toRow(r.value);
+  });
+  const chunk = 20_000; // the sink's default batch size
+  const t0 = performance.now();
+  for (let i = 0; i < rows.length; i += chunk) {
+    await store.client.insert({
+      table: `${store.database}.events`,
+      values: rows.slice(i, i + chunk),
+      format: 'JSONEachRow',
+    });
+  }
+  const rs = await store.client.query({
+    query: `SELECT count() c FROM ${store.database}.events FINAL`,
+    format: 'JSONEachRow',
+  });
+  const [{ c }] = await rs.json<{ c: string }>();
+  const secs = (performance.now() - t0) / 1000;
+  if (Number(c) !== n) throw new Error(`baseline stored ${c} of ${n}`);
+  await store.close();
+  await rm(dir, { recursive: true, force: true });
+  return secs;
+}
+
+async function parley(): Promise<{ secs: number; ackSecs: number; p50: number; p99: number }> {
+  const dir = await mkdtemp(join(tmpdir(), 'parley-bench-ingest-'));
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const key = newKey('ingest');
+  const proc = spawnIn('node', ['bin/parley.js', 'start'], {
+    PARLEY_DATA_DIR: dir,
+    PARLEY_PORT: String(port),
+    PARLEY_API_KEYS: JSON.stringify([{ key, role: 'admin' }]),
+  });
+  try {
+    await waitHealthy(url, proc);
+    const latencies: number[] = [];
+    let next = 0;
+    const t0 = performance.now();
+    const worker = async () => {
+      while (next < bodies.length) {
+        const body = bodies[next++];
+        const s = performance.now();
+        const res = await fetch(`${url}/v1/events`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+          body,
+        });
+        const out = (await res.json()) as { accepted: number };
+        if (res.status !== 202 || out.accepted !== JSON.parse(body).length)
+          throw new Error(`ingest answered ${res.status}`);
+        latencies.push(performance.now() - s);
+      }
+    };
+    await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+    const ackSecs = (performance.now() - t0) / 1000;
+    await waitFor(
+      'all events queryable',
+      async () => ((await metric(url, 'parley_sink_rows_total')) ?? 0) >= n,
+      300_000,
+      20,
+    );
+    const secs = (performance.now() - t0) / 1000;
+    latencies.sort((a, b) => a - b);
+    return {
+      secs,
+      ackSecs,
+      p50: latencies[Math.floor(latencies.length * 0.5)],
+      p99: latencies[Math.floor(latencies.length * 0.99)],
+    };
+  } finally {
+    proc.kill('SIGTERM');
+    await proc.exited;
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const base = await baseline();
+const e2e = await parley();
+const rate = (s: number) => Math.round(n / s);
+printTable(
+  `ingest: ${n} events, HTTP batches of ${BATCH}, ${CONCURRENCY} concurrent clients, embedded defaults`,
+  [
+    ['run', 'seconds', 'events/s', 'ratio'],
+    ['baseline: direct insert into the engine', base.toFixed(2), rate(base), '1.00'],
+    [
+      'parley: HTTP ingest → log → sink → queryable',
+      e2e.secs.toFixed(2),
+      rate(e2e.secs),
+      (base / e2e.secs).toFixed(2),
+    ],
+    [
+      'parley: HTTP acknowledged (202)',
+      e2e.ackSecs.toFixed(2),
+      rate(e2e.ackSecs),
+      (base / e2e.ackSecs).toFixed(2),
+    ],
+  ],
+);
+console.log(
+  `request latency per batch of ${BATCH}: p50 ${e2e.p50.toFixed(1)} ms, p99 ${e2e.p99.toFixed(1)} ms`,
+);
+console.log(
+  `targets: ≥ 50,000 events/s end to end (${rate(e2e.secs) >= 50_000 ? 'met' : 'NOT met'}), ≥ 0.5 of baseline (${base / e2e.secs >= 0.5 ? 'met' : 'NOT met'})`,
+);
