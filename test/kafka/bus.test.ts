@@ -1,4 +1,5 @@
 import { type AddressInfo, type Socket, createServer } from 'node:net';
+import { ConfigResourceTypes, Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKafkaBus } from '../../core/bus/kafka.ts';
 import type { Batch, Bus, InMessage, Subscription } from '../../core/bus/types.ts';
@@ -58,6 +59,22 @@ describe('Kafka bus', () => {
     await bus.ensureTopics([{ name, partitions: 3 }]);
     expect((await bus.lag('nobody', name)).map((p) => p.partition)).toEqual([0, 1, 2]);
     expect((await bus.lag('nobody', `${name}.compact`)).length).toBe(2);
+    // The broker itself says which topic is compacted.
+    const admin = new Kafka({ brokers, clientId: 'parley-test', logLevel: logLevel.NOTHING }).admin();
+    await admin.connect();
+    try {
+      const policy = async (topic: string) => {
+        const { resources } = await admin.describeConfigs({
+          includeSynonyms: false,
+          resources: [{ type: ConfigResourceTypes.TOPIC, name: topic }],
+        });
+        return resources[0].configEntries.find((e) => e.configName === 'cleanup.policy')?.configValue;
+      };
+      expect(await policy(`${name}.compact`)).toBe('compact');
+      expect(await policy(name)).toBe('delete');
+    } finally {
+      await admin.disconnect();
+    }
   });
 
   it('delivers every message, in order per key, each key on one partition', async () => {
