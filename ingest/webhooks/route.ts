@@ -6,12 +6,11 @@ import { z } from 'zod';
 import type { Bus } from '../../core/bus/types.ts';
 import { ParleyError } from '../../core/errors.ts';
 import { type CanonicalEvent, normalizeEvent } from '../../core/events/index.ts';
+import { safeEqual } from '../../core/http/auth.ts';
 import { type App, decodeBody, errorBody, parseJson } from '../../core/http/fastify.ts';
 import type { Logger } from '../../core/log.ts';
 import type { Metrics } from '../../core/metrics.ts';
-import { safeEqual } from '../../core/http/auth.ts';
-import { scrub } from '../publish.ts';
-import { publishEvents } from '../publish.ts';
+import { publishEvents, scrub } from '../publish.ts';
 import { type AdapterContext, type AdaptResult, DeliveryError, type Platform } from './common.ts';
 import { adaptInstagram } from './instagram.ts';
 import { adaptMessenger } from './messenger.ts';
@@ -87,6 +86,11 @@ const notConfigured = (what: string) =>
 
 export async function webhooksRoute(app: App, deps: WebhookDeps) {
   const ctx: AdapterContext = { businessMap: deps.meta.businessMap, hashSecret: deps.hashSecret };
+  const log = deps.logger?.child({ component: 'webhooks' });
+  if (!deps.meta.appSecret)
+    log?.warn('PARLEY_META_APP_SECRET is not set: platform webhook deliveries will be refused');
+  else if (!deps.hashSecret)
+    log?.warn('PARLEY_HASH_SECRET is not set: WhatsApp webhook deliveries will be refused');
   // Signatures cover the exact bytes received, so these routes keep the body as a Buffer.
   await app.register(async (scope) => {
     scope.removeAllContentTypeParsers();
@@ -192,7 +196,10 @@ export async function webhooksRoute(app: App, deps: WebhookDeps) {
           for (const i of outcome.ignored)
             deps.metrics.webhookItemsIgnored.labels(platform, i.kind.slice(0, 64)).inc();
           if (dead.length)
-            req.log.warn({ platform, rejected: dead.map((d) => d.error) }, 'webhook events rejected');
+            (log ?? req.log).warn(
+              { platform, rejected: dead.map((d) => d.error) },
+              'webhook events rejected',
+            );
           return reply.code(200).send({
             accepted: outcome.events.length,
             rejected: dead.length,
