@@ -88,7 +88,7 @@ export async function webhooksRoute(app: App, deps: WebhookDeps) {
   const ctx: AdapterContext = { businessMap: deps.meta.businessMap, hashSecret: deps.hashSecret };
   const log = deps.logger?.child({ component: 'webhooks' });
   if (!deps.meta.appSecret)
-    log?.warn('PARLEY_META_APP_SECRET is not set: platform webhook deliveries will be refused');
+    log?.info('PARLEY_META_APP_SECRET is not set: platform webhook deliveries will be refused');
   else if (!deps.hashSecret)
     log?.warn('PARLEY_HASH_SECRET is not set: WhatsApp webhook deliveries will be refused');
   // Signatures cover the exact bytes received, so these routes keep the body as a Buffer.
