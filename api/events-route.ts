@@ -4,6 +4,7 @@ import type { Auth } from '../core/http/auth.ts';
 import { type App, errorBody, requireRole } from '../core/http/fastify.ts';
 import type { Store } from '../core/store/client.ts';
 import { buildEventsQuery, encodeCursor } from './queries/events.ts';
+import { exportEventsQuery, pickFormat, streamQuery } from './report-formats.ts';
 
 const time = z.iso.datetime({ offset: true }).transform((s) => Date.parse(s));
 
@@ -39,16 +40,26 @@ export async function eventsReadRoute(app: App, deps: { store: Store; auth: Auth
       preHandler: requireRole(deps.auth, 'analyst'),
       schema: {
         summary: 'Read stored events, newest first',
+        description:
+          'JSON by default; CSV or an Arrow IPC stream (occurred_at as a UTC timestamp, props as JSON text) by the Accept header.',
         tags: ['events'],
         querystring: eventsQuerySchema,
-        response: { 200: eventsPage, 400: errorBody, 401: errorBody, 403: errorBody },
+        response: { 200: eventsPage, 400: errorBody, 401: errorBody, 403: errorBody, 406: errorBody },
       },
     },
-    async (req) => {
+    async (req, reply) => {
+      const format = pickFormat(req.headers.accept);
       const q = req.query;
       const p = req.principal!;
       if (q.business_id) deps.auth.checkBusiness(p, q.business_id);
       const businesses = p.role !== 'admin' && p.businesses ? p.businesses : undefined;
+      if (format !== 'json')
+        return streamQuery(
+          reply,
+          deps.store,
+          format,
+          exportEventsQuery(buildEventsQuery(deps.store.database, { ...q, businesses })),
+        );
       const rs = await deps.store.client.query({
         ...buildEventsQuery(deps.store.database, { ...q, businesses }),
         format: 'JSONEachRow',

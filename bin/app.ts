@@ -6,6 +6,7 @@ import type { Logger } from '../core/log.ts';
 import type { Metrics } from '../core/metrics.ts';
 import type { Store } from '../core/store/client.ts';
 import { eventsReadRoute } from '../api/events-route.ts';
+import { reportsRoute } from '../api/reports-route.ts';
 import { segmentsRoute } from '../api/segments-route.ts';
 import { eventsRoute } from '../ingest/events-route.ts';
 import { webhooksRoute } from '../ingest/webhooks/route.ts';
@@ -66,6 +67,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   }
   if (deps.roles.includes('api')) {
     await eventsReadRoute(app, { store: deps.store, auth: deps.auth });
+    // Attribution at the default windows reads the credits the attribution processor stores.
+    await reportsRoute(app, { store: deps.store, auth: deps.auth, storedCredits: true });
     await segmentsRoute(app, { store: deps.store, bus: deps.bus, auth: deps.auth, membershipTopic: topicNames(config).membership, minAudienceSize: config.segments.minAudienceSize });
   }
   return app;

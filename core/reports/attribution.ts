@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { CONVERSION_TYPES } from '../events/schema.ts';
 import { ParleyError } from '../errors.ts';
 import { isoTime } from './funnel.ts';
-import { MODELS, type Model } from './reference.ts';
+import { MODELS, type Model } from './models.ts';
 
 // POST /v1/reports/attribution as ONE SQL statement (meanings: docs/reports.md). Touchpoints are
 // gathered per (user, business) into one sorted array, joined to each distinct conversion, and

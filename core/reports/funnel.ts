@@ -174,7 +174,11 @@ export type FunnelStep = { type: string; users: number; median_seconds_from_prev
 export type FunnelRow = { value: string; users: (number | string)[]; medians: (number | null)[] };
 
 /** The answer's shape from the statement's rows. */
-export function funnelAnswer(r: FunnelRequest, rows: FunnelRow[]) {
+export type FunnelAnswer =
+  | { steps: FunnelStep[]; groups?: undefined }
+  | { groups: { value: string; steps: FunnelStep[] }[]; steps?: undefined };
+
+export function funnelAnswer(r: FunnelRequest, rows: FunnelRow[]): FunnelAnswer {
   const steps = (row: FunnelRow | undefined): FunnelStep[] =>
     r.steps.map((s, k) => {
       const users = Number(row?.users[k] ?? 0);

@@ -1,6 +1,9 @@
 import { CONVERSION_TYPES } from '../events/schema.ts';
 import type { FunnelRequest, FunnelStep } from './funnel.ts';
+import { type Model, splitConversion, touchpointsFor } from './models.ts';
 import { matchWhere } from './where.ts';
+
+export { MODELS, type Model } from './models.ts';
 
 // The reports' meanings computed the slow, obvious way over events in memory (docs/reports.md).
 // It is the oracle the SQL statements and the attribution processor are tested against.
@@ -122,9 +125,6 @@ function unorderedUser(evs: RefEvent[], r: FunnelRequest): UserFunnel {
   return { level, gaps: reachedAt.map((t, k) => (t === null || k === 0 ? null : t - reachedAt[k - 1]!)) };
 }
 
-export const MODELS = ['last_touch', 'first_touch', 'linear', 'time_decay', 'position_based'] as const;
-export type Model = (typeof MODELS)[number];
-
 export type AttributionParams = {
   model: Model;
   from: number;
@@ -136,70 +136,29 @@ export type AttributionParams = {
   business_id?: string;
 };
 
-/** Shares of one conversion over touchpoints sorted by time (each entry: ms before conversion). */
-export function modelWeights(model: Model, agesMs: number[], halfLifeSeconds: number): number[] {
-  const n = agesMs.length;
-  switch (model) {
-    case 'last_touch':
-      return agesMs.map((_, i) => (i === n - 1 ? 1 : 0));
-    case 'first_touch':
-      return agesMs.map((_, i) => (i === 0 ? 1 : 0));
-    case 'linear':
-      return agesMs.map(() => 1 / n);
-    case 'time_decay': {
-      // Relative to the youngest touch, so the largest weight is 1 and nothing underflows to 0/0.
-      const youngest = Math.min(...agesMs);
-      const raw = agesMs.map((a) => 2 ** (-(a - youngest) / 1000 / halfLifeSeconds));
-      const sum = raw.reduce((s, x) => s + x, 0);
-      return raw.map((x) => x / sum);
-    }
-    case 'position_based':
-      if (n === 1) return [1];
-      if (n === 2) return [0.5, 0.5];
-      return agesMs.map((_, i) => (i === 0 || i === n - 1 ? 0.4 : 0.2 / (n - 2)));
-  }
-}
-
 export type Credit = { conversion_id: string; campaign_id: string; weight: number; value: number };
 
 /** Credits per conversion; a conversion without touchpoints gets one credit with campaign ''. */
 export function referenceCredits(all: RefEvent[], a: AttributionParams, businesses?: string[]): Credit[] {
   const events = distinct(all).filter((e) => !businesses || businesses.includes(e.business_id));
   const types = a.conversion_types ?? CONVERSION_TYPES;
-  const credits: Credit[] = [];
   const touches = events.filter((e) => e.type === 'sponsored.clicked' || e.type === 'sponsored.served');
+  const credits: Credit[] = [];
   for (const c of events) {
     if (!types.includes(c.type) || c.t < a.from || c.t >= a.to) continue;
     if (a.business_id !== undefined && c.business_id !== a.business_id) continue;
     const value = typeof c.props.value === 'number' ? c.props.value : 0;
-    const mine = touches.filter(
-      (e) => e.user_id === c.user_id && e.business_id === c.business_id && e.t < c.t,
-    );
-    const clicks = mine.filter(
-      (e) => e.type === 'sponsored.clicked' && e.t >= c.t - a.click_window_seconds * 1000,
-    );
-    const views = mine.filter(
-      (e) => e.type === 'sponsored.served' && e.t >= c.t - a.view_window_seconds * 1000,
-    );
-    const chosen = (clicks.length ? clicks : views).sort(
-      (x, y) => x.t - y.t || (x.event_id < y.event_id ? -1 : x.event_id > y.event_id ? 1 : 0),
-    );
-    if (!chosen.length) {
-      credits.push({ conversion_id: c.event_id, campaign_id: '', weight: 1, value });
-      continue;
-    }
-    const w = modelWeights(
-      a.model,
-      chosen.map((e) => c.t - e.t),
-      a.half_life_seconds,
-    );
-    for (const [i, e] of chosen.entries()) {
-      credits.push({
-        conversion_id: c.event_id,
+    const mine = touches
+      .filter((e) => e.user_id === c.user_id && e.business_id === c.business_id)
+      .map((e) => ({
+        event_id: e.event_id,
+        t: e.t,
         campaign_id: String(e.props.campaign_id ?? ''),
-        weight: w[i],
-        value: w[i] * value,
-      });
+        click: e.type === 'sponsored.clicked',
+      }));
+    const { chosen } = touchpointsFor(c.t, mine, a);
+    for (const [campaign_id, weight] of splitConversion(a.model, c.t, chosen, a.half_life_seconds)) {
+      credits.push({ conversion_id: c.event_id, campaign_id, weight, value: weight * value });
     }
   }
   return credits;

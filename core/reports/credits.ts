@@ -1,0 +1,35 @@
+import type { AttributionRequest } from './attribution.ts';
+import { CONVERSION_TYPES } from '../events/schema.ts';
+
+// POST /v1/reports/attribution at the default windows, from the credits the attribution
+// processor stored: the same rows as the SQL path (campaign_id '' = unattributed).
+
+export function buildStoredAttributionQuery(db: string, r: AttributionRequest, businesses?: string[]) {
+  const params: Record<string, unknown> = {
+    model: r.model,
+    from: r.from,
+    to: r.to,
+    conv_types: r.conversion_types ?? CONVERSION_TYPES,
+  };
+  const where = [
+    'model = {model:String}',
+    'occurred_at >= fromUnixTimestamp64Milli({from:Int64})',
+    'occurred_at < fromUnixTimestamp64Milli({to:Int64})',
+    'conversion_type IN {conv_types:Array(String)}',
+    'weight > 0',
+  ];
+  if (r.business_id !== undefined) {
+    where.push('business_id = {business_id:String}');
+    params.business_id = r.business_id;
+  }
+  if (businesses) {
+    where.push('business_id IN {businesses:Array(String)}');
+    params.businesses = businesses;
+  }
+  const query = `SELECT campaign_id, sum(weight) AS conversions, sum(value) AS value
+FROM ${db}.attribution_credits FINAL
+WHERE ${where.join(' AND ')}
+GROUP BY campaign_id
+ORDER BY campaign_id`;
+  return { query, query_params: params };
+}
