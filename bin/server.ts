@@ -8,6 +8,7 @@ import { createBus, lockDataDir, standardTopics } from '../core/runtime.ts';
 import { type Store, createStore } from '../core/store/client.ts';
 import { migrate } from '../core/store/migrations.ts';
 import { runProcessors } from '../processors/runner.ts';
+import { createSegmentsProcessor } from '../processors/segments.ts';
 import { createSink } from '../processors/sink.ts';
 import { ALL_ROLES, type Role, buildApp } from './app.ts';
 
@@ -57,6 +58,15 @@ export async function startParley(
             groupId: `${config.topics.prefix}parley-sink`,
             batchSize: config.sink.batchSize,
             batchWaitMs: config.sink.batchWaitMs,
+          }),
+          createSegmentsProcessor({
+            store,
+            bus,
+            logger,
+            metrics,
+            topic: topicNames(config).events,
+            membershipTopic: topicNames(config).membership,
+            groupId: `${config.topics.prefix}parley-segments`,
           }),
         ],
         logger,

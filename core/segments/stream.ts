@@ -88,11 +88,12 @@ export class StreamingEvaluator {
   }
 
   /** Applies one event (any order, any number of times) and returns the membership changes it causes. */
-  ingest(e: StreamEvent, nowMs: number): Change[] {
+  ingest(e: StreamEvent, nowMs: number, onlySegment?: string): Change[] {
     this.tick(nowMs);
     const changes: Change[] = [];
     for (const seg of this.segments.values()) {
       const { def } = seg;
+      if (onlySegment !== undefined && def.id !== onlySegment) continue;
       if (def.businessId !== undefined && e.business_id !== def.businessId) continue;
       let u = seg.users.get(e.user_id);
       if (!u) {

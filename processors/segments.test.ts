@@ -1,0 +1,199 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLocalBus } from '../core/bus/local.ts';
+import type { Bus } from '../core/bus/types.ts';
+import { createLogger } from '../core/log.ts';
+import { createMetrics } from '../core/metrics.ts';
+import {
+  createMembershipWriter,
+  type MembershipMessage,
+  membershipMessageSchema,
+  reconcileMembership,
+  storedMembers,
+} from '../core/segments/membership.ts';
+import type { Rule } from '../core/segments/rule.ts';
+import { createSegmentStore } from '../core/segments/store.ts';
+import { createStore, type Store } from '../core/store/client.ts';
+import { migrate } from '../core/store/migrations.ts';
+import { runProcessors } from './runner.ts';
+import { createSegmentsProcessor, type SegmentsProcessor } from './segments.ts';
+import { createSink } from './sink.ts';
+
+const EVENTS = 't.events';
+const MEMBERSHIP = 't.membership';
+const logger = createLogger({ level: 'silent' });
+const metrics = createMetrics();
+let dir: string;
+let store: Store;
+let bus: Bus;
+const seen: MembershipMessage[] = [];
+let stopWatch: () => Promise<void>;
+let n = 0;
+
+const event = (user: string, type: string, agoMs: number, extra: Record<string, unknown> = {}) => ({
+  event_id: `ev${++n}`,
+  type,
+  occurred_at: new Date(Date.now() - agoMs).toISOString(),
+  business_id: 'b1',
+  user_id: user,
+  thread_id: `t_${user}`,
+  channel: 'sms',
+  props: {},
+  ...extra,
+});
+const publish = (events: ReturnType<typeof event>[]) =>
+  bus.publish(
+    EVENTS,
+    events.map((e) => ({ key: e.user_id, value: JSON.stringify(e) })),
+  );
+
+async function waitFor<T>(what: string, fn: () => T | undefined | false, ms = 8000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+const changesFor = (segmentId: string) =>
+  seen
+    .filter((m) => m.segment_id === segmentId)
+    .map((m) => `${m.type === 'segment.entered' ? '+' : '-'}${m.user_id}`);
+
+function processor(): SegmentsProcessor {
+  return createSegmentsProcessor({
+    store,
+    bus,
+    logger,
+    metrics,
+    topic: EVENTS,
+    membershipTopic: MEMBERSHIP,
+    groupId: 'segments',
+    pollMs: 150,
+    sweepMs: 100,
+  });
+}
+
+async function define(name: string, rule: Rule) {
+  const s = await createSegmentStore(store).create({ name, business_id: 'b1', rule });
+  await reconcileMembership(store, createMembershipWriter({ store, bus, topic: MEMBERSHIP }), s, Date.now());
+  return s;
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'parley-seg-proc-'));
+  store = await createStore({ dataDir: dir, clickhouse: { database: 'parley' } });
+  await migrate(store, logger);
+  bus = await createLocalBus({ dir: join(dir, 'log'), logger });
+  await bus.ensureTopics([
+    { name: EVENTS, partitions: 2 },
+    { name: MEMBERSHIP, partitions: 2, compacted: true },
+  ]);
+  const sub = await bus.subscribe({
+    groupId: 'watch',
+    topics: [MEMBERSHIP],
+    maxWaitMs: 5,
+    handler: async (b) => {
+      for (const m of b.messages) seen.push(membershipMessageSchema.parse(JSON.parse(m.value.toString())));
+    },
+  });
+  stopWatch = () => sub.stop();
+});
+
+afterAll(async () => {
+  await stopWatch?.();
+  await bus?.close();
+  await store?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('segments processor', () => {
+  it('enters on events, exits when a window passes, ignores duplicates, survives a restart and follows edits', async () => {
+    // Stored history before the processor starts: u1 ordered, u2 only messaged.
+    await store.client.insert({
+      table: `${store.database}.events`,
+      values: [
+        event('u1', 'order.placed', 60_000, { props: { value: 5 } }),
+        event('u2', 'message.received', 60_000),
+      ].map((e) => ({ ...e, props: JSON.stringify(e.props), ingested_at: new Date().toISOString() })),
+      format: 'JSONEachRow',
+    });
+    const buyers = await define('buyers', { performed: 'order.placed' });
+    const recent = await define('recent', { performed: 'message.received', within_seconds: 2 });
+    const notBuyers = await define('not buyers', { not: { performed: 'order.placed' } });
+    await waitFor('initial members', () => seen.length >= 2);
+    expect(changesFor(buyers.id)).toEqual(['+u1']);
+    expect(changesFor(notBuyers.id)).toEqual(['+u2']);
+    expect(changesFor(recent.id)).toEqual([]);
+
+    const proc = processor();
+    const sink = createSink({
+      store,
+      logger,
+      metrics,
+      topic: EVENTS,
+      groupId: 'sink',
+      batchSize: 1000,
+      batchWaitMs: 20,
+    });
+    let running = await runProcessors(bus, [sink, proc], logger, metrics);
+    expect(proc.evaluator.members(buyers.id)).toEqual(['u1']);
+    expect(proc.evaluator.members(notBuyers.id)).toEqual(['u2']);
+
+    // u2 messages now: enters "recent" at once and leaves it about 2 s later with no further event.
+    const msg = event('u2', 'message.received', 0);
+    await publish([msg]);
+    await waitFor('u2 enters recent', () => changesFor(recent.id).includes('+u2'));
+    const entered = Date.now();
+    await publish([msg, msg]); // duplicates change nothing
+    await waitFor('u2 exits recent by time alone', () => changesFor(recent.id).includes('-u2'), 6000);
+    expect(Date.now() - entered).toBeLessThan(4000);
+    expect(changesFor(recent.id)).toEqual(['+u2', '-u2']);
+
+    // A late order (an hour old) still makes u2 a buyer, and no longer a not-buyer.
+    await publish([event('u2', 'order.placed', 3_600_000, { props: { value: 1 } })]);
+    await waitFor('u2 enters buyers', () => changesFor(buyers.id).includes('+u2'));
+    await waitFor('u2 exits not buyers', () => changesFor(notBuyers.id).includes('-u2'));
+    // A new user who only messages is in the universe: not a buyer.
+    await publish([event('u3', 'message.received', 0)]);
+    await waitFor('u3 enters not buyers', () => changesFor(notBuyers.id).includes('+u3'));
+    await waitFor('u3 exits recent', () => changesFor(recent.id).includes('-u3'), 6000);
+    expect([...(await storedMembers(store, buyers.id))].sort()).toEqual(['u1', 'u2']);
+    expect([...(await storedMembers(store, recent.id))]).toEqual([]);
+
+    // Restart: state comes back from the store and committed offsets; nothing is announced twice.
+    await running.stop();
+    const before = seen.length;
+    const proc2 = processor();
+    running = await runProcessors(bus, [sink, proc2], logger, metrics);
+    await new Promise((r) => setTimeout(r, 400));
+    expect(seen.length).toBe(before);
+    expect(proc2.evaluator.members(buyers.id)).toEqual(['u1', 'u2']);
+    expect(proc2.evaluator.members(notBuyers.id)).toEqual(['u3']);
+
+    // An edit made elsewhere (no reconcile) is picked up by polling and reconciled.
+    await createSegmentStore(store).update(buyers, {
+      name: 'big buyers',
+      business_id: 'b1',
+      rule: { performed: 'order.placed', where: { 'props.value': { gte: 5 } } },
+    });
+    await waitFor('u2 leaves big buyers', () => changesFor(buyers.id).includes('-u2'));
+    expect(proc2.evaluator.members(buyers.id)).toEqual(['u1']);
+    // A delete made elsewhere: members exit.
+    await createSegmentStore(store).remove({ ...buyers, version: 2 });
+    await waitFor('u1 exits deleted segment', () => changesFor(buyers.id).includes('-u1'));
+    expect(proc2.evaluator.segment(buyers.id)).toBeUndefined();
+    await running.stop();
+
+    // Versions only grow per (segment, user).
+    const last = new Map<string, number>();
+    for (const m of seen) {
+      const k = `${m.segment_id}:${m.user_id}`;
+      expect(m.version).toBeGreaterThan(last.get(k) ?? 0);
+      last.set(k, m.version);
+    }
+  });
+});

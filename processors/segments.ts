@@ -1,0 +1,223 @@
+import type { Bus, InMessage } from '../core/bus/types.ts';
+import { canonicalEventSchema } from '../core/events/schema.ts';
+import type { Logger } from '../core/log.ts';
+import type { Metrics } from '../core/metrics.ts';
+import {
+  createMembershipWriter,
+  type MembershipWriter,
+  reconcileMembership,
+  storedMembers,
+} from '../core/segments/membership.ts';
+import { compileRule } from '../core/segments/rule.ts';
+import { buildSegmentStateQuery } from '../core/segments/sql.ts';
+import { createSegmentStore, type SegmentRecord } from '../core/segments/store.ts';
+import {
+  type Change,
+  type SegmentDef,
+  StreamingEvaluator,
+  type StreamEvent,
+  type UserRow,
+} from '../core/segments/stream.ts';
+import type { Store } from '../core/store/client.ts';
+import type { Processor } from './types.ts';
+
+// Keeps segment membership current as events stream in and as time passes. State per segment is
+// rebuilt from stored events (one query per segment) at start and whenever a segment changes,
+// then kept by the streaming evaluator; a sweep every second applies window exits. Changes are
+// stored in segment_membership and published on the membership topic before offsets commit.
+
+export type SegmentsProcessorOptions = {
+  store: Store;
+  bus: Bus;
+  logger: Logger;
+  metrics: Metrics;
+  topic: string;
+  membershipTopic: string;
+  groupId?: string;
+  /** How often segment definitions are re-read. */
+  pollMs?: number;
+  /** How often time-driven changes (windows closing or opening) are applied. */
+  sweepMs?: number;
+  /** Recently consumed events replayed into a segment loaded from the store, covering the sink's lag. */
+  recentMs?: number;
+  now?: () => number;
+};
+
+export type SegmentsProcessor = Processor & {
+  /** Re-reads segment definitions now and loads, reloads or drops segments that changed. */
+  refresh(): Promise<void>;
+  /** Applies time-driven changes due by now. */
+  sweep(): Promise<void>;
+  readonly evaluator: StreamingEvaluator;
+};
+
+export function createSegmentsProcessor(opts: SegmentsProcessorOptions): SegmentsProcessor {
+  const log = opts.logger.child({ component: 'segments' });
+  const now = opts.now ?? Date.now;
+  const segments = createSegmentStore(opts.store);
+  const writer: MembershipWriter = createMembershipWriter({
+    store: opts.store,
+    bus: opts.bus,
+    topic: opts.membershipTopic,
+  });
+  const evaluator = new StreamingEvaluator();
+  const loaded = new Map<string, number>(); // segment id → version held in memory
+  let recent: { at: number; e: StreamEvent }[] = [];
+  let recentHead = 0;
+  const recentMs = opts.recentMs ?? 60_000;
+  const timers: NodeJS.Timeout[] = [];
+  let chain: Promise<unknown> = Promise.resolve();
+
+  /** One thing at a time touches the evaluator and writes, so changes are written in order. */
+  function exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = chain.then(fn, fn);
+    chain = run.catch(() => {});
+    return run;
+  }
+
+  // Changes the evaluator has made but the store and bus have not taken yet: the evaluator will
+  // not produce them again, so they wait here and go out with the next write.
+  let pending: Change[] = [];
+  async function write(changes: Change[]) {
+    for (const c of changes) pending.push(c);
+    if (pending.length === 0) return;
+    const out = pending;
+    await writer.write(out);
+    pending = [];
+    opts.metrics.processed.labels('segments-changes').inc(out.length);
+  }
+
+  async function load(s: SegmentRecord) {
+    const def: SegmentDef = {
+      id: s.id,
+      businessId: s.business_id ?? undefined,
+      rule: compileRule(s.rule),
+      version: s.version,
+    };
+    const t = now();
+    const rs = await opts.store.client.query({
+      ...buildSegmentStateQuery(opts.store.database, def.rule, { nowMs: t, businessId: def.businessId }),
+      format: 'JSONCompactEachRow',
+    });
+    const rows: UserRow[] = [];
+    for await (const batch of rs.stream()) {
+      for (const r of batch) {
+        const [userId, firstMs, events] = r.json() as [
+          string,
+          number | string,
+          [string, number | string, number | string][],
+        ];
+        rows.push({
+          userId,
+          firstMs: Number(firstMs),
+          events: events.map(([id, ms, mask]) => [id, Number(ms), Number(mask)]),
+        });
+      }
+    }
+    const changes = evaluator.load(def, rows, await storedMembers(opts.store, s.id), t);
+    // Events consumed but perhaps not yet stored by the sink still count.
+    for (let i = recentHead; i < recent.length; i++)
+      changes.push(...evaluator.ingest(recent[i].e, now(), s.id));
+    await write(changes);
+    loaded.set(s.id, s.version);
+    log.info(
+      { segment: s.id, version: s.version, users: rows.length, changes: changes.length },
+      'segment loaded',
+    );
+  }
+
+  async function refresh() {
+    const all = await segments.list({ includeDeleted: true });
+    const live = new Set<string>();
+    for (const s of all) {
+      if (s.deleted) continue;
+      live.add(s.id);
+      if (loaded.get(s.id) === s.version) continue;
+      try {
+        await load(s);
+      } catch (err) {
+        log.error({ err, segment: s.id }, 'could not load a segment; retrying at the next poll');
+      }
+    }
+    for (const id of [...loaded.keys()]) {
+      if (live.has(id)) continue;
+      evaluator.remove(id, now());
+      loaded.delete(id);
+      const tomb = all.find((s) => s.id === id);
+      if (tomb) await reconcileMembership(opts.store, writer, tomb, now()); // exits anyone entered since the delete
+      log.info({ segment: id }, 'segment dropped');
+    }
+  }
+
+  async function sweep() {
+    await write(evaluator.advance(now()));
+  }
+
+  function every(ms: number, what: string, fn: () => Promise<void>) {
+    const t = setInterval(() => {
+      exclusive(fn).catch((err) => log.warn({ err }, `${what} failed; retrying`));
+    }, ms);
+    t.unref();
+    timers.push(t);
+  }
+
+  function decode(m: InMessage): StreamEvent | undefined {
+    try {
+      const e = canonicalEventSchema.parse(JSON.parse(m.value.toString('utf8')));
+      return {
+        event_id: e.event_id,
+        type: e.type,
+        business_id: e.business_id,
+        user_id: e.user_id,
+        channel: e.channel,
+        props: e.props,
+        ms: Date.parse(e.occurred_at),
+      };
+    } catch (err) {
+      log.error(
+        { err, partition: m.partition, offset: m.offset.toString() },
+        'dropping an undecodable message',
+      );
+      return undefined;
+    }
+  }
+
+  return {
+    name: 'segments',
+    groupId: opts.groupId ?? 'parley-segments',
+    topics: [opts.topic],
+    maxBatchSize: 5000,
+    maxWaitMs: 10,
+    evaluator,
+    refresh: () => exclusive(refresh),
+    sweep: () => exclusive(sweep),
+    async init() {
+      await exclusive(refresh);
+      every(opts.pollMs ?? 2000, 'segment refresh', refresh);
+      every(opts.sweepMs ?? 1000, 'membership sweep', sweep);
+    },
+    handle(batch) {
+      return exclusive(async () => {
+        const t = now();
+        const changes: Change[] = [...evaluator.advance(t)];
+        for (const m of batch.messages) {
+          const e = decode(m);
+          if (!e) continue;
+          changes.push(...evaluator.ingest(e, t));
+          recent.push({ at: t, e });
+        }
+        while (recentHead < recent.length && recent[recentHead].at < t - recentMs) recentHead++;
+        if (recentHead > 10_000 && recentHead * 2 > recent.length) {
+          recent = recent.slice(recentHead);
+          recentHead = 0;
+        }
+        await write(changes);
+        opts.metrics.processed.labels('segments').inc(batch.messages.length);
+      });
+    },
+    async close() {
+      for (const t of timers) clearInterval(t);
+      await chain;
+    },
+  };
+}
