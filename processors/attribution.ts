@@ -1,0 +1,177 @@
+import type { InMessage } from '../core/bus/types.ts';
+import { CONVERSION_TYPES, type CanonicalEvent } from '../core/events/schema.ts';
+import type { Logger } from '../core/log.ts';
+import type { Metrics } from '../core/metrics.ts';
+import { DEFAULT_WINDOWS } from '../core/reports/attribution.ts';
+import { MODELS, type Touch, splitConversion, touchpointsFor } from '../core/reports/models.ts';
+import type { Store } from '../core/store/client.ts';
+import type { Processor } from './types.ts';
+
+// Credits conversions to campaigns as events stream in, for every model at the default windows.
+// Per batch: store the batch's touchpoints and conversions (attribution_touches, once per
+// event_id), then recompute every conversion the batch can change — its own conversions, and the
+// stored conversions a new touchpoint falls before — from all stored touchpoints of that user in
+// that business. Credits are written with version = the number of touchpoints considered, which
+// only grows, so a re-credit replaces the old split under FINAL and a replay rewrites the same
+// rows. Offsets are committed only after both inserts.
+
+const TOUCH_TYPES = new Set(['sponsored.served', 'sponsored.clicked']);
+const CONVERSIONS = new Set<string>(CONVERSION_TYPES);
+const LOOKBACK_MS =
+  Math.max(DEFAULT_WINDOWS.click_window_seconds, DEFAULT_WINDOWS.view_window_seconds) * 1000;
+
+type Kept = {
+  event_id: string;
+  type: string;
+  t: number;
+  business_id: string;
+  user_id: string;
+  campaign_id: string;
+  value: number;
+};
+
+export function createAttributionProcessor(deps: {
+  store: Store;
+  logger: Logger;
+  metrics: Metrics;
+  topic: string;
+  groupId?: string;
+  batchSize?: number;
+  batchWaitMs?: number;
+}): Processor {
+  const log = deps.logger.child({ component: 'attribution' });
+  const db = deps.store.database;
+  const client = deps.store.client;
+
+  async function load(kept: Kept[]): Promise<Kept[]> {
+    // Users and businesses of the batch: a superset of its (user, business) pairs, which are
+    // told apart in memory.
+    const users = [...new Set(kept.map((k) => k.user_id))];
+    const businesses = [...new Set(kept.map((k) => k.business_id))];
+    const times = kept.map((k) => k.t);
+    const rs = await client.query({
+      query: `SELECT event_id, type, toInt64(toUnixTimestamp64Milli(occurred_at)) AS t, business_id, user_id, campaign_id, value
+FROM ${db}.attribution_touches FINAL
+WHERE user_id IN {users:Array(String)} AND business_id IN {businesses:Array(String)}
+  AND occurred_at >= fromUnixTimestamp64Milli({lo:Int64}) AND occurred_at <= fromUnixTimestamp64Milli({hi:Int64})`,
+      query_params: {
+        users,
+        businesses,
+        lo: Math.min(...times) - LOOKBACK_MS,
+        hi: Math.max(...times) + LOOKBACK_MS,
+      },
+      format: 'JSONEachRow',
+    });
+    return (await rs.json<Kept & { t: number | string }>()).map((r) => ({
+      ...r,
+      t: Number(r.t),
+      value: Number(r.value),
+    }));
+  }
+
+  function creditRows(stored: Kept[], batch: Kept[]) {
+    const byPair = new Map<string, Kept[]>();
+    for (const k of stored) {
+      const key = `${k.user_id}\u0000${k.business_id}`;
+      (byPair.get(key) ?? byPair.set(key, []).get(key)!).push(k);
+    }
+    const affected = new Map<string, Kept>();
+    for (const b of batch) {
+      const mine = byPair.get(`${b.user_id}\u0000${b.business_id}`) ?? [];
+      if (CONVERSIONS.has(b.type)) affected.set(b.event_id, b);
+      else
+        for (const c of mine)
+          if (CONVERSIONS.has(c.type) && c.t > b.t && c.t - b.t <= LOOKBACK_MS) affected.set(c.event_id, c);
+    }
+    const rows: Record<string, unknown>[] = [];
+    for (const c of affected.values()) {
+      const touches: Touch[] = (byPair.get(`${c.user_id}\u0000${c.business_id}`) ?? [])
+        .filter((k) => TOUCH_TYPES.has(k.type))
+        .map((k) => ({
+          event_id: k.event_id,
+          t: k.t,
+          campaign_id: k.campaign_id,
+          click: k.type === 'sponsored.clicked',
+        }));
+      const { chosen, considered } = touchpointsFor(c.t, touches, DEFAULT_WINDOWS);
+      for (const model of MODELS) {
+        // Every campaign that could have held a share before gets a row, 0 if it holds none now.
+        const shares = new Map<string, number>([
+          ['', 0],
+          ...considered.map((x) => [x.campaign_id, 0] as [string, number]),
+        ]);
+        for (const [campaign, w] of splitConversion(model, c.t, chosen, DEFAULT_WINDOWS.half_life_seconds))
+          shares.set(campaign, (shares.get(campaign) ?? 0) + w);
+        for (const [campaign_id, weight] of shares) {
+          rows.push({
+            model,
+            conversion_id: c.event_id,
+            campaign_id,
+            conversion_type: c.type,
+            occurred_at: new Date(c.t).toISOString(),
+            business_id: c.business_id,
+            user_id: c.user_id,
+            weight,
+            value: weight * c.value,
+            version: considered.length,
+          });
+        }
+      }
+    }
+    return { rows, conversions: affected.size };
+  }
+
+  return {
+    name: 'attribution',
+    groupId: deps.groupId ?? 'parley-attribution',
+    topics: [deps.topic],
+    maxBatchSize: deps.batchSize ?? 5000,
+    maxWaitMs: deps.batchWaitMs ?? 200,
+    async handle(batch) {
+      const kept = new Map<string, Kept>();
+      for (const m of batch.messages) {
+        const k = decode(m, log);
+        if (k) kept.set(k.event_id, k);
+      }
+      deps.metrics.processed.labels('attribution').inc(batch.messages.length);
+      if (!kept.size) return;
+      const batchRows = [...kept.values()];
+      await client.insert({
+        table: `${db}.attribution_touches`,
+        values: batchRows.map((k) => ({ ...k, occurred_at: new Date(k.t).toISOString(), t: undefined })),
+        format: 'JSONEachRow',
+      });
+      const { rows, conversions } = creditRows(await load(batchRows), batchRows);
+      if (rows.length)
+        await client.insert({ table: `${db}.attribution_credits`, values: rows, format: 'JSONEachRow' });
+      log.debug({ events: batchRows.length, conversions }, 'credited conversions');
+    },
+  };
+}
+
+function decode(m: InMessage, log: Logger): Kept | undefined {
+  let e: CanonicalEvent;
+  try {
+    e = JSON.parse(m.value.toString('utf8')) as CanonicalEvent;
+  } catch (err) {
+    log.error(
+      { err, partition: m.partition, offset: m.offset.toString() },
+      'dropping an undecodable message',
+    );
+    return undefined;
+  }
+  if (!TOUCH_TYPES.has(e.type) && !CONVERSIONS.has(e.type)) return undefined;
+  const t = Date.parse(e.occurred_at);
+  if (!Number.isFinite(t)) return undefined;
+  const value = typeof e.props?.value === 'number' ? e.props.value : 0;
+  const campaign_id = typeof e.props?.campaign_id === 'string' ? e.props.campaign_id : '';
+  return {
+    event_id: e.event_id,
+    type: e.type,
+    t,
+    business_id: e.business_id,
+    user_id: e.user_id,
+    campaign_id,
+    value,
+  };
+}

@@ -1,0 +1,207 @@
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLocalBus } from '../core/bus/local.ts';
+import type { Batch, InMessage } from '../core/bus/types.ts';
+import { createLogger } from '../core/log.ts';
+import { createMetrics } from '../core/metrics.ts';
+import {
+  type AttributionRow,
+  attributionAnswer,
+  attributionRequestSchema,
+  buildAttributionQuery,
+} from '../core/reports/attribution.ts';
+import { buildStoredAttributionQuery } from '../core/reports/credits.ts';
+import { MODELS } from '../core/reports/models.ts';
+import type { RefEvent } from '../core/reports/reference.ts';
+import type { Store } from '../core/store/client.ts';
+import { createAttributionProcessor } from '../processors/attribution.ts';
+import { runProcessors } from '../processors/runner.ts';
+import { T0, ev, insertEvents, openTestStore, queryRows } from './reports-helpers.ts';
+
+let store: Store;
+let close: () => Promise<void>;
+const logger = createLogger({ level: 'silent' });
+const metrics = createMetrics();
+beforeAll(async () => ({ store, close } = await openTestStore()));
+afterAll(() => close());
+
+const H = 3_600_000;
+const canonical = (e: RefEvent) => ({
+  event_id: e.event_id,
+  type: e.type,
+  occurred_at: new Date(e.t).toISOString(),
+  business_id: e.business_id,
+  user_id: e.user_id,
+  thread_id: `${e.business_id}:${e.user_id}`,
+  channel: e.channel,
+  props: e.props,
+});
+let offset = 0n;
+const batchOf = (events: RefEvent[]): Batch => ({
+  topic: 'parley.events',
+  partition: 0,
+  messages: events.map(
+    (e): InMessage => ({
+      topic: 'parley.events',
+      partition: 0,
+      offset: offset++,
+      key: e.user_id,
+      value: Buffer.from(JSON.stringify(canonical(e))),
+      timestamp: Date.now(),
+      headers: {},
+    }),
+  ),
+});
+const ctx = { heartbeat: async () => {}, signal: new AbortController().signal };
+
+/** Both paths at the default windows for every model, for one business. */
+async function bothPaths(business: string) {
+  const out = [];
+  for (const model of MODELS) {
+    const r = attributionRequestSchema.parse({
+      model,
+      from: new Date(T0 - 30 * 86_400_000).toISOString(),
+      to: new Date(T0 + 30 * 86_400_000).toISOString(),
+      business_id: business,
+    });
+    const round = (a: ReturnType<typeof attributionAnswer>) => ({
+      ...a,
+      rows: a.rows.map((x) => ({ ...x, conversions: +x.conversions.toFixed(6), value: +x.value.toFixed(6) })),
+      unattributed: {
+        conversions: +a.unattributed.conversions.toFixed(6),
+        value: +a.unattributed.value.toFixed(6),
+      },
+    });
+    const stored = round(
+      attributionAnswer(
+        model,
+        await queryRows<AttributionRow>(store, buildStoredAttributionQuery(store.database, r)),
+      ),
+    );
+    const sql = round(
+      attributionAnswer(
+        model,
+        await queryRows<AttributionRow>(store, buildAttributionQuery(store.database, r)),
+      ),
+    );
+    out.push({ stored, sql });
+  }
+  return out;
+}
+
+let biz = 0;
+describe('attribution processor', () => {
+  it('re-credits a conversion when a late touchpoint arrives, and ignores duplicates', async () => {
+    const b = `pb${++biz}`;
+    const p = createAttributionProcessor({ store, logger, metrics, topic: 'parley.events' });
+    const o = ev('order.placed', 'u1', 10 * H, { business_id: b, props: { value: 30 } });
+    const view = ev('sponsored.served', 'u1', 9 * H, { business_id: b, props: { campaign_id: 'v' } });
+    const click = ev('sponsored.clicked', 'u1', 2 * H, { business_id: b, props: { campaign_id: 'k' } });
+    const all = [o, view, click];
+    await insertEvents(store, all);
+    const linear = async () => (await bothPaths(b))[2].stored;
+    await p.handle(batchOf([o, o]), ctx);
+    expect(await linear()).toMatchObject({ rows: [], unattributed: { conversions: 1, value: 30 } });
+    await p.handle(batchOf([view]), ctx);
+    expect(await linear()).toMatchObject({
+      rows: [{ campaign_id: 'v', conversions: 1, value: 30 }],
+      unattributed: { conversions: 0, value: 0 },
+    });
+    await p.handle(batchOf([click, view, o]), ctx);
+    expect(await linear()).toMatchObject({
+      rows: [{ campaign_id: 'k', conversions: 1, value: 30 }],
+      unattributed: { conversions: 0 },
+    });
+    for (const { stored, sql } of await bothPaths(b)) expect(stored).toEqual(sql);
+  });
+
+  it('stored credits equal the SQL path on random histories (shuffled, duplicated, late)', async () => {
+    const kinds = [
+      'sponsored.served',
+      'sponsored.clicked',
+      'order.placed',
+      'lead.submitted',
+      'appointment.booked',
+    ];
+    const event = fc.record({
+      kind: fc.integer({ min: 0, max: 4 }),
+      user: fc.integer({ min: 0, max: 2 }),
+      hour: fc.integer({ min: 0, max: 240 }),
+      campaign: fc.constantFrom('c1', 'c2', 'c3'),
+      value: fc.integer({ min: 0, max: 100 }),
+    });
+    await fc.assert(
+      fc.asyncProperty(
+        fc
+          .array(event, { maxLength: 20 })
+          .chain((raw) =>
+            fc.tuple(
+              fc.constant(raw),
+              fc.shuffledSubarray([...raw.keys(), ...raw.keys()], { minLength: raw.length * 2 }),
+              fc.array(fc.integer({ min: 1, max: 6 }), { minLength: 40, maxLength: 40 }),
+            ),
+          ),
+        async ([raw, order, cuts]) => {
+          const b = `pb${++biz}`;
+          const evs = raw.map((r) => {
+            const type = kinds[r.kind];
+            const props = type.startsWith('sponsored')
+              ? { campaign_id: r.campaign }
+              : r.kind === 4
+                ? {}
+                : { value: r.value };
+            return ev(type, `u${r.user}`, r.hour * H, { business_id: b, props });
+          });
+          await insertEvents(store, evs);
+          // Every event twice, in a random order, in batches of random sizes.
+          const stream = order.map((i) => evs[i]);
+          const p = createAttributionProcessor({ store, logger, metrics, topic: 'parley.events' });
+          for (let i = 0, c = 0; i < stream.length; i += cuts[c++ % cuts.length])
+            await p.handle(batchOf(stream.slice(i, i + cuts[c % cuts.length])), ctx);
+          for (const { stored, sql } of await bothPaths(b)) expect(stored).toEqual(sql);
+        },
+      ),
+      { numRuns: 20 },
+    );
+  });
+
+  it('runs as a consumer group on the embedded bus', async () => {
+    const b = `pb${++biz}`;
+    const bus = await createLocalBus({
+      dir: join(
+        store.kind === 'embedded' ? await import('node:os').then((m) => m.tmpdir()) : '.',
+        `parley-bus-${process.pid}-${Date.now()}`,
+      ),
+      logger,
+      retentionMs: 3_600_000,
+      retentionBytes: 1 << 30,
+    });
+    await bus.ensureTopics([{ name: 'parley.events', partitions: 2 }]);
+    const p = createAttributionProcessor({ store, logger, metrics, topic: 'parley.events', batchWaitMs: 10 });
+    const running = await runProcessors(bus, [p], logger, metrics);
+    const evs = [
+      ev('sponsored.clicked', 'u1', 0, { business_id: b, props: { campaign_id: 'c' } }),
+      ev('order.placed', 'u1', H, { business_id: b, props: { value: 12 } }),
+    ];
+    await insertEvents(store, evs);
+    await bus.publish(
+      'parley.events',
+      evs.map((e) => ({ key: e.user_id, value: JSON.stringify(canonical(e)) })),
+    );
+    const deadline = Date.now() + 10_000;
+    while (
+      Date.now() < deadline &&
+      (await bus.lag('parley-attribution', 'parley.events')).some((l) => l.committed < l.end)
+    )
+      await new Promise((r) => setTimeout(r, 50));
+    await running.stop();
+    await bus.close();
+    const [, , linear] = await bothPaths(b);
+    expect(linear.stored).toEqual({
+      model: 'linear',
+      rows: [{ campaign_id: 'c', conversions: 1, value: 12 }],
+      unattributed: { conversions: 0, value: 0 },
+    });
+  });
+});
