@@ -7,6 +7,7 @@ import { createMetrics } from '../core/metrics.ts';
 import { createBus, lockDataDir, standardTopics } from '../core/runtime.ts';
 import { type Store, createStore } from '../core/store/client.ts';
 import { migrate } from '../core/store/migrations.ts';
+import { createAttributionProcessor } from '../processors/attribution.ts';
 import { runProcessors } from '../processors/runner.ts';
 import { createSegmentsProcessor } from '../processors/segments.ts';
 import { createSink } from '../processors/sink.ts';
@@ -58,6 +59,13 @@ export async function startParley(
             groupId: `${config.topics.prefix}parley-sink`,
             batchSize: config.sink.batchSize,
             batchWaitMs: config.sink.batchWaitMs,
+          }),
+          createAttributionProcessor({
+            store,
+            logger,
+            metrics,
+            topic: topicNames(config).events,
+            groupId: `${config.topics.prefix}parley-attribution`,
           }),
           createSegmentsProcessor({
             store,
