@@ -1,3 +1,4 @@
+import type { Bus } from '../core/bus/types.ts';
 import type { Config } from '../core/config.ts';
 import { topicNames } from '../core/config.ts';
 import { createAuth, ensureFirstAdminKey } from '../core/http/auth.ts';
@@ -13,7 +14,14 @@ import { createSegmentsProcessor } from '../processors/segments.ts';
 import { createSink } from '../processors/sink.ts';
 import { ALL_ROLES, type Role, buildApp } from './app.ts';
 
-export type Running = { app: App; url: string; stop(): Promise<void>; adminKey?: string; store: Store };
+export type Running = {
+  app: App;
+  url: string;
+  stop(): Promise<void>;
+  adminKey?: string;
+  store: Store;
+  bus: Bus;
+};
 
 /** Starts the given roles in this process, listening on config.host:port. */
 export async function startParley(
@@ -90,6 +98,7 @@ export async function startParley(
   return {
     app,
     store,
+    bus,
     url: address,
     adminKey,
     stop() {
