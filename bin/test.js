@@ -18,17 +18,12 @@ function banner(lines) {
   process.stderr.write(`\n${bar}\n${lines.map((l) => `# ${l.padEnd(width - 4)} #`).join('\n')}\n${bar}\n\n`);
 }
 
-function kafka(cmd) {
-  const r = spawnSync('bash', [script, cmd], {
-    cwd: root,
-    env,
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  return {
-    ok: r.status === 0,
-    out: `${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? String(r.error) : ''}`.trim(),
-  };
+// Progress (stdout, e.g. the first fetch from Maven Central) is shown as it comes; errors
+// (stderr) are kept for the banner.
+function kafka(cmd, { quiet = false } = {}) {
+  const stdio = ['ignore', quiet ? 'ignore' : 'inherit', 'pipe'];
+  const r = spawnSync('bash', [script, cmd], { cwd: root, env, encoding: 'utf8', stdio });
+  return { ok: r.status === 0, out: `${r.stderr ?? ''}${r.error ? String(r.error) : ''}`.trim() };
 }
 
 let startedBroker = false;
@@ -44,7 +39,7 @@ if (env.PARLEY_KAFKA_BROKERS) {
     'Unset PARLEY_SKIP_KAFKA, or set PARLEY_KAFKA_BROKERS, to run it.',
   ]);
 } else {
-  const wasRunning = kafka('status').ok;
+  const wasRunning = kafka('status', { quiet: true }).ok;
   process.stderr.write(
     wasRunning
       ? 'Kafka suite: the local broker is already running\n'
