@@ -17,13 +17,13 @@ let url: string;
 let client: ClickHouseClient;
 
 async function startServer(dataDir: string, env: Record<string, string> = {}) {
-  const port = await freePort();
-  const p = spawnParley('dev-clickhouse', ['dev-clickhouse', '--port', String(port)], {
+  // Port 0: the server takes a free port and prints its URL.
+  const p = spawnParley('dev-clickhouse', ['dev-clickhouse', '--port', '0'], {
     PARLEY_DATA_DIR: dataDir,
     ...env,
   });
-  await p.waitForOutput(/dev-clickhouse is listening/);
-  return { p, url: `http://127.0.0.1:${port}` };
+  const url = await p.waitForOutput(/dev-clickhouse is listening on (http:\S+)/);
+  return { p, url };
 }
 
 async function chError(p: Promise<unknown>): Promise<ClickHouseError> {

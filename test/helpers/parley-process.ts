@@ -22,7 +22,7 @@ export type ParleyProcess = {
   child: ChildProcess;
   output(): string;
   exited: Promise<number | null>;
-  /** Resolves when a line of output matches. */
+  /** Resolves when the output matches: to the first capture group, or the whole match. */
   waitForOutput(re: RegExp, ms?: number): Promise<string>;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 };
@@ -59,7 +59,7 @@ export function spawnParley(name: string, args: string[], env: Record<string, st
       return new Promise((ok, fail) => {
         const check = () => {
           const m = re.exec(out);
-          if (m) done(() => ok(m[0]));
+          if (m) done(() => ok(m[1] ?? m[0]));
           else if (code !== undefined)
             done(() =>
               fail(new Error(`${name} exited (${code}) before printing ${re}:\n${out.slice(-3000)}`)),

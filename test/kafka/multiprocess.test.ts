@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { type ClickHouseClient, createClient } from '@clickhouse/client';
 import { type Admin, Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, type ParleyProcess, spawnParley, waitFor } from '../helpers/parley-process.ts';
+import { type ParleyProcess, spawnParley, waitFor } from '../helpers/parley-process.ts';
 import { kafkaBrokers, unique } from './env.ts';
 
 // Parley's roles as separate processes, as in production but on one machine: ingest, two
@@ -20,7 +20,7 @@ const group = `${prefix}parley-sink`;
 const key = `mp-admin-${randomBytes(12).toString('hex')}`;
 
 let dir: string;
-let chPort: number;
+let chPort: number | undefined;
 let store: ParleyProcess;
 let ingest: { p: ParleyProcess; url: string };
 let api: { p: ParleyProcess; url: string };
@@ -28,17 +28,18 @@ const processors: ParleyProcess[] = [];
 let ch: ClickHouseClient;
 let admin: Admin;
 
-function startStore() {
-  const p = spawnParley('dev-clickhouse', ['dev-clickhouse', '--port', String(chPort)], {
+/** dev-clickhouse on a free port; restarted, on the port it had before. */
+async function startStore() {
+  const p = spawnParley('dev-clickhouse', ['dev-clickhouse', '--port', String(chPort ?? 0)], {
     PARLEY_DATA_DIR: join(dir, 'store'),
   });
-  return p.waitForOutput(/dev-clickhouse is listening/).then(() => p);
+  chPort = Number(new URL(await p.waitForOutput(/dev-clickhouse is listening on (http:\S+)/)).port);
+  return p;
 }
 
 async function startRole(role: 'ingest' | 'processors' | 'api', name: string = role) {
-  const port = await freePort();
   const p = spawnParley(name, ['start', '--role', role], {
-    PARLEY_PORT: String(port),
+    PARLEY_PORT: '0',
     PARLEY_DATA_DIR: join(dir, name),
     PARLEY_KAFKA_BROKERS: brokers.join(','),
     PARLEY_CLICKHOUSE_URL: `http://127.0.0.1:${chPort}/parley`,
@@ -48,8 +49,8 @@ async function startRole(role: 'ingest' | 'processors' | 'api', name: string = r
     PARLEY_SINK_BATCH_SIZE: '5000',
     PARLEY_SINK_BATCH_WAIT_MS: '100',
   });
-  await p.waitForOutput(/Parley is listening/);
-  return { p, url: `http://127.0.0.1:${port}` };
+  const url = await p.waitForOutput(/Parley is listening on (http:\S+)/);
+  return { p, url };
 }
 
 const event = (business: string, id: string, i: number) => ({
@@ -121,7 +122,6 @@ async function endOffsets() {
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'parley-multiprocess-'));
-  chPort = await freePort();
   store = await startStore();
   ch = createClient({ url: `http://127.0.0.1:${chPort}` });
   // Ingest first: it migrates and creates the topics; the others then find them in place.
