@@ -16,91 +16,133 @@ const id = z
   .min(1, 'must not be empty')
   .max(MAX_ID_LENGTH, `must be at most ${MAX_ID_LENGTH} characters`);
 const str = z.string().max(MAX_STRING_PROP_LENGTH, `must be at most ${MAX_STRING_PROP_LENGTH} characters`);
-const money = z.number().finite().min(0, 'must not be negative').max(1e12);
-const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'must be a lower-case hex SHA-256');
 const scalar = z.union([str, z.number().finite(), z.boolean(), z.null()]);
 const extra = z.union([scalar, z.array(scalar).max(64)]);
 
-// Known props per type; other scalar props are kept as they are.
-const propShapes = {
-  'message.received': {
-    text: z.string().max(65_536).optional(), // reduced at ingest, never stored
-    text_length: z.number().int().min(0).optional(),
-    keywords: z.array(str).max(64).optional(),
-    has_attachment: z.boolean().optional(),
+// Each prop has a kind: a zod schema (which gives the error messages) and a fast check that
+// accepts only values the schema accepts. Ingest tries the fast checks first and falls back to
+// zod for anything they do not accept, so the two can differ in speed, never in result.
+type Kind = { zod: z.ZodType; fast: (v: unknown) => boolean; required?: boolean };
+const isStr =
+  (max: number, min = 0) =>
+  (v: unknown) =>
+    typeof v === 'string' && v.length >= min && v.length <= max;
+const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+const enumKind = <T extends string>(values: readonly [T, ...T[]]): Kind => ({
+  zod: z.enum(values),
+  fast: (v) => values.includes(v as T),
+});
+const K = {
+  id: { zod: id, fast: isStr(MAX_ID_LENGTH, 1) },
+  str: { zod: str, fast: isStr(MAX_STRING_PROP_LENGTH) },
+  text: { zod: z.string().max(65_536), fast: isStr(65_536) }, // reduced at ingest, never stored
+  email: { zod: z.string().max(320), fast: isStr(320) }, // hashed at ingest, never stored
+  phone: { zod: z.string().max(64), fast: isStr(64) },
+  count: { zod: z.number().int().min(0), fast: (v) => Number.isSafeInteger(v) && (v as number) >= 0 },
+  num: { zod: z.number().finite(), fast: isNum },
+  bool: { zod: z.boolean(), fast: (v) => typeof v === 'boolean' },
+  money: {
+    zod: z.number().finite().min(0, 'must not be negative').max(1e12),
+    fast: (v) => isNum(v) && v >= 0 && v <= 1e12,
   },
-  'message.sent': {
-    text: z.string().max(65_536).optional(),
-    text_length: z.number().int().min(0).optional(),
-    sender: z.enum(['bot', 'agent', 'business']).optional(),
+  sha256: {
+    zod: z.string().regex(/^[0-9a-f]{64}$/, 'must be a lower-case hex SHA-256'),
+    fast: (v) => typeof v === 'string' && /^[0-9a-f]{64}$/.test(v),
   },
-  'message.delivered': { watermark: z.number().finite().optional() },
-  'message.read': { watermark: z.number().finite().optional() },
-  referral: {
-    source: z.enum(['ad', 'shortlink', 'other']).optional(),
-    ref: str.optional(),
-    ad_id: str.optional(),
+  words: {
+    zod: z.array(str).max(64),
+    fast: (v) => Array.isArray(v) && v.length <= 64 && v.every(isStr(MAX_STRING_PROP_LENGTH)),
   },
-  postback: { payload: str.optional(), title: str.optional() },
-  optin: { scope: z.enum(['marketing', 'all']).optional() },
-  optout: { scope: z.enum(['marketing', 'all']).optional() },
-  handover: { to: z.enum(['agent', 'bot']).optional() },
-  'lead.submitted': {
-    form_id: str.optional(),
-    email: z.string().max(320).optional(), // hashed at ingest, never stored
-    phone: z.string().max(64).optional(),
-    email_sha256: sha256.optional(),
-    phone_sha256: sha256.optional(),
-    value: money.optional(),
-  },
-  'appointment.booked': {
-    appointment_id: str.optional(),
-    service: str.optional(),
-    value: money.optional(),
-    currency: str.optional(),
-  },
-  'appointment.cancelled': { appointment_id: str.optional() },
-  'order.placed': { order_id: str.optional(), value: money, currency: str.optional() },
-  'sponsored.served': {
-    decision_id: str.optional(),
-    campaign_id: id,
-    creative_id: str.optional(),
-    price_micros: z.number().int().min(0).optional(),
-  },
-  'sponsored.clicked': { decision_id: str.optional(), campaign_id: id },
-  'conversation.blocked': {},
-} as const;
+} satisfies Record<string, Kind>;
+const req = (k: Kind): Kind => ({ ...k, required: true });
 
-export type EventType = keyof typeof propShapes;
-export const EVENT_TYPES = Object.keys(propShapes) as EventType[];
+type PropSpec = Record<string, Kind>;
+
+// Known props per type; other scalar props are kept as they are.
+const propSpecs = {
+  'message.received': { text: K.text, text_length: K.count, keywords: K.words, has_attachment: K.bool },
+  'message.sent': { text: K.text, text_length: K.count, sender: enumKind(['bot', 'agent', 'business']) },
+  'message.delivered': { watermark: K.num },
+  'message.read': { watermark: K.num },
+  referral: { source: enumKind(['ad', 'shortlink', 'other']), ref: K.str, ad_id: K.str },
+  postback: { payload: K.str, title: K.str },
+  optin: { scope: enumKind(['marketing', 'all']) },
+  optout: { scope: enumKind(['marketing', 'all']) },
+  handover: { to: enumKind(['agent', 'bot']) },
+  'lead.submitted': { form_id: K.str, email_sha256: K.sha256, phone_sha256: K.sha256, value: K.money },
+  'appointment.booked': { appointment_id: K.str, service: K.str, value: K.money, currency: K.str },
+  'appointment.cancelled': { appointment_id: K.str },
+  'order.placed': { order_id: K.str, value: req(K.money), currency: K.str },
+  'sponsored.served': {
+    decision_id: K.str,
+    campaign_id: req(K.id),
+    creative_id: K.str,
+    price_micros: K.count,
+  },
+  'sponsored.clicked': { decision_id: K.str, campaign_id: req(K.id) },
+  'conversation.blocked': {},
+} satisfies Record<string, PropSpec>;
+
+export type EventType = keyof typeof propSpecs;
+export const EVENT_TYPES = Object.keys(propSpecs) as EventType[];
 export const eventTypeSchema = z.enum(EVENT_TYPES as [EventType, ...EventType[]]);
 export const CONVERSION_TYPES: EventType[] = ['lead.submitted', 'appointment.booked', 'order.placed'];
 
 // Raw personal data may arrive on any event type; it is hashed or reduced, never kept.
-const privateInputs = {
-  email: z.string().max(320).optional(),
-  phone: z.string().max(64).optional(),
-  text: z.string().max(65_536).optional(),
-};
+const privateInputs: PropSpec = { email: K.email, phone: K.phone, text: K.text };
+const specFor = (type: EventType): PropSpec => ({ ...privateInputs, ...propSpecs[type] });
 
 export const propsSchemas = Object.fromEntries(
-  Object.entries(propShapes).map(([type, shape]) => [
+  EVENT_TYPES.map((type) => [
     type,
     z
-      .object({ ...privateInputs, ...shape })
+      .object(
+        Object.fromEntries(
+          Object.entries(specFor(type)).map(([k, v]) => [k, v.required ? v.zod : v.zod.optional()]),
+        ),
+      )
       .catchall(extra)
       .refine((p) => Object.keys(p).length <= MAX_PROPS, `at most ${MAX_PROPS} props`),
   ]),
 ) as unknown as Record<EventType, z.ZodType<Record<string, unknown>>>;
 
+const isExtra = (v: unknown) =>
+  v === null ||
+  typeof v === 'boolean' ||
+  isNum(v) ||
+  (typeof v === 'string' && v.length <= MAX_STRING_PROP_LENGTH);
+
+/** Fast checks of props: true only when the type's zod schema accepts them as they are. */
+export const propsFastChecks = Object.fromEntries(
+  EVENT_TYPES.map((type) => {
+    const spec = specFor(type);
+    const required = Object.keys(spec).filter((k) => spec[k].required);
+    return [
+      type,
+      (p: Record<string, unknown>) => {
+        let n = 0;
+        for (const k in p) {
+          if (!Object.hasOwn(p, k)) return false;
+          n++;
+          const v = p[k];
+          const kind = Object.hasOwn(spec, k) ? spec[k] : undefined;
+          if (kind ? v !== undefined && !kind.fast(v) : !isExtra(v)) return false;
+        }
+        return n <= MAX_PROPS && required.every((k) => p[k] !== undefined);
+      },
+    ];
+  }),
+) as Record<EventType, (p: Record<string, unknown>) => boolean>;
+
+export const occurredAtSchema = z.iso.datetime({
+  offset: true,
+  error: 'must be an ISO-8601 time with a zone, e.g. 2026-03-04T10:15:30.123Z',
+});
+
 export const inputEventSchema = z.object({
   event_id: id,
   type: z.string(),
-  occurred_at: z.iso.datetime({
-    offset: true,
-    precision: undefined,
-    error: 'must be an ISO-8601 time with a zone, e.g. 2026-03-04T10:15:30.123Z',
-  }),
+  occurred_at: occurredAtSchema,
   business_id: id,
   user_id: id,
   thread_id: id.optional(),
