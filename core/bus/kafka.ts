@@ -233,6 +233,8 @@ export async function createKafkaBus(opts: KafkaBusOptions): Promise<Bus> {
             numPartitions: s.partitions ?? opts.partitions,
             replicationFactor: opts.replication,
             configEntries: [
+              // Timestamps say when the bus accepted a message, as the Bus contract has it.
+              { name: 'message.timestamp.type', value: 'LogAppendTime' },
               ...(s.compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : []),
               ...(s.retentionMs ? [{ name: 'retention.ms', value: String(s.retentionMs) }] : []),
             ],
