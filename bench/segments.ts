@@ -54,7 +54,7 @@ SELECT
           '{}') AS props,
   now64(3) AS ingested_at
 FROM (SELECT number, cityHash64(number, 'user') % ${USERS} AS u, cityHash64(number, 'type') % 100 AS r FROM numbers(${N}))`,
-  clickhouse_settings: { max_insert_threads: 2 },
+  clickhouse_settings: { max_insert_threads: '2' },
 });
 await store.client.command({ query: `OPTIMIZE TABLE ${db}.events FINAL` });
 const genSeconds = (performance.now() - genStart) / 1000;
