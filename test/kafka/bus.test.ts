@@ -256,6 +256,26 @@ describe('Kafka bus', () => {
     expect(Number(lag[0].committed)).toBe(finished);
   });
 
+  it('a member that stops mid-stream hands its partitions over without losing anything', async () => {
+    const t = await topic(4);
+    const group = unique('g');
+    const done = new Set<string>();
+    const handler = async (b: Batch) => {
+      await new Promise((r) => setTimeout(r, 5)); // some work per batch, so stopping lands mid-stream
+      for (const m of b.messages) done.add(m.value.toString());
+    };
+    const a = await subscribe({ groupId: group, topics: [t], handler, maxBatchSize: 20 });
+    await subscribe({ groupId: group, topics: [t], handler, maxBatchSize: 20 });
+    const sent = [...(await publishSeq(t, 600, 60)), ...(await publishSeq(t, 600, 60, 600))];
+    await waitFor('some progress', async () => done.size >= 100, 30_000, 5);
+    const atStop = done.size;
+    await a.stop();
+    expect(atStop).toBeLessThan(sent.length);
+    await waitFor('everything, after the handover', async () => done.size >= sent.length, 30_000);
+    expect([...done].sort()).toEqual(sent.map((m) => m.value).sort());
+    await waitFor('all committed', async () => total(await bus.lag(group, t)) === 0, 10_000);
+  });
+
   it('two members of one group split the partitions between them', async () => {
     const t = await topic(4);
     const group = unique('g');
