@@ -69,7 +69,14 @@ describe('toInMessage', () => {
   });
 
   it('reads a missing key as empty and a tombstone as an empty value', () => {
-    const m = toInMessage('t', 0, { key: null, value: null, timestamp: '1', attributes: 0, offset: '0', size: 0 });
+    const m = toInMessage('t', 0, {
+      key: null,
+      value: null,
+      timestamp: '1',
+      attributes: 0,
+      offset: '0',
+      size: 0,
+    });
     expect(m.key).toBe('');
     expect(m.value.length).toBe(0);
     expect(m.headers).toEqual({});
