@@ -54,7 +54,6 @@ export async function migrate(
   const { client, database } = store;
   const onCluster = store.cluster ? `ON CLUSTER '${store.cluster}'` : '';
   await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${database} ${onCluster}` });
-  // biome-ignore lint/suspicious/noTemplateCurlyInString: a migration macro, not a template
   const ledgerEngine = render('${ENGINE:ReplacingMergeTree}', store)[0];
   await client.command({
     query: `CREATE TABLE IF NOT EXISTS ${database}.schema_migrations ${onCluster} (
