@@ -189,7 +189,7 @@ describe('dev-clickhouse', () => {
   });
 
   it('turns errors into ClickHouseError with ClickHouse’s code, type and status', async () => {
-    const syntax = await chError(client.query({ query: 'SELEC 1' }));
+    const syntax = await chError(client.query({ query: 'SELECT * FORM t.kv' }));
     expect(syntax.code).toBe('62');
     expect(syntax.type).toBe('SYNTAX_ERROR');
     const table = await chError(client.query({ query: 'SELECT * FROM t.missing' }));
@@ -205,6 +205,14 @@ describe('dev-clickhouse', () => {
     expect(await raw.text()).toMatch(
       /^Code: 81\. DB::Exception: .*\(UNKNOWN_DATABASE\) \(version [\d.]+\)\n$/s,
     );
+    // Not a statement on a server (the embedded engine alone would take it as a SELECT).
+    expect((await chError(client.query({ query: '1 + 1' }))).code).toBe('62');
+    const binary = await fetch(`${url}/?query=${encodeURIComponent('INSERT INTO t.kv FORMAT RowBinary')}`, {
+      method: 'POST',
+      body: Buffer.from([0xff, 0xfe, 0x00, 0x80]),
+    });
+    expect(binary.status).toBe(501);
+    expect(await binary.text()).toMatch(/^Code: 48\. DB::Exception: The body is not UTF-8 text/);
     const setting = await chError(
       client.query({ query: 'SELECT 1', clickhouse_settings: { no_such_setting: 1 } as never }),
     );

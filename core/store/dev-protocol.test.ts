@@ -22,7 +22,12 @@ describe('planRequest', () => {
       'query_id=q1&database=parley&default_format=JSONEachRow&max_threads=2&param_name=it%5C%27s&wait_end_of_query=1&enable_http_compression=1',
       'SELECT {name:String}',
     );
-    expect(p.prelude).toEqual(["SET max_threads = '2'", "SET param_name = 'it\\\\\\'s'", 'USE `parley`']);
+    expect(p.prelude).toEqual([
+      'SET implicit_select = 0',
+      "SET max_threads = '2'",
+      "SET param_name = 'it\\\\\\'s'",
+      'USE `parley`',
+    ]);
     expect(p.sql).toBe('SELECT {name:String}');
     expect(p.format).toBe('JSONEachRow');
     expect(p.waitEnd).toBe(true);
@@ -38,7 +43,10 @@ describe('planRequest', () => {
   });
 
   it('makes GET queries read-only and takes multipart fields', () => {
-    expect(plan('query=SELECT+1', '', 'GET').prelude).toEqual(['SET readonly = 2']);
+    expect(plan('query=SELECT+1', '', 'GET').prelude).toEqual([
+      'SET implicit_select = 0',
+      'SET readonly = 2',
+    ]);
     const p = planRequest({
       method: 'POST',
       params: new URLSearchParams(''),
@@ -50,7 +58,7 @@ describe('planRequest', () => {
       queryId: 'q',
     });
     expect(p.sql).toBe('SELECT {x:UInt8}');
-    expect(p.prelude).toEqual(["SET param_x = '7'"]);
+    expect(p.prelude).toEqual(['SET implicit_select = 0', "SET param_x = '7'"]);
   });
 
   it('refuses what it cannot do safely, with the code ClickHouse uses', () => {

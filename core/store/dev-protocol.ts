@@ -88,7 +88,8 @@ export type RequestParts = {
 };
 
 export function planRequest(r: RequestParts): Plan {
-  const prelude: string[] = [];
+  // The embedded engine runs `1 + 1` as a SELECT; a server refuses it, and so does this endpoint.
+  const prelude: string[] = ['SET implicit_select = 0'];
   const params = new Map<string, string>();
   let query = r.params.get('query') ?? '';
   for (const [k, v] of r.form ?? []) {

@@ -223,6 +223,8 @@ export async function startDevClickHouse(opts: DevClickHouseOptions): Promise<De
       await new Promise<void>((ok) => {
         server.close(() => ok());
         server.closeIdleConnections();
+        // Clients that keep their connections busy get 10 s to finish.
+        setTimeout(() => server.closeAllConnections(), 10_000).unref();
       });
       // Requests still running hold the gate; wait for them before the engine is released.
       await gate.drain();
@@ -261,6 +263,8 @@ function authenticate(
   }
 }
 
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
 async function readBody(req: IncomingMessage): Promise<{ body: string; form?: Map<string, string> }> {
   const encoding = (header(req, 'content-encoding') ?? '').trim().toLowerCase();
   let source: NodeJS.ReadableStream = req;
@@ -276,7 +280,17 @@ async function readBody(req: IncomingMessage): Promise<{ body: string; form?: Ma
   }
   const raw = Buffer.concat(parts);
   const type = header(req, 'content-type') ?? '';
-  if (!/^multipart\/form-data/i.test(type)) return { body: raw.toString('utf8') };
+  if (!/^multipart\/form-data/i.test(type)) {
+    try {
+      return { body: UTF8.decode(raw) };
+    } catch {
+      // The engine takes SQL and inline data as text; binary formats would be corrupted.
+      throw exception(
+        'NOT_IMPLEMENTED',
+        'The body is not UTF-8 text: dev-clickhouse takes text formats only (JSONEachRow, CSV, TabSeparated, …), not binary ones',
+      );
+    }
+  }
   // Query parameters too long for the URL come as form fields (use_multipart_params).
   const data = await new Response(raw, { headers: { 'content-type': type } }).formData();
   const form = new Map<string, string>();
