@@ -36,7 +36,7 @@ export function createVersionClock(now: () => number = Date.now) {
 
 export type MembershipWriter = { write(changes: Change[]): Promise<void> };
 
-/** Stores changes in segment_membership, then publishes them; both are idempotent per version. */
+/** Stores changes in segment_membership and publishes them; both are idempotent per version. */
 export function createMembershipWriter(deps: {
   store: Store;
   bus: Bus;
@@ -49,7 +49,8 @@ export function createMembershipWriter(deps: {
     async write(changes) {
       for (let i = 0; i < changes.length; i += 10_000) {
         const chunk = changes.slice(i, i + 10_000).map((c) => ({ c, version: nextVersion() }));
-        await deps.store.client.insert({
+        // Both before the caller commits, concurrently: freshness is the slower of the two, not the sum.
+        const stored = deps.store.client.insert({
           table,
           values: chunk.map(({ c, version }) => ({
             segment_id: c.segmentId,
@@ -61,7 +62,7 @@ export function createMembershipWriter(deps: {
           })),
           format: 'JSONEachRow',
         });
-        await deps.bus.publish(
+        const published = deps.bus.publish(
           deps.topic,
           chunk.map(({ c, version }) => {
             const msg: MembershipMessage = {
@@ -75,6 +76,9 @@ export function createMembershipWriter(deps: {
             return { key: membershipKey(c.segmentId, c.userId), value: JSON.stringify(msg) };
           }),
         );
+        const [a, b] = await Promise.allSettled([stored, published]);
+        if (a.status === 'rejected') throw a.reason;
+        if (b.status === 'rejected') throw b.reason;
       }
     },
   };
