@@ -239,6 +239,26 @@ describe('dev-clickhouse', () => {
     expect(rows).toBeLessThan(300_000);
   });
 
+  it('keeps serving after clients walk away in the middle of a stream', async () => {
+    for (let i = 0; i < 5; i++) {
+      const ac = new AbortController();
+      const rs = await client.query({
+        query: 'SELECT number, repeat(toString(number), 20) AS s FROM numbers(5000000)',
+        format: 'JSONEachRow',
+        abort_signal: ac.signal,
+        clickhouse_settings: { max_block_size: '1000' },
+      });
+      const it = rs.stream()[Symbol.asyncIterator]();
+      expect((await it.next()).done).toBe(false);
+      ac.abort();
+      await it.return?.().catch(() => {});
+    }
+    const after = await client.query({ query: 'SELECT count() AS n FROM t.kv', format: 'JSONEachRow' });
+    expect(await after.json()).toHaveLength(1);
+    expect(await client.ping()).toEqual({ success: true });
+    expect(server.child.exitCode).toBeNull();
+  });
+
   it('refuses GET requests that write, as a server does', async () => {
     const r = await fetch(
       `${url}/?query=${encodeURIComponent('CREATE TABLE t.x (a UInt8) ENGINE = Memory')}`,

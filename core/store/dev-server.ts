@@ -152,20 +152,30 @@ export async function startDevClickHouse(opts: DevClickHouseOptions): Promise<De
     // starts, so that an error in planning or in the first block still gets its HTTP status.
     const stream = session.queryStream(plan.sql, { format });
     const it = stream[Symbol.asyncIterator]();
-    const first = await it.next();
-    const tag = randomUUID().replace(/-/g, '').slice(0, 16);
-    res.setHeader('X-ClickHouse-Exception-Tag', tag);
-    async function* chunks() {
-      try {
-        if (!first.done) yield Buffer.from(first.value.raw());
-        for (let n = await it.next(); !n.done; n = await it.next()) yield Buffer.from(n.value.raw());
-      } catch (err) {
-        yield streamedException(exceptionText(toException(err), VERSION), tag);
-      } finally {
-        stream.cancel();
+    // The engine must not be asked to close the connection while it is fetching a block (that
+    // aborts the engine), so the block in flight is always awaited, even when the client left.
+    let pending: Promise<IteratorResult<{ raw(): Uint8Array }>> | undefined;
+    const next = () => {
+      pending = it.next();
+      return pending;
+    };
+    try {
+      const first = await next();
+      const tag = randomUUID().replace(/-/g, '').slice(0, 16);
+      res.setHeader('X-ClickHouse-Exception-Tag', tag);
+      async function* chunks() {
+        try {
+          if (!first.done) yield Buffer.from(first.value.raw());
+          for (let n = await next(); !n.done; n = await next()) yield Buffer.from(n.value.raw());
+        } catch (err) {
+          yield streamedException(exceptionText(toException(err), VERSION), tag);
+        }
       }
+      return await respond(req, res, plan, format, {}, started, Readable.from(chunks()));
+    } finally {
+      await pending?.catch(() => {});
+      stream.cancel();
     }
-    return respond(req, res, plan, format, {}, started, Readable.from(chunks()));
   }
 
   async function respond(
