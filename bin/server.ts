@@ -83,6 +83,7 @@ export async function startParley(
             topic: topicNames(config).events,
             membershipTopic: topicNames(config).membership,
             groupId: `${config.topics.prefix}parley-segments`,
+            storedBy: `${config.topics.prefix}parley-sink`,
           }),
         ],
         logger,

@@ -63,7 +63,7 @@ const changesFor = (segmentId: string) =>
     .filter((m) => m.segment_id === segmentId)
     .map((m) => `${m.type === 'segment.entered' ? '+' : '-'}${m.user_id}`);
 
-function processor(): SegmentsProcessor {
+function processor(groupId = 'segments', storedBy?: string): SegmentsProcessor {
   return createSegmentsProcessor({
     store,
     bus,
@@ -71,14 +71,15 @@ function processor(): SegmentsProcessor {
     metrics,
     topic: EVENTS,
     membershipTopic: MEMBERSHIP,
-    groupId: 'segments',
+    groupId,
+    storedBy,
     pollMs: 150,
     sweepMs: 100,
   });
 }
 
-async function define(name: string, rule: Rule) {
-  const s = await createSegmentStore(store).create({ name, business_id: 'b1', rule });
+async function define(name: string, rule: Rule, business = 'b1') {
+  const s = await createSegmentStore(store).create({ name, business_id: business, rule });
   await reconcileMembership(store, createMembershipWriter({ store, bus, topic: MEMBERSHIP }), s, Date.now());
   return s;
 }
@@ -195,5 +196,31 @@ describe('segments processor', () => {
       expect(m.version).toBeGreaterThan(last.get(k) ?? 0);
       last.set(k, m.version);
     }
+  });
+
+  it('after a restart, loads state only once the sink has stored what was already consumed', async () => {
+    const ordered = await define('ordered', { performed: 'order.placed' }, 'b9');
+    // The segments group consumes an order while no sink runs: the event is in no store yet.
+    const first = processor('segments-b');
+    let running = await runProcessors(bus, [first], logger, metrics);
+    await publish([event('z1', 'order.placed', 0, { business_id: 'b9', props: { value: 3 } })]);
+    await waitFor('z1 enters', () => changesFor(ordered.id).includes('+z1'));
+    await running.stop();
+    // Restarted beside a sink that has not stored it yet: the rebuild waits for the sink.
+    const sink = createSink({
+      store,
+      logger,
+      metrics,
+      topic: EVENTS,
+      groupId: 'sink-b',
+      batchSize: 1000,
+      batchWaitMs: 600,
+    });
+    const second = processor('segments-b', 'sink-b');
+    running = await runProcessors(bus, [sink, second], logger, metrics);
+    expect(second.evaluator.members(ordered.id)).toEqual(['z1']);
+    await new Promise((r) => setTimeout(r, 400));
+    expect(changesFor(ordered.id)).toEqual(['+z1']);
+    await running.stop();
   });
 });

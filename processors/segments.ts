@@ -38,6 +38,14 @@ export type SegmentsProcessorOptions = {
   pollMs?: number;
   /** How often time-driven changes (windows closing or opening) are applied. */
   sweepMs?: number;
+  /**
+   * The consumer group that stores events (the sink). At start, state is loaded from the store only
+   * once that group has stored everything this processor already committed, so nothing consumed
+   * before a restart is missing from the rebuilt state.
+   */
+  storedBy?: string;
+  /** How long to wait for that group at start before loading anyway. */
+  storedByTimeoutMs?: number;
   /** Recently consumed events replayed into a segment loaded from the store, covering the sink's lag. */
   recentMs?: number;
   now?: () => number;
@@ -60,6 +68,7 @@ export function createSegmentsProcessor(opts: SegmentsProcessorOptions): Segment
     bus: opts.bus,
     topic: opts.membershipTopic,
   });
+  const groupId = opts.groupId ?? 'parley-segments';
   const evaluator = new StreamingEvaluator();
   const loaded = new Map<string, number>(); // segment id → version held in memory
   let recent: { at: number; e: StreamEvent }[] = [];
@@ -153,6 +162,29 @@ export function createSegmentsProcessor(opts: SegmentsProcessorOptions): Segment
     await write(evaluator.advance(now()));
   }
 
+  async function waitForStore() {
+    if (!opts.storedBy) return;
+    const deadline = Date.now() + (opts.storedByTimeoutMs ?? 30_000);
+    for (;;) {
+      const [mine, stored] = await Promise.all([
+        opts.bus.lag(groupId, opts.topic),
+        opts.bus.lag(opts.storedBy, opts.topic),
+      ]);
+      const behind = mine.filter(
+        (m) => (stored.find((s) => s.partition === m.partition)?.committed ?? -1n) < m.committed,
+      );
+      if (behind.length === 0) return;
+      if (Date.now() > deadline) {
+        log.warn(
+          { group: opts.storedBy, partitions: behind.map((b) => b.partition) },
+          'the event store is behind this processor; loading state anyway',
+        );
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
   function every(ms: number, what: string, fn: () => Promise<void>) {
     const t = setInterval(() => {
       exclusive(fn).catch((err) => log.warn({ err }, `${what} failed; retrying`));
@@ -184,7 +216,7 @@ export function createSegmentsProcessor(opts: SegmentsProcessorOptions): Segment
 
   return {
     name: 'segments',
-    groupId: opts.groupId ?? 'parley-segments',
+    groupId,
     topics: [opts.topic],
     maxBatchSize: 5000,
     maxWaitMs: 10,
@@ -192,6 +224,7 @@ export function createSegmentsProcessor(opts: SegmentsProcessorOptions): Segment
     refresh: () => exclusive(refresh),
     sweep: () => exclusive(sweep),
     async init() {
+      await waitForStore();
       await exclusive(refresh);
       every(opts.pollMs ?? 2000, 'segment refresh', refresh);
       every(opts.sweepMs ?? 1000, 'membership sweep', sweep);
