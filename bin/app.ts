@@ -5,6 +5,7 @@ import { type App, createHttp } from '../core/http/fastify.ts';
 import type { Logger } from '../core/log.ts';
 import type { Metrics } from '../core/metrics.ts';
 import type { Store } from '../core/store/client.ts';
+import { campaignsRoute } from '../api/campaigns-route.ts';
 import { eventsReadRoute } from '../api/events-route.ts';
 import { reportsRoute } from '../api/reports-route.ts';
 import { segmentsRoute } from '../api/segments-route.ts';
@@ -70,6 +71,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     // Attribution at the default windows reads the credits the attribution processor stores.
     await reportsRoute(app, { store: deps.store, auth: deps.auth, storedCredits: true });
     await segmentsRoute(app, { store: deps.store, bus: deps.bus, auth: deps.auth, membershipTopic: topicNames(config).membership, minAudienceSize: config.segments.minAudienceSize });
+    await campaignsRoute(app, { store: deps.store, auth: deps.auth, minAudienceSize: config.segments.minAudienceSize });
   }
   return app;
 }

@@ -40,6 +40,36 @@ const jsonStringMap = z.string().transform((s, ctx) => {
   return z.NEVER;
 });
 
+// Per-channel sponsored-message policy overrides, e.g. {"sms": {"daily_limit": 1}}.
+const channelPolicySchema = z
+  .object({
+    require_conversation: z.boolean().optional(),
+    daily_limit: z.number().int().min(1).nullable().optional(),
+  })
+  .strict();
+const jsonChannelPolicy = z.string().transform((s, ctx) => {
+  try {
+    const parsed = z
+      .partialRecord(z.enum(['messenger', 'whatsapp', 'instagram', 'sms', 'webchat']), channelPolicySchema)
+      .safeParse(JSON.parse(s));
+    if (parsed.success) return parsed.data;
+    ctx.addIssue({ code: 'custom', message: z.prettifyError(parsed.error) });
+  } catch {
+    ctx.addIssue({ code: 'custom', message: 'is not valid JSON' });
+  }
+  return z.NEVER;
+});
+
+/** What a channel allows: only users already in a conversation; at most N sponsored a day (null: no limit). */
+export type ChannelPolicy = { requireConversation: boolean; dailyLimit: number | null };
+export const DEFAULT_CHANNEL_POLICY: Record<string, ChannelPolicy> = {
+  messenger: { requireConversation: true, dailyLimit: 1 },
+  whatsapp: { requireConversation: true, dailyLimit: 1 },
+  instagram: { requireConversation: true, dailyLimit: null },
+  sms: { requireConversation: true, dailyLimit: null },
+  webchat: { requireConversation: true, dailyLimit: null },
+};
+
 const int = (def: number, min = 0) => z.coerce.number().int().min(min).default(def);
 
 export const configSchema = z.object({
@@ -73,6 +103,10 @@ export const configSchema = z.object({
   PARLEY_SINK_BATCH_WAIT_MS: int(200, 0),
   PARLEY_DEV_CLICKHOUSE_USER: z.string().default('default'),
   PARLEY_DEV_CLICKHOUSE_PASSWORD: z.string().optional(),
+  PARLEY_DECISION_QUIET_SECONDS: int(1800, 0),
+  PARLEY_DECISION_CHANNEL_POLICY: jsonChannelPolicy.optional(),
+  PARLEY_CAMPAIGN_REFRESH_MS: int(3000, 100),
+  PARLEY_PUBLIC_URL: z.url().optional(),
 });
 
 export type Config = {
@@ -92,6 +126,13 @@ export type Config = {
   sink: { batchSize: number; batchWaitMs: number };
   /** `parley dev-clickhouse`: credentials it requires when a password is set. */
   devClickhouse?: { user: string; password?: string };
+  decisions: {
+    quietPeriodMs: number;
+    channelPolicy: Record<string, ChannelPolicy>;
+    campaignRefreshMs: number;
+    /** Base of click URLs; default: the address the request came to. */
+    publicUrl?: string;
+  };
 };
 
 export class ConfigError extends Error {
@@ -149,6 +190,23 @@ export function parseConfig(env: Record<string, string | undefined> = process.en
     segments: { minAudienceSize: e.PARLEY_MIN_AUDIENCE_SIZE },
     sink: { batchSize: e.PARLEY_SINK_BATCH_SIZE, batchWaitMs: e.PARLEY_SINK_BATCH_WAIT_MS },
     devClickhouse: { user: e.PARLEY_DEV_CLICKHOUSE_USER, password: e.PARLEY_DEV_CLICKHOUSE_PASSWORD },
+    decisions: {
+      quietPeriodMs: e.PARLEY_DECISION_QUIET_SECONDS * 1000,
+      channelPolicy: Object.fromEntries(
+        Object.entries(DEFAULT_CHANNEL_POLICY).map(([ch, def]) => {
+          const o = e.PARLEY_DECISION_CHANNEL_POLICY?.[ch as keyof typeof e.PARLEY_DECISION_CHANNEL_POLICY];
+          return [
+            ch,
+            {
+              requireConversation: o?.require_conversation ?? def.requireConversation,
+              dailyLimit: o?.daily_limit === undefined ? def.dailyLimit : o.daily_limit,
+            },
+          ];
+        }),
+      ),
+      campaignRefreshMs: e.PARLEY_CAMPAIGN_REFRESH_MS,
+      publicUrl: e.PARLEY_PUBLIC_URL,
+    },
   };
 }
 

@@ -1,0 +1,198 @@
+import { z } from 'zod';
+import {
+  type Campaign,
+  type CampaignInput,
+  campaignInputSchema,
+  targetedSegments,
+} from '../core/campaigns/schema.ts';
+import { createCampaignStore } from '../core/campaigns/store.ts';
+import { ParleyError } from '../core/errors.ts';
+import type { Auth, Principal } from '../core/http/auth.ts';
+import { type App, errorBody, requireRole } from '../core/http/fastify.ts';
+import { compileRule } from '../core/segments/rule.ts';
+import { buildSegmentSizeQuery } from '../core/segments/sql.ts';
+import { createSegmentStore } from '../core/segments/store.ts';
+import type { Store } from '../core/store/client.ts';
+
+// /v1/campaigns: marketers create, read, change and delete campaigns. Targeting is checked
+// against the segments as they are now: each must exist, belong to the campaign's business (or
+// span every business), and a segment that selects users must reach the minimum audience size.
+
+const campaignView = z
+  .object({
+    id: z.string(),
+    business_id: z.string(),
+    name: z.string(),
+    status: z.string(),
+    creative: z.unknown(),
+    targeting: z.unknown(),
+    schedule: z.unknown(),
+    budget: z.unknown(),
+    bid: z.unknown(),
+    frequency_cap: z.unknown(),
+    pacing: z.string(),
+    version: z.number(),
+    created_at: z.string(),
+    updated_at: z.string(),
+  })
+  .meta({ id: 'Campaign' });
+const idParams = z.object({ id: z.string().min(1).max(128) });
+const listQuery = z.object({ business_id: z.string().min(1).max(128).optional() });
+const errors = { 400: errorBody, 401: errorBody, 403: errorBody, 404: errorBody, 422: errorBody };
+
+export const campaignView_ = (c: Campaign) => {
+  const { deleted: _d, ...rest } = c;
+  return rest;
+};
+
+export async function campaignsRoute(
+  app: App,
+  deps: { store: Store; auth: Auth; minAudienceSize: number; onChange?: () => void },
+) {
+  const campaigns = createCampaignStore(deps.store);
+  const segments = createSegmentStore(deps.store);
+  const pre = requireRole(deps.auth, 'marketer');
+
+  async function load(id: string, p: Principal) {
+    const c = await campaigns.get(id);
+    if (!c || c.deleted) throw new ParleyError('PARLEY_ERR_NOT_FOUND', `No campaign ${id}`);
+    deps.auth.checkBusiness(p, c.business_id);
+    return c;
+  }
+
+  async function segmentSize(rule: unknown, business: string | null) {
+    const q = buildSegmentSizeQuery(deps.store.database, compileRule(rule), {
+      asOfMs: Date.now(),
+      businessId: business ?? undefined,
+    });
+    const [row] = await (await deps.store.client.query({ ...q, format: 'JSONEachRow' })).json<{
+      size: number | string;
+    }>();
+    return Number(row?.size ?? 0);
+  }
+
+  /** Refuses targeting a marketer must change, saying what and why. */
+  async function checkTargeting(input: CampaignInput) {
+    const { all, positive } = targetedSegments(input);
+    for (const id of all) {
+      const s = await segments.get(id);
+      if (!s || s.deleted)
+        throw new ParleyError('PARLEY_ERR_UNPROCESSABLE', `targeting: segment ${id} does not exist`, {
+          details: { segment_id: id },
+        });
+      if (s.business_id !== null && s.business_id !== input.business_id)
+        throw new ParleyError(
+          'PARLEY_ERR_UNPROCESSABLE',
+          `targeting: segment ${id} belongs to business ${s.business_id}, not ${input.business_id}`,
+          { details: { segment_id: id, segment_business_id: s.business_id } },
+        );
+      if (!positive.includes(id)) continue; // exclusions may be small
+      const size = await segmentSize(s.rule, s.business_id);
+      if (size < deps.minAudienceSize)
+        throw new ParleyError(
+          'PARLEY_ERR_UNPROCESSABLE',
+          `targeting: segment ${id} has ${size} members; a campaign may only target segments of at least ${deps.minAudienceSize}`,
+          { details: { segment_id: id, size, min_audience_size: deps.minAudienceSize } },
+        );
+    }
+  }
+
+  app.post(
+    '/v1/campaigns',
+    {
+      preHandler: pre,
+      schema: {
+        summary: 'Create a campaign',
+        tags: ['campaigns'],
+        body: campaignInputSchema,
+        response: { 201: campaignView, ...errors },
+      },
+    },
+    async (req, reply) => {
+      deps.auth.checkBusiness(req.principal!, req.body.business_id);
+      await checkTargeting(req.body);
+      const c = await campaigns.create(req.body);
+      deps.onChange?.();
+      return reply.code(201).send(campaignView_(c));
+    },
+  );
+
+  app.get(
+    '/v1/campaigns',
+    {
+      preHandler: pre,
+      schema: {
+        summary: 'List campaigns',
+        tags: ['campaigns'],
+        querystring: listQuery,
+        response: { 200: z.object({ campaigns: z.array(campaignView) }), ...errors },
+      },
+    },
+    async (req) => {
+      const p = req.principal!;
+      if (req.query.business_id !== undefined) deps.auth.checkBusiness(p, req.query.business_id);
+      const limited = p.role !== 'admin' && p.businesses ? p.businesses : undefined;
+      const businesses = req.query.business_id !== undefined ? [req.query.business_id] : limited;
+      return { campaigns: (await campaigns.list({ businesses })).map(campaignView_) };
+    },
+  );
+
+  app.get(
+    '/v1/campaigns/:id',
+    {
+      preHandler: pre,
+      schema: {
+        summary: 'Read a campaign',
+        tags: ['campaigns'],
+        params: idParams,
+        response: { 200: campaignView, ...errors },
+      },
+    },
+    async (req) => campaignView_(await load(req.params.id, req.principal!)),
+  );
+
+  app.put(
+    '/v1/campaigns/:id',
+    {
+      preHandler: pre,
+      schema: {
+        summary: 'Replace a campaign',
+        tags: ['campaigns'],
+        params: idParams,
+        body: campaignInputSchema,
+        response: { 200: campaignView, ...errors },
+      },
+    },
+    async (req) => {
+      const prev = await load(req.params.id, req.principal!);
+      deps.auth.checkBusiness(req.principal!, req.body.business_id);
+      if (req.body.business_id !== prev.business_id)
+        throw new ParleyError(
+          'PARLEY_ERR_UNPROCESSABLE',
+          `business_id cannot change (campaign ${prev.id} belongs to ${prev.business_id}); create a new campaign instead`,
+        );
+      await checkTargeting(req.body);
+      const c = await campaigns.update(prev, req.body);
+      deps.onChange?.();
+      return campaignView_(c);
+    },
+  );
+
+  app.delete(
+    '/v1/campaigns/:id',
+    {
+      preHandler: pre,
+      schema: {
+        summary: 'Delete a campaign; it is no longer served',
+        tags: ['campaigns'],
+        params: idParams,
+        response: { 204: z.null(), ...errors },
+      },
+    },
+    async (req, reply) => {
+      await campaigns.remove(await load(req.params.id, req.principal!));
+      deps.onChange?.();
+      return reply.code(204).send(null);
+    },
+  );
+}
