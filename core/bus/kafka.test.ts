@@ -1,7 +1,9 @@
 import { logLevel } from 'kafkajs';
+import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
+import { createLogger } from '../log.ts';
 import { fetchLimits, toInMessage } from './kafka-consumer.ts';
-import { kafkaLevel } from './kafka-log.ts';
+import { kafkaLevel, kafkaLogCreator } from './kafka-log.ts';
 import { chunkMessages } from './kafka.ts';
 
 // Pure parts of the Kafka adapter; its behaviour on a broker is tested in test/kafka/.
@@ -90,5 +92,36 @@ describe('kafkaLevel', () => {
     expect(kafkaLevel('warn')).toBe(logLevel.WARN);
     expect(kafkaLevel('error')).toBe(logLevel.ERROR);
     expect(kafkaLevel('silent')).toBe(logLevel.NOTHING);
+  });
+});
+
+describe('kafkaLogCreator', () => {
+  it('routes kafkajs entries into pino with their fields, retried failures as warnings', () => {
+    const lines: Record<string, unknown>[] = [];
+    const destination = new Writable({
+      write(chunk, _enc, cb) {
+        lines.push(JSON.parse(chunk.toString()));
+        cb();
+      },
+    });
+    const log = kafkaLogCreator(createLogger({ level: 'debug', destination }))(logLevel.DEBUG);
+    const entry = (namespace: string, level: logLevel, message: string) =>
+      log({
+        namespace,
+        level,
+        label: 'x',
+        log: { message, timestamp: 'now', logger: 'kafkajs', groupId: 'g1' },
+      });
+    entry('Consumer', logLevel.ERROR, 'Crash: boom');
+    entry('Connection', logLevel.ERROR, 'Connection error: refused');
+    entry('ConsumerGroup', logLevel.INFO, 'Pausing fetching from 1 topics');
+    entry('Consumer', logLevel.INFO, 'Starting');
+    expect(lines.map((l) => [l.level, l.msg, l.namespace, l.groupId, l.component])).toEqual([
+      [50, 'Crash: boom', 'Consumer', 'g1', 'kafkajs'],
+      [40, 'Connection error: refused', 'Connection', 'g1', 'kafkajs'],
+      [20, 'Pausing fetching from 1 topics', 'ConsumerGroup', 'g1', 'kafkajs'],
+      [30, 'Starting', 'Consumer', 'g1', 'kafkajs'],
+    ]);
+    expect(lines.every((l) => l.timestamp === undefined && l.logger === undefined)).toBe(true);
   });
 });

@@ -105,7 +105,7 @@ it('answers 503 while the broker is down, recovers by itself, and stores every a
   await waitFor('ingest before the outage', async () => acked().length >= 20, 30_000);
   await kafka('down');
   const downAt = Date.now();
-  await new Promise((r) => setTimeout(r, 5000));
+  await new Promise((r) => setTimeout(r, 6000));
   const upFrom = Date.now();
   await kafka('up');
   const upAt = Date.now();
