@@ -33,7 +33,8 @@ export async function createStore(config: Pick<Config, 'clickhouse' | 'dataDir'>
       url: u.toString(),
       username: decodeURIComponent(u.username) || undefined,
       password: decodeURIComponent(u.password) || undefined,
-      database: db,
+      // No default database: every statement names its tables in full (as the embedded engine
+      // needs), and a fresh server must be able to run CREATE DATABASE before the database exists.
       clickhouse_settings: settings,
       request_timeout: 60_000,
     });
