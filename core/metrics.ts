@@ -49,6 +49,12 @@ export function createMetrics() {
       help: 'Rows inserted into ClickHouse by the sink',
       registers: r,
     }),
+    segmentChanges: new Counter({
+      name: 'parley_segment_membership_changes_total',
+      help: 'Segment membership changes stored and published',
+      labelNames: ['change'],
+      registers: r,
+    }),
     lag: new Gauge({
       name: 'parley_processor_lag_messages',
       help: 'Messages not yet committed',

@@ -189,6 +189,10 @@ describe('segments processor', () => {
     expect(proc2.evaluator.segment(buyers.id)).toBeUndefined();
     await running.stop();
 
+    const counted = await metrics.registry.getSingleMetricAsString('parley_segment_membership_changes_total');
+    expect(counted).toMatch(/change="entered"} [1-9]/);
+    expect(counted).toMatch(/change="exited"} [1-9]/);
+
     // Versions only grow per (segment, user).
     const last = new Map<string, number>();
     for (const m of seen) {

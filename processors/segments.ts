@@ -93,7 +93,9 @@ export function createSegmentsProcessor(opts: SegmentsProcessorOptions): Segment
     const out = pending;
     await writer.write(out);
     pending = [];
-    opts.metrics.processed.labels('segments-changes').inc(out.length);
+    const entered = out.filter((c) => c.member).length;
+    opts.metrics.segmentChanges.labels('entered').inc(entered);
+    opts.metrics.segmentChanges.labels('exited').inc(out.length - entered);
   }
 
   async function load(s: SegmentRecord) {
