@@ -121,6 +121,21 @@ export async function subscribeKafka(o: KafkaConsumerOptions, s: SubscribeOption
     }
   }
 
+  // kafkajs restarts a member itself after retriable failures only; after any other crash the
+  // member is rebuilt here, again and again until it runs or the subscription is stopped.
+  function restartLater() {
+    clearTimeout(restartTimer);
+    restartTimer = setTimeout(() => {
+      restartTimer = undefined;
+      if (abort.signal.aborted) return;
+      start().catch((err) => {
+        log.error({ err }, 'consumer restart failed; trying again');
+        consumer?.disconnect().catch(() => {});
+        restartLater();
+      });
+    }, MAX_BACKOFF_MS);
+  }
+
   async function start() {
     const c = o.kafka.consumer({
       groupId: s.groupId,
@@ -146,10 +161,7 @@ export async function subscribeKafka(o: KafkaConsumerOptions, s: SubscribeOption
     c.on(c.events.CRASH, (e) => {
       if (e.payload.restart || abort.signal.aborted) return;
       log.error({ err: e.payload.error }, 'consumer crashed; starting it again');
-      restartTimer = setTimeout(() => {
-        restartTimer = undefined;
-        if (!abort.signal.aborted) start().catch((err) => log.error({ err }, 'consumer restart failed'));
-      }, MAX_BACKOFF_MS);
+      restartLater();
     });
     await c.connect();
     await c.subscribe({ topics: s.topics, fromBeginning: s.start !== 'latest' });
