@@ -150,8 +150,8 @@ describe('segments processor', () => {
     await waitFor('u2 enters recent', () => changesFor(recent.id).includes('+u2'));
     const entered = Date.now();
     await publish([msg, msg]); // duplicates change nothing
-    await waitFor('u2 exits recent by time alone', () => changesFor(recent.id).includes('-u2'), 6000);
-    expect(Date.now() - entered).toBeLessThan(4000);
+    await waitFor('u2 exits recent by time alone', () => changesFor(recent.id).includes('-u2'), 12_000);
+    expect(Date.now() - entered).toBeLessThan(10_000);
     expect(changesFor(recent.id)).toEqual(['+u2', '-u2']);
 
     // A late order (an hour old) still makes u2 a buyer, and no longer a not-buyer.
@@ -161,7 +161,7 @@ describe('segments processor', () => {
     // A new user who only messages is in the universe: not a buyer.
     await publish([event('u3', 'message.received', 0)]);
     await waitFor('u3 enters not buyers', () => changesFor(notBuyers.id).includes('+u3'));
-    await waitFor('u3 exits recent', () => changesFor(recent.id).includes('-u3'), 6000);
+    await waitFor('u3 exits recent', () => changesFor(recent.id).includes('-u3'), 12_000);
     expect([...(await storedMembers(store, buyers.id))].sort()).toEqual(['u1', 'u2']);
     expect([...(await storedMembers(store, recent.id))]).toEqual([]);
 

@@ -38,7 +38,7 @@ describe('segments end to end (embedded)', () => {
       timeoutMs: 3000,
     });
     // A segment is picked up by the processor within its poll interval (2 s); after that, changes are prompt.
-    expect(firstEnterLatencyMs).toBeLessThan(3000);
-    expect(enterLatencyMs).toBeLessThan(1000);
+    expect(firstEnterLatencyMs).toBeLessThan(6000);
+    expect(enterLatencyMs).toBeLessThan(2500);
   });
 });
