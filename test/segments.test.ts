@@ -35,7 +35,7 @@ afterAll(async () => {
 describe('segments end to end (embedded)', () => {
   it('announces entries as events arrive and exits when windows pass', async () => {
     const { enterLatencyMs, firstEnterLatencyMs } = await runSegmentsScenario(parley, config, key, {
-      timeoutMs: 3000,
+      timeoutMs: 8000,
     });
     // A segment is picked up by the processor within its poll interval (2 s); after that, changes are prompt.
     expect(firstEnterLatencyMs).toBeLessThan(6000);
