@@ -290,5 +290,8 @@ describe('GET /v1/events', () => {
     const doc = (await t.app.inject({ url: '/openapi.json' })).json();
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/v1/events']));
     expect(doc.paths['/v1/events'].post.responses['202']).toBeDefined();
+    const page = await t.app.inject({ url: '/docs/' });
+    expect(page.statusCode).toBe(200);
+    expect(page.headers['content-type']).toMatch(/text\/html/);
   });
 });
