@@ -90,7 +90,7 @@ it(`survives ${KILLS} SIGKILLs while ingesting: every acknowledged event stored 
     250,
   );
   proc!.kill('SIGTERM');
-  await proc!.exited;
+  expect(await proc!.exited).toBe(0); // a clean, drained shutdown
   proc = undefined;
 
   const store = await createStore(parseConfig({ PARLEY_DATA_DIR: dir }));
