@@ -1,0 +1,54 @@
+import {
+  type CampaignStats,
+  type LiveCampaign,
+  type Policy,
+  type Reason,
+  spentToday,
+  type UserView,
+} from './types.ts';
+
+// Whether one campaign may be served to one user now, and if not, the first reason why, in the
+// order DESIGN.md lists them. Pure: everything it needs is passed in.
+
+export function targetingMatches(
+  c: Pick<LiveCampaign, 'segAll' | 'segAny' | 'segNone'>,
+  u: Pick<UserView, 'inSegment'>,
+) {
+  for (const s of c.segAll) if (!u.inSegment(s)) return false;
+  if (c.segAny.length > 0 && !c.segAny.some((s) => u.inSegment(s))) return false;
+  for (const s of c.segNone) if (u.inSegment(s)) return false;
+  return true;
+}
+
+/** The price of one impression: CPM bid / 1000, or CPC bid × the estimated click rate. */
+export function impressionPrice(c: Pick<LiveCampaign, 'bid'>, s: Pick<CampaignStats, 'served' | 'clicks'>) {
+  if (c.bid.kind === 'cpm') return Math.max(1, Math.round(c.bid.micros / 1000));
+  return Math.max(1, Math.round((c.bid.micros * (s.clicks + 1)) / (s.served + 2)));
+}
+
+export function ineligibility(
+  c: LiveCampaign,
+  channel: string,
+  u: UserView,
+  stats: CampaignStats,
+  nowMs: number,
+  policy: Policy,
+): Reason | null {
+  if (!c.active) return 'paused';
+  if (nowMs < c.startMs) return 'not_started';
+  if (c.endMs !== null && nowMs >= c.endMs) return 'ended';
+  if (c.channels && !c.channels.has(channel)) return 'channel_not_allowed';
+  if (!targetingMatches(c, u)) return 'targeting_not_matched';
+  if (u.optedOut) return 'opted_out';
+  if (u.blocked) return 'blocked';
+  if (policy.channel.requireConversation && !u.hasConversation) return 'no_conversation';
+  if (policy.channel.dailyLimit !== null && u.channelToday >= policy.channel.dailyLimit)
+    return 'channel_daily_limit';
+  if (nowMs - u.threadLastMs < policy.quietPeriodMs) return 'thread_quiet_period';
+  if (u.servesSince(c.id, nowMs - c.freqWindowMs) >= c.freqMax) return 'frequency_cap';
+  const price = impressionPrice(c, stats);
+  if (stats.spentTotal + price > c.totalBudget) return 'total_budget_exhausted';
+  if (c.dailyBudget !== null && spentToday(stats, nowMs) + price > c.dailyBudget)
+    return 'daily_budget_exhausted';
+  return null;
+}

@@ -1,0 +1,292 @@
+import { describe, expect, it } from 'vitest';
+import type { Campaign } from '../../core/campaigns/schema.ts';
+import { impressionPrice, ineligibility, targetingMatches } from './eligibility.ts';
+import { applyEvent, decide } from './engine.ts';
+import { aheadProbability, serveProbability } from './pacing.ts';
+import { best, impressionValue } from './ranking.ts';
+import { sampleBeta, seededRng } from './rng.ts';
+import { DecisionState } from './state.ts';
+import { DAY_MS, emptyStats, type Policy, type UserView } from './types.ts';
+
+const T0 = Date.parse('2026-03-10T00:00:00Z');
+const policy: Policy = { quietPeriodMs: 600_000, channel: { requireConversation: true, dailyLimit: 1 } };
+
+export function campaign(over: Partial<Campaign> & { id: string }): Campaign {
+  return {
+    business_id: 'b1',
+    name: over.id,
+    status: 'active',
+    creative: { text: 'hello' },
+    targeting: {},
+    schedule: { start: '2026-03-01T00:00:00Z', end: '2026-04-01T00:00:00Z' },
+    budget: { total_micros: 1_000_000_000 },
+    bid: { cpm_micros: 2_000_000 },
+    frequency_cap: { max: 3, per_seconds: 86_400 },
+    pacing: 'asap',
+    version: 1,
+    created_at: '2026-03-01T00:00:00Z',
+    updated_at: '2026-03-01T00:00:00Z',
+    deleted: false,
+    ...over,
+  };
+}
+
+const user = (over: Partial<UserView> = {}): UserView => ({
+  inSegment: () => true,
+  optedOut: false,
+  blocked: false,
+  hasConversation: true,
+  channelToday: 0,
+  threadLastMs: Number.NEGATIVE_INFINITY,
+  servesSince: () => 0,
+  ...over,
+});
+
+function live(c: Campaign) {
+  const s = new DecisionState();
+  s.setCampaigns([c]);
+  return s.campaignsOf(c.business_id)[0];
+}
+
+describe('eligibility', () => {
+  const c = live(campaign({ id: 'c1', targeting: { channels: ['whatsapp'] } }));
+  const ok = (u = user(), now = T0, stats = emptyStats()) =>
+    ineligibility(c, 'whatsapp', u, stats, now, policy);
+
+  it('serves an eligible user and names the first failing rule otherwise', () => {
+    expect(ok()).toBeNull();
+    expect(ineligibility({ ...c, active: false }, 'whatsapp', user(), emptyStats(), T0, policy)).toBe(
+      'paused',
+    );
+    expect(ok(user(), Date.parse('2026-02-01T00:00:00Z'))).toBe('not_started');
+    expect(ok(user(), Date.parse('2026-04-01T00:00:00Z'))).toBe('ended');
+    expect(ineligibility(c, 'sms', user(), emptyStats(), T0, policy)).toBe('channel_not_allowed');
+    expect(ok(user({ inSegment: () => false }))).toBeNull(); // no targeting: everyone
+    expect(ok(user({ optedOut: true }))).toBe('opted_out');
+    expect(ok(user({ blocked: true }))).toBe('blocked');
+    expect(ok(user({ hasConversation: false }))).toBe('no_conversation');
+    expect(ok(user({ channelToday: 1 }))).toBe('channel_daily_limit');
+    expect(ok(user({ threadLastMs: T0 - 599_999 }))).toBe('thread_quiet_period');
+    expect(ok(user({ threadLastMs: T0 - 600_000 }))).toBeNull();
+    expect(ok(user({ servesSince: () => 3 }))).toBe('frequency_cap');
+    expect(ok(user({ servesSince: () => 2 }))).toBeNull();
+  });
+
+  it('applies the channel policy only as configured', () => {
+    const loose: Policy = { quietPeriodMs: 0, channel: { requireConversation: false, dailyLimit: null } };
+    expect(
+      ineligibility(
+        c,
+        'whatsapp',
+        user({ hasConversation: false, channelToday: 9 }),
+        emptyStats(),
+        T0,
+        loose,
+      ),
+    ).toBeNull();
+  });
+
+  it('stops before a budget would be exceeded', () => {
+    const d = live(campaign({ id: 'c2', budget: { total_micros: 10_000, daily_micros: 4_000 } }));
+    const price = impressionPrice(d, emptyStats()); // 2000
+    expect(price).toBe(2000);
+    const at = (spentTotal: number, spentDay: number) =>
+      ineligibility(
+        d,
+        'whatsapp',
+        user(),
+        { ...emptyStats(), spentTotal, spentDay, day: T0 / DAY_MS },
+        T0,
+        policy,
+      );
+    expect(at(2000, 2000)).toBeNull();
+    expect(at(4000, 4000)).toBe('daily_budget_exhausted');
+    expect(at(8001, 0)).toBe('total_budget_exhausted');
+    // Yesterday's spend does not count against today.
+    expect(
+      ineligibility(
+        d,
+        'whatsapp',
+        user(),
+        { ...emptyStats(), spentTotal: 4000, spentDay: 4000, day: T0 / DAY_MS - 1 },
+        T0,
+        policy,
+      ),
+    ).toBeNull();
+  });
+
+  it('matches all / any / none targeting', () => {
+    const member = (s: number[]) => ({ inSegment: (i: number) => s.includes(i) });
+    const t = { segAll: [0, 1], segAny: [2, 3], segNone: [4] };
+    expect(targetingMatches(t, member([0, 1, 3]))).toBe(true);
+    expect(targetingMatches(t, member([0, 3]))).toBe(false);
+    expect(targetingMatches(t, member([0, 1]))).toBe(false);
+    expect(targetingMatches(t, member([0, 1, 2, 4]))).toBe(false);
+  });
+
+  it('prices CPM per thousand and CPC by the estimated click rate', () => {
+    expect(impressionPrice({ bid: { kind: 'cpm', micros: 5_000_000 } }, emptyStats())).toBe(5000);
+    expect(impressionPrice({ bid: { kind: 'cpc', micros: 1_000_000 } }, { served: 98, clicks: 9 })).toBe(
+      100_000,
+    );
+  });
+});
+
+describe('pacing', () => {
+  it('serves behind plan and throttles ahead of it across a band', () => {
+    expect(aheadProbability(50, 100, 10)).toBe(1);
+    expect(aheadProbability(105, 100, 10)).toBeCloseTo(0.5);
+    expect(aheadProbability(120, 100, 10)).toBe(0);
+  });
+
+  it('plans the daily budget over the day and the total over the flight', () => {
+    const c = {
+      pacing: 'even' as const,
+      startMs: T0 - 10 * DAY_MS,
+      endMs: T0 + 10 * DAY_MS,
+      totalBudget: 20_000_000,
+      dailyBudget: 1_000_000,
+    };
+    const noon = T0 + DAY_MS / 2;
+    const stats = (spentDay: number, spentTotal = 10_000_000) => ({
+      ...emptyStats(),
+      spentDay,
+      spentTotal,
+      day: Math.floor(noon / DAY_MS),
+    });
+    expect(serveProbability(c, stats(400_000), noon, 1000)).toBe(1);
+    expect(serveProbability(c, stats(505_000), noon, 1000)).toBeCloseTo(0.5);
+    expect(serveProbability(c, stats(600_000), noon, 1000)).toBe(0);
+    // Far ahead on the flight line though on plan for the day: throttled by the flight.
+    expect(serveProbability(c, stats(500_000, 12_000_000), noon, 1000)).toBe(0);
+    expect(serveProbability({ ...c, pacing: 'asap' }, stats(900_000), noon, 1000)).toBe(1);
+  });
+});
+
+describe('ranking', () => {
+  it('values CPM at bid/1000 and CPC at bid × a posterior draw', () => {
+    const rng = seededRng(1);
+    expect(impressionValue({ bid: { kind: 'cpm', micros: 3_000_000 } }, emptyStats(), rng)).toBe(3000);
+    const draws = Array.from({ length: 4000 }, () =>
+      impressionValue({ bid: { kind: 'cpc', micros: 1_000_000 } }, { served: 1000, clicks: 50 }, rng),
+    );
+    const mean = draws.reduce((a, b) => a + b, 0) / draws.length;
+    expect(mean).toBeGreaterThan(48_000);
+    expect(mean).toBeLessThan(54_000);
+    expect(best([1, 5, 5, 2])).toBe(1);
+    expect(best([])).toBe(-1);
+  });
+
+  it('samples Beta with the right mean for small shapes', () => {
+    const rng = seededRng(7);
+    const n = 20_000;
+    let sum = 0;
+    for (let i = 0; i < n; i++) sum += sampleBeta(0.5, 1.5, rng);
+    expect(sum / n).toBeCloseTo(0.25, 1);
+  });
+});
+
+describe('decide', () => {
+  const ev = (type: string, user: string, props: Record<string, unknown> = {}, at = T0 - 1000) => ({
+    event_id: `${type}-${user}-${at}`,
+    type: type as never,
+    occurred_at: new Date(at).toISOString(),
+    business_id: 'b1',
+    user_id: user,
+    thread_id: `t_b1_${user}`,
+    channel: 'whatsapp' as const,
+    props,
+  });
+
+  it('serves the best eligible campaign, counts it at once, and explains the others', () => {
+    const s = new DecisionState();
+    s.setCampaigns([
+      campaign({ id: 'cheap', bid: { cpm_micros: 1_000_000 } }),
+      campaign({ id: 'rich', bid: { cpm_micros: 9_000_000 } }),
+      campaign({ id: 'paused', status: 'paused' }),
+      campaign({ id: 'other', business_id: 'b2' }),
+    ]);
+    applyEvent(s, ev('message.received', 'u1'));
+    const req = { user_id: 'u1', business_id: 'b1', channel: 'whatsapp' };
+    const r = decide(s, req, { nowMs: T0, rng: seededRng(3), policy });
+    expect(r.decision?.campaign.id).toBe('rich');
+    expect(r.decision?.priceMicros).toBe(9000);
+    expect(Object.fromEntries(r.candidates.map((c) => [c.campaign_id, c.reason]))).toEqual({
+      cheap: 'outranked',
+      rich: 'chosen',
+      paused: 'paused',
+    });
+    expect(s.statsOf('rich')).toMatchObject({ served: 1, spentTotal: 9000 });
+    // The same user again today on WhatsApp: the channel's daily limit.
+    const again = decide(s, req, { nowMs: T0 + 3600_000, rng: seededRng(3), policy });
+    expect(again.decision).toBeNull();
+    expect(new Set(again.candidates.map((c) => c.reason))).toEqual(
+      new Set(['channel_daily_limit', 'paused']),
+    );
+    // The echo of our own decision from the bus does not count twice.
+    applyEvent(s, {
+      ...ev(
+        'sponsored.served',
+        'u1',
+        { decision_id: r.decision!.decisionId, campaign_id: 'rich', price_micros: 9000 },
+        T0,
+      ),
+    });
+    expect(s.statsOf('rich')).toMatchObject({ served: 1, spentTotal: 9000 });
+    // Served by another process: counts.
+    applyEvent(
+      s,
+      ev('sponsored.served', 'u2', { decision_id: 'd_other', campaign_id: 'rich', price_micros: 9000 }, T0),
+    );
+    applyEvent(s, ev('sponsored.clicked', 'u2', { decision_id: 'd_other', campaign_id: 'rich' }, T0));
+    applyEvent(s, ev('sponsored.clicked', 'u2', { decision_id: 'd_other', campaign_id: 'rich' }, T0));
+    expect(s.statsOf('rich')).toMatchObject({ served: 2, clicks: 1, spentTotal: 18_000 });
+  });
+
+  it('never serves opted-out, blocked or unknown users, and honours a later opt-in', () => {
+    const s = new DecisionState();
+    s.setCampaigns([campaign({ id: 'c' })]);
+    for (const u of ['u1', 'u2']) applyEvent(s, ev('message.received', u));
+    applyEvent(s, ev('optout', 'u1', { scope: 'marketing' }, T0 - 500));
+    applyEvent(s, ev('conversation.blocked', 'u2'));
+    const d = (u: string) =>
+      decide(
+        s,
+        { user_id: u, business_id: 'b1', channel: 'whatsapp' },
+        { nowMs: T0, rng: seededRng(1), policy },
+      );
+    expect(d('u1').candidates[0].reason).toBe('opted_out');
+    expect(d('u2').candidates[0].reason).toBe('blocked');
+    expect(d('u3').candidates[0].reason).toBe('no_conversation');
+    applyEvent(s, ev('optin', 'u1', {}, T0 - 900)); // older than the opt-out: ignored
+    expect(d('u1').candidates[0].reason).toBe('opted_out');
+    applyEvent(s, ev('optin', 'u1', {}, T0 - 100));
+    expect(d('u1').decision?.campaign.id).toBe('c');
+  });
+
+  it('follows segment membership as it changes', () => {
+    const s = new DecisionState();
+    s.setCampaigns([campaign({ id: 'c', targeting: { segments_all: ['seg_a'], segments_none: ['seg_x'] } })]);
+    applyEvent(s, ev('message.received', 'u1'));
+    const d = () =>
+      decide(
+        s,
+        { user_id: 'u1', business_id: 'b1', channel: 'sms' },
+        {
+          nowMs: T0,
+          rng: seededRng(1),
+          policy: { ...policy, channel: { requireConversation: true, dailyLimit: null }, quietPeriodMs: 0 },
+        },
+      );
+    expect(d().candidates[0].reason).toBe('targeting_not_matched');
+    s.setMember('seg_a', 'u1', true);
+    expect(d().candidates[0].reason).toBe('chosen');
+    s.setMember('seg_x', 'u1', true);
+    expect(d().candidates[0].reason).toBe('targeting_not_matched');
+    s.setMember('seg_x', 'u1', false);
+    for (let i = 0; i < 3000; i++) s.setMember('seg_a', `filler${i}`, true); // grows the bitsets
+    expect(d().candidates[0].reason).toBe('chosen');
+    expect(d().candidates[0].reason).toBe('chosen');
+    expect(d().candidates[0].reason).toBe('frequency_cap'); // max 3 a day
+  });
+});

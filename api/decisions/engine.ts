@@ -1,0 +1,130 @@
+import { randomUUID } from 'node:crypto';
+import type { CanonicalEvent } from '../../core/events/schema.ts';
+import { impressionPrice, ineligibility } from './eligibility.ts';
+import { serveProbability } from './pacing.ts';
+import { best, impressionValue } from './ranking.ts';
+import type { Rng } from './rng.ts';
+import type { ServedFact, DecisionState } from './state.ts';
+import { type DecisionRequest, type LiveCampaign, type Policy, type Reason, threadOf } from './types.ts';
+
+// One decision: every campaign of the business is checked for eligibility, paced, valued, and the
+// best one is served and counted at once. Pure over the state, the clock and the random source.
+
+export type Candidate = {
+  campaign_id: string;
+  reason: Reason;
+  price_micros?: number;
+  serve_probability?: number;
+  value_micros?: number;
+};
+
+export type Decision = {
+  decisionId: string;
+  campaign: LiveCampaign;
+  priceMicros: number;
+  served: ServedFact;
+};
+
+export type DecideResult = { decision: Decision | null; candidates: Candidate[] };
+
+export function decide(
+  state: DecisionState,
+  req: DecisionRequest,
+  opts: { nowMs: number; rng: Rng; policy: Policy; newId?: () => string },
+): DecideResult {
+  const thread = threadOf(req);
+  const view = state.view(req.user_id, req.business_id, req.channel, thread, opts.nowMs);
+  const candidates: Candidate[] = [];
+  const open: { c: LiveCampaign; cand: Candidate; price: number; value: number }[] = [];
+  for (const c of state.campaignsOf(req.business_id)) {
+    const stats = state.statsOf(c.id);
+    const why = ineligibility(c, req.channel, view, stats, opts.nowMs, opts.policy);
+    const cand: Candidate = { campaign_id: c.id, reason: why ?? 'outranked' };
+    candidates.push(cand);
+    if (why) continue;
+    const price = impressionPrice(c, stats);
+    const p = serveProbability(c, stats, opts.nowMs, price);
+    cand.price_micros = price;
+    cand.serve_probability = p;
+    if (p < 1 && opts.rng() >= p) {
+      cand.reason = 'paced';
+      continue;
+    }
+    const value = impressionValue(c, stats, opts.rng);
+    cand.value_micros = value;
+    open.push({ c, cand, price, value });
+  }
+  const at = best(open.map((o) => o.value));
+  if (at < 0) return { decision: null, candidates };
+  const win = open[at];
+  win.cand.reason = 'chosen';
+  const decisionId = opts.newId?.() ?? `d_${randomUUID().replaceAll('-', '')}`;
+  const served: ServedFact = {
+    decisionId,
+    campaignId: win.c.id,
+    businessId: req.business_id,
+    userId: req.user_id,
+    threadId: thread,
+    channel: req.channel,
+    priceMicros: win.price,
+    atMs: opts.nowMs,
+  };
+  state.noteServed(served, true);
+  return { decision: { decisionId, campaign: win.c, priceMicros: win.price, served }, candidates };
+}
+
+/** The sponsored.served event a decision publishes. */
+export function servedEvent(d: Decision): CanonicalEvent {
+  const f = d.served;
+  return {
+    event_id: randomUUID(),
+    type: 'sponsored.served',
+    occurred_at: new Date(f.atMs).toISOString(),
+    business_id: f.businessId,
+    user_id: f.userId,
+    thread_id: f.threadId,
+    channel: f.channel as CanonicalEvent['channel'],
+    props: {
+      decision_id: f.decisionId,
+      campaign_id: f.campaignId,
+      creative_id: f.campaignId,
+      price_micros: f.priceMicros,
+    },
+  };
+}
+
+const CONVERSING = new Set(['message.received', 'postback', 'referral']);
+
+/** Applies one event from the events topic to the state. */
+export function applyEvent(state: DecisionState, e: CanonicalEvent) {
+  const atMs = Date.parse(e.occurred_at);
+  const p = e.props ?? {};
+  if (CONVERSING.has(e.type)) state.noteConversation(e.business_id, e.user_id);
+  switch (e.type) {
+    case 'optout':
+    case 'optin':
+      state.noteOpt(e.business_id, e.user_id, e.type === 'optout', atMs);
+      break;
+    case 'conversation.blocked':
+      state.noteBlocked(e.business_id, e.user_id);
+      break;
+    case 'sponsored.served':
+      state.noteServed(
+        {
+          decisionId: String(p.decision_id ?? e.event_id),
+          campaignId: String(p.campaign_id),
+          businessId: e.business_id,
+          userId: e.user_id,
+          threadId: e.thread_id,
+          channel: e.channel,
+          priceMicros: Number(p.price_micros ?? 0) || 0,
+          atMs,
+        },
+        false,
+      );
+      break;
+    case 'sponsored.clicked':
+      state.noteClicked(String(p.decision_id ?? e.event_id), String(p.campaign_id));
+      break;
+  }
+}

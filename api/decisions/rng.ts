@@ -1,0 +1,48 @@
+// Seeded randomness for the decision engine: the same seed gives the same decisions, which is
+// what the simulation tests and unit tests rely on. Production seeds from the crypto RNG.
+
+export type Rng = () => number;
+
+/** mulberry32: a small, fast generator with a 2^32 period; plenty for sampling. */
+export function seededRng(seed: number): Rng {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function normal(rng: Rng): number {
+  let u = 0;
+  while (u === 0) u = rng();
+  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rng());
+}
+
+/** Gamma(shape, 1) by Marsaglia and Tsang; shape < 1 through the boost Gamma(shape+1)·U^(1/shape). */
+export function sampleGamma(shape: number, rng: Rng): number {
+  if (shape < 1) return sampleGamma(shape + 1, rng) * rng() ** (1 / shape);
+  const d = shape - 1 / 3;
+  const c = 1 / Math.sqrt(9 * d);
+  for (;;) {
+    let x: number;
+    let v: number;
+    do {
+      x = normal(rng);
+      v = 1 + c * x;
+    } while (v <= 0);
+    v = v * v * v;
+    const u = rng();
+    if (u < 1 - 0.0331 * x ** 4) return d * v;
+    if (Math.log(u) < 0.5 * x * x + d * (1 - v + Math.log(v))) return d * v;
+  }
+}
+
+/** A draw from Beta(a, b). */
+export function sampleBeta(a: number, b: number, rng: Rng): number {
+  const x = sampleGamma(a, rng);
+  const y = sampleGamma(b, rng);
+  return x / (x + y);
+}
