@@ -11,7 +11,9 @@
 // segment.entered message arriving on the membership topic, p50/p95/max.
 //
 //   node bench/run.js segments [--mode all|preview|freshness] [--events 10000000] [--users 1000000]
-//                              [--runs 3] [--rate 10000] [--seconds 10]
+//                              [--runs 3] [--rate 10000] [--seconds 10] [--brokers host:port]
+//
+// With --brokers, freshness is measured with the bus on that Kafka cluster (unique topic names).
 
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -35,6 +37,7 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '3' },
     rate: { type: 'string', default: '10000' },
     seconds: { type: 'string', default: '10' },
+    brokers: { type: 'string' },
   },
 });
 const N = Number(values.events);
@@ -147,6 +150,12 @@ async function freshness() {
     PARLEY_PORT: '0',
     PARLEY_API_KEYS: JSON.stringify([{ key, role: 'admin' }]),
     PARLEY_LOG_LEVEL: 'warn',
+    ...(values.brokers
+      ? {
+          PARLEY_KAFKA_BROKERS: values.brokers,
+          PARLEY_TOPIC_PREFIX: `bench-${randomBytes(4).toString('hex')}.`,
+        }
+      : {}),
   });
   const parley = await startParley(config, { logger: createLogger({ level: 'warn' }), out: () => {} });
   const headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
@@ -223,7 +232,7 @@ async function freshness() {
   const q = (p: number) =>
     lat.length ? lat[Math.min(lat.length - 1, Math.floor(p * lat.length))].toFixed(0) : '-';
   printTable(
-    `Membership freshness, embedded: ${total.toLocaleString('en')} events offered at ${RATE.toLocaleString('en')}/s (sent in ${sendSeconds.toFixed(1)} s, ${Math.round(total / sendSeconds).toLocaleString('en')}/s achieved)`,
+    `Membership freshness, ${values.brokers ? 'Kafka bus' : 'embedded'}: ${total.toLocaleString('en')} events offered at ${RATE.toLocaleString('en')}/s (sent in ${sendSeconds.toFixed(1)} s, ${Math.round(total / sendSeconds).toLocaleString('en')}/s achieved)`,
     [
       ['from ingest ack to segment.entered on the topic', 'p50 ms', 'p95 ms', 'max ms', 'changes seen'],
       [
