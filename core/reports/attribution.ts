@@ -4,9 +4,9 @@ import { ParleyError } from '../errors.ts';
 import { isoTime } from './funnel.ts';
 import { MODELS, type Model } from './models.ts';
 
-// POST /v1/reports/attribution as ONE SQL statement (meanings: docs/reports.md). Touchpoints are
-// gathered per (user, business) into one sorted array, joined to each distinct conversion, and
-// filtered to that conversion's windows there, so each conversion's split is computed in place.
+// POST /v1/reports/attribution as ONE SQL statement (meanings: docs/reports.md). Conversions and
+// touchpoints are gathered per (user, business) in one pass over the events; each distinct
+// conversion filters the touchpoints to its own windows, so its split is computed in place.
 
 export const DEFAULT_WINDOWS = {
   click_window_seconds: 604_800,
@@ -83,21 +83,25 @@ export function creditsCte(db: string, r: AttributionRequest, businesses?: strin
     params.businesses = businesses;
   }
   const and = biz.map((b) => ` AND ${b}`).join('');
-  const cte = `conv AS (
-  SELECT event_id, user_id, business_id, toInt64(toUnixTimestamp64Milli(occurred_at)) AS tc, value AS cvalue
-  FROM ${db}.events FINAL
-  WHERE type IN {conv_types:Array(String)} AND occurred_at >= fromUnixTimestamp64Milli({from:Int64}) AND occurred_at < fromUnixTimestamp64Milli({to:Int64})${and}
-), tp AS (
-  SELECT user_id, business_id, groupArray((toInt64(toUnixTimestamp64Milli(occurred_at)), event_id, campaign_id, type = 'sponsored.clicked')) AS tps
-  FROM ${db}.events FINAL
-  WHERE type IN ('sponsored.served', 'sponsored.clicked') AND occurred_at >= fromUnixTimestamp64Milli({from:Int64} - {lookback:Int64}) AND occurred_at < fromUnixTimestamp64Milli({to:Int64})${and}
-    AND (user_id, business_id) IN (SELECT user_id, business_id FROM conv)
+  // One pass over the events: per (user, business), its conversions in [from, to) and its
+  // touchpoints from the longest window before `from` on; each conversion then filters its own.
+  const cte = `per_user AS (
+  SELECT groupArrayIf((event_id, t, value), is_conv AND t >= {from:Int64}) AS convs,
+    groupArrayIf((t, event_id, campaign_id, type = 'sponsored.clicked'), NOT is_conv) AS tps
+  FROM (
+    SELECT user_id, business_id, event_id, type, toInt64(toUnixTimestamp64Milli(occurred_at)) AS t, value, campaign_id,
+      type IN {conv_types:Array(String)} AS is_conv
+    FROM ${db}.events FINAL
+    WHERE (type IN {conv_types:Array(String)} OR type IN ('sponsored.served', 'sponsored.clicked'))
+      AND occurred_at >= fromUnixTimestamp64Milli({from:Int64} - {lookback:Int64}) AND occurred_at < fromUnixTimestamp64Milli({to:Int64})${and}
+  )
   GROUP BY user_id, business_id
+  HAVING length(convs) > 0
 ), touched AS (
-  SELECT conv.event_id AS conversion_id, conv.cvalue AS cvalue,
-    arraySort(x -> (x.1, x.2), arrayFilter(x -> x.4 AND x.1 >= conv.tc - {cw:Int64} AND x.1 < conv.tc, tp.tps)) AS clicks,
-    if(length(clicks) > 0, clicks, arraySort(x -> (x.1, x.2), arrayFilter(x -> NOT x.4 AND x.1 >= conv.tc - {vw:Int64} AND x.1 < conv.tc, tp.tps))) AS chosen
-  FROM conv LEFT JOIN tp ON conv.user_id = tp.user_id AND conv.business_id = tp.business_id
+  SELECT conv.1 AS conversion_id, conv.2 AS tc, conv.3 AS cvalue,
+    arraySort(x -> (x.1, x.2), arrayFilter(x -> x.4 AND x.1 >= tc - {cw:Int64} AND x.1 < tc, tps)) AS clicks,
+    if(length(clicks) > 0, clicks, arraySort(x -> (x.1, x.2), arrayFilter(x -> NOT x.4 AND x.1 >= tc - {vw:Int64} AND x.1 < tc, tps))) AS chosen
+  FROM per_user ARRAY JOIN convs AS conv
 ), credits AS (
   SELECT conversion_id, share.1 AS campaign_id, share.2 AS weight, share.2 * cvalue AS value
   FROM touched
