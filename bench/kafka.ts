@@ -14,8 +14,8 @@
 //                           [--partitions 4] [--poll-ms 50] [--only producer|e2e]
 //
 // The broker is PARLEY_KAFKA_BROKERS, or the local one from scripts/kafka.sh (started if needed,
-// stopped again at the end if this bench started it). Every process, topic and consumer group
-// the bench makes is removed at the end, and every wait is bounded.
+// and left running: it is shared, like `npm run kafka:up`; `npm run kafka:down` stops it). Every
+// process, topic and consumer group the bench makes is removed at the end; every wait is bounded.
 
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -76,24 +76,23 @@ if (ONLY !== 'e2e') {
   );
 }
 
-function kafkaScript(cmd: 'up' | 'down' | 'status') {
+function kafkaScript(cmd: 'up' | 'status') {
   return spawnSync('bash', ['scripts/kafka.sh', cmd], { cwd: ROOT, encoding: 'utf8', timeout: 180_000 });
 }
 
 let brokers = parseConfig().kafka?.brokers;
-let startedBroker = false;
 if (!brokers?.length) {
-  const running = kafkaScript('status').status === 0;
-  if (!running) {
+  let status = kafkaScript('status');
+  if (status.status !== 0) {
     console.log('PARLEY_KAFKA_BROKERS is not set: starting the local broker (scripts/kafka.sh up)');
-    const up = kafkaScript('up');
-    if (up.status !== 0) {
-      console.error(`could not start the local broker:\n${up.stdout}${up.stderr}`);
+    status = kafkaScript('up');
+    if (status.status !== 0) {
+      console.error(`could not start the local broker:\n${status.stdout}${status.stderr}`);
       process.exit(1);
     }
-    startedBroker = true;
   }
-  brokers = ['127.0.0.1:19092'];
+  // "kafka running (pid …) at 127.0.0.1:19092" / "kafka up at 127.0.0.1:19092"
+  brokers = [/ at (\S+:\d+)/.exec(status.stdout)?.[1] ?? '127.0.0.1:19092'];
 }
 const BROKERS = brokers;
 console.log(`broker: ${BROKERS.join(',')}`);
@@ -171,10 +170,6 @@ async function cleanup() {
     await admin.disconnect().catch(() => {});
   }
   if (dir) await rm(dir, { recursive: true, force: true });
-  if (startedBroker) {
-    kafkaScript('down');
-    console.log('stopped the local broker this bench started');
-  }
 }
 
 for (const sig of ['SIGINT', 'SIGTERM'] as const)
@@ -474,13 +469,15 @@ async function endToEnd() {
     .sort((a, b) => a - b);
   const acks = state.map((s) => (s.ackAt as number) - s.sentAt).sort((a, b) => a - b);
   const secs = (t: number) => (t - t0) / 1000;
+  // Over at least the schedule's span (list.length intervals), so a short run does not flatter.
+  const ackRate = E2E_EVENTS / Math.max(secs(tAcked), (list.length * interval) / 1000);
   const ms = (v: number) => (v / 1000).toFixed(3);
   printTable(
     `(b) end to end: ${E2E_EVENTS} events offered at ${RATE} events/s in batches of ${BATCH}; ingest, 2 processors, dev-clickhouse; ${PARTITIONS} partitions`,
     [
       ['measure', 'value'],
       ['offered load (events/s)', RATE],
-      ['acknowledged (events/s, first send → last 202)', Math.round(E2E_EVENTS / secs(tAcked))],
+      ['acknowledged (events/s, first send → last 202)', Math.round(ackRate)],
       ['end to end (events/s, first send → last queryable)', Math.round(E2E_EVENTS / secs(tDone))],
       ['lag 202 → queryable, p50 (s)', ms(pct(lags, 0.5))],
       ['lag 202 → queryable, p95 (s)', ms(pct(lags, 0.95))],
@@ -495,7 +492,7 @@ async function endToEnd() {
     `lag is measured per batch of ${BATCH} from its 202 to the first poll (every ${POLL_MS} ms) that finds all of its events in the store`,
   );
   console.log(
-    `target: p95 < 2 s at ${RATE} events/s (${pct(lags, 0.95) < 2000 && E2E_EVENTS / secs(tAcked) >= RATE * 0.95 ? 'met' : 'NOT met'})`,
+    `target: p95 < 2 s at ${RATE} events/s (${pct(lags, 0.95) < 2000 && ackRate >= RATE * 0.95 ? 'met' : 'NOT met'})`,
   );
 }
 
