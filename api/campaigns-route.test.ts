@@ -86,7 +86,14 @@ beforeAll(async () => {
     ],
   });
   app = await createHttp({ logger, bodyLimit: 1 << 20, metrics: createMetrics() });
-  await campaignsRoute(app, { store, auth, minAudienceSize: 2, onChange: () => changes++ });
+  await campaignsRoute(app, {
+    store,
+    auth,
+    minAudienceSize: 2,
+    onChange: () => {
+      changes++;
+    },
+  });
   await app.ready();
 });
 

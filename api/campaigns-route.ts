@@ -47,7 +47,7 @@ export const campaignView_ = (c: Campaign) => {
 
 export async function campaignsRoute(
   app: App,
-  deps: { store: Store; auth: Auth; minAudienceSize: number; onChange?: () => void },
+  deps: { store: Store; auth: Auth; minAudienceSize: number; onChange?: () => void | Promise<void> },
 ) {
   const campaigns = createCampaignStore(deps.store);
   const segments = createSegmentStore(deps.store);
@@ -112,7 +112,7 @@ export async function campaignsRoute(
       deps.auth.checkBusiness(req.principal!, req.body.business_id);
       await checkTargeting(req.body);
       const c = await campaigns.create(req.body);
-      deps.onChange?.();
+      await deps.onChange?.();
       return reply.code(201).send(campaignView_(c));
     },
   );
@@ -173,7 +173,7 @@ export async function campaignsRoute(
         );
       await checkTargeting(req.body);
       const c = await campaigns.update(prev, req.body);
-      deps.onChange?.();
+      await deps.onChange?.();
       return campaignView_(c);
     },
   );
@@ -191,7 +191,7 @@ export async function campaignsRoute(
     },
     async (req, reply) => {
       await campaigns.remove(await load(req.params.id, req.principal!));
-      deps.onChange?.();
+      await deps.onChange?.();
       return reply.code(204).send(null);
     },
   );

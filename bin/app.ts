@@ -6,6 +6,9 @@ import type { Logger } from '../core/log.ts';
 import type { Metrics } from '../core/metrics.ts';
 import type { Store } from '../core/store/client.ts';
 import { campaignsRoute } from '../api/campaigns-route.ts';
+import { resolveClickKey } from '../api/decisions/click.ts';
+import { createDecisionEngine } from '../api/decisions/feed.ts';
+import { decisionsRoute } from '../api/decisions/route.ts';
 import { eventsReadRoute } from '../api/events-route.ts';
 import { reportsRoute } from '../api/reports-route.ts';
 import { segmentsRoute } from '../api/segments-route.ts';
@@ -71,7 +74,30 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     // Attribution at the default windows reads the credits the attribution processor stores.
     await reportsRoute(app, { store: deps.store, auth: deps.auth, storedCredits: true });
     await segmentsRoute(app, { store: deps.store, bus: deps.bus, auth: deps.auth, membershipTopic: topicNames(config).membership, minAudienceSize: config.segments.minAudienceSize });
-    await campaignsRoute(app, { store: deps.store, auth: deps.auth, minAudienceSize: config.segments.minAudienceSize });
+    // The decision engine: in memory, fed by the bus, stopped with the app.
+    const engine = await createDecisionEngine({
+      store: deps.store,
+      bus: deps.bus,
+      logger: deps.logger,
+      topics: topicNames(config),
+      groupPrefix: config.topics.prefix,
+      decisions: config.decisions,
+    });
+    app.addHook('onClose', () => engine.stop());
+    await campaignsRoute(app, {
+      store: deps.store,
+      auth: deps.auth,
+      minAudienceSize: config.segments.minAudienceSize,
+      onChange: () => engine.reload().catch((err) => deps.logger.warn({ err }, 'campaign reload failed')),
+    });
+    await decisionsRoute(app, {
+      engine,
+      bus: deps.bus,
+      auth: deps.auth,
+      eventsTopic: topicNames(config).events,
+      clickKey: await resolveClickKey(config, deps.logger),
+      publicUrl: config.decisions.publicUrl,
+    });
   }
   return app;
 }

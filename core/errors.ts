@@ -31,6 +31,11 @@ export const ERRORS = {
     message: 'Platform webhooks are not configured on this server',
   },
   PARLEY_ERR_SHUTTING_DOWN: { status: 503, retriable: true, message: 'The server is shutting down; retry' },
+  PARLEY_ERR_NOT_READY: {
+    status: 503,
+    retriable: true,
+    message: 'The decision engine is still catching up from the bus; retry',
+  },
   PARLEY_ERR_INTERNAL: { status: 500, retriable: true, message: 'Internal error' },
   PARLEY_ERR_MIGRATION_CHANGED: {
     status: 500,

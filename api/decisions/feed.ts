@@ -1,0 +1,164 @@
+import { randomBytes } from 'node:crypto';
+import type { Batch, Bus, Subscription } from '../../core/bus/types.ts';
+import { createCampaignStore } from '../../core/campaigns/store.ts';
+import type { Config } from '../../core/config.ts';
+import type { CanonicalEvent } from '../../core/events/schema.ts';
+import type { Logger } from '../../core/log.ts';
+import type { Store } from '../../core/store/client.ts';
+import { applyEvent, type DecideResult, decide } from './engine.ts';
+import { type Rng, seededRng } from './rng.ts';
+import { DecisionState } from './state.ts';
+import type { DecisionRequest } from './types.ts';
+
+// The decision engine of one api process: its state is rebuilt at start from the bus (the
+// compacted membership topic and the retained events topic, each read from the beginning by a
+// consumer group of this process alone) and kept current from both; campaigns are reloaded from
+// the store every few seconds and at once when this process changes one. It is ready once it has
+// read everything that was on both topics when it started.
+
+export type DecisionEngine = {
+  state: DecisionState;
+  isReady(): boolean;
+  readonly ready: Promise<void>;
+  reload(): Promise<void>;
+  decide(req: DecisionRequest, nowMs?: number): DecideResult;
+  status(): { ready: boolean; campaigns: number; users: number; behind: number };
+  stop(): Promise<void>;
+};
+
+type Tracker = { target: Map<number, bigint>; seen: Map<number, bigint> };
+
+export async function createDecisionEngine(deps: {
+  store: Store;
+  bus: Bus;
+  logger: Logger;
+  topics: { events: string; membership: string };
+  groupPrefix: string;
+  decisions: Config['decisions'];
+  rng?: Rng;
+}): Promise<DecisionEngine> {
+  const log = deps.logger.child({ component: 'decisions' });
+  const state = new DecisionState();
+  const campaigns = createCampaignStore(deps.store);
+  const rng = deps.rng ?? seededRng(randomBytes(4).readUInt32LE(0));
+  const groupId = `${deps.groupPrefix}parley-decisions-${randomBytes(6).toString('hex')}`;
+  const trackers = new Map<string, Tracker>();
+  let ready = false;
+  let markReady!: () => void;
+  const readyP = new Promise<void>((r) => {
+    markReady = r;
+  });
+
+  const behind = () => {
+    let n = 0n;
+    for (const t of trackers.values())
+      for (const [p, end] of t.target) {
+        const seen = t.seen.get(p) ?? 0n;
+        if (seen < end) n += end - seen;
+      }
+    return Number(n);
+  };
+  const checkReady = () => {
+    if (ready || trackers.size < 2 || behind() > 0) return;
+    ready = true;
+    log.info({ users: state.users.size, campaigns: state.campaignCount }, 'decision engine caught up');
+    markReady();
+  };
+  const progress = (b: Batch) => {
+    const t = trackers.get(b.topic);
+    const last = b.messages.at(-1);
+    if (!t || !last) return;
+    const next = last.offset + 1n;
+    if (next > (t.seen.get(b.partition) ?? 0n)) t.seen.set(b.partition, next);
+    if (!ready) checkReady();
+  };
+
+  async function reload() {
+    state.setCampaigns(await campaigns.list());
+  }
+  await reload();
+
+  const onMembership = async (b: Batch) => {
+    for (const m of b.messages) {
+      let msg: { type?: string; segment_id?: string; user_id?: string };
+      try {
+        msg = JSON.parse(m.value.toString('utf8'));
+      } catch {
+        continue; // not a membership message; nothing to learn from it
+      }
+      if (typeof msg.segment_id !== 'string' || typeof msg.user_id !== 'string') continue;
+      state.setMember(msg.segment_id, msg.user_id, msg.type === 'segment.entered');
+    }
+    progress(b);
+  };
+  const onEvents = async (b: Batch) => {
+    for (const m of b.messages) {
+      let e: CanonicalEvent;
+      try {
+        e = JSON.parse(m.value.toString('utf8'));
+      } catch {
+        continue;
+      }
+      if (typeof e.type === 'string' && typeof e.user_id === 'string') applyEvent(state, e);
+    }
+    progress(b);
+  };
+
+  const subs: Subscription[] = [];
+  // One group per topic: each is read from its beginning by this process alone.
+  for (const [topic, handler, suffix] of [
+    [deps.topics.membership, onMembership, 'membership'],
+    [deps.topics.events, onEvents, 'events'],
+  ] as const) {
+    const group = `${groupId}-${suffix}`;
+    const tracker: Tracker = { target: new Map(), seen: new Map() };
+    const before = await deps.bus.lag(group, topic);
+    for (const p of before) {
+      tracker.target.set(p.partition, p.end);
+      tracker.seen.set(p.partition, p.committed);
+    }
+    trackers.set(topic, tracker);
+    subs.push(
+      await deps.bus.subscribe({
+        groupId: group,
+        topics: [topic],
+        start: 'earliest',
+        handler,
+        maxBatchSize: 5000,
+        maxWaitMs: 5,
+      }),
+    );
+  }
+  checkReady();
+
+  const refresh = setInterval(() => {
+    reload().catch((err) => log.warn({ err }, 'campaign reload failed; serving the last loaded'));
+  }, deps.decisions.campaignRefreshMs);
+  const prune = setInterval(() => state.prune(Date.now(), deps.decisions.quietPeriodMs), 60_000);
+  refresh.unref();
+  prune.unref();
+
+  return {
+    state,
+    isReady: () => ready,
+    ready: readyP,
+    reload,
+    decide(req, nowMs = Date.now()) {
+      const channel = deps.decisions.channelPolicy[req.channel] ?? {
+        requireConversation: true,
+        dailyLimit: null,
+      };
+      return decide(state, req, {
+        nowMs,
+        rng,
+        policy: { quietPeriodMs: deps.decisions.quietPeriodMs, channel },
+      });
+    },
+    status: () => ({ ready, campaigns: state.campaignCount, users: state.users.size, behind: behind() }),
+    async stop() {
+      clearInterval(refresh);
+      clearInterval(prune);
+      await Promise.allSettled(subs.map((s) => s.stop()));
+    },
+  };
+}

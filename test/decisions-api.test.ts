@@ -1,0 +1,219 @@
+import { rm } from 'node:fs/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { topicNames } from '../core/config.ts';
+import type { CanonicalEvent } from '../core/events/schema.ts';
+import { testApp } from './helpers/app.ts';
+
+// The decision API on the real wiring (buildApp, embedded store and log): campaigns and segments
+// made through the API, conversations and opt-outs ingested as events, decisions served from
+// memory, published as sponsored.served, and clicks recorded from signed URLs.
+
+let t: Awaited<ReturnType<typeof testApp>>;
+const seen: CanonicalEvent[] = [];
+let stopWatch: () => Promise<void>;
+const now = Date.now();
+
+const call = (method: 'GET' | 'POST', url: string, key: string, body?: unknown) =>
+  t.app.inject({
+    method,
+    url,
+    headers: { authorization: `Bearer ${key}` },
+    ...(body === undefined ? {} : { payload: body as object }),
+  });
+
+async function waitFor<T>(f: () => Promise<T> | T, ok: (v: T) => boolean, ms = 10_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await f();
+    if (ok(v)) return v;
+    if (Date.now() > end) throw new Error(`timed out; last: ${JSON.stringify(v)}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+const event = (i: string, type: string, user: string, props: Record<string, unknown> = {}) => ({
+  event_id: `ev-${i}`,
+  type,
+  occurred_at: new Date(now - 60_000).toISOString(),
+  business_id: 'b1',
+  user_id: user,
+  channel: 'whatsapp',
+  props,
+});
+
+beforeAll(async () => {
+  t = await testApp({ PARLEY_MIN_AUDIENCE_SIZE: '3', PARLEY_PUBLIC_URL: 'https://ads.example.com' });
+  const sub = await t.bus.subscribe({
+    groupId: 'test-watch',
+    topics: [topicNames(t.config).events],
+    maxWaitMs: 5,
+    handler: async (b) => {
+      for (const m of b.messages) seen.push(JSON.parse(m.value.toString()));
+    },
+  });
+  stopWatch = () => sub.stop();
+  const users = ['u1', 'u2', 'u3', 'u4'];
+  const evs = users.map((u) => event(u, 'message.received', u, { text_length: 5 }));
+  // Stored (for segment sizes) and on the bus (for the engine), as the sink would have it.
+  await t.store.client.insert({
+    table: `${t.store.database}.events`,
+    values: evs.map((e) => ({
+      ...e,
+      thread_id: `t_b1_${e.user_id}`,
+      props: JSON.stringify(e.props),
+      ingested_at: new Date().toISOString(),
+    })),
+    format: 'JSONEachRow',
+  });
+  expect((await call('POST', '/v1/events', t.keys.ingest, evs)).statusCode).toBe(202);
+});
+
+afterAll(async () => {
+  await stopWatch?.();
+  await t?.close();
+  if (t) await rm(t.dir, { recursive: true, force: true });
+});
+
+describe('decisions API', () => {
+  let campaignId: string;
+  let clickUrl: string;
+
+  it('serves a live campaign to a targeted user with a conversation, and publishes sponsored.served', async () => {
+    const seg = await call('POST', '/v1/segments', t.keys.marketer, {
+      name: 'talked to us',
+      business_id: 'b1',
+      rule: { performed: 'message.received' },
+    });
+    expect(seg.json()).toMatchObject({ size: 4 });
+    const cmp = await call('POST', '/v1/campaigns', t.keys.marketer, {
+      business_id: 'b1',
+      name: 'Spring cut',
+      status: 'active',
+      creative: { text: 'A spring cut, 20% off', buttons: [{ title: 'Book' }] },
+      targeting: { segments_all: [seg.json().id], channels: ['whatsapp'] },
+      schedule: { start: new Date(now - 3600_000).toISOString() },
+      budget: { total_micros: 1_000_000 },
+      bid: { cpm_micros: 3_000_000 },
+      frequency_cap: { max: 1, per_seconds: 3600 },
+      pacing: 'asap',
+    });
+    expect(cmp.statusCode).toBe(201);
+    campaignId = cmp.json().id;
+    await waitFor(
+      () => call('GET', '/v1/decisions/ready', t.keys.adserver),
+      (r) => r.statusCode === 200,
+    );
+    const req = { user_id: 'u1', business_id: 'b1', channel: 'whatsapp' };
+    const res = await waitFor(
+      () => call('POST', '/v1/decisions', t.keys.adserver, req),
+      (r) => r.statusCode === 200,
+    );
+    const d = res.json();
+    expect(d).toMatchObject({
+      campaign_id: campaignId,
+      creative: { text: 'A spring cut, 20% off' },
+      price_micros: 3000,
+      postback_payload: `parley:d:${d.decision_id}:${campaignId}`,
+    });
+    expect(d.postback_payload).toMatch(/^parley:d:[A-Za-z0-9_.-]{1,128}:[A-Za-z0-9_.-]{1,128}$/);
+    expect(d.tracking.click_url).toMatch(
+      /^https:\/\/ads\.example\.com\/v1\/decisions\/d_[0-9a-f]{32}\/click\?/,
+    );
+    clickUrl = d.tracking.click_url;
+    const served = await waitFor(
+      () => seen.filter((e) => e.type === 'sponsored.served'),
+      (l) => l.length === 1,
+    );
+    expect(served[0]).toMatchObject({
+      user_id: 'u1',
+      business_id: 'b1',
+      thread_id: 't_b1_u1',
+      channel: 'whatsapp',
+      props: { decision_id: d.decision_id, campaign_id: campaignId, price_micros: 3000 },
+    });
+  });
+
+  it('answers 204 when nothing is eligible, and explains why with explain: true', async () => {
+    const again = await call('POST', '/v1/decisions', t.keys.adserver, {
+      user_id: 'u1',
+      business_id: 'b1',
+      channel: 'whatsapp',
+    });
+    expect(again.statusCode).toBe(204);
+    const explained = await call('POST', '/v1/decisions', t.keys.adserver, {
+      user_id: 'u1',
+      business_id: 'b1',
+      channel: 'whatsapp',
+      explain: true,
+    });
+    expect(explained.statusCode).toBe(200);
+    expect(explained.json()).toEqual({
+      decision_id: null,
+      candidates: [{ campaign_id: campaignId, reason: 'channel_daily_limit' }],
+    });
+    const stranger = await call('POST', '/v1/decisions', t.keys.adserver, {
+      user_id: 'u9',
+      business_id: 'b1',
+      channel: 'whatsapp',
+      explain: true,
+    });
+    expect(stranger.json().candidates[0].reason).toBe('targeting_not_matched');
+    const sms = await call('POST', '/v1/decisions', t.keys.adserver, {
+      user_id: 'u3',
+      business_id: 'b1',
+      channel: 'sms',
+      explain: true,
+    });
+    expect(sms.json().candidates[0].reason).toBe('channel_not_allowed');
+    const chosen = await call('POST', '/v1/decisions', t.keys.adserver, {
+      user_id: 'u3',
+      business_id: 'b1',
+      channel: 'whatsapp',
+      explain: true,
+    });
+    expect(chosen.json().candidates).toEqual([
+      expect.objectContaining({ campaign_id: campaignId, reason: 'chosen', price_micros: 3000 }),
+    ]);
+  });
+
+  it('records a click from the signed URL once, and refuses a forged one', async () => {
+    const u = new URL(clickUrl);
+    const path = `${u.pathname}${u.search}`;
+    const forged = path.replace('u=u1', 'u=u2');
+    expect((await t.app.inject({ method: 'GET', url: forged })).statusCode).toBe(400);
+    expect((await t.app.inject({ method: 'GET', url: path })).statusCode).toBe(204);
+    expect((await t.app.inject({ method: 'GET', url: path })).statusCode).toBe(204);
+    const clicks = await waitFor(
+      () => seen.filter((e) => e.type === 'sponsored.clicked'),
+      (l) => l.length === 2,
+    );
+    expect(clicks[0].event_id).toBe(clicks[1].event_id); // one click in storage
+    expect(clicks[0]).toMatchObject({ user_id: 'u1', props: { campaign_id: campaignId } });
+  });
+
+  it('stops serving a user who opts out, across the bus', async () => {
+    expect((await call('POST', '/v1/events', t.keys.ingest, [event('o2', 'optout', 'u2')])).statusCode).toBe(
+      202,
+    );
+    const r = await waitFor(
+      () =>
+        call('POST', '/v1/decisions', t.keys.adserver, {
+          user_id: 'u2',
+          business_id: 'b1',
+          channel: 'whatsapp',
+          explain: true,
+        }),
+      (x) => x.json().candidates?.[0]?.reason === 'opted_out',
+    );
+    expect(r.statusCode).toBe(200);
+    expect(r.json().decision_id).toBeNull();
+  });
+
+  it('needs the adserver role and a valid request', async () => {
+    const body = { user_id: 'u4', business_id: 'b1', channel: 'whatsapp' };
+    expect((await call('POST', '/v1/decisions', t.keys.marketer, body)).statusCode).toBe(403);
+    const bad = await call('POST', '/v1/decisions', t.keys.adserver, { ...body, channel: 'fax' });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().error).toBe('PARLEY_ERR_VALIDATION');
+  });
+});
