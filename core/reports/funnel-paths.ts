@@ -27,8 +27,8 @@ const whereDef = (s: string, v: string) =>
 export function pathColumns(r: FunnelRequest): PathColumns {
   const n = r.steps.length;
   const defs = [
-    'arrayMap(x -> x.1, ev) AS ts',
-    'arrayMap(x -> x.2, ev) AS ms',
+    'tupleElement(ev, 1) AS ts',
+    'tupleElement(ev, 2) AS ms',
     // run: the first event of each instant (events at one millisecond share an instant).
     `arrayMap((t, p) -> t != p, ts, ${shift('ts')}) AS run`,
   ];
@@ -108,16 +108,21 @@ function ordered(r: FunnelRequest, n: number, defs: string[]): PathColumns {
             `arrayMap((v, a${xParams}) -> if(${killed(k, 'a')}, toInt64(${NONE}), v), rs${k}, lt${k}${xArrays}) AS ls${k}`,
           );
         }
-        // A new run of one start begins where the start changes or the previous arrival was killed.
-        const runs = kills
-          ? `arrayMap((x, t, ps, pt${xParams}) -> if(x != ${NONE} AND (x != ps OR ${killed(k, 'pt')}), t, toInt64(${NONE})), ${s}, ts, ${shift(fill(s))}, ${shift(fill(arrivals))}${xArrays})`
-          : `arrayMap((x, t, ps) -> if(x != ${NONE} AND x != ps, t, toInt64(${NONE})), ${s}, ts, ${shift(fill(s))})`;
-        defs.push(`${prior(fill(runs))} AS la${k}`);
+        // A new run of one start begins where the start changes or the previous arrival was
+        // killed. Without kills that is simply the start's first arrival (see the gap below).
+        if (kills) {
+          const fresh = `x != ${NONE} AND (x != ps OR ${killed(k, 'pt')})`;
+          const runs = `arrayMap((x, t, ps, pt${xParams}) -> if(${fresh}, t, toInt64(${NONE})), ${s}, ts, ${shift(fill(s))}, ${shift(fill(arrivals))}${xArrays})`;
+          defs.push(`${prior(fill(runs))} AS la${k}`);
+        }
       }
     }
     defs.push(`arrayMax(${s}) AS top${k}`, `indexOf(${s}, top${k}) AS first${k}`);
     reached.push(`top${k} != ${NONE}`);
-    gap.push(k === 1 ? '0' : `ts[first${k}] - la${k - 1}[first${k}]`);
+    if (k === 1) gap.push('0');
+    else if (strict || killed(k - 1, 'a') !== '0') gap.push(`ts[first${k}] - la${k - 1}[first${k}]`);
+    // The path's start reached step k-1 first at the first event carrying that start there.
+    else gap.push(`ts[first${k}] - ts[indexOf(s${k - 1}, top${k})]`);
   }
   return { defs, reached, gap };
 }
