@@ -208,6 +208,17 @@ describe('POST /v1/reports/attribution and GET /v1/reports/campaigns', () => {
   });
 });
 
+describe('OpenAPI', () => {
+  it('documents the report routes from their schemas', async () => {
+    const res = await app.inject({ method: 'GET', url: '/openapi.json' });
+    expect(res.statusCode).toBe(200);
+    const paths = Object.keys(res.json().paths);
+    expect(paths).toEqual(
+      expect.arrayContaining(['/v1/reports/funnel', '/v1/reports/attribution', '/v1/reports/campaigns']),
+    );
+  });
+});
+
 describe('GET /v1/events as Arrow', () => {
   it('streams the same events as the JSON page', async () => {
     const json = (await get('/v1/events?business_id=b1&limit=50')).json() as {
