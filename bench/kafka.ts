@@ -380,7 +380,7 @@ async function endToEnd() {
   let polling = true;
   let tEnd = Number.POSITIVE_INFINITY;
   const poller = (async () => {
-    while (polling || pending.size > 0) {
+    while ((polling || pending.size > 0) && !failure) {
       const p0 = performance.now();
       if (pending.size > 0) {
         const oldest = Math.min(...[...pending].map((i) => state[i].sentAt));
@@ -411,6 +411,7 @@ async function endToEnd() {
       if (!polling && performance.now() - tEnd > 120_000) break;
     }
   })();
+  poller.catch(() => {}); // awaited (and so reported) below, after the load
 
   // The load: batch k is due at t0 + k·BATCH/RATE; it is sent then whatever is in flight
   // (open loop), with at most 64 requests in flight as a safety bound.
