@@ -87,7 +87,8 @@ export function creditsCte(db: string, r: AttributionRequest, businesses?: strin
   // touchpoints from the longest window before `from` on; each conversion then filters its own.
   const cte = `per_user AS (
   SELECT groupArrayIf((event_id, t, value), is_conv AND t >= {from:Int64}) AS convs,
-    groupArrayIf((t, event_id, campaign_id, type = 'sponsored.clicked'), NOT is_conv) AS tps
+    -- Sorted once per user (time, then event id); slimmed to (time, campaign, is click).
+    arrayMap(x -> (x.1, x.3, x.4), arraySort(x -> (x.1, x.2), groupArrayIf((t, event_id, campaign_id, type = 'sponsored.clicked'), NOT is_conv))) AS tps
   FROM (
     SELECT user_id, business_id, event_id, type, toInt64(toUnixTimestamp64Milli(occurred_at)) AS t, value, campaign_id,
       type IN {conv_types:Array(String)} AS is_conv
@@ -99,13 +100,13 @@ export function creditsCte(db: string, r: AttributionRequest, businesses?: strin
   HAVING length(convs) > 0
 ), touched AS (
   SELECT conv.1 AS conversion_id, conv.2 AS tc, conv.3 AS cvalue,
-    arraySort(x -> (x.1, x.2), arrayFilter(x -> x.4 AND x.1 >= tc - {cw:Int64} AND x.1 < tc, tps)) AS clicks,
-    if(length(clicks) > 0, clicks, arraySort(x -> (x.1, x.2), arrayFilter(x -> NOT x.4 AND x.1 >= tc - {vw:Int64} AND x.1 < tc, tps))) AS chosen
+    arrayFilter(x -> x.3 AND x.1 >= tc - {cw:Int64} AND x.1 < tc, tps) AS clicks,
+    if(length(clicks) > 0, clicks, arrayFilter(x -> NOT x.3 AND x.1 >= tc - {vw:Int64} AND x.1 < tc, tps)) AS chosen
   FROM per_user ARRAY JOIN convs AS conv
 ), credits AS (
   SELECT conversion_id, share.1 AS campaign_id, share.2 AS weight, share.2 * cvalue AS value
   FROM touched
-  ARRAY JOIN if(length(chosen) = 0, [('', 1.)], arrayZip(arrayMap(x -> x.3, chosen), ${weightsSql(r.model)})) AS share
+  ARRAY JOIN if(length(chosen) = 0, [('', 1.)], arrayZip(arrayMap(x -> x.2, chosen), ${weightsSql(r.model)})) AS share
 )`;
   return { cte, params };
 }
