@@ -221,7 +221,8 @@ describe('funnel SQL equals the reference on random histories', () => {
         fc.array(fc.integer({ min: 0, max: 2 }), { minLength: 2, maxLength: 4 }),
         fc.integer({ min: 1, max: 20 }),
         fc.boolean(),
-        async (raw, stepIdx, window, exclude) => {
+        fc.constantFrom('plain', 'breakdown', 'where'),
+        async (raw, stepIdx, window, exclude, shape) => {
           const evs = raw.map((r) =>
             ev(r.type === 3 ? 'conversation.blocked' : types[r.type], `u${r.user}`, r.t * 1000, {
               channel: r.channel,
@@ -232,11 +233,14 @@ describe('funnel SQL equals the reference on random histories', () => {
             exclude && mode !== 'unordered'
               ? [{ type: 'conversation.blocked', between: [1, stepIdx.length] }]
               : [];
+          // Sometimes broken down by channel, sometimes with a where on step 2.
+          const where = (k: number) => (shape === 'where' && k === 1 ? { where: { channel: 'sms' } } : {});
           await run(withDups, {
-            steps: stepIdx.map((i) => ({ type: types[i] })),
+            steps: stepIdx.map((i, k) => ({ type: types[i], ...where(k) })),
             window_seconds: window,
             mode,
             exclusions,
+            ...(shape === 'breakdown' ? { breakdown: 'channel' } : {}),
           });
         },
       ),
