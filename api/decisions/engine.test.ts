@@ -11,7 +11,7 @@ import { DAY_MS, emptyStats, type Policy, type UserView } from './types.ts';
 const T0 = Date.parse('2026-03-10T00:00:00Z');
 const policy: Policy = { quietPeriodMs: 600_000, channel: { requireConversation: true, dailyLimit: 1 } };
 
-export function campaign(over: Partial<Campaign> & { id: string }): Campaign {
+function campaign(over: Partial<Campaign> & { id: string }): Campaign {
   return {
     business_id: 'b1',
     name: over.id,
@@ -155,7 +155,7 @@ describe('pacing', () => {
       day: Math.floor(noon / DAY_MS),
     });
     expect(serveProbability(c, stats(400_000), noon, 1000)).toBe(1);
-    expect(serveProbability(c, stats(505_000), noon, 1000)).toBeCloseTo(0.5);
+    expect(serveProbability(c, stats(502_500), noon, 1000)).toBeCloseTo(0.5);
     expect(serveProbability(c, stats(600_000), noon, 1000)).toBe(0);
     // Far ahead on the flight line though on plan for the day: throttled by the flight.
     expect(serveProbability(c, stats(500_000, 12_000_000), noon, 1000)).toBe(0);

@@ -3,7 +3,8 @@ import { type CampaignStats, DAY_MS, type LiveCampaign, spentToday } from './typ
 // Pacing: `asap` serves whenever eligible. `even` keeps spend on a straight line through the
 // UTC day (daily budget) and through the flight (total budget, when the flight has an end): the
 // further observed spend runs ahead of the line, the lower the chance to serve, reaching zero
-// once it is a band ahead. Behind the line it always serves. Pure and stateless, so every api
+// once it is a band ahead (half a percent of the day's budget, a fifth of a percent of the
+// flight's, or three impressions, whichever is more). Behind the line it always serves. Pure and stateless, so every api
 // process computes the same probability from the same shared spend.
 
 /** Serve probability from how far spend is ahead of plan, with a band of tolerance. */
@@ -26,12 +27,12 @@ export function serveProbability(
     const from = Math.max(dayStart, c.startMs);
     const to = Math.min(dayStart + DAY_MS, c.endMs ?? Number.POSITIVE_INFINITY);
     const fraction = to > from ? Math.min(1, Math.max(0, (nowMs - from) / (to - from))) : 1;
-    const band = Math.max(3 * priceMicros, c.dailyBudget * 0.01);
+    const band = Math.max(3 * priceMicros, c.dailyBudget * 0.005);
     p = Math.min(p, aheadProbability(spentToday(stats, nowMs), c.dailyBudget * fraction, band));
   }
   if (c.endMs !== null) {
     const fraction = Math.min(1, Math.max(0, (nowMs - c.startMs) / (c.endMs - c.startMs)));
-    const band = Math.max(3 * priceMicros, c.totalBudget * 0.01, (c.dailyBudget ?? 0) * 0.01);
+    const band = Math.max(3 * priceMicros, c.totalBudget * 0.002, (c.dailyBudget ?? 0) * 0.005);
     p = Math.min(p, aheadProbability(stats.spentTotal, c.totalBudget * fraction, band));
   }
   return p;
