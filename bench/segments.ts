@@ -220,9 +220,6 @@ async function freshness() {
   const sendSeconds = (performance.now() - start) / 1000;
   const deadline = Date.now() + 60_000;
   while (seenAt.size < total && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  await sub.stop();
-  await parley.stop();
-  await rm(dir, { recursive: true, force: true });
 
   // A change can be on the topic before the HTTP answer reaches the client: that counts as 0 ms.
   const lat = [...acked]
@@ -244,6 +241,9 @@ async function freshness() {
       ],
     ],
   );
+  await sub.stop();
+  await parley.stop();
+  await rm(dir, { recursive: true, force: true });
 }
 
 if (values.mode === 'all' || values.mode === 'preview') await preview();
