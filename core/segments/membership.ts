@@ -36,7 +36,7 @@ export function createVersionClock(now: () => number = Date.now) {
 
 export type MembershipWriter = { write(changes: Change[]): Promise<void> };
 
-/** Stores changes in segment_membership and publishes them; both are idempotent per version. */
+/** Publishes changes on the membership topic, then stores them in segment_membership; both idempotent per version. */
 export function createMembershipWriter(deps: {
   store: Store;
   bus: Bus;
@@ -49,20 +49,10 @@ export function createMembershipWriter(deps: {
     async write(changes) {
       for (let i = 0; i < changes.length; i += 10_000) {
         const chunk = changes.slice(i, i + 10_000).map((c) => ({ c, version: nextVersion() }));
-        // Both before the caller commits, concurrently: freshness is the slower of the two, not the sum.
-        const stored = deps.store.client.insert({
-          table,
-          values: chunk.map(({ c, version }) => ({
-            segment_id: c.segmentId,
-            user_id: c.userId,
-            business_id: c.businessId ?? '',
-            member: c.member ? 1 : 0,
-            changed_at: new Date(c.atMs).toISOString(),
-            version,
-          })),
-          format: 'JSONEachRow',
-        });
-        const published = deps.bus.publish(
+        // Published first, stored second: the table is what a restart reconciles against, so it
+        // must never claim a change the topic has not seen. A crash between the two re-announces
+        // the change after the restart (a harmless duplicate) instead of losing it.
+        await deps.bus.publish(
           deps.topic,
           chunk.map(({ c, version }) => {
             const msg: MembershipMessage = {
@@ -76,9 +66,18 @@ export function createMembershipWriter(deps: {
             return { key: membershipKey(c.segmentId, c.userId), value: JSON.stringify(msg) };
           }),
         );
-        const [a, b] = await Promise.allSettled([stored, published]);
-        if (a.status === 'rejected') throw a.reason;
-        if (b.status === 'rejected') throw b.reason;
+        await deps.store.client.insert({
+          table,
+          values: chunk.map(({ c, version }) => ({
+            segment_id: c.segmentId,
+            user_id: c.userId,
+            business_id: c.businessId ?? '',
+            member: c.member ? 1 : 0,
+            changed_at: new Date(c.atMs).toISOString(),
+            version,
+          })),
+          format: 'JSONEachRow',
+        });
       }
     },
   };
