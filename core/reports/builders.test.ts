@@ -71,6 +71,9 @@ describe('report statements', () => {
       }
     }
     expect(attributionRequestSchema.safeParse({ model: 'u_shaped', ...range }).success).toBe(false);
+    const backwards = attributionRequestSchema.parse({ model: 'linear', from: range.to, to: range.from });
+    expect(() => buildStoredAttributionQuery('parley', backwards)).toThrow(/before/);
+    expect(() => buildAttributionQuery('parley', backwards)).toThrow(/before/);
     expect(attributionRequestSchema.parse({ model: 'linear', ...range }).click_window_seconds).toBe(604_800);
     expect(weightsSql('time_decay')).toContain('{half_life:Float64}');
   });

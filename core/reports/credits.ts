@@ -1,10 +1,12 @@
 import type { AttributionRequest } from './attribution.ts';
+import { ParleyError } from '../errors.ts';
 import { CONVERSION_TYPES } from '../events/schema.ts';
 
 // POST /v1/reports/attribution at the default windows, from the credits the attribution
 // processor stored: the same rows as the SQL path (campaign_id '' = unattributed).
 
 export function buildStoredAttributionQuery(db: string, r: AttributionRequest, businesses?: string[]) {
+  if (!(r.from < r.to)) throw new ParleyError('PARLEY_ERR_VALIDATION', 'from must be before to');
   const params: Record<string, unknown> = {
     model: r.model,
     from: r.from,
