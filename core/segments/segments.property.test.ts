@@ -8,7 +8,7 @@ import { createStore, type Store } from '../store/client.ts';
 import { migrate } from '../store/migrations.ts';
 import { type RefEvent, referenceMembers } from './reference.ts';
 import { compileRule, type Rule, validateRule } from './rule.ts';
-import { buildSegmentMembersQuery, buildSegmentStateQuery } from './sql.ts';
+import { buildSegmentMembersQuery, buildSegmentSizeQuery, buildSegmentStateQuery } from './sql.ts';
 import { StreamingEvaluator, type StreamEvent, type UserRow } from './stream.ts';
 
 // Three evaluations of the same rule over the same history must agree at time T:
@@ -177,6 +177,14 @@ describe('segments: reference, batch SQL and streaming agree', () => {
             await sqlRows<{ user_id: string }>(buildSegmentMembersQuery(db, rule, { asOfMs: T, businessId }))
           ).map((r) => r.user_id);
           expect(got, `SQL vs reference for ${JSON.stringify(c.rule)}`).toEqual(want);
+          const [size] = await sqlRows<{ size: number | string; sample: string[] }>(
+            buildSegmentSizeQuery(db, rule, { asOfMs: T, businessId }),
+          );
+          expect(Number(size.size), 'preview size').toBe(want.length);
+          expect(
+            size.sample.every((u) => want.includes(u)) && size.sample.length === Math.min(want.length, 20),
+            'preview sample',
+          ).toBe(true);
 
           // Streaming: arrivals at increasing times up to T (some before the event happened), then time reaches T.
           const def = { id: 's', businessId, rule, version: 1 };
