@@ -117,7 +117,9 @@ function ordered(r: FunnelRequest, n: number, defs: string[]): PathColumns {
         }
       }
     }
-    defs.push(`arrayMax(${s}) AS top${k}`, `indexOf(${s}, top${k}) AS first${k}`);
+    // Starts only grow along the events, so the last filled one is the latest (no extra pass).
+    const top = !strict && k < n ? `${fill(s)}[-1]` : `arrayMax(${s})`;
+    defs.push(`${top} AS top${k}`, `indexOf(${s}, top${k}) AS first${k}`);
     reached.push(`top${k} != ${NONE}`);
     if (k === 1) gap.push('0');
     else if (strict || killed(k - 1, 'a') !== '0') gap.push(`ts[first${k}] - la${k - 1}[first${k}]`);
