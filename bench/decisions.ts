@@ -1,0 +1,242 @@
+// POST /v1/decisions under load, against a baseline measured in the same run: a bare Fastify
+// route that answers constant JSON. The decision engine holds 50 live campaigns and the segment
+// membership of 1M users × 20 segments (loaded into the index directly, as the membership topic
+// would), and every decision is published as sponsored.served on the embedded log before the
+// answer, as in production.
+//
+//   node bench/run.js decisions [--seconds 10] [--connections 10] [--users 1000000]
+//
+// The servers run in a child process so the load generator (autocannon, on 127.0.0.1) does not
+// share their event loop; the child reports its resident memory after loading the index.
+
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import autocannon from 'autocannon';
+import Fastify from 'fastify';
+import { decide } from '../api/decisions/engine.ts';
+import type { DecisionEngine } from '../api/decisions/feed.ts';
+import { decisionsRoute } from '../api/decisions/route.ts';
+import { seededRng } from '../api/decisions/rng.ts';
+import { DecisionState } from '../api/decisions/state.ts';
+import type { Campaign } from '../core/campaigns/schema.ts';
+import { parseConfig } from '../core/config.ts';
+import { createLocalBus } from '../core/bus/local.ts';
+import { createAuth } from '../core/http/auth.ts';
+import { createHttp } from '../core/http/fastify.ts';
+import { createLogger } from '../core/log.ts';
+import { createMetrics } from '../core/metrics.ts';
+import { printTable } from './table.ts';
+
+const { values } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '10' },
+    connections: { type: 'string', default: '10' },
+    users: { type: 'string', default: '1000000' },
+    serve: { type: 'boolean', default: false },
+  },
+});
+const USERS = Number(values.users);
+const SEGMENTS = 20;
+const CAMPAIGNS = 50;
+const KEY = 'pk_bench_adserver_0123456789abcdef';
+const MB = (n: number) => (n / 1024 / 1024).toFixed(0);
+
+function gc() {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+}
+
+/** Loads the index the way the membership and events topics would fill it. */
+function loadIndex(state: DecisionState) {
+  const rng = seededRng(42);
+  const segs = Array.from({ length: SEGMENTS }, (_, i) => `seg_bench_${i}`);
+  for (let u = 0; u < USERS; u++) {
+    const id = `u_${u.toString(36).padStart(6, '0')}`;
+    state.noteConversation('biz_bench', id);
+    for (const s of segs) if (rng() < 0.3) state.setMember(s, id, true);
+  }
+  const campaigns: Campaign[] = Array.from({ length: CAMPAIGNS }, (_, i) => ({
+    id: `cmp_bench_${i}`,
+    business_id: 'biz_bench',
+    name: `bench ${i}`,
+    status: 'active',
+    creative: { text: `Sponsored message ${i}`, buttons: [{ title: 'Book' }] },
+    targeting: {
+      segments_any: [segs[i % SEGMENTS], segs[(i + 7) % SEGMENTS]],
+      segments_none: [segs[(i + 3) % SEGMENTS]],
+      channels: ['webchat', 'messenger', 'whatsapp'],
+    },
+    schedule: { start: '2026-01-01T00:00:00Z' },
+    budget: { total_micros: 1e13, daily_micros: 1e12 },
+    bid: i % 2 ? { cpm_micros: 1_000_000 + i * 10_000 } : { cpc_micros: 200_000 + i * 1000 },
+    frequency_cap: { max: 3, per_seconds: 86_400 },
+    pacing: i % 3 ? 'asap' : 'even',
+    version: 1,
+    created_at: '2026-01-01T00:00:00Z',
+    updated_at: '2026-01-01T00:00:00Z',
+    deleted: false,
+  }));
+  state.setCampaigns(campaigns);
+}
+
+async function serve() {
+  const dir = await mkdtemp(join(tmpdir(), 'parley-bench-decisions-'));
+  const config = parseConfig({ PARLEY_DATA_DIR: dir, PARLEY_LOG_LEVEL: 'silent' });
+  const logger = createLogger({ level: 'silent' });
+  gc();
+  const rssBefore = process.memoryUsage().rss;
+  const state = new DecisionState();
+  const t0 = performance.now();
+  loadIndex(state);
+  const loadMs = performance.now() - t0;
+  gc();
+  const mem = process.memoryUsage();
+
+  const bus = await createLocalBus({ dir: join(dir, 'log'), logger });
+  await bus.ensureTopics([{ name: 'parley.events', partitions: 4 }]);
+  const rng = seededRng(7);
+  const engine: DecisionEngine = {
+    state,
+    isReady: () => true,
+    ready: Promise.resolve(),
+    reload: async () => {},
+    decide: (req, nowMs = Date.now()) =>
+      decide(state, req, {
+        nowMs,
+        rng,
+        policy: {
+          quietPeriodMs: config.decisions.quietPeriodMs,
+          channel: config.decisions.channelPolicy[req.channel],
+        },
+      }),
+    status: () => ({ ready: true, campaigns: state.campaignCount, users: state.users.size, behind: 0 }),
+    stop: async () => {},
+  };
+  const app = await createHttp({ logger, bodyLimit: 1 << 20, metrics: createMetrics() });
+  await decisionsRoute(app, {
+    engine,
+    bus,
+    auth: createAuth({ keys: [{ key: KEY, role: 'adserver' }] }),
+    eventsTopic: 'parley.events',
+    clickKey: Buffer.alloc(32, 7),
+  });
+  const bare = Fastify();
+  bare.post('/bare', async () => ({ decision_id: 'd_0', campaign_id: 'cmp_0', price_micros: 1000 }));
+  const decisionsUrl = await app.listen({ host: '127.0.0.1', port: 0 });
+  const bareUrl = await bare.listen({ host: '127.0.0.1', port: 0 });
+  process.stdout.write(
+    `${JSON.stringify({
+      decisionsUrl,
+      bareUrl,
+      users: state.users.size,
+      loadMs,
+      rssIndexMb: (mem.rss - rssBefore) / 1024 / 1024,
+      rssMb: mem.rss / 1024 / 1024,
+      heapMb: mem.heapUsed / 1024 / 1024,
+    })}\n`,
+  );
+  process.on('SIGTERM', async () => {
+    const served = [...state.stats.values()].reduce((a, s) => a + s.served, 0);
+    process.stdout.write(
+      `${JSON.stringify({ served, rssAfterMb: process.memoryUsage().rss / 1024 / 1024 })}\n`,
+    );
+    await app.close();
+    await bare.close();
+    await bus.close();
+    await rm(dir, { recursive: true, force: true });
+    process.exit(0);
+  });
+}
+
+function lines(child: ChildProcess) {
+  const queue: string[] = [];
+  const waiters: ((l: string) => void)[] = [];
+  let buf = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    buf += d.toString();
+    for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+      const l = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      const w = waiters.shift();
+      if (w) w(l);
+      else queue.push(l);
+    }
+  });
+  return () => new Promise<string>((r) => (queue.length ? r(queue.shift()!) : waiters.push(r)));
+}
+
+async function load(url: string, body: () => string, headers: Record<string, string>) {
+  return autocannon({
+    url,
+    connections: Number(values.connections),
+    duration: Number(values.seconds),
+    requests: [
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        setupRequest: (req) => ({ ...req, body: body() }),
+      },
+    ],
+  });
+}
+
+async function main() {
+  const child = spawn(process.execPath, ['bench/run.js', 'decisions', '--serve', '--users', String(USERS)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const next = lines(child);
+  const info = JSON.parse(await next());
+  const rng = seededRng(1);
+  const channels = ['webchat', 'messenger', 'whatsapp'];
+  const decisionBody = () =>
+    JSON.stringify({
+      user_id: `u_${Math.floor(rng() * USERS)
+        .toString(36)
+        .padStart(6, '0')}`,
+      business_id: 'biz_bench',
+      channel: channels[Math.floor(rng() * channels.length)],
+    });
+  // Warm both up, then measure the baseline and the decisions route in the same run.
+  await load(`${info.bareUrl}/bare`, () => '{}', {});
+  const bare = await load(`${info.bareUrl}/bare`, () => '{}', {});
+  const dec = await load(`${info.decisionsUrl}/v1/decisions`, decisionBody, {
+    authorization: `Bearer ${KEY}`,
+  });
+  child.kill('SIGTERM');
+  const after = JSON.parse(await next());
+  const row = (name: string, r: autocannon.Result) => [
+    name,
+    Math.round(r.requests.average),
+    r.latency.p50,
+    r.latency.p99,
+    r.non2xx,
+    r.errors,
+  ];
+  printTable(
+    `POST /v1/decisions: ${CAMPAIGNS} live campaigns, ${info.users} users × ${SEGMENTS} segments in memory, ${values.connections} connections, ${values.seconds}s each`,
+    [
+      ['route', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx', 'errors'],
+      row('bare Fastify, constant JSON', bare),
+      row('POST /v1/decisions', dec),
+      ['ratio decisions / bare', (dec.requests.average / bare.requests.average).toFixed(2), '', '', '', ''],
+    ],
+  );
+  printTable('Decision index memory', [
+    ['measure', 'value'],
+    ['users × segments', `${info.users} × ${SEGMENTS}`],
+    ['index load time', `${(info.loadMs / 1000).toFixed(1)} s`],
+    ['resident memory added by the index', `${MB(info.rssIndexMb * 1024 * 1024)} MB`],
+    ['resident memory of the process', `${MB(info.rssMb * 1024 * 1024)} MB`],
+    ['JS heap used', `${MB(info.heapMb * 1024 * 1024)} MB`],
+    ['decisions served during the run', after.served],
+    ['resident memory after the run', `${MB(after.rssAfterMb * 1024 * 1024)} MB`],
+  ]);
+}
+
+if (values.serve) await serve();
+else await main();
