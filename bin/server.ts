@@ -75,16 +75,20 @@ export async function startParley(
             topic: topicNames(config).events,
             groupId: `${config.topics.prefix}parley-attribution`,
           }),
-          createSegmentsProcessor({
-            store,
-            bus,
-            logger,
-            metrics,
-            topic: topicNames(config).events,
-            membershipTopic: topicNames(config).membership,
-            groupId: `${config.topics.prefix}parley-segments`,
-            storedBy: `${config.topics.prefix}parley-sink`,
-          }),
+          ...(config.segments.processor
+            ? [
+                createSegmentsProcessor({
+                  store,
+                  bus,
+                  logger,
+                  metrics,
+                  topic: topicNames(config).events,
+                  membershipTopic: topicNames(config).membership,
+                  groupId: `${config.topics.prefix}parley-segments`,
+                  storedBy: `${config.topics.prefix}parley-sink`,
+                }),
+              ]
+            : []),
         ],
         logger,
         metrics,

@@ -99,6 +99,8 @@ export const configSchema = z.object({
   PARLEY_META_VERIFY_TOKEN: z.string().optional(),
   PARLEY_META_BUSINESS_MAP: jsonStringMap.optional(),
   PARLEY_MIN_AUDIENCE_SIZE: int(100, 0),
+  // The segments processor keeps per-user state for every user: run it in one processors instance.
+  PARLEY_SEGMENTS_PROCESSOR: z.enum(['on', 'off']).default('on'),
   PARLEY_SINK_BATCH_SIZE: int(20_000, 1),
   PARLEY_SINK_BATCH_WAIT_MS: int(200, 0),
   PARLEY_DEV_CLICKHOUSE_USER: z.string().default('default'),
@@ -122,7 +124,7 @@ export type Config = {
   ingest: { bodyLimitBytes: number; maxFutureMs: number; keywords: string[] };
   hashSecret?: string;
   meta: { appSecret?: string; verifyToken?: string; businessMap: Record<string, string> };
-  segments: { minAudienceSize: number };
+  segments: { minAudienceSize: number; processor: boolean };
   sink: { batchSize: number; batchWaitMs: number };
   /** `parley dev-clickhouse`: credentials it requires when a password is set. */
   devClickhouse?: { user: string; password?: string };
@@ -187,7 +189,10 @@ export function parseConfig(env: Record<string, string | undefined> = process.en
       verifyToken: e.PARLEY_META_VERIFY_TOKEN,
       businessMap: e.PARLEY_META_BUSINESS_MAP ?? {},
     },
-    segments: { minAudienceSize: e.PARLEY_MIN_AUDIENCE_SIZE },
+    segments: {
+      minAudienceSize: e.PARLEY_MIN_AUDIENCE_SIZE,
+      processor: e.PARLEY_SEGMENTS_PROCESSOR === 'on',
+    },
     sink: { batchSize: e.PARLEY_SINK_BATCH_SIZE, batchWaitMs: e.PARLEY_SINK_BATCH_WAIT_MS },
     devClickhouse: { user: e.PARLEY_DEV_CLICKHOUSE_USER, password: e.PARLEY_DEV_CLICKHOUSE_PASSWORD },
     decisions: {
