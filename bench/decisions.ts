@@ -60,27 +60,32 @@ function loadIndex(state: DecisionState) {
     state.noteConversation('biz_bench', id);
     for (const s of segs) if (rng() < 0.3) state.setMember(s, id, true);
   }
-  const campaigns: Campaign[] = Array.from({ length: CAMPAIGNS }, (_, i) => ({
-    id: `cmp_bench_${i}`,
-    business_id: 'biz_bench',
-    name: `bench ${i}`,
-    status: 'active',
-    creative: { text: `Sponsored message ${i}`, buttons: [{ title: 'Book' }] },
-    targeting: {
-      segments_any: [segs[i % SEGMENTS], segs[(i + 7) % SEGMENTS]],
-      segments_none: [segs[(i + 3) % SEGMENTS]],
-      channels: ['webchat', 'messenger', 'whatsapp'],
-    },
-    schedule: { start: '2026-01-01T00:00:00Z' },
-    budget: { total_micros: 1e13, daily_micros: 1e12 },
-    bid: i % 2 ? { cpm_micros: 1_000_000 + i * 10_000 } : { cpc_micros: 200_000 + i * 1000 },
-    frequency_cap: { max: 3, per_seconds: 86_400 },
-    pacing: i % 3 ? 'asap' : 'even',
-    version: 1,
-    created_at: '2026-01-01T00:00:00Z',
-    updated_at: '2026-01-01T00:00:00Z',
-    deleted: false,
-  }));
+  // 50 live campaigns for biz_bench, whose users all have a conversation with it; the same 50
+  // again for biz_new, which nobody has talked to yet (every candidate is checked, none served).
+  const campaigns: Campaign[] = Array.from({ length: 2 * CAMPAIGNS }, (_, j): Campaign => {
+    const i = j % CAMPAIGNS;
+    return {
+      id: `cmp_bench_${j}`,
+      business_id: j < CAMPAIGNS ? 'biz_bench' : 'biz_new',
+      name: `bench ${j}`,
+      status: 'active',
+      creative: { text: `Sponsored message ${j}`, buttons: [{ title: 'Book' }] },
+      targeting: {
+        segments_any: [segs[i % SEGMENTS], segs[(i + 7) % SEGMENTS]],
+        segments_none: [segs[(i + 3) % SEGMENTS]],
+        channels: ['webchat', 'messenger', 'whatsapp'],
+      },
+      schedule: { start: '2026-01-01T00:00:00Z' },
+      budget: { total_micros: 1e13, daily_micros: 1e12 },
+      bid: i % 2 ? { cpm_micros: 1_000_000 + i * 10_000 } : { cpc_micros: 200_000 + i * 1000 },
+      frequency_cap: { max: 3, per_seconds: 86_400 },
+      pacing: i % 3 ? 'asap' : 'even',
+      version: 1,
+      created_at: '2026-01-01T00:00:00Z',
+      updated_at: '2026-01-01T00:00:00Z',
+      deleted: false,
+    };
+  });
   state.setCampaigns(campaigns);
 }
 
@@ -204,9 +209,13 @@ async function main() {
   // Warm both up, then measure the baseline and the decisions route in the same run.
   await load(`${info.bareUrl}/bare`, () => '{}', {});
   const bare = await load(`${info.bareUrl}/bare`, () => '{}', {});
-  const dec = await load(`${info.decisionsUrl}/v1/decisions`, decisionBody, {
-    authorization: `Bearer ${KEY}`,
-  });
+  const auth = { authorization: `Bearer ${KEY}` };
+  const dec = await load(`${info.decisionsUrl}/v1/decisions`, decisionBody, auth);
+  const none = await load(
+    `${info.decisionsUrl}/v1/decisions`,
+    () => decisionBody().replace('biz_bench', 'biz_new'),
+    auth,
+  );
   child.kill('SIGTERM');
   const after = JSON.parse(await next());
   const row = (name: string, r: autocannon.Result) => [
@@ -222,8 +231,10 @@ async function main() {
     [
       ['route', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx', 'errors'],
       row('bare Fastify, constant JSON', bare),
-      row('POST /v1/decisions', dec),
-      ['ratio decisions / bare', (dec.requests.average / bare.requests.average).toFixed(2), '', '', '', ''],
+      row('POST /v1/decisions → 200, published', dec),
+      row('POST /v1/decisions → 204, none eligible', none),
+      ['ratio served / bare', (dec.requests.average / bare.requests.average).toFixed(2), '', '', '', ''],
+      ['ratio 204 / bare', (none.requests.average / bare.requests.average).toFixed(2), '', '', '', ''],
     ],
   );
   printTable('Decision index memory', [
