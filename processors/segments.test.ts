@@ -63,7 +63,7 @@ const changesFor = (segmentId: string) =>
     .filter((m) => m.segment_id === segmentId)
     .map((m) => `${m.type === 'segment.entered' ? '+' : '-'}${m.user_id}`);
 
-function processor(groupId = 'segments', storedBy?: string): SegmentsProcessor {
+function processor(groupId = 'segments', storedBy?: string, pollMs = 150): SegmentsProcessor {
   return createSegmentsProcessor({
     store,
     bus,
@@ -73,7 +73,7 @@ function processor(groupId = 'segments', storedBy?: string): SegmentsProcessor {
     membershipTopic: MEMBERSHIP,
     groupId,
     storedBy,
-    pollMs: 150,
+    pollMs,
     sweepMs: 100,
   });
 }
@@ -225,6 +225,25 @@ describe('segments processor', () => {
     expect(second.evaluator.members(ordered.id)).toEqual(['z1']);
     await new Promise((r) => setTimeout(r, 400));
     expect(changesFor(ordered.id)).toEqual(['+z1']);
+    await running.stop();
+  });
+
+  it('corrects membership written by a racing writer right after a segment was loaded', async () => {
+    const seg = await createSegmentStore(store).create({
+      name: 'raced',
+      business_id: 'b1',
+      rule: { performed: 'order.placed', where: { 'props.value': { gte: 5 } } },
+    });
+    const proc = processor('segments-c', undefined, 3_600_000); // polls only when told to
+    const running = await runProcessors(bus, [proc], logger, metrics);
+    await waitFor('u1 enters raced', () => changesFor(seg.id).includes('+u1'));
+    // A late writer (e.g. the API's initial evaluation) announces a user the rule does not hold for.
+    await createMembershipWriter({ store, bus, topic: MEMBERSHIP }).write([
+      { segmentId: seg.id, userId: 'u2', businessId: 'b1', member: true, atMs: Date.now() },
+    ]);
+    await proc.refresh();
+    await waitFor('u2 is corrected', () => changesFor(seg.id).includes('-u2'));
+    expect([...(await storedMembers(store, seg.id))]).toEqual(['u1']);
     await running.stop();
   });
 });

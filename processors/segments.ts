@@ -71,6 +71,9 @@ export function createSegmentsProcessor(opts: SegmentsProcessorOptions): Segment
   const groupId = opts.groupId ?? 'parley-segments';
   const evaluator = new StreamingEvaluator();
   const loaded = new Map<string, number>(); // segment id → version held in memory
+  // Segments loaded at the previous poll: their stored membership is checked once more, in case
+  // the API was still writing the initial membership when the processor loaded them.
+  let toVerify = new Set<string>();
   let recent: { at: number; e: StreamEvent }[] = [];
   let recentHead = 0;
   const recentMs = opts.recentMs ?? 60_000;
@@ -139,6 +142,12 @@ export function createSegmentsProcessor(opts: SegmentsProcessorOptions): Segment
 
   async function refresh() {
     const all = await segments.list({ includeDeleted: true });
+    for (const id of toVerify) {
+      const s = all.find((x) => x.id === id);
+      if (s && !s.deleted && loaded.get(id) === s.version)
+        await write(evaluator.resync(id, await storedMembers(opts.store, id), now()));
+    }
+    toVerify = new Set();
     const live = new Set<string>();
     for (const s of all) {
       if (s.deleted) continue;
@@ -146,6 +155,7 @@ export function createSegmentsProcessor(opts: SegmentsProcessorOptions): Segment
       if (loaded.get(s.id) === s.version) continue;
       try {
         await load(s);
+        toVerify.add(s.id);
       } catch (err) {
         log.error({ err, segment: s.id }, 'could not load a segment; retrying at the next poll');
       }

@@ -81,4 +81,13 @@ describe('StreamingEvaluator', () => {
     expect(brief(s.remove('s', T + 1))).toEqual(['-a@1']);
     expect(s.segment('s')).toBeUndefined();
   });
+
+  it('resync re-announces where stored membership disagrees, without changing its own view', () => {
+    const s = evaluator({ performed: 'optin' });
+    s.ingest(ev('a', 'optin', T), T);
+    s.ingest(ev('b', 'message.received', T), T);
+    expect(brief(s.resync('s', new Set(['b', 'x']), T + 1)).sort()).toEqual(['+a@1', '-b@1', '-x@1']);
+    expect(s.members('s')).toEqual(['a']);
+    expect(s.resync('s', new Set(['a']), T + 2)).toEqual([]);
+  });
 });

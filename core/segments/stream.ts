@@ -78,6 +78,21 @@ export class StreamingEvaluator {
     return changes;
   }
 
+  /**
+   * Changes that bring `stored` (membership as others last wrote it) back to this evaluator's
+   * view, without changing the view: for when another writer may have raced with a load.
+   */
+  resync(segmentId: string, stored: Set<string>, nowMs: number): Change[] {
+    this.tick(nowMs);
+    const seg = this.segments.get(segmentId);
+    if (!seg) return [];
+    const out: Change[] = [];
+    for (const [userId, u] of seg.users)
+      if (u.member !== stored.has(userId)) out.push(this.change(seg, userId, u.member));
+    for (const userId of stored) if (!seg.users.has(userId)) out.push(this.change(seg, userId, false));
+    return out;
+  }
+
   /** Drops a segment; its members are returned as exits. */
   remove(id: string, nowMs: number): Change[] {
     this.tick(nowMs);
