@@ -1,7 +1,7 @@
 import type { FunnelRequest } from './funnel.ts';
 
 // The per-user part of the funnel statement: from one user's events sorted by time, as arrays
-// ts (ms) and ms (bitmask: bit k-1 = matches step k, bit n+e = matches exclusion e), compute for
+// ts (ms since from) and ms (low bits: bit k-1 = matches step k, bit n+e = exclusion e), compute for
 // every step k whether the user reached it and the gap (ms) from step k-1 on the path the docs
 // define. Everything is whole-array functions (arrayMap, arrayFill), so the engine runs it as a
 // few vectorised passes instead of a loop per event.
@@ -27,8 +27,10 @@ const whereDef = (s: string, v: string) =>
 export function pathColumns(r: FunnelRequest): PathColumns {
   const n = r.steps.length;
   const defs = [
-    'tupleElement(ev, 1) AS ts',
-    'tupleElement(ev, 2) AS ms',
+    // ev holds (ms since from) << 15 | step bits, sorted: time order.
+    'arrayMap(x -> bitShiftRight(x, 15), ev) AS ts',
+    // The step bits are the low bits, so tests on them can read ev itself.
+    'ev AS ms',
     // run: the first event of each instant (events at one millisecond share an instant).
     `arrayMap((t, p) -> t != p, ts, ${shift('ts')}) AS run`,
   ];

@@ -46,6 +46,9 @@ export type FunnelRequest = z.output<typeof funnelRequestSchema>;
 /** Checks what the schema cannot: time order and exclusion step numbers. */
 export function checkFunnel(r: FunnelRequest): void {
   if (!(r.from < r.to)) throw new ParleyError('PARLEY_ERR_VALIDATION', 'from must be before to');
+  // Times are packed with their step bits into one Int64 (ms since from, shifted by 15 bits).
+  if (r.to - r.from >= 2 ** 47)
+    throw new ParleyError('PARLEY_ERR_VALIDATION', 'from and to may be at most 4,000 years apart');
   r.exclusions.forEach((x, i) => {
     const [a, b] = x.between;
     if (!(a < b && b <= r.steps.length)) {
@@ -105,9 +108,9 @@ export function buildFunnelQuery(db: string, r: FunnelRequest, businesses?: stri
   const query = `WITH paths AS (
   SELECT g, ${paths.defs.join(',\n    ')}
   FROM (
-    SELECT user_id, g, arraySort(groupArray((t, m))) AS ev
+    SELECT user_id, g, arraySort(groupArray(bitOr(bitShiftLeft(t, 15), m))) AS ev
     FROM (
-      SELECT user_id, ${group} AS g, toInt64(toUnixTimestamp64Milli(occurred_at)) AS t, toUInt32(${bits.join(' + ')}) AS m
+      SELECT user_id, ${group} AS g, toInt64(toUnixTimestamp64Milli(occurred_at)) - {from:Int64} AS t, toInt64(${bits.join(' + ')}) AS m
       FROM ${db}.events FINAL
       WHERE ${scope.join(' AND ')}
     )
