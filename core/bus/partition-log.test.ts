@@ -78,7 +78,7 @@ describe('PartitionLog', () => {
 
   it('rolls segments, reads across them, and applies retention to whole old segments', async () => {
     const d = await dir();
-    const log = await PartitionLog.open({ dir: d, segmentBytes: 200 });
+    const log = await PartitionLog.open({ dir: d, segmentBytes: 200, cacheBytes: 100 }); // most reads from disk
     for (let i = 0; i < 40; i++) await log.append([rec(i)]);
     const files = (await readdir(d)).sort();
     expect(files.length).toBeGreaterThan(3);
@@ -101,5 +101,25 @@ describe('PartitionLog', () => {
     // Reading before the start clamps to the first offset still kept.
     expect((await reopened.read(0n, 1))[0].offset).toBe(reopened.startOffset);
     await reopened.close();
+  });
+});
+
+describe('PartitionLog read cache', () => {
+  it('serves the same records from memory and from disk', async () => {
+    const d = await dir();
+    const log = await PartitionLog.open({ dir: d, cacheBytes: 10_000 });
+    for (let i = 0; i < 500; i++) await log.append([rec(i)]);
+    const fromMemory = await log.read(450n, 100);
+    const wholeFromMixed = await log.read(0n, 1000);
+    await log.close();
+    const cold = await PartitionLog.open({ dir: d });
+    const fromDisk = await cold.read(450n, 100);
+    const plain = (
+      rs: { offset: bigint; key: string; value: Buffer; timestamp: number; headers: object }[],
+    ) => rs.map((r) => [r.offset, r.key, r.value.toString(), r.timestamp, r.headers]);
+    expect(plain(fromMemory)).toEqual(plain(fromDisk));
+    expect(fromMemory).toHaveLength(50);
+    expect(wholeFromMixed[0].offset).toBe(0n); // older than the cache: read from disk
+    await cold.close();
   });
 });

@@ -40,6 +40,8 @@ type Segment = {
 export type PartitionLogOptions = {
   dir: string;
   segmentBytes?: number;
+  /** Bytes of recent records kept decoded in memory for readers (default 16 MiB). */
+  cacheBytes?: number;
   onTruncate?: (info: { path: string; at: number; size: number }) => void;
 };
 
@@ -51,6 +53,11 @@ export class PartitionLog {
   private pending: { buf: Buffer; resolve: () => void; reject: (e: unknown) => void; count: number }[] = [];
   private flushing = false;
   private waiters = new Set<() => void>();
+  // The most recent records, decoded once and shared by every reader: consumers that keep up
+  // (the usual case) never touch the disk or decode a record twice.
+  private tail: LogRecord[] = [];
+  private tailHead = 0;
+  private tailBytes = 0;
   private nextOffset = 0n;
   private closed = false;
   readonly segmentBytes: number;
@@ -188,6 +195,7 @@ export class PartitionLog {
           if (seg.index && (off - seg.base) % BigInt(INDEX_EVERY) === 0n)
             seg.index.push({ offset: off, pos });
           seg.last = off;
+          this.cache(decode(buf.subarray(p + HEAD, p + HEAD + len), false), len);
           pos += HEAD + len;
           p += HEAD + len;
         }
@@ -235,9 +243,37 @@ export class PartitionLog {
   }
 
   /** Reads durable records from `from` on (clamped to the start of the log), up to the limits. */
+  private cache(rec: LogRecord, bytes: number) {
+    this.tail.push(rec);
+    this.tailBytes += bytes;
+    const max = this.opts.cacheBytes ?? 16 * 1024 * 1024;
+    while (this.tailBytes > max && this.tail.length - this.tailHead > 1) {
+      const old = this.tail[this.tailHead++];
+      this.tailBytes -= FIXED + old.value.length;
+    }
+    if (this.tailHead > 4096 && this.tailHead * 2 > this.tail.length) {
+      this.tail = this.tail.slice(this.tailHead);
+      this.tailHead = 0;
+    }
+  }
+
   async read(from: bigint, maxRecords: number, maxBytes = 8 * 1024 * 1024): Promise<LogRecord[]> {
     if (from < this.startOffset) from = this.startOffset;
     if (from >= this.endOffset) return [];
+    const first = this.tail[this.tailHead];
+    if (first && from >= first.offset) {
+      const out: LogRecord[] = [];
+      let bytes = 0;
+      for (
+        let i = this.tailHead + Number(from - first.offset);
+        i < this.tail.length && out.length < maxRecords && bytes < maxBytes;
+        i++
+      ) {
+        out.push(this.tail[i]);
+        bytes += this.tail[i].value.length;
+      }
+      return out;
+    }
     let i = this.segments.length - 1;
     while (i > 0 && this.segments[i].base > from) i--;
     const seg = this.segments[i];
@@ -327,7 +363,8 @@ function encode(offset: bigint, r: AppendInput): Buffer {
   return out;
 }
 
-function decode(body: Buffer): LogRecord {
+/** Decodes a record body; `copy` detaches the value from a large read buffer. */
+function decode(body: Buffer, copy = true): LogRecord {
   const offset = body.readBigUInt64LE(0);
   const timestamp = body.readDoubleLE(8);
   const kl = body.readUInt16LE(16);
@@ -335,7 +372,6 @@ function decode(body: Buffer): LogRecord {
   const hl = body.readUInt32LE(18 + kl);
   const hs = 22 + kl;
   const headers = hl > 0 ? JSON.parse(body.toString('utf8', hs, hs + hl)) : {};
-  // Copy: the read buffer is reused and may be large.
-  const value = Buffer.from(body.subarray(hs + hl));
+  const value = copy ? Buffer.from(body.subarray(hs + hl)) : body.subarray(hs + hl);
   return { offset, timestamp, key, headers, value };
 }
