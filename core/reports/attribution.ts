@@ -60,7 +60,7 @@ export function weightsSql(model: Model): string {
 
 /**
  * The shared part of every attribution statement: CTE `credits` with one row per
- * (conversion, campaign share): conversion_id, campaign_id ('' when unattributed), weight, value.
+ * (conversion, campaign share): campaign_id ('' when unattributed), weight, value.
  */
 export function creditsCte(db: string, r: AttributionRequest, businesses?: string[]) {
   if (!(r.from < r.to)) throw new ParleyError('PARLEY_ERR_VALIDATION', 'from must be before to');
@@ -86,7 +86,7 @@ export function creditsCte(db: string, r: AttributionRequest, businesses?: strin
   // One pass over the events: per (user, business), its conversions in [from, to) and its
   // touchpoints from the longest window before `from` on; each conversion then filters its own.
   const cte = `per_user AS (
-  SELECT groupArrayIf((event_id, t, value), is_conv AND t >= {from:Int64}) AS convs,
+  SELECT groupArrayIf((t, value), is_conv AND t >= {from:Int64}) AS convs,
     -- Sorted once per user (time, then event id); slimmed to (time, campaign, is click).
     arrayMap(x -> (x.1, x.3, x.4), arraySort(x -> (x.1, x.2), groupArrayIf((t, event_id, campaign_id, type = 'sponsored.clicked'), NOT is_conv))) AS tps
   FROM (
@@ -99,12 +99,12 @@ export function creditsCte(db: string, r: AttributionRequest, businesses?: strin
   GROUP BY user_id, business_id
   HAVING length(convs) > 0
 ), touched AS (
-  SELECT conv.1 AS conversion_id, conv.2 AS tc, conv.3 AS cvalue,
+  SELECT conv.1 AS tc, conv.2 AS cvalue,
     arrayFilter(x -> x.3 AND x.1 >= tc - {cw:Int64} AND x.1 < tc, tps) AS clicks,
     if(length(clicks) > 0, clicks, arrayFilter(x -> NOT x.3 AND x.1 >= tc - {vw:Int64} AND x.1 < tc, tps)) AS chosen
   FROM per_user ARRAY JOIN convs AS conv
 ), credits AS (
-  SELECT conversion_id, share.1 AS campaign_id, share.2 AS weight, share.2 * cvalue AS value
+  SELECT share.1 AS campaign_id, share.2 AS weight, share.2 * cvalue AS value
   FROM touched
   ARRAY JOIN if(length(chosen) = 0, [('', 1.)], arrayZip(arrayMap(x -> x.2, chosen), ${weightsSql(r.model)})) AS share
 )`;
