@@ -46,7 +46,7 @@ export type SegmentsProcessorOptions = {
   storedBy?: string;
   /** How long to wait for that group at start before loading anyway. */
   storedByTimeoutMs?: number;
-  /** Recently consumed events replayed into a segment loaded from the store, covering the sink's lag. */
+  /** How long consumed events are kept to replay into a segment loaded from the store (covers the sink's lag). */
   recentMs?: number;
   now?: () => number;
 };
@@ -76,7 +76,7 @@ export function createSegmentsProcessor(opts: SegmentsProcessorOptions): Segment
   let toVerify = new Set<string>();
   let recent: { at: number; e: StreamEvent }[] = [];
   let recentHead = 0;
-  const recentMs = opts.recentMs ?? 60_000;
+  const recentMs = opts.recentMs ?? 10_000;
   const timers: NodeJS.Timeout[] = [];
   let chain: Promise<unknown> = Promise.resolve();
 
