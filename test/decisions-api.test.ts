@@ -1,6 +1,9 @@
 import { rm } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildBootstrapQueries } from '../api/decisions/bootstrap.ts';
+import { createDecisionEngine } from '../api/decisions/feed.ts';
 import { topicNames } from '../core/config.ts';
+import { createLogger } from '../core/log.ts';
 import type { CanonicalEvent } from '../core/events/schema.ts';
 import { testApp } from './helpers/app.ts';
 
@@ -215,5 +218,81 @@ describe('decisions API', () => {
     const bad = await call('POST', '/v1/decisions', t.keys.adserver, { ...body, channel: 'fax' });
     expect(bad.statusCode).toBe(400);
     expect(bad.json().error).toBe('PARLEY_ERR_VALIDATION');
+  });
+});
+
+describe('decision engine start', () => {
+  it('takes delivery before the cutoff from the store and after it from the bus, counting nothing twice', async () => {
+    const h = 3600_000;
+    const row = (id: string, type: string, user: string, agoMs: number, props: Record<string, unknown>) => ({
+      event_id: id,
+      type,
+      occurred_at: new Date(Date.now() - agoMs).toISOString(),
+      business_id: 'b7',
+      user_id: user,
+      thread_id: `t_b7_${user}`,
+      channel: 'webchat',
+      props,
+    });
+    const served = (i: number, agoMs: number) =>
+      row(`old-s${i}`, 'sponsored.served', `v${i}`, agoMs, {
+        decision_id: `d_old${i}`,
+        campaign_id: 'cmp_old',
+        price_micros: 100,
+      });
+    const stored = [
+      ...[0, 1, 2, 3, 4].map((i) => served(i, 30 * h)),
+      row('old-c1', 'sponsored.clicked', 'v1', 29 * h, { decision_id: 'd_old1', campaign_id: 'cmp_old' }),
+      row('old-c1b', 'sponsored.clicked', 'v1', 29 * h, { decision_id: 'd_old1', campaign_id: 'cmp_old' }),
+      row('old-m8', 'message.received', 'v8', 3 * h, {}),
+      row('old-o7', 'optout', 'v7', 3 * h, { scope: 'marketing' }),
+    ];
+    await t.store.client.insert({
+      table: `${t.store.database}.events`,
+      values: stored.map((e) => ({
+        ...e,
+        props: JSON.stringify(e.props),
+        ingested_at: new Date().toISOString(),
+      })),
+      format: 'JSONEachRow',
+    });
+    // On the bus: one of the stored serves (before the cutoff) and a new one after it.
+    const onBus = [served(4, 30 * h), served(5, 60_000)];
+    await t.bus.publish(
+      topicNames(t.config).events,
+      onBus.map((e) => ({ key: e.user_id, value: JSON.stringify(e) })),
+    );
+    const engine = await createDecisionEngine({
+      store: t.store,
+      bus: t.bus,
+      logger: createLogger({ level: 'silent' }),
+      topics: topicNames(t.config),
+      groupPrefix: 'test-',
+      decisions: t.config.decisions,
+    });
+    try {
+      await engine.ready;
+      expect(engine.state.statsOf('cmp_old')).toMatchObject({ served: 6, clicks: 1, spentTotal: 600 });
+      const v8 = engine.state.view('v8', 'b7', 'webchat', 't_b7_v8', Date.now());
+      expect(v8.hasConversation).toBe(true);
+      expect(engine.state.view('v7', 'b7', 'webchat', 't_b7_v7', Date.now()).optedOut).toBe(true);
+      // The serve 30 h ago still counts for v4's frequency window.
+      expect(
+        engine.state
+          .view('v4', 'b7', 'webchat', 't_b7_v4', Date.now())
+          .servesSince('cmp_old', Date.now() - 31 * h),
+      ).toBe(1);
+    } finally {
+      await engine.stop();
+    }
+  });
+
+  it('builds its start-up queries with bound parameters', () => {
+    const q = buildBootstrapQueries('parley', 1_700_000_000_000);
+    expect(q.delivery.query).toContain('FROM parley.events FINAL');
+    expect(q.delivery.query).toContain('{cutoff:Int64}');
+    expect(q.delivery.query_params).toEqual({ cutoff: 1_700_000_000_000 });
+    for (const x of Object.values(q))
+      expect(x.query).toContain('occurred_at < fromUnixTimestamp64Milli({cutoff:Int64})');
   });
 });

@@ -124,7 +124,7 @@ export function applyEvent(state: DecisionState, e: CanonicalEvent) {
       );
       break;
     case 'sponsored.clicked':
-      state.noteClicked(String(p.decision_id ?? e.event_id), String(p.campaign_id));
+      state.noteClicked(String(p.decision_id ?? e.event_id), String(p.campaign_id), atMs);
       break;
   }
 }

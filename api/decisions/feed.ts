@@ -5,14 +5,16 @@ import type { Config } from '../../core/config.ts';
 import type { CanonicalEvent } from '../../core/events/schema.ts';
 import type { Logger } from '../../core/log.ts';
 import type { Store } from '../../core/store/client.ts';
+import { BOOTSTRAP_CUTOFF_MS, bootstrapFromStore } from './bootstrap.ts';
 import { applyEvent, type DecideResult, decide } from './engine.ts';
 import { type Rng, seededRng } from './rng.ts';
 import { DecisionState } from './state.ts';
 import type { DecisionRequest } from './types.ts';
 
-// The decision engine of one api process: its state is rebuilt at start from the bus (the
-// compacted membership topic and the retained events topic, each read from the beginning by a
-// consumer group of this process alone) and kept current from both; campaigns are reloaded from
+// The decision engine of one api process: its state is rebuilt at start from the store (delivery,
+// conversations and opt-outs before an hour ago) and the bus (the compacted membership topic and
+// the retained events topic, each read from the beginning by a consumer group of this process
+// alone), and kept current from both; campaigns are reloaded from
 // the store every few seconds and at once when this process changes one. It is ready once it has
 // read everything that was on both topics when it started.
 
@@ -77,6 +79,7 @@ export async function createDecisionEngine(deps: {
     state.setCampaigns(await campaigns.list());
   }
   await reload();
+  await bootstrapFromStore(deps.store, state, Date.now() - BOOTSTRAP_CUTOFF_MS);
 
   const onMembership = async (b: Batch) => {
     for (const m of b.messages) {

@@ -44,6 +44,8 @@ export class DecisionState {
   private campaigns: LiveCampaign[] = [];
   private byBusiness = new Map<string, LiveCampaign[]>();
   private freqKeep = new Map<string, number>();
+  /** Delivery before this time was loaded from the store; the bus's copy of it only feeds windows. */
+  statsCutoffMs = Number.NEGATIVE_INFINITY;
 
   // ---- identity
 
@@ -170,16 +172,18 @@ export class DecisionState {
   noteServed(f: ServedFact, local: boolean) {
     if (local) this.pendingEcho.add(f.decisionId);
     else if (this.pendingEcho.delete(f.decisionId)) return;
-    const s = this.stats.get(f.campaignId) ?? emptyStats();
-    this.stats.set(f.campaignId, s);
-    s.served++;
-    s.spentTotal += f.priceMicros;
     const day = dayOf(f.atMs);
-    if (day > s.day) {
-      s.day = day;
-      s.spentDay = 0;
+    if (local || f.atMs >= this.statsCutoffMs) {
+      const s = this.stats.get(f.campaignId) ?? emptyStats();
+      this.stats.set(f.campaignId, s);
+      s.served++;
+      s.spentTotal += f.priceMicros;
+      if (day > s.day) {
+        s.day = day;
+        s.spentDay = 0;
+      }
+      if (day === s.day) s.spentDay += f.priceMicros;
     }
-    if (day === s.day) s.spentDay += f.priceMicros;
 
     const fk = k2(f.campaignId, f.userId);
     const times = this.freq.get(fk) ?? [];
@@ -198,9 +202,10 @@ export class DecisionState {
     if (f.atMs > last) this.threadLast.set(f.threadId, f.atMs);
   }
 
-  noteClicked(decisionId: string, campaignId: string) {
+  noteClicked(decisionId: string, campaignId: string, atMs = Number.POSITIVE_INFINITY) {
     if (this.clicked.has(decisionId)) return;
     this.clicked.add(decisionId);
+    if (atMs < this.statsCutoffMs) return; // counted in the stored delivery
     const s = this.stats.get(campaignId) ?? emptyStats();
     this.stats.set(campaignId, s);
     s.clicks++;
