@@ -63,10 +63,13 @@ export function createSegmentsProcessor(opts: SegmentsProcessorOptions): Segment
   const log = opts.logger.child({ component: 'segments' });
   const now = opts.now ?? Date.now;
   const segments = createSegmentStore(opts.store);
+  // Changes are published before the batch commits and stored right after, off the hot path: the
+  // store is what a restart reconciles against, and it never runs ahead of the topic.
   const writer: MembershipWriter = createMembershipWriter({
     store: opts.store,
     bus: opts.bus,
     topic: opts.membershipTopic,
+    onStoreError: (err) => log.warn({ err }, 'storing membership changes failed; retrying'),
   });
   const groupId = opts.groupId ?? 'parley-segments';
   const evaluator = new StreamingEvaluator();
@@ -94,7 +97,7 @@ export function createSegmentsProcessor(opts: SegmentsProcessorOptions): Segment
     for (const c of changes) pending.push(c);
     if (pending.length === 0) return;
     const out = pending;
-    await writer.write(out);
+    await writer.publish(out);
     pending = [];
     const entered = out.filter((c) => c.member).length;
     opts.metrics.segmentChanges.labels('entered').inc(entered);
@@ -128,6 +131,7 @@ export function createSegmentsProcessor(opts: SegmentsProcessorOptions): Segment
         });
       }
     }
+    await writer.flush();
     const changes = evaluator.load(def, rows, await storedMembers(opts.store, s.id), t);
     // Events consumed but perhaps not yet stored by the sink still count.
     for (let i = recentHead; i < recent.length; i++)
@@ -142,6 +146,7 @@ export function createSegmentsProcessor(opts: SegmentsProcessorOptions): Segment
 
   async function refresh() {
     const all = await segments.list({ includeDeleted: true });
+    if (toVerify.size) await writer.flush();
     for (const id of toVerify) {
       const s = all.find((x) => x.id === id);
       if (s && !s.deleted && loaded.get(id) === s.version)
@@ -165,7 +170,10 @@ export function createSegmentsProcessor(opts: SegmentsProcessorOptions): Segment
       evaluator.remove(id, now());
       loaded.delete(id);
       const tomb = all.find((s) => s.id === id);
-      if (tomb) await reconcileMembership(opts.store, writer, tomb, now()); // exits anyone entered since the delete
+      if (tomb) {
+        await writer.flush();
+        await reconcileMembership(opts.store, writer, tomb, now()); // exits anyone entered since the delete
+      }
       log.info({ segment: id }, 'segment dropped');
     }
   }
@@ -263,6 +271,12 @@ export function createSegmentsProcessor(opts: SegmentsProcessorOptions): Segment
     async close() {
       for (const t of timers) clearInterval(t);
       await chain;
+      const stored = await Promise.race([
+        writer.flush().then(() => true),
+        new Promise((r) => setTimeout(r, 10_000, false)),
+      ]);
+      if (!stored) log.warn('membership changes not yet stored at shutdown; the next start reconciles them');
+      writer.close();
     },
   };
 }

@@ -34,7 +34,29 @@ export function createVersionClock(now: () => number = Date.now) {
   };
 }
 
-export type MembershipWriter = { write(changes: Change[]): Promise<void> };
+export type MembershipWriter = {
+  /** Publishes the changes, then stores them; resolves when both are done. */
+  write(changes: Change[]): Promise<void>;
+  /**
+   * Publishes the changes and resolves; storing them follows in the background, in order, retried
+   * until it succeeds. The topic always has at least what the table has, so a restart that
+   * reconciles against the table re-announces anything not yet stored instead of losing it.
+   */
+  publish(changes: Change[]): Promise<void>;
+  /** Resolves when every change published so far is stored. */
+  flush(): Promise<void>;
+  /** Stops retrying background stores (at shutdown; a restart reconciles what is left). */
+  close(): void;
+};
+
+type Row = {
+  segment_id: string;
+  user_id: string;
+  business_id: string;
+  member: number;
+  changed_at: string;
+  version: number;
+};
 
 /** Publishes changes on the membership topic, then stores them in segment_membership; both idempotent per version. */
 export function createMembershipWriter(deps: {
@@ -42,43 +64,87 @@ export function createMembershipWriter(deps: {
   bus: Bus;
   topic: string;
   nextVersion?: () => number;
+  onStoreError?: (err: unknown) => void;
 }): MembershipWriter {
   const nextVersion = deps.nextVersion ?? createVersionClock();
   const table = `${deps.store.database}.segment_membership`;
+  let queue: Row[] = [];
+  let draining: Promise<void> | undefined;
+  let closed = false;
+
+  async function publishChunk(chunk: { c: Change; version: number }[]): Promise<Row[]> {
+    await deps.bus.publish(
+      deps.topic,
+      chunk.map(({ c, version }) => {
+        const msg: MembershipMessage = {
+          type: c.member ? 'segment.entered' : 'segment.exited',
+          segment_id: c.segmentId,
+          user_id: c.userId,
+          business_id: c.businessId ?? null,
+          at: new Date(c.atMs).toISOString(),
+          version,
+        };
+        return { key: membershipKey(c.segmentId, c.userId), value: JSON.stringify(msg) };
+      }),
+    );
+    return chunk.map(({ c, version }) => ({
+      segment_id: c.segmentId,
+      user_id: c.userId,
+      business_id: c.businessId ?? '',
+      member: c.member ? 1 : 0,
+      changed_at: new Date(c.atMs).toISOString(),
+      version,
+    }));
+  }
+
+  const insert = (values: Row[]) => deps.store.client.insert({ table, values, format: 'JSONEachRow' });
+
+  function drain(): Promise<void> {
+    draining ??= (async () => {
+      let backoff = 100;
+      while (queue.length && !closed) {
+        const rows = queue.slice(0, 50_000);
+        try {
+          await insert(rows);
+          queue = queue.slice(rows.length);
+          backoff = 100;
+        } catch (err) {
+          deps.onStoreError?.(err);
+          await new Promise((r) => setTimeout(r, backoff));
+          backoff = Math.min(backoff * 2, 5000);
+        }
+      }
+    })().finally(() => {
+      draining = undefined;
+    });
+    return draining;
+  }
+
+  function versioned(changes: Change[]) {
+    const out: { c: Change; version: number }[][] = [];
+    for (let i = 0; i < changes.length; i += 10_000)
+      out.push(changes.slice(i, i + 10_000).map((c) => ({ c, version: nextVersion() })));
+    return out;
+  }
+
   return {
     async write(changes) {
-      for (let i = 0; i < changes.length; i += 10_000) {
-        const chunk = changes.slice(i, i + 10_000).map((c) => ({ c, version: nextVersion() }));
-        // Published first, stored second: the table is what a restart reconciles against, so it
-        // must never claim a change the topic has not seen. A crash between the two re-announces
-        // the change after the restart (a harmless duplicate) instead of losing it.
-        await deps.bus.publish(
-          deps.topic,
-          chunk.map(({ c, version }) => {
-            const msg: MembershipMessage = {
-              type: c.member ? 'segment.entered' : 'segment.exited',
-              segment_id: c.segmentId,
-              user_id: c.userId,
-              business_id: c.businessId ?? null,
-              at: new Date(c.atMs).toISOString(),
-              version,
-            };
-            return { key: membershipKey(c.segmentId, c.userId), value: JSON.stringify(msg) };
-          }),
-        );
-        await deps.store.client.insert({
-          table,
-          values: chunk.map(({ c, version }) => ({
-            segment_id: c.segmentId,
-            user_id: c.userId,
-            business_id: c.businessId ?? '',
-            member: c.member ? 1 : 0,
-            changed_at: new Date(c.atMs).toISOString(),
-            version,
-          })),
-          format: 'JSONEachRow',
-        });
+      // Published first, stored second: the table is what a restart reconciles against, so it
+      // must never claim a change the topic has not seen.
+      for (const chunk of versioned(changes)) await insert(await publishChunk(chunk));
+    },
+    async publish(changes) {
+      for (const chunk of versioned(changes)) {
+        const rows = await publishChunk(chunk);
+        for (const r of rows) queue.push(r);
       }
+      if (queue.length) void drain();
+    },
+    async flush() {
+      while ((queue.length && !closed) || draining) await (draining ?? drain());
+    },
+    close() {
+      closed = true;
     },
   };
 }

@@ -122,12 +122,18 @@ export async function runSegmentsScenario(
     expect(alice).toEqual(alice.map((_, i) => (i % 2 === 0 ? '+alice' : '-alice')));
     expect(changes(twice)).toEqual(['+alice']);
     expect(changes(quiet).sort()).toEqual(['+alice', '+bob', '-bob']);
-    const members = await parley.app.inject({
-      method: 'GET',
-      url: `/v1/segments/${quiet}/members`,
-      headers: auth,
-    });
-    expect(members.json().members.map((m: { user_id: string }) => m.user_id)).toEqual(['alice']);
+    // The stored membership follows the topic within moments.
+    const members = async () =>
+      (await parley.app.inject({ method: 'GET', url: `/v1/segments/${quiet}/members`, headers: auth }))
+        .json()
+        .members.map((m: { user_id: string }) => m.user_id);
+    let stored = await members();
+    const until = Date.now() + opts.timeoutMs;
+    while (JSON.stringify(stored) !== '["alice"]' && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 50));
+      stored = await members();
+    }
+    expect(stored).toEqual(['alice']);
     return { firstEnterLatencyMs: enteredAt - sent, enterLatencyMs: bobLatencyMs, exitedAt };
   } finally {
     await sub.stop();
