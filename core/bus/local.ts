@@ -130,7 +130,7 @@ export async function createLocalBus(opts: LocalBusOptions): Promise<Bus> {
             t.partitions[p].append(
               list.map((m) => ({
                 key: m.key,
-                value: typeof m.value === 'string' ? Buffer.from(m.value) : m.value,
+                value: m.value,
                 headers: m.headers,
                 timestamp: now,
               })),

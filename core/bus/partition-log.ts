@@ -25,7 +25,12 @@ export type LogRecord = {
   headers: Record<string, string>;
   value: Buffer;
 };
-export type AppendInput = { key: string; value: Buffer; headers?: Record<string, string>; timestamp: number };
+export type AppendInput = {
+  key: string;
+  value: Buffer | string;
+  headers?: Record<string, string>;
+  timestamp: number;
+};
 
 type Segment = {
   base: bigint;
@@ -162,9 +167,13 @@ export class PartitionLog {
     if (this.closed) return Promise.reject(new Error('log is closed'));
     if (records.length === 0) return Promise.resolve({ first: this.nextOffset, last: this.nextOffset - 1n });
     const first = this.nextOffset;
-    const parts: Buffer[] = [];
-    for (const r of records) parts.push(encode(this.nextOffset++, r));
-    const buf = Buffer.concat(parts);
+    // One buffer for the whole append, values written straight into it.
+    const sizes = records.map(measure);
+    const buf = Buffer.allocUnsafe(sizes.reduce((a, m) => a + HEAD + m.body, 0));
+    let pos = 0;
+    records.forEach((r, i) => {
+      pos = encodeAt(buf, pos, this.nextOffset++, r, sizes[i]);
+    });
     return new Promise((resolve, reject) => {
       this.pending.push({
         buf,
@@ -184,20 +193,22 @@ export class PartitionLog {
       try {
         let seg = this.segments[this.segments.length - 1];
         if (seg.size > 0 && seg.size >= this.segmentBytes) seg = await this.roll();
-        const buf = group.length === 1 ? group[0].buf : Buffer.concat(group.map((g) => g.buf));
-        await this.fh.write(buf, 0, buf.length, seg.size);
+        const bufs = group.map((g) => g.buf);
+        await this.fh.writev(bufs, seg.size);
         await this.fh.datasync();
         // Index the new records before making them visible.
         let pos = seg.size;
-        for (let p = 0; p < buf.length; ) {
-          const len = buf.readUInt32LE(p);
-          const off = buf.readBigUInt64LE(p + HEAD);
-          if (seg.index && (off - seg.base) % BigInt(INDEX_EVERY) === 0n)
-            seg.index.push({ offset: off, pos });
-          seg.last = off;
-          this.cache(decode(buf.subarray(p + HEAD, p + HEAD + len), false), len);
-          pos += HEAD + len;
-          p += HEAD + len;
+        for (const buf of bufs) {
+          for (let p = 0; p < buf.length; ) {
+            const len = buf.readUInt32LE(p);
+            const off = buf.readBigUInt64LE(p + HEAD);
+            if (seg.index && (off - seg.base) % BigInt(INDEX_EVERY) === 0n)
+              seg.index.push({ offset: off, pos });
+            seg.last = off;
+            this.cache(decode(buf.subarray(p + HEAD, p + HEAD + len), false), len);
+            pos += HEAD + len;
+            p += HEAD + len;
+          }
         }
         seg.size = pos;
         for (const g of group) g.resolve();
@@ -340,27 +351,30 @@ export class PartitionLog {
   }
 }
 
-function encode(offset: bigint, r: AppendInput): Buffer {
-  const key = Buffer.from(r.key, 'utf8');
-  const headers =
-    r.headers && Object.keys(r.headers).length > 0 ? Buffer.from(JSON.stringify(r.headers)) : Buffer.alloc(0);
-  const bodyLen = FIXED + key.length + headers.length + r.value.length;
-  const out = Buffer.allocUnsafe(HEAD + bodyLen);
-  let p = HEAD;
+type Measured = { key: number; headers: string | null; value: number; body: number };
+
+function measure(r: AppendInput): Measured {
+  const key = Buffer.byteLength(r.key);
+  const headers = r.headers && Object.keys(r.headers).length > 0 ? JSON.stringify(r.headers) : null;
+  const value = typeof r.value === 'string' ? Buffer.byteLength(r.value) : r.value.length;
+  return { key, headers, value, body: FIXED + key + (headers ? Buffer.byteLength(headers) : 0) + value };
+}
+
+function encodeAt(out: Buffer, start: number, offset: bigint, r: AppendInput, m: Measured): number {
+  let p = start + HEAD;
   out.writeBigUInt64LE(offset, p);
   out.writeDoubleLE(r.timestamp, p + 8);
-  out.writeUInt16LE(key.length, p + 16);
+  out.writeUInt16LE(m.key, p + 16);
   p += 18;
-  key.copy(out, p);
-  p += key.length;
-  out.writeUInt32LE(headers.length, p);
-  p += 4;
-  headers.copy(out, p);
-  p += headers.length;
-  r.value.copy(out, p);
-  out.writeUInt32LE(bodyLen, 0);
-  out.writeUInt32LE(crc32(out.subarray(HEAD)), 4);
-  return out;
+  p += out.write(r.key, p, 'utf8');
+  const hl = m.headers ? out.write(m.headers, p + 4, 'utf8') : 0;
+  out.writeUInt32LE(hl, p);
+  p += 4 + hl;
+  if (typeof r.value === 'string') p += out.write(r.value, p, m.value, 'utf8');
+  else p += r.value.copy(out, p);
+  out.writeUInt32LE(m.body, start);
+  out.writeUInt32LE(crc32(out.subarray(start + HEAD, p)), start + 4);
+  return p;
 }
 
 /** Decodes a record body; `copy` detaches the value from a large read buffer. */

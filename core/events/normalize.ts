@@ -129,6 +129,7 @@ function finish(
 
 /** Raw text becomes its length and matched keywords; raw email/phone become SHA-256 hashes. */
 function reduceProps(p: Record<string, unknown>, keywords: readonly string[]): Record<string, unknown> {
+  if (p.text === undefined && p.email === undefined && p.phone === undefined) return p; // nothing private
   const { text, email, phone, ...rest } = p as Record<string, unknown> & {
     text?: string;
     email?: string;
