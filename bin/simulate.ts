@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { parseConfig } from '../core/config.ts';
 import type { EventType } from '../core/events/schema.ts';
+import { formatAdServerSummary, runAdServer, splitAdServerArgs } from './sim/adserver.ts';
 import { createProgress, type ProgressStream } from './sim/progress.ts';
 import { SimulateError, sendEvents } from './sim/sender.ts';
 import { type Tally, createTally, generateTraffic } from './sim/traffic.ts';
@@ -39,7 +40,13 @@ const USAGE = `Usage: parley simulate [options]
   --days N           days of traffic, ending now (default 7)
   --seed S           same seed, same events (ids included); default: random, printed
   --concurrency N    requests in flight (default 4)
-  --rate N           at most N events per second (default: as fast as Parley takes them)`;
+  --rate N           at most N events per second (default: as fast as Parley takes them)
+
+Ad-server mode (--adserver): campaigns with known true click rates; each of --users threads asks
+POST /v1/decisions, clicks the click URL at its campaign's true rate, and some who click order.
+  --adserver         play the ad server instead of sending conversation traffic
+  --decisions N      decisions to ask for (default: one per user)
+  --campaigns N      campaigns to create, true click rates spread from 1% to 8% (default 4)`;
 
 export async function runSimulation(opts: SimulateOptions): Promise<SimulateResult> {
   const traffic = {
@@ -182,6 +189,21 @@ export function parseSimulateArgs(
 export async function simulateCommand(args: string[]): Promise<void> {
   if (args.includes('--help') || args.includes('-h')) {
     console.log(USAGE);
+    return;
+  }
+  if (args.includes('--adserver')) {
+    const { rest, decisions, campaigns } = splitAdServerArgs(args);
+    const o = parseSimulateArgs(rest);
+    const r = await runAdServer({
+      url: o.url,
+      key: o.key,
+      seed: o.seed,
+      users: o.users,
+      decisions: decisions ?? o.users,
+      campaigns: campaigns ?? 4,
+      concurrency: o.concurrency,
+    });
+    console.log(formatAdServerSummary(r));
     return;
   }
   const opts = parseSimulateArgs(args);
