@@ -4,8 +4,9 @@
 //
 //   node bench/run.js ingest [--events 300000] [--concurrency 4] [--batch 1000]
 //
-// Parley runs as its own process (`parley start`, as a user runs it); the baseline runs in this
-// process on another data directory, before Parley starts, so the two never share the CPU.
+// Parley runs as its own process (`parley start`, as a user runs it); the baseline runs in a
+// process of its own before Parley starts, so the two never share the CPU (the embedded engine
+// keeps merging in the background for a while after an insert).
 
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -27,6 +28,7 @@ const { values } = parseArgs({
     events: { type: 'string', default: '300000' },
     concurrency: { type: 'string', default: '4' },
     batch: { type: 'string', default: '1000' },
+    phase: { type: 'string', default: 'all' },
   },
 });
 const N = Number(values.events);
@@ -135,7 +137,13 @@ async function parley(): Promise<{ secs: number; ackSecs: number; p50: number; p
   }
 }
 
-const base = await baseline();
+if (values.phase === 'baseline') {
+  console.log(JSON.stringify({ seconds: await baseline() }));
+  process.exit(0);
+}
+const child = spawnIn('node', ['bench/run.js', 'ingest', '--phase', 'baseline', '--events', String(N)], {});
+if ((await child.exited) !== 0) throw new Error(`baseline failed: ${child.stderr()}`);
+const base = (JSON.parse(child.stdout().trim().split('\n').at(-1)!) as { seconds: number }).seconds;
 const e2e = await parley();
 const rate = (s: number) => Math.round(n / s);
 printTable(
