@@ -218,6 +218,11 @@ async function freshness() {
   }
   await Promise.all(inflight);
   const sendSeconds = (performance.now() - start) / 1000;
+  const backlog: Record<string, number> = {};
+  for (const g of ['sink', 'segments', 'attribution']) {
+    const lag = await parley.bus.lag(`${config.topics.prefix}parley-${g}`, topicNames(config).events);
+    backlog[g] = lag.reduce((n, p) => n + Number(p.end - p.committed), 0);
+  }
   const deadline = Date.now() + 60_000;
   while (seenAt.size < total && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
 
@@ -240,6 +245,9 @@ async function freshness() {
         `${seenAt.size.toLocaleString('en')} / ${total.toLocaleString('en')}`,
       ],
     ],
+  );
+  console.log(
+    `uncommitted events per consumer group when the last event was acknowledged: ${JSON.stringify(backlog)}`,
   );
   await sub.stop();
   await parley.stop();
