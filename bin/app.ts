@@ -97,6 +97,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       eventsTopic: topicNames(config).events,
       clickKey: await resolveClickKey(config, deps.logger),
       publicUrl: config.decisions.publicUrl,
+      metrics: deps.metrics,
     });
   }
   return app;

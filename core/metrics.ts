@@ -61,6 +61,12 @@ export function createMetrics() {
       labelNames: ['group', 'topic'],
       registers: r,
     }),
+    decisions: new Counter({
+      name: 'parley_decisions_total',
+      help: 'Decisions answered, by outcome (served or none)',
+      labelNames: ['outcome'],
+      registers: r,
+    }),
     httpDuration: new Histogram({
       name: 'parley_http_request_duration_seconds',
       help: 'HTTP request duration',

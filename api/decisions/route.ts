@@ -5,6 +5,7 @@ import { ParleyError } from '../../core/errors.ts';
 import { publishCanonical } from '../../core/events/publish.ts';
 import { CHANNELS, type CanonicalEvent } from '../../core/events/schema.ts';
 import type { Auth } from '../../core/http/auth.ts';
+import type { Metrics } from '../../core/metrics.ts';
 import { type App, errorBody, requireRole } from '../../core/http/fastify.ts';
 import { type ClickFacts, clickEventId, clickUrl, verifyClick } from './click.ts';
 import { servedEvent } from './engine.ts';
@@ -68,6 +69,7 @@ export async function decisionsRoute(
     eventsTopic: string;
     clickKey: Buffer;
     publicUrl?: string;
+    metrics?: Metrics;
   },
 ) {
   const pre = requireRole(deps.auth, 'adserver');
@@ -104,6 +106,7 @@ export async function decisionsRoute(
       if (!deps.engine.isReady()) throw new ParleyError('PARLEY_ERR_NOT_READY');
       const { decision, candidates } = deps.engine.decide(req.body);
       const explained = req.body.explain ? { candidates } : {};
+      deps.metrics?.decisions.labels(decision ? 'served' : 'none').inc();
       if (!decision) {
         if (req.body.explain) return { decision_id: null, candidates };
         return reply.code(204).send(null);
