@@ -3,15 +3,7 @@ import { join } from 'node:path';
 import { ParleyError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { PartitionLog } from './partition-log.ts';
-import type {
-  Batch,
-  Bus,
-  InMessage,
-  OutMessage,
-  SubscribeOptions,
-  Subscription,
-  TopicSpec,
-} from './types.ts';
+import type { Batch, Bus, OutMessage, SubscribeOptions, Subscription, TopicSpec } from './types.ts';
 
 // The embedded bus: durable topics under <dataDir>/log, for one process. Same contract as the
 // Kafka adapter: ordered per key, committed offsets per consumer group, replay after a crash.
@@ -55,6 +47,8 @@ export async function createLocalBus(opts: LocalBusOptions): Promise<Bus> {
       Array.from({ length: n }, (_, p) =>
         PartitionLog.open({
           dir: join(dir, String(p)),
+          topic: name,
+          partition: p,
           segmentBytes: opts.segmentBytes,
           onTruncate: (i) => log.warn(i, 'cut a torn record at the tail of the log'),
         }),
@@ -193,17 +187,7 @@ export async function createLocalBus(opts: LocalBusOptions): Promise<Bus> {
                 const batch: Batch = {
                   topic: tn,
                   partition: p,
-                  messages: recs.map(
-                    (r): InMessage => ({
-                      topic: tn,
-                      partition: p,
-                      offset: r.offset,
-                      key: r.key,
-                      value: r.value,
-                      timestamp: r.timestamp,
-                      headers: r.headers,
-                    }),
-                  ),
+                  messages: recs,
                 };
                 try {
                   const done = await o.handler(batch, { heartbeat: async () => {}, signal: abort.signal });

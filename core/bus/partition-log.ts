@@ -18,7 +18,10 @@ const INDEX_EVERY = 256;
 const READ_CHUNK = 1 << 20;
 export const MAX_RECORD = 8 * 1024 * 1024;
 
+/** Shaped as the bus's InMessage, so records reach consumers as they are, with no copy. */
 export type LogRecord = {
+  topic: string;
+  partition: number;
   offset: bigint;
   timestamp: number;
   key: string;
@@ -44,6 +47,9 @@ type Segment = {
 
 export type PartitionLogOptions = {
   dir: string;
+  /** Named on every record read. */
+  topic?: string;
+  partition?: number;
   segmentBytes?: number;
   /** Bytes of recent records kept decoded in memory for readers (default 16 MiB). */
   cacheBytes?: number;
@@ -163,6 +169,10 @@ export class PartitionLog {
     return seg.reader;
   }
 
+  private decode(body: Buffer, copy = true): LogRecord {
+    return decode(this.opts.topic ?? '', this.opts.partition ?? 0, body, copy);
+  }
+
   append(records: AppendInput[]): Promise<{ first: bigint; last: bigint }> {
     if (this.closed) return Promise.reject(new Error('log is closed'));
     if (records.length === 0) return Promise.resolve({ first: this.nextOffset, last: this.nextOffset - 1n });
@@ -205,7 +215,7 @@ export class PartitionLog {
             if (seg.index && (off - seg.base) % BigInt(INDEX_EVERY) === 0n)
               seg.index.push({ offset: off, pos });
             seg.last = off;
-            this.cache(decode(buf.subarray(p + HEAD, p + HEAD + len), false), len);
+            this.cache(this.decode(buf.subarray(p + HEAD, p + HEAD + len), false), len);
             pos += HEAD + len;
             p += HEAD + len;
           }
@@ -312,7 +322,7 @@ export class PartitionLog {
       while (p + HEAD <= len && out.length < maxRecords && bytes < maxBytes) {
         const rl = buf.readUInt32LE(p);
         if (p + HEAD + rl > len) break;
-        const rec = decode(buf.subarray(p + HEAD, p + HEAD + rl));
+        const rec = this.decode(buf.subarray(p + HEAD, p + HEAD + rl));
         p += HEAD + rl;
         if (rec.offset < from) continue;
         out.push(rec);
@@ -378,7 +388,7 @@ function encodeAt(out: Buffer, start: number, offset: bigint, r: AppendInput, m:
 }
 
 /** Decodes a record body; `copy` detaches the value from a large read buffer. */
-function decode(body: Buffer, copy = true): LogRecord {
+function decode(topic: string, partition: number, body: Buffer, copy = true): LogRecord {
   const offset = body.readBigUInt64LE(0);
   const timestamp = body.readDoubleLE(8);
   const kl = body.readUInt16LE(16);
@@ -387,5 +397,5 @@ function decode(body: Buffer, copy = true): LogRecord {
   const hs = 22 + kl;
   const headers = hl > 0 ? JSON.parse(body.toString('utf8', hs, hs + hl)) : {};
   const value = copy ? Buffer.from(body.subarray(hs + hl)) : body.subarray(hs + hl);
-  return { offset, timestamp, key, headers, value };
+  return { topic, partition, offset, timestamp, key, headers, value };
 }

@@ -2,6 +2,7 @@
 
 export type OutMessage = { key: string; value: Buffer | string; headers?: Record<string, string> };
 
+/** Read-only: the embedded bus hands the same message objects to every consumer group. */
 export type InMessage = {
   topic: string;
   partition: number;
