@@ -87,10 +87,10 @@ export function creditsCte(db: string, r: AttributionRequest, businesses?: strin
   // touchpoints from the longest window before `from` on; each conversion then filters its own.
   const cte = `per_user AS (
   SELECT groupArrayIf((t, value), is_conv AND t >= {from:Int64}) AS convs,
-    -- Sorted once per user (time, then event id); slimmed to (time, campaign, is click).
-    arrayMap(x -> (x.1, x.3, x.4), arraySort(x -> (x.1, x.2), groupArrayIf((t, event_id, campaign_id, type = 'sponsored.clicked'), NOT is_conv))) AS tps
+    -- (time, campaign, is click), sorted once per user: by time, equal times by campaign.
+    arraySort(groupArrayIf((t, campaign_id, type = 'sponsored.clicked'), NOT is_conv)) AS tps
   FROM (
-    SELECT user_id, business_id, event_id, type, toInt64(toUnixTimestamp64Milli(occurred_at)) AS t, value, campaign_id,
+    SELECT user_id, business_id, type, toInt64(toUnixTimestamp64Milli(occurred_at)) AS t, value, campaign_id,
       type IN {conv_types:Array(String)} AS is_conv
     FROM ${db}.events FINAL
     WHERE (type IN {conv_types:Array(String)} OR type IN ('sponsored.served', 'sponsored.clicked'))

@@ -9,6 +9,8 @@ export type Windows = {
   view_window_seconds: number;
   half_life_seconds: number;
 };
+const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
 export type Touch = { event_id: string; t: number; campaign_id: string; click: boolean };
 
 /** Shares of one conversion over touchpoints sorted by time (each entry: ms before conversion). */
@@ -38,7 +40,7 @@ export function modelWeights(model: Model, agesMs: number[], halfLifeSeconds: nu
 /**
  * The touchpoints that count for a conversion at tc among one user's touches in its business:
  * clicks in [tc − click window, tc) if any, else views in [tc − view window, tc); sorted by
- * time, then event id. `considered` is every touch in either window (for re-crediting).
+ * time, equal times by campaign id (then event id, which cannot change a campaign's share). `considered` is every touch in either window (for re-crediting).
  */
 export function touchpointsFor(tc: number, touches: Touch[], w: Windows) {
   const byId = new Map(touches.map((x) => [x.event_id, x]));
@@ -47,7 +49,7 @@ export function touchpointsFor(tc: number, touches: Touch[], w: Windows) {
   );
   const clicks = all.filter((x) => x.click);
   const chosen = (clicks.length ? clicks : all).sort(
-    (a, b) => a.t - b.t || (a.event_id < b.event_id ? -1 : a.event_id > b.event_id ? 1 : 0),
+    (a, b) => a.t - b.t || cmp(a.campaign_id, b.campaign_id) || cmp(a.event_id, b.event_id),
   );
   return { chosen, considered: all };
 }
