@@ -119,18 +119,7 @@ export async function createLocalBus(opts: LocalBusOptions): Promise<Bus> {
         else byPart.set(p, [m]);
       }
       try {
-        await Promise.all(
-          [...byPart].map(([p, list]) =>
-            t.partitions[p].append(
-              list.map((m) => ({
-                key: m.key,
-                value: m.value,
-                headers: m.headers,
-                timestamp: now,
-              })),
-            ),
-          ),
-        );
+        await Promise.all([...byPart].map(([p, list]) => t.partitions[p].append(list, now)));
       } catch (err) {
         throw new ParleyError('PARLEY_ERR_BUS_UNAVAILABLE', undefined, { cause: err });
       }

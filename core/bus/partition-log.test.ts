@@ -6,8 +6,7 @@ import { PartitionLog } from './partition-log.ts';
 
 const rec = (i: number) => ({
   key: `k${i % 7}`,
-  value: Buffer.from(`value-${i}`),
-  timestamp: 1000 + i,
+  value: i % 3 ? Buffer.from(`value-${i}`) : `value-${i}`, // Buffers and strings alike
   headers: i % 2 ? { h: String(i) } : undefined,
 });
 const dir = () => mkdtemp(join(tmpdir(), 'parley-plog-'));
@@ -15,13 +14,13 @@ const dir = () => mkdtemp(join(tmpdir(), 'parley-plog-'));
 describe('PartitionLog', () => {
   it('assigns contiguous offsets and reads back what was appended', async () => {
     const log = await PartitionLog.open({ dir: await dir() });
-    const a = await log.append([rec(0), rec(1), rec(2)]);
-    const b = await log.append([rec(3)]);
+    const a = await log.append([rec(0), rec(1), rec(2)], 1001);
+    const b = await log.append([rec(3)], 1003);
     expect([a.first, a.last, b.first, b.last]).toEqual([0n, 2n, 3n, 3n]);
     const got = await log.read(1n, 10);
     expect(got.map((r) => [r.offset, r.key, r.value.toString(), r.timestamp, r.headers])).toEqual([
       [1n, 'k1', 'value-1', 1001, { h: '1' }],
-      [2n, 'k2', 'value-2', 1002, {}],
+      [2n, 'k2', 'value-2', 1001, {}],
       [3n, 'k3', 'value-3', 1003, { h: '3' }],
     ]);
     expect(await log.read(4n, 10)).toEqual([]);

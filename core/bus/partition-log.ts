@@ -32,7 +32,6 @@ export type AppendInput = {
   key: string;
   value: Buffer | string;
   headers?: Record<string, string>;
-  timestamp: number;
 };
 
 type Segment = {
@@ -173,7 +172,7 @@ export class PartitionLog {
     return decode(this.opts.topic ?? '', this.opts.partition ?? 0, body, copy);
   }
 
-  append(records: AppendInput[]): Promise<{ first: bigint; last: bigint }> {
+  append(records: AppendInput[], timestamp = Date.now()): Promise<{ first: bigint; last: bigint }> {
     if (this.closed) return Promise.reject(new Error('log is closed'));
     if (records.length === 0) return Promise.resolve({ first: this.nextOffset, last: this.nextOffset - 1n });
     const first = this.nextOffset;
@@ -182,7 +181,7 @@ export class PartitionLog {
     const buf = Buffer.allocUnsafe(sizes.reduce((a, m) => a + HEAD + m.body, 0));
     let pos = 0;
     records.forEach((r, i) => {
-      pos = encodeAt(buf, pos, this.nextOffset++, r, sizes[i]);
+      pos = encodeAt(buf, pos, this.nextOffset++, timestamp, r, sizes[i]);
     });
     return new Promise((resolve, reject) => {
       this.pending.push({
@@ -370,10 +369,17 @@ function measure(r: AppendInput): Measured {
   return { key, headers, value, body: FIXED + key + (headers ? Buffer.byteLength(headers) : 0) + value };
 }
 
-function encodeAt(out: Buffer, start: number, offset: bigint, r: AppendInput, m: Measured): number {
+function encodeAt(
+  out: Buffer,
+  start: number,
+  offset: bigint,
+  timestamp: number,
+  r: AppendInput,
+  m: Measured,
+): number {
   let p = start + HEAD;
   out.writeBigUInt64LE(offset, p);
-  out.writeDoubleLE(r.timestamp, p + 8);
+  out.writeDoubleLE(timestamp, p + 8);
   out.writeUInt16LE(m.key, p + 16);
   p += 18;
   p += out.write(r.key, p, 'utf8');
