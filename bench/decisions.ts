@@ -4,7 +4,7 @@
 // would), and every decision is published as sponsored.served on the embedded log before the
 // answer, as in production.
 //
-//   node bench/run.js decisions [--seconds 10] [--connections 10] [--users 1000000]
+//   node bench/run.js decisions [--seconds 10] [--connections 10] [--users 1000000] [--brokers host:port]
 //
 // The servers run in a child process so the load generator (autocannon, on 127.0.0.1) does not
 // share their event loop; the child reports its resident memory after loading the index.
@@ -37,6 +37,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '10' },
     connections: { type: 'string', default: '10' },
     users: { type: 'string', default: '1000000' },
+    brokers: { type: 'string' },
     serve: { type: 'boolean', default: false },
   },
 });
@@ -102,8 +103,18 @@ async function serve() {
   gc();
   const mem = process.memoryUsage();
 
-  const bus = await createLocalBus({ dir: join(dir, 'log'), logger });
-  await bus.ensureTopics([{ name: 'parley.events', partitions: 4 }]);
+  // Decisions are published where production would: the embedded log, or Kafka with --brokers.
+  const topic = values.brokers ? `bench-${Date.now().toString(36)}.parley.events` : 'parley.events';
+  const bus = values.brokers
+    ? await (await import('../core/bus/kafka.ts')).createKafkaBus({
+        brokers: values.brokers.split(','),
+        clientId: 'parley-bench',
+        logger,
+        partitions: 4,
+        replication: 1,
+      })
+    : await createLocalBus({ dir: join(dir, 'log'), logger });
+  await bus.ensureTopics([{ name: topic, partitions: 4 }]);
   const rng = seededRng(7);
   const engine: DecisionEngine = {
     state,
@@ -127,7 +138,7 @@ async function serve() {
     engine,
     bus,
     auth: createAuth({ keys: [{ key: KEY, role: 'adserver' }] }),
-    eventsTopic: 'parley.events',
+    eventsTopic: topic,
     clickKey: Buffer.alloc(32, 7),
   });
   const bare = Fastify();
@@ -191,7 +202,9 @@ async function load(url: string, body: () => string, headers: Record<string, str
 }
 
 async function main() {
-  const child = spawn(process.execPath, ['bench/run.js', 'decisions', '--serve', '--users', String(USERS)], {
+  const serveArgs = ['bench/run.js', 'decisions', '--serve', '--users', String(USERS)];
+  if (values.brokers) serveArgs.push('--brokers', values.brokers);
+  const child = spawn(process.execPath, serveArgs, {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const next = lines(child);
@@ -227,7 +240,7 @@ async function main() {
     r.errors,
   ];
   printTable(
-    `POST /v1/decisions: ${CAMPAIGNS} live campaigns, ${info.users} users × ${SEGMENTS} segments in memory, ${values.connections} connections, ${values.seconds}s each`,
+    `POST /v1/decisions: ${CAMPAIGNS} live campaigns, ${info.users} users × ${SEGMENTS} segments in memory, published to ${values.brokers ? `Kafka at ${values.brokers}` : 'the embedded log'}, ${values.connections} connections, ${values.seconds}s each`,
     [
       ['route', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx', 'errors'],
       row('bare Fastify, constant JSON', bare),

@@ -152,7 +152,7 @@ describe('decisions API', () => {
     expect(explained.statusCode).toBe(200);
     expect(explained.json()).toEqual({
       decision_id: null,
-      candidates: [{ campaign_id: campaignId, reason: 'channel_daily_limit' }],
+      candidates: [{ campaign_id: campaignId, reason: 'frequency_cap' }],
     });
     const stranger = await call('POST', '/v1/decisions', t.keys.adserver, {
       user_id: 'u9',

@@ -8,7 +8,7 @@ import {
 } from './types.ts';
 
 // Whether one campaign may be served to one user now, and if not, the first reason why, in the
-// order DESIGN.md lists them. Pure: everything it needs is passed in.
+// order DESIGN.md lists the rules (the campaign's business is matched by the caller). Pure: everything it needs is passed in.
 
 export function targetingMatches(
   c: Pick<LiveCampaign, 'segAll' | 'segAny' | 'segNone'>,
@@ -37,18 +37,18 @@ export function ineligibility(
   if (!c.active) return 'paused';
   if (nowMs < c.startMs) return 'not_started';
   if (c.endMs !== null && nowMs >= c.endMs) return 'ended';
-  if (c.channels && !c.channels.has(channel)) return 'channel_not_allowed';
   if (!targetingMatches(c, u)) return 'targeting_not_matched';
+  if (c.channels && !c.channels.has(channel)) return 'channel_not_allowed';
   if (u.optedOut) return 'opted_out';
   if (u.blocked) return 'blocked';
-  if (policy.channel.requireConversation && !u.hasConversation) return 'no_conversation';
-  if (policy.channel.dailyLimit !== null && u.channelToday >= policy.channel.dailyLimit)
-    return 'channel_daily_limit';
-  if (nowMs - u.threadLastMs < policy.quietPeriodMs) return 'thread_quiet_period';
   if (u.servesSince(c.id, nowMs - c.freqWindowMs) >= c.freqMax) return 'frequency_cap';
   const price = impressionPrice(c, stats);
   if (stats.spentTotal + price > c.totalBudget) return 'total_budget_exhausted';
   if (c.dailyBudget !== null && spentToday(stats, nowMs) + price > c.dailyBudget)
     return 'daily_budget_exhausted';
+  if (nowMs - u.threadLastMs < policy.quietPeriodMs) return 'thread_quiet_period';
+  if (policy.channel.requireConversation && !u.hasConversation) return 'no_conversation';
+  if (policy.channel.dailyLimit !== null && u.channelToday >= policy.channel.dailyLimit)
+    return 'channel_daily_limit';
   return null;
 }
