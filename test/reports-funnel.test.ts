@@ -220,19 +220,26 @@ describe('funnel SQL equals the reference on random histories', () => {
         fc.array(event, { maxLength: 14 }),
         fc.array(fc.integer({ min: 0, max: 2 }), { minLength: 2, maxLength: 4 }),
         fc.integer({ min: 1, max: 20 }),
-        fc.boolean(),
+        // Up to two exclusions, each between random steps i < j (picked from 0..9 modulo the steps).
+        fc.array(fc.tuple(fc.nat(9), fc.nat(9), fc.constantFrom('conversation.blocked', types[0])), {
+          maxLength: 2,
+        }),
         fc.constantFrom('plain', 'breakdown', 'where'),
-        async (raw, stepIdx, window, exclude, shape) => {
+        async (raw, stepIdx, window, excluded, shape) => {
           const evs = raw.map((r) =>
             ev(r.type === 3 ? 'conversation.blocked' : types[r.type], `u${r.user}`, r.t * 1000, {
               channel: r.channel,
             }),
           );
           const withDups = [...evs, ...evs.filter((_, i) => raw[i].dup)];
+          const n = stepIdx.length;
           const exclusions =
-            exclude && mode !== 'unordered'
-              ? [{ type: 'conversation.blocked', between: [1, stepIdx.length] }]
-              : [];
+            mode === 'unordered'
+              ? []
+              : excluded.map(([a, b, type]) => {
+                  const i = 1 + (a % (n - 1));
+                  return { type, between: [i, i + 1 + (b % (n - i))] };
+                });
           // Sometimes broken down by channel, sometimes with a where on step 2.
           const where = (k: number) => (shape === 'where' && k === 1 ? { where: { channel: 'sms' } } : {});
           await run(withDups, {
