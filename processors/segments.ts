@@ -1,5 +1,5 @@
 import type { Bus, InMessage } from '../core/bus/types.ts';
-import { canonicalEventSchema } from '../core/events/schema.ts';
+import type { CanonicalEvent } from '../core/events/schema.ts';
 import type { Logger } from '../core/log.ts';
 import type { Metrics } from '../core/metrics.ts';
 import {
@@ -215,15 +215,20 @@ export function createSegmentsProcessor(opts: SegmentsProcessorOptions): Segment
 
   function decode(m: InMessage): StreamEvent | undefined {
     try {
-      const e = canonicalEventSchema.parse(JSON.parse(m.value.toString('utf8')));
+      // Everything on the events topic was validated by its producer; check only the shape used.
+      const e = JSON.parse(m.value.toString('utf8')) as CanonicalEvent;
+      const ms = Date.parse(e.occurred_at);
+      if (typeof e.user_id !== 'string' || typeof e.business_id !== 'string' || !Number.isFinite(ms)) {
+        throw new Error('not a canonical event');
+      }
       return {
         event_id: e.event_id,
         type: e.type,
         business_id: e.business_id,
         user_id: e.user_id,
         channel: e.channel,
-        props: e.props,
-        ms: Date.parse(e.occurred_at),
+        props: e.props ?? {},
+        ms,
       };
     } catch (err) {
       log.error(
