@@ -96,13 +96,14 @@ export async function createDecisionEngine(deps: {
   };
   const onEvents = async (b: Batch) => {
     for (const m of b.messages) {
-      let e: CanonicalEvent;
+      // Events on the topic passed ingest's validation; one that still cannot be read is skipped
+      // rather than stopping the engine's view of everything after it.
       try {
-        e = JSON.parse(m.value.toString('utf8'));
-      } catch {
-        continue;
+        const e = JSON.parse(m.value.toString('utf8')) as CanonicalEvent;
+        if (typeof e.type === 'string' && typeof e.user_id === 'string') applyEvent(state, e);
+      } catch (err) {
+        log.warn({ err, partition: b.partition, offset: String(m.offset) }, 'unreadable event skipped');
       }
-      if (typeof e.type === 'string' && typeof e.user_id === 'string') applyEvent(state, e);
     }
     progress(b);
   };

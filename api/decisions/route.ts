@@ -106,12 +106,13 @@ export async function decisionsRoute(
       if (!deps.engine.isReady()) throw new ParleyError('PARLEY_ERR_NOT_READY');
       const { decision, candidates } = deps.engine.decide(req.body);
       const explained = req.body.explain ? { candidates } : {};
-      deps.metrics?.decisions.labels(decision ? 'served' : 'none').inc();
       if (!decision) {
+        deps.metrics?.decisions.labels('none').inc();
         if (req.body.explain) return { decision_id: null, candidates };
         return reply.code(204).send(null);
       }
       await publishCanonical(deps.bus, deps.eventsTopic, [servedEvent(decision)]);
+      deps.metrics?.decisions.labels('served').inc();
       const c = decision.campaign;
       const f = decision.served;
       const to = c.source.creative.buttons?.find((b) => b.url)?.url;
