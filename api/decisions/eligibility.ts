@@ -15,7 +15,15 @@ export function targetingMatches(
   u: Pick<UserView, 'inSegment'>,
 ) {
   for (const s of c.segAll) if (!u.inSegment(s)) return false;
-  if (c.segAny.length > 0 && !c.segAny.some((s) => u.inSegment(s))) return false;
+  if (c.segAny.length > 0) {
+    let any = false;
+    for (const s of c.segAny)
+      if (u.inSegment(s)) {
+        any = true;
+        break;
+      }
+    if (!any) return false;
+  }
   for (const s of c.segNone) if (u.inSegment(s)) return false;
   return true;
 }
@@ -46,6 +54,20 @@ export function ineligibility(
   if (stats.spentTotal + price > c.totalBudget) return 'total_budget_exhausted';
   if (c.dailyBudget !== null && spentToday(stats, nowMs) + price > c.dailyBudget)
     return 'daily_budget_exhausted';
+  if (nowMs - u.threadLastMs < policy.quietPeriodMs) return 'thread_quiet_period';
+  if (policy.channel.requireConversation && !u.hasConversation) return 'no_conversation';
+  if (policy.channel.dailyLimit !== null && u.channelToday >= policy.channel.dailyLimit)
+    return 'channel_daily_limit';
+  return null;
+}
+
+/**
+ * The rules that depend on the user and thread alone: when one fails, no campaign can be served,
+ * whatever its own rules say (only the reason an explanation gives may differ).
+ */
+export function userIneligibility(u: UserView, nowMs: number, policy: Policy): Reason | null {
+  if (u.optedOut) return 'opted_out';
+  if (u.blocked) return 'blocked';
   if (nowMs - u.threadLastMs < policy.quietPeriodMs) return 'thread_quiet_period';
   if (policy.channel.requireConversation && !u.hasConversation) return 'no_conversation';
   if (policy.channel.dailyLimit !== null && u.channelToday >= policy.channel.dailyLimit)

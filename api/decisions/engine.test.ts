@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Campaign } from '../../core/campaigns/schema.ts';
-import { impressionPrice, ineligibility, targetingMatches } from './eligibility.ts';
+import { impressionPrice, ineligibility, targetingMatches, userIneligibility } from './eligibility.ts';
 import { applyEvent, decide } from './engine.ts';
 import { aheadProbability, serveProbability } from './pacing.ts';
 import { best, impressionValue } from './ranking.ts';
@@ -70,6 +70,23 @@ describe('eligibility', () => {
     expect(ok(user({ threadLastMs: T0 - 600_000 }))).toBeNull();
     expect(ok(user({ servesSince: () => 3 }))).toBe('frequency_cap');
     expect(ok(user({ servesSince: () => 2 }))).toBeNull();
+  });
+
+  it('finds the rules no campaign can pass for this user', () => {
+    expect(userIneligibility(user(), T0, policy)).toBeNull();
+    expect(userIneligibility(user({ optedOut: true }), T0, policy)).toBe('opted_out');
+    expect(userIneligibility(user({ blocked: true }), T0, policy)).toBe('blocked');
+    expect(userIneligibility(user({ threadLastMs: T0 - 1 }), T0, policy)).toBe('thread_quiet_period');
+    expect(userIneligibility(user({ hasConversation: false }), T0, policy)).toBe('no_conversation');
+    expect(userIneligibility(user({ channelToday: 1 }), T0, policy)).toBe('channel_daily_limit');
+    // Whenever it names a reason, every campaign is ineligible too.
+    const states = [
+      user({ optedOut: true }),
+      user({ blocked: true }),
+      user({ hasConversation: false }),
+      user({ channelToday: 1 }),
+    ];
+    for (const u of states) expect(ineligibility(c, 'whatsapp', u, emptyStats(), T0, policy)).not.toBeNull();
   });
 
   it('applies the channel policy only as configured', () => {
@@ -207,7 +224,7 @@ describe('decide', () => {
       campaign({ id: 'other', business_id: 'b2' }),
     ]);
     applyEvent(s, ev('message.received', 'u1'));
-    const req = { user_id: 'u1', business_id: 'b1', channel: 'whatsapp' };
+    const req = { user_id: 'u1', business_id: 'b1', channel: 'whatsapp', explain: true };
     const r = decide(s, req, { nowMs: T0, rng: seededRng(3), policy });
     expect(r.decision?.campaign.id).toBe('rich');
     expect(r.decision?.priceMicros).toBe(9000);
@@ -252,7 +269,7 @@ describe('decide', () => {
     const d = (u: string) =>
       decide(
         s,
-        { user_id: u, business_id: 'b1', channel: 'whatsapp' },
+        { user_id: u, business_id: 'b1', channel: 'whatsapp', explain: true },
         { nowMs: T0, rng: seededRng(1), policy },
       );
     expect(d('u1').candidates[0].reason).toBe('opted_out');
@@ -271,7 +288,7 @@ describe('decide', () => {
     const d = () =>
       decide(
         s,
-        { user_id: 'u1', business_id: 'b1', channel: 'sms' },
+        { user_id: 'u1', business_id: 'b1', channel: 'sms', explain: true },
         {
           nowMs: T0,
           rng: seededRng(1),

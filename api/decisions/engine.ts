@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { CanonicalEvent } from '../../core/events/schema.ts';
-import { impressionPrice, ineligibility } from './eligibility.ts';
+import { impressionPrice, ineligibility, userIneligibility } from './eligibility.ts';
 import { serveProbability } from './pacing.ts';
 import { best, impressionValue } from './ranking.ts';
 import type { Rng } from './rng.ts';
@@ -34,6 +34,9 @@ export function decide(
 ): DecideResult {
   const thread = threadOf(req);
   const view = state.view(req.user_id, req.business_id, req.channel, thread, opts.nowMs);
+  // Without an explanation to give, a user nothing can be served to is answered at once.
+  if (!req.explain && userIneligibility(view, opts.nowMs, opts.policy))
+    return { decision: null, candidates: [] };
   const candidates: Candidate[] = [];
   const open: { c: LiveCampaign; cand: Candidate; price: number; value: number }[] = [];
   for (const c of state.campaignsOf(req.business_id)) {

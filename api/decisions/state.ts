@@ -20,6 +20,7 @@ export type ServedFact = {
   atMs: number;
 };
 
+const NO_STATS: Readonly<CampaignStats> = Object.freeze(emptyStats());
 const k2 = (a: string, b: string) => `${a}\u0000${b}`;
 const k3 = (a: string, b: string, c: string) => `${a}\u0000${b}\u0000${c}`;
 
@@ -32,8 +33,8 @@ export class DecisionState {
   /** `${business}\0${user}` → latest optout/optin (by occurred time). */
   private readonly optState = new Map<string, { out: boolean; atMs: number }>();
   private readonly blocked = new Set<string>();
-  /** `${campaign}\0${user}` → serve times, newest last, at most the campaign's cap kept. */
-  private readonly freq = new Map<string, number[]>();
+  /** user → campaign → serve times, newest last, at most the campaign's cap kept. */
+  private readonly freq = new Map<string, Map<string, number[]>>();
   /** `${user}\0${business}\0${channel}` → serves on a UTC day. */
   private readonly channelDay = new Map<string, { day: number; n: number }>();
   private readonly threadLast = new Map<string, number>();
@@ -141,8 +142,9 @@ export class DecisionState {
     };
   }
 
-  statsOf(campaignId: string): CampaignStats {
-    return this.stats.get(campaignId) ?? emptyStats();
+  /** Read-only: a campaign with no delivery yet shares one empty record. */
+  statsOf(campaignId: string): Readonly<CampaignStats> {
+    return this.stats.get(campaignId) ?? NO_STATS;
   }
 
   // ---- facts from the events topic
@@ -185,13 +187,17 @@ export class DecisionState {
       if (day === s.day) s.spentDay += f.priceMicros;
     }
 
-    const fk = k2(f.campaignId, f.userId);
-    const times = this.freq.get(fk) ?? [];
+    let perUser = this.freq.get(f.userId);
+    if (!perUser) {
+      perUser = new Map();
+      this.freq.set(f.userId, perUser);
+    }
+    const times = perUser.get(f.campaignId) ?? [];
     times.push(f.atMs);
     if (times.length > 1 && times[times.length - 2] > f.atMs) times.sort((a, b) => a - b);
     const keep = this.freqKeep.get(f.campaignId) ?? 1;
     if (times.length > keep) times.splice(0, times.length - keep);
-    this.freq.set(fk, times);
+    perUser.set(f.campaignId, times);
 
     const ck = k3(f.userId, f.businessId, f.channel);
     const cd = this.channelDay.get(ck);
@@ -217,6 +223,7 @@ export class DecisionState {
     const u = this.users.get(userId) ?? -1;
     const opt = this.optState.get(k2(businessId, userId));
     const cd = this.channelDay.get(k3(userId, businessId, channel));
+    const served = this.freq.get(userId);
     return {
       inSegment: (s) => this.isMember(s, u),
       optedOut: opt?.out === true,
@@ -225,7 +232,7 @@ export class DecisionState {
       channelToday: cd && cd.day === dayOf(nowMs) ? cd.n : 0,
       threadLastMs: this.threadLast.get(threadId) ?? Number.NEGATIVE_INFINITY,
       servesSince: (campaignId, sinceMs) => {
-        const times = this.freq.get(k2(campaignId, userId));
+        const times = served?.get(campaignId);
         if (!times) return 0;
         let n = 0;
         for (let i = times.length - 1; i >= 0 && times[i] >= sinceMs; i--) n++;
@@ -241,7 +248,10 @@ export class DecisionState {
     for (const [k, t] of this.threadLast) if (nowMs - t >= quietPeriodMs) this.threadLast.delete(k);
     let longest = DAY_MS;
     for (const c of this.campaigns) longest = Math.max(longest, c.freqWindowMs);
-    for (const [k, times] of this.freq) if (times[times.length - 1] < nowMs - longest) this.freq.delete(k);
+    for (const [u, perUser] of this.freq) {
+      for (const [c, times] of perUser) if (times[times.length - 1] < nowMs - longest) perUser.delete(c);
+      if (perUser.size === 0) this.freq.delete(u);
+    }
     if (this.clicked.size > 5_000_000) this.clicked.clear();
   }
 }
