@@ -186,7 +186,12 @@ async function startStore() {
   return p.waitForOutput(/dev-clickhouse is listening on (http:\S+)/);
 }
 
-async function startRole(role: 'ingest' | 'processors', name: string, prefix: string) {
+async function startRole(
+  role: 'ingest' | 'processors',
+  name: string,
+  prefix: string,
+  extra: Record<string, string> = {},
+) {
   const p = spawnParley(name, ['start', '--role', role], {
     PARLEY_PORT: '0',
     PARLEY_DATA_DIR: join(dir, name),
@@ -195,6 +200,7 @@ async function startRole(role: 'ingest' | 'processors', name: string, prefix: st
     PARLEY_API_KEYS: JSON.stringify([{ key, role: 'admin' }]),
     PARLEY_TOPIC_PREFIX: prefix,
     PARLEY_TOPIC_PARTITIONS: String(PARTITIONS),
+    ...extra,
   });
   procs.push(p);
   return { p, url: await p.waitForOutput(/Parley is listening on (http:\S+)/) };
@@ -352,7 +358,8 @@ async function endToEnd() {
   const ingest = await startRole('ingest', 'ingest-b', prefix);
   await Promise.all([
     startRole('processors', 'processors-1', prefix),
-    startRole('processors', 'processors-2', prefix),
+    // As deployed: exactly one instance runs the segments processor.
+    startRole('processors', 'processors-2', prefix, { PARLEY_SEGMENTS_PROCESSOR: 'off' }),
   ]);
   const group = `${prefix}parley-sink`;
   await waitFor(
