@@ -3,7 +3,7 @@ import type { Campaign } from '../../core/campaigns/schema.ts';
 import { impressionPrice, ineligibility, targetingMatches, userIneligibility } from './eligibility.ts';
 import { applyEvent, decide } from './engine.ts';
 import { aheadProbability, serveProbability } from './pacing.ts';
-import { best, impressionValue } from './ranking.ts';
+import { impressionValue } from './ranking.ts';
 import { sampleBeta, seededRng } from './rng.ts';
 import { DecisionState } from './state.ts';
 import { DAY_MS, emptyStats, type Policy, type UserView } from './types.ts';
@@ -190,8 +190,6 @@ describe('ranking', () => {
     const mean = draws.reduce((a, b) => a + b, 0) / draws.length;
     expect(mean).toBeGreaterThan(48_000);
     expect(mean).toBeLessThan(54_000);
-    expect(best([1, 5, 5, 2])).toBe(1);
-    expect(best([])).toBe(-1);
   });
 
   it('samples Beta with the right mean for small shapes', () => {
@@ -258,6 +256,39 @@ describe('decide', () => {
     applyEvent(s, ev('sponsored.clicked', 'u2', { decision_id: 'd_other', campaign_id: 'rich' }, T0));
     applyEvent(s, ev('sponsored.clicked', 'u2', { decision_id: 'd_other', campaign_id: 'rich' }, T0));
     expect(s.statsOf('rich')).toMatchObject({ served: 2, clicks: 1, spentTotal: 18_000 });
+  });
+
+  it('decides the same with and without an explanation', () => {
+    const build = () => {
+      const s = new DecisionState();
+      s.setCampaigns(
+        [0, 1, 2].map((i) =>
+          campaign({
+            id: `c${i}`,
+            bid: { cpc_micros: 1_000_000 },
+            pacing: i === 1 ? 'even' : 'asap',
+            budget: { total_micros: 1e9, daily_micros: 1e6 },
+          }),
+        ),
+      );
+      return s;
+    };
+    const [a, b] = [build(), build()];
+    const [ra, rb] = [seededRng(5), seededRng(5)];
+    const loose: Policy = { quietPeriodMs: 0, channel: { requireConversation: false, dailyLimit: null } };
+    for (let i = 0; i < 300; i++) {
+      const req = { user_id: `u${i}`, business_id: 'b1', channel: 'webchat' };
+      const now = T0 + i * 60_000;
+      const x = decide(a, req, { nowMs: now, rng: ra, policy: loose });
+      const y = decide(b, { ...req, explain: true }, { nowMs: now, rng: rb, policy: loose });
+      expect(x.decision?.campaign.id).toBe(y.decision?.campaign.id);
+      expect(x.candidates).toEqual([]);
+      expect(y.candidates.filter((c) => c.reason === 'chosen').length).toBe(y.decision ? 1 : 0);
+      if (i % 7 === 0 && x.decision) {
+        a.noteClicked(x.decision.decisionId, x.decision.campaign.id);
+        b.noteClicked(y.decision!.decisionId, y.decision!.campaign.id);
+      }
+    }
   });
 
   it('never serves opted-out, blocked or unknown users, and honours a later opt-in', () => {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { CanonicalEvent } from '../../core/events/schema.ts';
 import { impressionPrice, ineligibility, userIneligibility } from './eligibility.ts';
 import { serveProbability } from './pacing.ts';
-import { best, impressionValue } from './ranking.ts';
+import { impressionValue } from './ranking.ts';
 import type { Rng } from './rng.ts';
 import type { ServedFact, DecisionState } from './state.ts';
 import { type DecisionRequest, type LiveCampaign, type Policy, type Reason, threadOf } from './types.ts';
@@ -37,30 +37,33 @@ export function decide(
   // Without an explanation to give, a user nothing can be served to is answered at once.
   if (!req.explain && userIneligibility(view, opts.nowMs, opts.policy))
     return { decision: null, candidates: [] };
+  // Candidates are only built when asked for: a plain decision keeps just the best so far.
+  const explain = req.explain === true;
   const candidates: Candidate[] = [];
-  const open: { c: LiveCampaign; cand: Candidate; price: number; value: number }[] = [];
+  let win: { c: LiveCampaign; price: number; value: number; cand?: Candidate } | undefined;
   for (const c of state.campaignsOf(req.business_id)) {
     const stats = state.statsOf(c.id);
     const why = ineligibility(c, req.channel, view, stats, opts.nowMs, opts.policy);
-    const cand: Candidate = { campaign_id: c.id, reason: why ?? 'outranked' };
-    candidates.push(cand);
-    if (why) continue;
+    if (why) {
+      if (explain) candidates.push({ campaign_id: c.id, reason: why });
+      continue;
+    }
     const price = impressionPrice(c, stats);
     const p = serveProbability(c, stats, opts.nowMs, price);
-    cand.price_micros = price;
-    cand.serve_probability = p;
+    const cand: Candidate | undefined = explain
+      ? { campaign_id: c.id, reason: 'outranked', price_micros: price, serve_probability: p }
+      : undefined;
+    if (cand) candidates.push(cand);
     if (p < 1 && opts.rng() >= p) {
-      cand.reason = 'paced';
+      if (cand) cand.reason = 'paced';
       continue;
     }
     const value = impressionValue(c, stats, opts.rng);
-    cand.value_micros = value;
-    open.push({ c, cand, price, value });
+    if (cand) cand.value_micros = value;
+    if (!win || value > win.value) win = { c, price, value, cand }; // ties: the earlier campaign
   }
-  const at = best(open.map((o) => o.value));
-  if (at < 0) return { decision: null, candidates };
-  const win = open[at];
-  win.cand.reason = 'chosen';
+  if (!win) return { decision: null, candidates };
+  if (win.cand) win.cand.reason = 'chosen';
   const decisionId = opts.newId?.() ?? `d_${randomUUID().replaceAll('-', '')}`;
   const served: ServedFact = {
     decisionId,

@@ -16,10 +16,3 @@ export function impressionValue(
   const clicks = Math.min(s.clicks, s.served);
   return c.bid.micros * sampleBeta(clicks + 1, s.served - clicks + 1, rng);
 }
-
-/** Index of the highest score; ties go to the earlier entry. -1 when empty. */
-export function best(scores: readonly number[]): number {
-  let at = -1;
-  for (let i = 0; i < scores.length; i++) if (at < 0 || scores[i] > scores[at]) at = i;
-  return at;
-}
