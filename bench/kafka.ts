@@ -206,16 +206,28 @@ async function startRole(
   return { p, url: await p.waitForOutput(/Parley is listening on (http:\S+)/) };
 }
 
-/** Posts one batch; resolves when ingest has answered 202 for all of it. */
-async function post(url: string, body: string, size: number) {
-  const res = await fetch(`${url}/v1/events`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-    body,
-  });
-  const out = (await res.json()) as { accepted?: number };
-  if (res.status !== 202 || out.accepted !== size)
-    throw new Error(`ingest answered ${res.status}: ${JSON.stringify(out).slice(0, 500)}`);
+/** 503s answered (and retried) per part: ingest's answer while the bus cannot take events. */
+const retried = { producer: 0, e2e: 0 };
+
+/**
+ * Posts one batch; resolves when ingest has answered 202 for all of it. A 503 (nothing was
+ * acknowledged, retry) is retried with backoff, as a client does, for up to 60 s.
+ */
+async function post(url: string, body: string, size: number, part: keyof typeof retried) {
+  const giveUp = Date.now() + 60_000;
+  for (let attempt = 0; ; attempt++) {
+    const res = await fetch(`${url}/v1/events`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body,
+    });
+    const out = (await res.json()) as { accepted?: number };
+    if (res.status === 202 && out.accepted === size) return;
+    if (res.status !== 503 || Date.now() > giveUp)
+      throw new Error(`ingest answered ${res.status}: ${JSON.stringify(out).slice(0, 500)}`);
+    retried[part]++;
+    await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** attempt)));
+  }
 }
 
 async function topicMessages(topic: string) {
@@ -239,7 +251,7 @@ async function producer() {
 
   // Warm-up (not timed, its own ids): connections, JIT, the producer's id.
   for (const b of batches(`${run}w`, Math.min(N, 10 * BATCH)))
-    await post(ingest.url, JSON.stringify(b), b.length);
+    await post(ingest.url, JSON.stringify(b), b.length, 'producer');
   const warm = await topicMessages(topic);
 
   const list = batches(`${run}a`, N);
@@ -250,7 +262,7 @@ async function producer() {
     Array.from({ length: CONCURRENCY }, async () => {
       while (next < bodies.length) {
         const { body, size } = bodies[next++];
-        await post(ingest.url, body, size);
+        await post(ingest.url, body, size, 'producer');
       }
     }),
   );
@@ -343,6 +355,7 @@ async function producer() {
       ],
     ],
   );
+  if (retried.producer) console.log(`parley: ${retried.producer} batches answered 503 and were retried`);
   console.log(`target: parley ≥ 0.50 of kcat (${ratio >= 0.5 ? 'met' : 'NOT met'})`);
 }
 
@@ -361,12 +374,19 @@ async function endToEnd() {
     // As deployed: exactly one instance runs the segments processor.
     startRole('processors', 'processors-2', prefix, { PARLEY_SEGMENTS_PROCESSOR: 'off' }),
   ]);
-  const group = `${prefix}parley-sink`;
+  // Load starts once every consumer group has settled: sink and attribution on both
+  // processes, segments on one.
+  const groups = { 'parley-sink': 2, 'parley-attribution': 2, 'parley-segments': 1 };
   await waitFor(
-    'both processors in the sink group',
+    'the processors in their consumer groups',
     async () => {
-      const [g] = (await (admin as Admin).describeGroups([group])).groups;
-      return g?.state === 'Stable' && g.members.length === 2;
+      const { groups: found } = await (admin as Admin).describeGroups(
+        Object.keys(groups).map((g) => `${prefix}${g}`),
+      );
+      return Object.entries(groups).every(([g, n]) => {
+        const d = found.find((f) => f.groupId === `${prefix}${g}`);
+        return d?.state === 'Stable' && d.members.length === n;
+      });
     },
     60_000,
   );
@@ -440,7 +460,7 @@ async function endToEnd() {
     inFlight++;
     maxInFlight = Math.max(maxInFlight, inFlight);
     sends.push(
-      post(ingest.url, bodies[k], s.size)
+      post(ingest.url, bodies[k], s.size, 'e2e')
         .then(() => {
           s.ackAt = performance.now();
         })
@@ -492,6 +512,7 @@ async function endToEnd() {
       ['lag 202 → queryable, max (s)', ms(lags[lags.length - 1])],
       ['request → 202, p50 / p95 (s)', `${ms(pct(acks, 0.5))} / ${ms(pct(acks, 0.95))}`],
       ['requests in flight, max', maxInFlight],
+      ['503s answered (retried after backoff)', retried.e2e],
       ['sends behind schedule, max (s)', ms(lateMs)],
       ['poller: polls, mean query (ms)', `${polls}, ${(pollMs / Math.max(1, polls)).toFixed(1)}`],
     ],
