@@ -28,10 +28,15 @@ export function targetingMatches(
   return true;
 }
 
-/** The price of one impression: CPM bid / 1000, or CPC bid × the estimated click rate. */
+/**
+ * The price of one impression: CPM bid / 1000, or CPC bid × the estimated click rate. The estimate
+ * starts from a prior of 1% worth 100 impressions, so a new campaign is not charged as if half
+ * its impressions were clicked (ranking explores with its own, wider posterior).
+ */
 export function impressionPrice(c: Pick<LiveCampaign, 'bid'>, s: Pick<CampaignStats, 'served' | 'clicks'>) {
   if (c.bid.kind === 'cpm') return Math.max(1, Math.round(c.bid.micros / 1000));
-  return Math.max(1, Math.round((c.bid.micros * (s.clicks + 1)) / (s.served + 2)));
+  const clicks = Math.min(s.clicks, s.served);
+  return Math.max(1, Math.round((c.bid.micros * (clicks + 1)) / (s.served + 100)));
 }
 
 export function ineligibility(

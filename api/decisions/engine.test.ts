@@ -143,9 +143,9 @@ describe('eligibility', () => {
 
   it('prices CPM per thousand and CPC by the estimated click rate', () => {
     expect(impressionPrice({ bid: { kind: 'cpm', micros: 5_000_000 } }, emptyStats())).toBe(5000);
-    expect(impressionPrice({ bid: { kind: 'cpc', micros: 1_000_000 } }, { served: 98, clicks: 9 })).toBe(
-      100_000,
-    );
+    const cpc = { bid: { kind: 'cpc' as const, micros: 1_000_000 } };
+    expect(impressionPrice(cpc, { served: 100, clicks: 9 })).toBe(50_000);
+    expect(impressionPrice(cpc, { served: 0, clicks: 0 })).toBe(10_000);
   });
 });
 
