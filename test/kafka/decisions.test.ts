@@ -64,17 +64,23 @@ afterAll(async () => {
 });
 
 /** Polls until the answer for this user names `reason` ('chosen' when served); returns when. */
-async function until(url: string, user: string, reason: string, ms = 20_000) {
-  return waitFor(
-    `${url}: ${user} → ${reason}`,
-    async () => {
-      const r = await ask(url, user, true);
-      const got = r.body?.candidates?.[0]?.reason;
-      return r.status === 200 && got === reason ? { at: Date.now(), r } : false;
-    },
-    ms,
-    10,
-  );
+async function until(url: string, user: string, reason: string, ms = 45_000) {
+  let last: unknown;
+  try {
+    return await waitFor(
+      `${url}: ${user} → ${reason}`,
+      async () => {
+        const r = await ask(url, user, true);
+        last = { status: r.status, candidates: r.body?.candidates };
+        const got = r.body?.candidates?.[0]?.reason;
+        return r.status === 200 && got === reason ? { at: Date.now(), r } : false;
+      },
+      ms,
+      10,
+    );
+  } catch (err) {
+    throw new Error(`${(err as Error).message}; last answer ${JSON.stringify(last)}`);
+  }
 }
 
 describe('decisions on Kafka with two api processes', () => {
@@ -123,5 +129,5 @@ describe('decisions on Kafka with two api processes', () => {
     expect((await ask(b, 'u3', true)).body.candidates[0].reason).toBe('total_budget_exhausted');
     // Neither process serves anything more.
     for (const url of [a, b]) expect((await ask(url, 'u3')).status).toBe(204);
-  });
+  }, 180_000);
 });
