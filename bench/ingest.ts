@@ -93,6 +93,12 @@ async function parley(): Promise<{ secs: number; ackSecs: number; p50: number; p
     PARLEY_DATA_DIR: dir,
     PARLEY_PORT: String(port),
     PARLEY_API_KEYS: JSON.stringify([{ key, role: 'admin' }]),
+    // Other PARLEY_* settings of this shell reach Parley, to measure a configuration.
+    ...Object.fromEntries(
+      Object.entries(process.env).filter(
+        ([k]) => /^PARLEY_/.test(k) && !/^PARLEY_(DATA_DIR|PORT|API_KEYS)$/.test(k),
+      ),
+    ),
   });
   try {
     await waitHealthy(url, proc);
