@@ -24,7 +24,7 @@ import type { Processor } from './types.ts';
 // Keeps segment membership current as events stream in and as time passes. State per segment is
 // rebuilt from stored events (one query per segment) at start and whenever a segment changes,
 // then kept by the streaming evaluator; a sweep every second applies window exits. Changes are
-// stored in segment_membership and published on the membership topic before offsets commit.
+// published on the membership topic before offsets commit, then stored in segment_membership.
 
 export type SegmentsProcessorOptions = {
   store: Store;
@@ -90,18 +90,13 @@ export function createSegmentsProcessor(opts: SegmentsProcessorOptions): Segment
     return run;
   }
 
-  // Changes the evaluator has made but the store and bus have not taken yet: the evaluator will
-  // not produce them again, so they wait here and go out with the next write.
-  let pending: Change[] = [];
+  // Changes the evaluator has made stay queued in the writer until published (a failed publish
+  // is retried by the next write), so none is lost when a batch fails and comes again.
   async function write(changes: Change[]) {
-    for (const c of changes) pending.push(c);
-    if (pending.length === 0) return;
-    const out = pending;
-    await writer.publish(out);
-    pending = [];
-    const entered = out.filter((c) => c.member).length;
+    await writer.publish(changes);
+    const entered = changes.filter((c) => c.member).length;
     opts.metrics.segmentChanges.labels('entered').inc(entered);
-    opts.metrics.segmentChanges.labels('exited').inc(out.length - entered);
+    opts.metrics.segmentChanges.labels('exited').inc(changes.length - entered);
   }
 
   async function load(s: SegmentRecord) {
@@ -254,24 +249,24 @@ export function createSegmentsProcessor(opts: SegmentsProcessorOptions): Segment
       every(opts.pollMs ?? 2000, 'segment refresh', refresh);
       every(opts.sweepMs ?? 1000, 'membership sweep', sweep);
     },
-    handle(batch) {
-      return exclusive(async () => {
-        const t = now();
-        const changes: Change[] = [...evaluator.advance(t)];
-        for (const m of batch.messages) {
-          const e = decode(m);
-          if (!e) continue;
-          changes.push(...evaluator.ingest(e, t));
-          recent.push({ at: t, e });
-        }
-        while (recentHead < recent.length && recent[recentHead].at < t - recentMs) recentHead++;
-        if (recentHead > 10_000 && recentHead * 2 > recent.length) {
-          recent = recent.slice(recentHead);
-          recentHead = 0;
-        }
-        await write(changes);
-        opts.metrics.processed.labels('segments').inc(batch.messages.length);
-      });
+    // Not serialised with other batches: the evaluator's work for a batch is synchronous, and
+    // publishing is one ordered queue, so batches of several partitions share each publish.
+    async handle(batch) {
+      const t = now();
+      const changes: Change[] = [...evaluator.advance(t)];
+      for (const m of batch.messages) {
+        const e = decode(m);
+        if (!e) continue;
+        changes.push(...evaluator.ingest(e, t));
+        recent.push({ at: t, e });
+      }
+      while (recentHead < recent.length && recent[recentHead].at < t - recentMs) recentHead++;
+      if (recentHead > 10_000 && recentHead * 2 > recent.length) {
+        recent = recent.slice(recentHead);
+        recentHead = 0;
+      }
+      await write(changes);
+      opts.metrics.processed.labels('segments').inc(batch.messages.length);
     },
     async close() {
       for (const t of timers) clearInterval(t);

@@ -103,4 +103,34 @@ describe('membership', () => {
     expect(got[3].version).toBeGreaterThan(got[0].version);
     expect(got[0].at).toBe('2026-03-10T12:00:00.000Z');
   });
+
+  it('keeps changes queued when publishing fails and sends them, in order, with the next call', async () => {
+    let fail = true;
+    let calls = 0;
+    const flaky: Bus = {
+      ...bus,
+      publish: async (topic, messages) => {
+        calls++;
+        if (fail) throw new Error('bus down');
+        return bus.publish(topic, messages);
+      },
+    };
+    const writer = createMembershipWriter({ store, bus: flaky, topic: TOPIC });
+    const at = Date.parse('2026-03-10T12:00:00Z');
+    await expect(writer.publish([{ segmentId: 's2', userId: 'a', member: true, atMs: at }])).rejects.toThrow(
+      'bus down',
+    );
+    fail = false;
+    await Promise.all([
+      writer.publish([]),
+      writer.publish([{ segmentId: 's2', userId: 'b', member: true, atMs: at }]),
+    ]);
+    await writer.flush();
+    expect([...(await storedMembers(store, 's2'))].sort()).toEqual(['a', 'b']);
+    expect(calls).toBeGreaterThanOrEqual(2);
+    await writer.publish([]);
+    const before = calls;
+    await writer.flush();
+    expect(calls).toBe(before); // nothing left to send
+  });
 });

@@ -38,12 +38,14 @@ export type MembershipWriter = {
   /** Publishes the changes, then stores them; resolves when both are done. */
   write(changes: Change[]): Promise<void>;
   /**
-   * Publishes the changes and resolves; storing them follows in the background, in order, retried
-   * until it succeeds. The topic always has at least what the table has, so a restart that
-   * reconciles against the table re-announces anything not yet stored instead of losing it.
+   * Queues the changes and resolves once they, and every change queued before them, are
+   * published; a failure rejects and keeps them queued for the next call. Concurrent callers share
+   * one publish (group commit), in queue order. Storing follows in the background, in order,
+   * retried until it succeeds. The topic always has at least what the table has, so a restart
+   * that reconciles against the table re-announces anything not yet stored instead of losing it.
    */
   publish(changes: Change[]): Promise<void>;
-  /** Resolves when every change published so far is stored. */
+  /** Resolves when every change queued so far is published and stored. */
   flush(): Promise<void>;
   /** Stops retrying background stores (at shutdown; a restart reconciles what is left). */
   close(): void;
@@ -71,6 +73,10 @@ export function createMembershipWriter(deps: {
   let queue: Row[] = [];
   let draining: Promise<void> | undefined;
   let closed = false;
+  let outbox: { c: Change; version: number }[] = [];
+  let queued = 0; // changes ever queued for publishing
+  let published = 0; // of which published
+  let sending: Promise<void> | undefined;
 
   async function publishChunk(chunk: { c: Change; version: number }[]): Promise<Row[]> {
     await deps.bus.publish(
@@ -134,13 +140,25 @@ export function createMembershipWriter(deps: {
       for (const chunk of versioned(changes)) await insert(await publishChunk(chunk));
     },
     async publish(changes) {
-      for (const chunk of versioned(changes)) {
-        const rows = await publishChunk(chunk);
-        for (const r of rows) queue.push(r);
+      for (const c of changes) outbox.push({ c, version: nextVersion() });
+      queued += changes.length;
+      const target = queued;
+      while (published < target) {
+        sending ??= (async () => {
+          const chunk = outbox.slice(0, 10_000);
+          const rows = await publishChunk(chunk);
+          outbox = outbox.slice(chunk.length);
+          published += chunk.length;
+          for (const r of rows) queue.push(r);
+          void drain();
+        })().finally(() => {
+          sending = undefined;
+        });
+        await sending;
       }
-      if (queue.length) void drain();
     },
     async flush() {
+      await this.publish([]);
       while ((queue.length && !closed) || draining) await (draining ?? drain());
     },
     close() {
