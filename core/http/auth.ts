@@ -29,6 +29,18 @@ export function createAuth(opts: { keys?: ApiKeyConfig[]; store?: Store; refresh
   let stored = new Map<string, { role: Role; businesses?: string[] }>();
   let loadedAt = 0;
   const refreshMs = opts.refreshMs ?? 30_000;
+  // The hash of each recently seen raw key, so a busy client's key is hashed once, not per
+  // request; lookups still go through the key tables, so revocation applies as before.
+  const hashes = new Map<string, string>();
+  const hashOf = (key: string) => {
+    let h = hashes.get(key);
+    if (h === undefined) {
+      if (hashes.size >= 1024) hashes.clear();
+      h = hash(key);
+      hashes.set(key, h);
+    }
+    return h;
+  };
 
   async function lookup(h: string) {
     const f = fixed.get(h);
@@ -47,7 +59,7 @@ export function createAuth(opts: { keys?: ApiKeyConfig[]; store?: Store; refresh
       const m = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
       if (!m)
         throw new ParleyError('PARLEY_ERR_UNAUTHORIZED', 'Send an API key as "Authorization: Bearer <key>"');
-      const h = hash(m[1]);
+      const h = hashOf(m[1]);
       const found = await lookup(h);
       if (!found) throw new ParleyError('PARLEY_ERR_UNAUTHORIZED', 'Unknown API key');
       return { ...found, keyHash: h };

@@ -125,10 +125,19 @@ export async function createHttp(opts: {
       );
   });
 
-  app.addHook('onResponse', async (req, reply) => {
-    opts.metrics.httpDuration
-      .labels(req.routeOptions.url ?? 'unmatched', req.method, String(reply.statusCode))
-      .observe(reply.elapsedTime / 1000);
+  // One labelled histogram per route, method and status, looked up once rather than per request
+  // (bounded by the routes registered and the statuses they answer).
+  const durations = new Map<string, ReturnType<Metrics['httpDuration']['labels']>>();
+  app.addHook('onResponse', (req, reply, done) => {
+    const route = req.routeOptions.url ?? 'unmatched';
+    const key = `${route}\u0000${req.method}\u0000${reply.statusCode}`;
+    let h = durations.get(key);
+    if (!h) {
+      h = opts.metrics.httpDuration.labels(route, req.method, String(reply.statusCode));
+      durations.set(key, h);
+    }
+    h.observe(reply.elapsedTime / 1000);
+    done();
   });
 
   await app.register(swagger, {
