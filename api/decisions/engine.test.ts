@@ -261,18 +261,35 @@ describe('decide', () => {
   it('decides the same with and without an explanation', () => {
     const build = () => {
       const s = new DecisionState();
-      s.setCampaigns(
-        [0, 1, 2].map((i) =>
-          campaign({
-            id: `c${i}`,
-            bid: { cpc_micros: 1_000_000 },
-            pacing: i === 1 ? 'even' : 'asap',
-            budget: { total_micros: 1e9, daily_micros: 1e6 },
-          }),
-        ),
+      const cpc = [0, 1, 2].map((i) =>
+        campaign({
+          id: `c${i}`,
+          bid: { cpc_micros: 1_000_000 },
+          pacing: i === 1 ? 'even' : 'asap',
+          budget: { total_micros: 1e9, daily_micros: 1e6 },
+        }),
       );
+      // Campaigns that can never serve on webchat, between the others: a plain decision skips them.
+      s.setCampaigns([
+        cpc[0],
+        campaign({ id: 'paused', status: 'paused', bid: { cpc_micros: 9_000_000 } }),
+        cpc[1],
+        campaign({ id: 'sms_only', targeting: { channels: ['sms'] }, bid: { cpc_micros: 9_000_000 } }),
+        cpc[2],
+      ]);
       return s;
     };
+    expect(
+      build()
+        .servableCampaignsOf('b1', 'webchat')
+        .map((c) => c.id),
+    ).toEqual(['c0', 'c1', 'c2']);
+    expect(
+      build()
+        .servableCampaignsOf('b1', 'sms')
+        .map((c) => c.id),
+    ).toEqual(['c0', 'c1', 'sms_only', 'c2']);
+    expect(build().servableCampaignsOf('b_none', 'webchat')).toEqual([]);
     const [a, b] = [build(), build()];
     const [ra, rb] = [seededRng(5), seededRng(5)];
     const loose: Policy = { quietPeriodMs: 0, channel: { requireConversation: false, dailyLimit: null } };

@@ -41,7 +41,10 @@ export function decide(
   const explain = req.explain === true;
   const candidates: Candidate[] = [];
   let win: { c: LiveCampaign; price: number; value: number; cand?: Candidate } | undefined;
-  for (const c of state.campaignsOf(req.business_id)) {
+  const campaigns = explain
+    ? state.campaignsOf(req.business_id)
+    : state.servableCampaignsOf(req.business_id, req.channel);
+  for (const c of campaigns) {
     const stats = state.statsOf(c.id);
     const why = ineligibility(c, req.channel, view, stats, opts.nowMs, opts.policy);
     if (why) {

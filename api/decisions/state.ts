@@ -44,6 +44,8 @@ export class DecisionState {
   private readonly pendingEcho = new Set<string>();
   private campaigns: LiveCampaign[] = [];
   private byBusiness = new Map<string, LiveCampaign[]>();
+  /** `${business}\0${channel}` → the active campaigns allowed on that channel, built on first use. */
+  private servable = new Map<string, LiveCampaign[]>();
   private freqKeep = new Map<string, number>();
   /** Delivery before this time was loaded from the store; the bus's copy of it only feeds windows. */
   statsCutoffMs = Number.NEGATIVE_INFINITY;
@@ -100,6 +102,7 @@ export class DecisionState {
   setCampaigns(list: Campaign[]) {
     this.campaigns = list.filter((c) => !c.deleted).map((c) => this.compile(c));
     this.byBusiness = new Map();
+    this.servable = new Map();
     this.freqKeep = new Map();
     for (const c of this.campaigns) {
       const l = this.byBusiness.get(c.businessId) ?? [];
@@ -111,6 +114,23 @@ export class DecisionState {
 
   campaignsOf(businessId: string): readonly LiveCampaign[] {
     return this.byBusiness.get(businessId) ?? [];
+  }
+
+  /**
+   * The campaigns of a business that could serve on a channel at all: active and allowed there.
+   * The rest are ineligible whatever the user or the clock, so a decision that need not explain
+   * itself skips them (in the same order, so the same campaign wins).
+   */
+  servableCampaignsOf(businessId: string, channel: string): readonly LiveCampaign[] {
+    const all = this.byBusiness.get(businessId);
+    if (!all) return []; // not cached: only businesses with campaigns take memory here
+    const key = k2(businessId, channel);
+    let list = this.servable.get(key);
+    if (!list) {
+      list = all.filter((c) => c.active && (!c.channels || c.channels.has(channel)));
+      this.servable.set(key, list);
+    }
+    return list;
   }
 
   get campaignCount() {
