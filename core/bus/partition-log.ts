@@ -1,3 +1,4 @@
+import { constants as FS } from 'node:fs';
 import { mkdir, open, readdir, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -8,8 +9,10 @@ import { crc32 } from 'node:zlib';
 // body:   u64 offset | f64 timestamp | u16 keyLength | key | u32 headersLength | headers JSON | value
 //
 // Appends are group-committed: every append waiting while a write is in flight shares the next
-// write and fdatasync. Readers only ever see records that are on disk, so a committed offset can
-// never point past what survives a crash. On open, the active segment is scanned and a torn or
+// write, which is synchronous (O_DSYNC): it returns once the data is durable, as write + fdatasync
+// would, in one system call and one trip through the I/O thread pool instead of two. Readers only
+// ever see records that are on disk, so a committed offset can never point past what survives a
+// crash. On open, the active segment is scanned and a torn or
 // corrupt tail is cut off.
 
 const HEAD = 8;
@@ -17,6 +20,8 @@ const FIXED = 8 + 8 + 2 + 4;
 const INDEX_EVERY = 256;
 const READ_CHUNK = 1 << 20;
 export const MAX_RECORD = 8 * 1024 * 1024;
+/** The active segment: appended to, read back on open, and every write durable on return. */
+const ACTIVE_FLAGS = FS.O_RDWR | FS.O_CREAT | FS.O_APPEND | FS.O_DSYNC;
 
 /** Shaped as the bus's InMessage, so records reach consumers as they are, with no copy. */
 export type LogRecord = {
@@ -111,7 +116,7 @@ export class PartitionLog {
       });
     }
     const active = this.segments[this.segments.length - 1];
-    this.fh = await open(active.path, 'a+');
+    this.fh = await open(active.path, ACTIVE_FLAGS);
     const valid = await this.scan(active);
     if (valid < active.size) {
       this.opts.onTruncate?.({ path: active.path, at: valid, size: active.size });
@@ -203,8 +208,7 @@ export class PartitionLog {
         let seg = this.segments[this.segments.length - 1];
         if (seg.size > 0 && seg.size >= this.segmentBytes) seg = await this.roll();
         const bufs = group.map((g) => g.buf);
-        await this.fh.writev(bufs, seg.size);
-        await this.fh.datasync();
+        await this.fh.writev(bufs, seg.size); // durable on return (O_DSYNC)
         // Index the new records before making them visible.
         let pos = seg.size;
         for (const buf of bufs) {
@@ -238,7 +242,7 @@ export class PartitionLog {
     await this.fh.close();
     const base = this.nextDurable();
     const seg: Segment = { base, path: join(this.opts.dir, name(base)), size: 0, index: [], last: base - 1n };
-    this.fh = await open(seg.path, 'a+');
+    this.fh = await open(seg.path, ACTIVE_FLAGS);
     this.segments.push(seg);
     return seg;
   }
