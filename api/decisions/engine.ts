@@ -103,6 +103,15 @@ export function servedEvent(d: Decision): CanonicalEvent {
 }
 
 const CONVERSING = new Set(['message.received', 'postback', 'referral']);
+/** Every type applyEvent acts on; the feed skips the rest unread. */
+export const FEED_TYPES = new Set([
+  ...CONVERSING,
+  'optout',
+  'optin',
+  'conversation.blocked',
+  'sponsored.served',
+  'sponsored.clicked',
+]);
 
 /** Applies one event from the events topic to the state. */
 export function applyEvent(state: DecisionState, e: CanonicalEvent) {

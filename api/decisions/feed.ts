@@ -6,10 +6,11 @@ import type { CanonicalEvent } from '../../core/events/schema.ts';
 import type { Logger } from '../../core/log.ts';
 import type { Store } from '../../core/store/client.ts';
 import { BOOTSTRAP_CUTOFF_MS, bootstrapFromStore } from './bootstrap.ts';
-import { applyEvent, type DecideResult, decide } from './engine.ts';
+import { FEED_TYPES, applyEvent, type DecideResult, decide } from './engine.ts';
 import { type Rng, seededRng } from './rng.ts';
 import { DecisionState } from './state.ts';
 import type { DecisionRequest } from './types.ts';
+import { peekType } from '../../core/events/peek.ts';
 
 // The decision engine of one api process: its state is rebuilt at start from the store (delivery,
 // conversations and opt-outs before an hour ago) and the bus (the compacted membership topic and
@@ -98,6 +99,9 @@ export async function createDecisionEngine(deps: {
     for (const m of b.messages) {
       // Events on the topic passed ingest's validation; one that still cannot be read is skipped
       // rather than stopping the engine's view of everything after it.
+      // Most events (deliveries, reads, the business's own messages) change nothing here.
+      const peeked = peekType(m.value);
+      if (peeked !== undefined && !FEED_TYPES.has(peeked)) continue;
       try {
         const e = JSON.parse(m.value.toString('utf8')) as CanonicalEvent;
         if (typeof e.type === 'string' && typeof e.user_id === 'string') applyEvent(state, e);
