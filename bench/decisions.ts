@@ -47,6 +47,8 @@ const SEGMENTS = 20;
 const CAMPAIGNS = 50;
 const KEY = 'pk_bench_adserver_0123456789abcdef';
 const MB = (n: number) => (n / 1024 / 1024).toFixed(0);
+/** The last 1% of users belong to no segment: every campaign is checked and none matches. */
+const UNTARGETED_FROM = Math.floor(USERS * 0.99);
 
 function gc() {
   setFlagsFromString('--expose-gc');
@@ -60,10 +62,10 @@ function loadIndex(state: DecisionState) {
   for (let u = 0; u < USERS; u++) {
     const id = `u_${u.toString(36).padStart(6, '0')}`;
     state.noteConversation('biz_bench', id);
-    for (const s of segs) if (rng() < 0.3) state.setMember(s, id, true);
+    if (u < UNTARGETED_FROM) for (const s of segs) if (rng() < 0.3) state.setMember(s, id, true);
   }
-  // 50 live campaigns for biz_bench, whose users all have a conversation with it; none is
-  // allowed on sms, so a decision asked for sms checks every candidate and serves none.
+  // 50 live campaigns for biz_bench, whose users all have a conversation with it; each targets
+  // segments, so a decision for an untargeted user checks every candidate and serves none.
   const campaigns: Campaign[] = Array.from({ length: CAMPAIGNS }, (_, i): Campaign => {
     return {
       id: `cmp_bench_${i}`,
@@ -222,11 +224,11 @@ async function main() {
   const info = JSON.parse(await next());
   const rng = seededRng(1);
   const channels = ['webchat', 'messenger', 'whatsapp'];
-  const decisionBody = () =>
+  const userId = (from: number, to: number) =>
+    `u_${(from + Math.floor(rng() * (to - from))).toString(36).padStart(6, '0')}`;
+  const decisionBody = (untargeted = false) =>
     JSON.stringify({
-      user_id: `u_${Math.floor(rng() * USERS)
-        .toString(36)
-        .padStart(6, '0')}`,
+      user_id: untargeted ? userId(UNTARGETED_FROM, USERS) : userId(0, UNTARGETED_FROM),
       business_id: 'biz_bench',
       channel: channels[Math.floor(rng() * channels.length)],
     });
@@ -235,13 +237,9 @@ async function main() {
   const bare = await load(`${info.bareUrl}/bare`, () => '{}', {});
   const auth = { authorization: `Bearer ${KEY}` };
   // Serving changes the engine's state, so it is measured last.
-  const stack = await load(`${info.decisionsUrl}/bench/constant`, decisionBody, auth);
-  const none = await load(
-    `${info.decisionsUrl}/v1/decisions`,
-    () => decisionBody().replace(/"channel":"\w+"/, '"channel":"sms"'),
-    auth,
-  );
-  const dec = await load(`${info.decisionsUrl}/v1/decisions`, decisionBody, auth);
+  const stack = await load(`${info.decisionsUrl}/bench/constant`, () => decisionBody(), auth);
+  const none = await load(`${info.decisionsUrl}/v1/decisions`, () => decisionBody(true), auth);
+  const dec = await load(`${info.decisionsUrl}/v1/decisions`, () => decisionBody(), auth);
   child.kill('SIGTERM');
   const after = JSON.parse(await next());
   const row = (name: string, r: autocannon.Result) => [
