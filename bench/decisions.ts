@@ -173,8 +173,9 @@ async function serve() {
     const served = [...state.stats.values()].reduce((a, s) => a + s.served, 0);
     const rssAfterMb = process.memoryUsage().rss / 1024 / 1024;
     gc();
-    const rssAfterGcMb = process.memoryUsage().rss / 1024 / 1024;
-    process.stdout.write(`${JSON.stringify({ served, rssAfterMb, rssAfterGcMb })}\n`);
+    const m = process.memoryUsage();
+    const [rssAfterGcMb, heapAfterGcMb] = [m.rss / 1024 / 1024, m.heapUsed / 1024 / 1024];
+    process.stdout.write(`${JSON.stringify({ served, rssAfterMb, rssAfterGcMb, heapAfterGcMb })}\n`);
     await app.close();
     await bare.close();
     await bus.close();
@@ -281,6 +282,7 @@ async function main() {
     ['decisions served during the run', after.served],
     ['resident memory after the run', `${MB(after.rssAfterMb * 1024 * 1024)} MB`],
     ['… after a full garbage collection', `${MB(after.rssAfterGcMb * 1024 * 1024)} MB`],
+    ['JS heap used after the run and a full collection', `${MB(after.heapAfterGcMb * 1024 * 1024)} MB`],
   ]);
 }
 
