@@ -12,8 +12,7 @@ import { crc32 } from 'node:zlib';
 // write, which is synchronous (O_DSYNC): it returns once the data is durable, as write + fdatasync
 // would, in one system call and one trip through the I/O thread pool instead of two. Readers only
 // ever see records that are on disk, so a committed offset can never point past what survives a
-// crash. On open, the active segment is scanned and a torn or
-// corrupt tail is cut off.
+// crash. On open, the active segment is scanned and a torn or corrupt tail is cut off.
 
 const HEAD = 8;
 const FIXED = 8 + 8 + 2 + 4;
