@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Store } from '../store/client.ts';
+import { type ListOptions, buildVersionedListQuery } from '../store/versioned.ts';
 import type { Campaign, CampaignInput } from './schema.ts';
 
 // Campaigns in the campaigns table. Every write is a new version of the row; reads use FINAL, so
@@ -33,21 +34,8 @@ const fromRow = (r: Row): Campaign => ({
 
 const COLUMNS = `id, business_id, name, status, spec, version, toUnixTimestamp64Milli(created_at) AS created_ms, toUnixTimestamp64Milli(updated_at) AS updated_ms, deleted`;
 
-export function buildCampaignListQuery(
-  db: string,
-  opts: { businesses?: string[]; includeDeleted?: boolean } = {},
-) {
-  const where: string[] = [];
-  const params: Record<string, unknown> = {};
-  if (!opts.includeDeleted) where.push('deleted = 0');
-  if (opts.businesses) {
-    where.push('business_id IN {businesses:Array(String)}');
-    params.businesses = opts.businesses;
-  }
-  return {
-    query: `SELECT ${COLUMNS} FROM ${db}.campaigns FINAL ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id`,
-    query_params: params,
-  };
+export function buildCampaignListQuery(db: string, opts: ListOptions = {}) {
+  return buildVersionedListQuery(`${db}.campaigns`, COLUMNS, opts);
 }
 
 export function createCampaignStore(store: Store) {
@@ -86,7 +74,7 @@ export function createCampaignStore(store: Store) {
       return row ? fromRow(row) : undefined;
     },
 
-    async list(opts: { businesses?: string[]; includeDeleted?: boolean } = {}): Promise<Campaign[]> {
+    async list(opts: ListOptions = {}): Promise<Campaign[]> {
       const rs = await store.client.query({
         ...buildCampaignListQuery(store.database, opts),
         format: 'JSONEachRow',

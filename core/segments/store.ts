@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Store } from '../store/client.ts';
+import { type ListOptions, buildVersionedListQuery } from '../store/versioned.ts';
 import type { Rule } from './rule.ts';
 
 // Segment definitions in the segments table. Every write is a new version of the row; reads use
@@ -77,17 +78,9 @@ export function createSegmentStore(store: Store) {
     },
 
     /** Latest versions of every segment (tombstones included), optionally for some businesses. */
-    async list(opts: { businesses?: string[]; includeDeleted?: boolean } = {}): Promise<SegmentRecord[]> {
-      const where: string[] = [];
-      const params: Record<string, unknown> = {};
-      if (!opts.includeDeleted) where.push('deleted = 0');
-      if (opts.businesses) {
-        where.push('business_id IN {businesses:Array(String)}');
-        params.businesses = opts.businesses;
-      }
+    async list(opts: ListOptions = {}): Promise<SegmentRecord[]> {
       const rs = await store.client.query({
-        query: `SELECT ${COLUMNS} FROM ${table} FINAL ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id`,
-        query_params: params,
+        ...buildVersionedListQuery(table, COLUMNS, opts),
         format: 'JSONEachRow',
       });
       return (await rs.json<Row>()).map(fromRow);
