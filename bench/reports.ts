@@ -8,15 +8,11 @@
 // The events are generated inside ClickHouse with numbers(): 100 events per user on average, each
 // user in one of 100 businesses, over 30 days; types weighted like a chat ad funnel.
 
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { createLogger } from '../core/log.ts';
 import { attributionRequestSchema, buildAttributionQuery } from '../core/reports/attribution.ts';
 import { buildFunnelQuery, funnelRequestSchema } from '../core/reports/funnel.ts';
-import { createStore } from '../core/store/client.ts';
-import { migrate } from '../core/store/migrations.ts';
+import { benchStore } from './store.ts';
 import { printTable } from './table.ts';
 
 const { values } = parseArgs({
@@ -28,9 +24,7 @@ const USERS = Math.max(1, Math.round(N / 100));
 const DAYS = 30;
 const T0 = Date.parse('2026-03-01T00:00:00Z');
 
-const dataDir = await mkdtemp(join(tmpdir(), 'parley-bench-reports-'));
-const store = await createStore({ dataDir, clickhouse: { database: 'parley' } });
-await migrate(store, createLogger({ level: 'silent' }));
+const { store, dataDir } = await benchStore('reports');
 const db = store.database;
 
 const genStart = performance.now();

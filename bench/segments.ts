@@ -25,8 +25,7 @@ import { parseConfig, topicNames } from '../core/config.ts';
 import { createLogger } from '../core/log.ts';
 import { compileRule } from '../core/segments/rule.ts';
 import { buildSegmentSizeQuery } from '../core/segments/sql.ts';
-import { createStore } from '../core/store/client.ts';
-import { migrate } from '../core/store/migrations.ts';
+import { benchStore } from './store.ts';
 import { printTable } from './table.ts';
 
 const { values } = parseArgs({
@@ -49,9 +48,7 @@ const AS_OF = T0 + DAYS * 86_400_000;
 const WINDOW_S = 14 * 86_400;
 
 async function preview() {
-  const dataDir = await mkdtemp(join(tmpdir(), 'parley-bench-segments-'));
-  const store = await createStore({ dataDir, clickhouse: { database: 'parley' } });
-  await migrate(store, createLogger({ level: 'silent' }));
+  const { store, dataDir } = await benchStore('segments');
   const db = store.database;
 
   const genStart = performance.now();

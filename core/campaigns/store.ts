@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Store } from '../store/client.ts';
-import { type ListOptions, buildVersionedListQuery } from '../store/versioned.ts';
+import { type ListOptions, buildVersionedGetQuery, buildVersionedListQuery } from '../store/versioned.ts';
 import type { Campaign, CampaignInput } from './schema.ts';
 
 // Campaigns in the campaigns table. Every write is a new version of the row; reads use FINAL, so
@@ -66,8 +66,7 @@ export function createCampaignStore(store: Store) {
   return {
     async get(id: string): Promise<Campaign | undefined> {
       const rs = await store.client.query({
-        query: `SELECT ${COLUMNS} FROM ${table} FINAL WHERE id = {id:String}`,
-        query_params: { id },
+        ...buildVersionedGetQuery(table, COLUMNS, id),
         format: 'JSONEachRow',
       });
       const [row] = await rs.json<Row>();

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Store } from '../store/client.ts';
-import { type ListOptions, buildVersionedListQuery } from '../store/versioned.ts';
+import { type ListOptions, buildVersionedGetQuery, buildVersionedListQuery } from '../store/versioned.ts';
 import type { Rule } from './rule.ts';
 
 // Segment definitions in the segments table. Every write is a new version of the row; reads use
@@ -69,8 +69,7 @@ export function createSegmentStore(store: Store) {
     /** The latest version of a segment, tombstones included. */
     async get(id: string): Promise<SegmentRecord | undefined> {
       const rs = await store.client.query({
-        query: `SELECT ${COLUMNS} FROM ${table} FINAL WHERE id = {id:String}`,
-        query_params: { id },
+        ...buildVersionedGetQuery(table, COLUMNS, id),
         format: 'JSONEachRow',
       });
       const [row] = await rs.json<Row>();

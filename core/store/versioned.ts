@@ -18,3 +18,8 @@ export function buildVersionedListQuery(table: string, columns: string, opts: Li
     query_params: params,
   };
 }
+
+/** The latest version of one row, tombstone included. */
+export function buildVersionedGetQuery(table: string, columns: string, id: string) {
+  return { query: `SELECT ${columns} FROM ${table} FINAL WHERE id = {id:String}`, query_params: { id } };
+}
