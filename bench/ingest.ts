@@ -2,7 +2,7 @@
 // queryable in ClickHouse, against a baseline measured in the same run: the same rows inserted
 // straight into the embedded engine with @clickhouse/client.
 //
-//   node bench/run.js ingest [--events 300000] [--concurrency 4] [--batch 1000]
+//   node bench/run.js ingest [--events 300000] [--concurrency 4] [--batch 1000] [--profile DIR]
 //
 // Parley runs as its own process (`parley start`, as a user runs it); the baseline runs in a
 // process of its own before Parley starts, so the two never share the CPU (the embedded engine
@@ -29,6 +29,8 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '4' },
     batch: { type: 'string', default: '1000' },
     phase: { type: 'string', default: 'all' },
+    // Writes a V8 CPU profile of the Parley process into this directory.
+    profile: { type: 'string' },
   },
 });
 const N = Number(values.events);
@@ -50,8 +52,11 @@ for (const e of generateTraffic({
   if (events.length === N) break;
 }
 const n = events.length;
-const bodies: string[] = [];
-for (let i = 0; i < n; i += BATCH) bodies.push(JSON.stringify(events.slice(i, i + BATCH)));
+const bodies: { body: string; count: number }[] = [];
+for (let i = 0; i < n; i += BATCH) {
+  const slice = events.slice(i, i + BATCH);
+  bodies.push({ body: JSON.stringify(slice), count: slice.length });
+}
 
 async function baseline(): Promise<number> {
   const dir = await mkdtemp(join(tmpdir(), 'parley-bench-base-'));
@@ -89,7 +94,8 @@ async function parley(): Promise<{ secs: number; ackSecs: number; p50: number; p
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const key = newKey('ingest');
-  const proc = spawnIn('node', ['bin/parley.js', 'start'], {
+  const profile = values.profile ? ['--cpu-prof', '--cpu-prof-dir', values.profile] : [];
+  const proc = spawnIn('node', [...profile, 'bin/parley.js', 'start'], {
     PARLEY_DATA_DIR: dir,
     PARLEY_PORT: String(port),
     PARLEY_API_KEYS: JSON.stringify([{ key, role: 'admin' }]),
@@ -107,7 +113,7 @@ async function parley(): Promise<{ secs: number; ackSecs: number; p50: number; p
     const t0 = performance.now();
     const worker = async () => {
       while (next < bodies.length) {
-        const body = bodies[next++];
+        const { body, count } = bodies[next++];
         const s = performance.now();
         const res = await fetch(`${url}/v1/events`, {
           method: 'POST',
@@ -115,7 +121,7 @@ async function parley(): Promise<{ secs: number; ackSecs: number; p50: number; p
           body,
         });
         const out = (await res.json()) as { accepted: number };
-        if (res.status !== 202 || out.accepted !== JSON.parse(body).length)
+        if (res.status !== 202 || out.accepted !== count)
           throw new Error(`ingest answered ${res.status}`);
         latencies.push(performance.now() - s);
       }

@@ -1,4 +1,5 @@
 import type { InMessage } from '../core/bus/types.ts';
+import { eventOf, typeOf } from '../core/events/decoded.ts';
 import { CONVERSION_TYPES, type CanonicalEvent } from '../core/events/schema.ts';
 import type { Logger } from '../core/log.ts';
 import type { Metrics } from '../core/metrics.ts';
@@ -6,7 +7,6 @@ import { DEFAULT_WINDOWS } from '../core/reports/attribution.ts';
 import { MODELS, type Touch, splitConversion, touchpointsFor } from '../core/reports/models.ts';
 import type { Store } from '../core/store/client.ts';
 import type { Processor } from './types.ts';
-import { peekType } from '../core/events/peek.ts';
 
 // Credits conversions to campaigns as events stream in, for every model at the default windows.
 // Per batch: store the batch's touchpoints and conversions (attribution_touches, once per
@@ -154,11 +154,11 @@ WHERE user_id IN {users:Array(String)} AND business_id IN {businesses:Array(Stri
 
 function decode(m: InMessage, log: Logger): Kept | undefined {
   // Most events are neither touchpoints nor conversions: skip them without parsing.
-  const peeked = peekType(m.value);
-  if (peeked !== undefined && !TOUCH_TYPES.has(peeked) && !CONVERSIONS.has(peeked)) return undefined;
+  const type = typeOf(m);
+  if (type !== undefined && !TOUCH_TYPES.has(type) && !CONVERSIONS.has(type)) return undefined;
   let e: CanonicalEvent;
   try {
-    e = JSON.parse(m.value.toString('utf8')) as CanonicalEvent;
+    e = eventOf(m);
   } catch (err) {
     log.error(
       { err, partition: m.partition, offset: m.offset.toString() },

@@ -1,5 +1,5 @@
 import type { Bus, InMessage } from '../core/bus/types.ts';
-import type { CanonicalEvent } from '../core/events/schema.ts';
+import { eventOf } from '../core/events/decoded.ts';
 import type { Logger } from '../core/log.ts';
 import type { Metrics } from '../core/metrics.ts';
 import {
@@ -77,7 +77,8 @@ export function createSegmentsProcessor(opts: SegmentsProcessorOptions): Segment
   // Segments loaded at the previous poll: their stored membership is checked once more, in case
   // the API was still writing the initial membership when the processor loaded them.
   let toVerify = new Set<string>();
-  let recent: { at: number; e: StreamEvent }[] = [];
+  // Messages consumed lately, kept as they came (parsed only if a segment loads and needs them).
+  let recent: { at: number; m: InMessage }[] = [];
   let recentHead = 0;
   const recentMs = opts.recentMs ?? 10_000;
   const timers: NodeJS.Timeout[] = [];
@@ -129,8 +130,10 @@ export function createSegmentsProcessor(opts: SegmentsProcessorOptions): Segment
     await writer.flush();
     const changes = evaluator.load(def, rows, await storedMembers(opts.store, s.id), t);
     // Events consumed but perhaps not yet stored by the sink still count.
-    for (let i = recentHead; i < recent.length; i++)
-      changes.push(...evaluator.ingest(recent[i].e, now(), s.id));
+    for (let i = recentHead; i < recent.length; i++) {
+      const e = decode(recent[i].m);
+      if (e) changes.push(...evaluator.ingest(e, now(), s.id));
+    }
     await write(changes);
     loaded.set(s.id, s.version);
     log.info(
@@ -211,7 +214,7 @@ export function createSegmentsProcessor(opts: SegmentsProcessorOptions): Segment
   function decode(m: InMessage): StreamEvent | undefined {
     try {
       // Everything on the events topic was validated by its producer; check only the shape used.
-      const e = JSON.parse(m.value.toString('utf8')) as CanonicalEvent;
+      const e = eventOf(m);
       const ms = Date.parse(e.occurred_at);
       if (typeof e.user_id !== 'string' || typeof e.business_id !== 'string' || !Number.isFinite(ms)) {
         throw new Error('not a canonical event');
@@ -253,12 +256,14 @@ export function createSegmentsProcessor(opts: SegmentsProcessorOptions): Segment
     // publishing is one ordered queue, so batches of several partitions share each publish.
     async handle(batch) {
       const t = now();
-      const changes: Change[] = [...evaluator.advance(t)];
+      const changes: Change[] = evaluator.advance(t);
+      // With no segment loaded no event can change anything: none is parsed.
+      const live = evaluator.size > 0;
       for (const m of batch.messages) {
+        recent.push({ at: t, m });
+        if (!live) continue;
         const e = decode(m);
-        if (!e) continue;
-        changes.push(...evaluator.ingest(e, t));
-        recent.push({ at: t, e });
+        if (e) for (const c of evaluator.ingest(e, t)) changes.push(c);
       }
       while (recentHead < recent.length && recent[recentHead].at < t - recentMs) recentHead++;
       if (recentHead > 10_000 && recentHead * 2 > recent.length) {

@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import type { Batch, Bus, Subscription } from '../../core/bus/types.ts';
 import { createCampaignStore } from '../../core/campaigns/store.ts';
 import type { Config } from '../../core/config.ts';
-import type { CanonicalEvent } from '../../core/events/schema.ts';
 import type { Logger } from '../../core/log.ts';
 import type { Store } from '../../core/store/client.ts';
 import { BOOTSTRAP_CUTOFF_MS, bootstrapFromStore } from './bootstrap.ts';
@@ -10,7 +9,7 @@ import { FEED_TYPES, applyEvent, type DecideResult, decide } from './engine.ts';
 import { type Rng, seededRng } from './rng.ts';
 import { DecisionState } from './state.ts';
 import type { DecisionRequest } from './types.ts';
-import { peekType } from '../../core/events/peek.ts';
+import { eventOf, typeOf } from '../../core/events/decoded.ts';
 
 // The decision engine of one api process: its state is rebuilt at start from the store (delivery,
 // conversations and opt-outs before an hour ago) and the bus (the compacted membership topic and
@@ -100,10 +99,10 @@ export async function createDecisionEngine(deps: {
       // Events on the topic passed ingest's validation; one that still cannot be read is skipped
       // rather than stopping the engine's view of everything after it.
       // Most events (deliveries, reads, the business's own messages) change nothing here.
-      const peeked = peekType(m.value);
-      if (peeked !== undefined && !FEED_TYPES.has(peeked)) continue;
+      const type = typeOf(m);
+      if (type !== undefined && !FEED_TYPES.has(type)) continue;
       try {
-        const e = JSON.parse(m.value.toString('utf8')) as CanonicalEvent;
+        const e = eventOf(m);
         if (typeof e.type === 'string' && typeof e.user_id === 'string') applyEvent(state, e);
       } catch (err) {
         log.warn({ err, partition: b.partition, offset: String(m.offset) }, 'unreadable event skipped');

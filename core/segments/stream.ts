@@ -43,6 +43,11 @@ export class StreamingEvaluator {
     return this.clock;
   }
 
+  /** How many segments are loaded. */
+  get size() {
+    return this.segments.size;
+  }
+
   segment(id: string): SegmentDef | undefined {
     return this.segments.get(id)?.def;
   }

@@ -1,0 +1,47 @@
+import type { InMessage } from '../bus/types.ts';
+import { peekType } from './peek.ts';
+import type { CanonicalEvent } from './schema.ts';
+
+// Every consumer group of a process gets the same message objects from the embedded log, so an
+// event read by the segments processor, the attribution processor and the decision engine is
+// parsed once, not once per consumer. The parsed event is shared: readers must not change it.
+
+const TYPE = Symbol('parley.eventType');
+const EVENT = Symbol('parley.event');
+
+type Memo = InMessage & { [TYPE]?: string | null; [EVENT]?: CanonicalEvent | Error };
+
+/** The event's type, read from its bytes without a full parse when possible; undefined if unreadable. */
+export function typeOf(m: InMessage): string | undefined {
+  const memo = m as Memo;
+  let t = memo[TYPE];
+  if (t === undefined) {
+    t = peekType(m.value) ?? null;
+    if (t === null) {
+      try {
+        const e = eventOf(m);
+        t = e !== null && typeof e === 'object' && typeof e.type === 'string' ? e.type : null;
+      } catch {
+        t = null;
+      }
+    }
+    memo[TYPE] = t;
+  }
+  return t ?? undefined;
+}
+
+/** The message as a canonical event; throws (every time) if it is not JSON. */
+export function eventOf(m: InMessage): CanonicalEvent {
+  const memo = m as Memo;
+  let e = memo[EVENT];
+  if (e === undefined) {
+    try {
+      e = JSON.parse(m.value.toString('utf8')) as CanonicalEvent;
+    } catch (err) {
+      e = err as Error;
+    }
+    memo[EVENT] = e;
+  }
+  if (e instanceof Error) throw e;
+  return e;
+}
