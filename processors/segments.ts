@@ -25,6 +25,11 @@ import type { Processor } from './types.ts';
 // rebuilt from stored events (one query per segment) at start and whenever a segment changes,
 // then kept by the streaming evaluator; a sweep every second applies window exits. Changes are
 // published on the membership topic before offsets commit, then stored in segment_membership.
+//
+// Several processors may share the consumer group. Each holds state for every user but announces
+// changes only for the users whose events it consumes (those keyed to its assigned partitions).
+// When a rebalance hands it partitions another member has consumed since, its state is reloaded
+// from the store (once the sink has stored those events) before it handles their batches.
 
 export type SegmentsProcessorOptions = {
   store: Store;
@@ -57,6 +62,8 @@ export type SegmentsProcessor = Processor & {
   /** Applies time-driven changes due by now. */
   sweep(): Promise<void>;
   readonly evaluator: StreamingEvaluator;
+  /** Partitions of the events topic this member announces changes for; null before the first assignment. */
+  held(): number[] | null;
 };
 
 export function createSegmentsProcessor(opts: SegmentsProcessorOptions): SegmentsProcessor {
@@ -83,6 +90,14 @@ export function createSegmentsProcessor(opts: SegmentsProcessorOptions): Segment
   const recentMs = opts.recentMs ?? 10_000;
   const timers: NodeJS.Timeout[] = [];
   let chain: Promise<unknown> = Promise.resolve();
+  // Partitions of the events topic this member holds; null until the group first assigns them,
+  // and until then nothing is announced.
+  let owned: Set<number> | null = null;
+  let partitionOf: (userId: string) => number = () => 0;
+  // Per partition, the offset up to which events are reflected in this member's state.
+  const seen = new Map<number, bigint>();
+  let reassigning: Promise<void> | undefined;
+  let latest: Set<number> | undefined;
 
   /** One thing at a time touches the evaluator and writes, so changes are written in order. */
   function exclusive<T>(fn: () => Promise<T>): Promise<T> {
@@ -93,7 +108,9 @@ export function createSegmentsProcessor(opts: SegmentsProcessorOptions): Segment
 
   // Changes the evaluator has made stay queued in the writer until published (a failed publish
   // is retried by the next write), so none is lost when a batch fails and comes again.
-  async function write(changes: Change[]) {
+  async function write(all: Change[]) {
+    const held = owned;
+    const changes = held ? all.filter((c) => held.has(partitionOf(c.userId))) : [];
     await writer.publish(changes);
     const entered = changes.filter((c) => c.member).length;
     opts.metrics.segmentChanges.labels('entered').inc(entered);
@@ -180,6 +197,33 @@ export function createSegmentsProcessor(opts: SegmentsProcessorOptions): Segment
     await write(evaluator.advance(now()));
   }
 
+  /** Whether another member has consumed events of these partitions that this state lacks. */
+  async function staleFor(parts: Set<number>) {
+    const lag = await opts.bus.lag(groupId, opts.topic);
+    return lag.some((l) => parts.has(l.partition) && l.committed > (seen.get(l.partition) ?? 0n));
+  }
+
+  async function noteCommitted() {
+    for (const l of await opts.bus.lag(groupId, opts.topic))
+      if (l.committed > (seen.get(l.partition) ?? 0n)) seen.set(l.partition, l.committed);
+  }
+
+  /** Takes up a new assignment: fresh state if it is stale, then announces what the store lacks. */
+  async function reassign(parts: Set<number>) {
+    owned = parts;
+    if (await staleFor(parts)) {
+      log.info({ partitions: [...parts] }, 'assigned partitions consumed elsewhere; reloading state');
+      await waitForStore();
+      await noteCommitted();
+      loaded.clear(); // every segment is loaded again, its changes against the store announced
+      await refresh();
+      return;
+    }
+    await writer.flush();
+    for (const id of evaluator.segmentIds())
+      await write(evaluator.resync(id, await storedMembers(opts.store, id), now()));
+  }
+
   async function waitForStore() {
     if (!opts.storedBy) return;
     const deadline = Date.now() + (opts.storedByTimeoutMs ?? 30_000);
@@ -244,10 +288,26 @@ export function createSegmentsProcessor(opts: SegmentsProcessorOptions): Segment
     maxBatchSize: 5000,
     maxWaitMs: 10,
     evaluator,
+    held: () => (owned ? [...owned].sort((a, b) => a - b) : null),
     refresh: () => exclusive(refresh),
     sweep: () => exclusive(sweep),
+    onAssign(assigned) {
+      const parts = new Set(assigned.get(opts.topic) ?? []);
+      // Batches wait until the assignment is taken up; a failure (the store is down) is retried
+      // until it succeeds or a newer assignment supersedes it.
+      const attempt = (): Promise<void> =>
+        exclusive(() => reassign(parts)).catch(async (err) => {
+          log.warn({ err }, 'taking up a new assignment failed; retrying');
+          await new Promise((r) => setTimeout(r, 1000));
+          if (latest === parts) return attempt();
+        });
+      latest = parts;
+      reassigning = attempt();
+    },
     async init() {
+      partitionOf = await opts.bus.partitioner(opts.topic);
       await waitForStore();
+      await noteCommitted();
       await exclusive(refresh);
       every(opts.pollMs ?? 2000, 'segment refresh', refresh);
       every(opts.sweepMs ?? 1000, 'membership sweep', sweep);
@@ -255,6 +315,7 @@ export function createSegmentsProcessor(opts: SegmentsProcessorOptions): Segment
     // Not serialised with other batches: the evaluator's work for a batch is synchronous, and
     // publishing is one ordered queue, so batches of several partitions share each publish.
     async handle(batch) {
+      if (reassigning) await reassigning;
       const t = now();
       const changes: Change[] = evaluator.advance(t);
       // With no segment loaded no event can change anything: none is parsed.
@@ -271,6 +332,9 @@ export function createSegmentsProcessor(opts: SegmentsProcessorOptions): Segment
         recentHead = 0;
       }
       await write(changes);
+      const last = batch.messages.at(-1);
+      if (last && last.offset + 1n > (seen.get(batch.partition) ?? 0n))
+        seen.set(batch.partition, last.offset + 1n);
       opts.metrics.processed.labels('segments').inc(batch.messages.length);
     },
     async close() {

@@ -1,4 +1,4 @@
-import type { BatchHandler } from '../core/bus/types.ts';
+import type { Assignment, BatchHandler } from '../core/bus/types.ts';
 
 /** A consumer group on the bus whose effects are stored before its offsets are committed. */
 export type Processor = {
@@ -8,6 +8,8 @@ export type Processor = {
   maxBatchSize?: number;
   maxWaitMs?: number;
   handle: BatchHandler;
+  /** Told the partitions this member holds, at start and after every rebalance. */
+  onAssign?: (assigned: Assignment) => void;
   /** Work to do before consuming (e.g. load state); optional. */
   init?(): Promise<void>;
   close?(): Promise<void>;

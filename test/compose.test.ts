@@ -79,7 +79,6 @@ describe('docker-compose.yml', () => {
       'ingest',
       'kafka',
       'processors',
-      'processors-segments',
     ]);
   });
 
@@ -94,11 +93,8 @@ describe('docker-compose.yml', () => {
     expect(s.api?.command).toEqual(['start', '--role', 'api']);
     expect(s.ingest?.deploy?.replicas).toBe(2);
     expect(s.processors?.deploy?.replicas).toBe(2);
-    // Exactly one instance runs the segments processor.
-    expect(s.processors?.environment?.PARLEY_SEGMENTS_PROCESSOR).toBe('off');
-    expect(s['processors-segments']?.command).toEqual(['start', '--role', 'processors']);
-    expect(s['processors-segments']?.deploy?.replicas ?? 1).toBe(1);
-    expect(s['processors-segments']?.environment?.PARLEY_SEGMENTS_PROCESSOR ?? 'on').toBe('on');
+    // Both processors instances run every processor, segments included (they split the partitions).
+    expect(s.processors?.environment?.PARLEY_SEGMENTS_PROCESSOR ?? 'on').toBe('on');
     for (const name of ['kafka', 'clickhouse', 'ingest', 'processors', 'api'])
       expect(s[name]?.healthcheck?.test?.length, name).toBeGreaterThan(1);
     for (const name of ['kafka', 'clickhouse'])
@@ -111,7 +107,7 @@ describe('docker-compose.yml', () => {
   it("gives every role an environment Parley's own config accepts, in distributed mode", async () => {
     const r = await validate(compose, envExample);
     if (!r.ok) throw new Error(r.error);
-    for (const name of ['ingest', 'processors', 'processors-segments', 'api']) {
+    for (const name of ['ingest', 'processors', 'api']) {
       const svc = r.project.services[name] as Service;
       expect(svc.healthcheck?.test?.join(' ')).toContain('/healthz');
       expect(svc.depends_on?.kafka?.condition).toBe('service_healthy');

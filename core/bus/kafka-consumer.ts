@@ -154,6 +154,7 @@ export async function subscribeKafka(o: KafkaConsumerOptions, s: SubscribeOption
     c.on(c.events.GROUP_JOIN, (e) => {
       log.info({ memberId: e.payload.memberId, assignment: e.payload.memberAssignment }, 'joined the group');
       member = true;
+      s.onAssign?.(new Map(Object.entries(e.payload.memberAssignment)));
     });
     c.on(c.events.FETCH, () => {
       if (member) joined();

@@ -279,6 +279,25 @@ export async function createKafkaBus(opts: KafkaBusOptions): Promise<Bus> {
       return tracked;
     },
 
+    async partitioner(topic: string) {
+      // The producer's own partitioner (murmur2 of the key, as Java clients do) over the topic's
+      // partition count.
+      const n = await withAdmin(async (a) => {
+        const meta = await a.fetchTopicMetadata({ topics: [topic] });
+        return meta.topics[0]?.partitions.length ?? 0;
+      });
+      if (n === 0) throw new ParleyError('PARLEY_ERR_BUS_UNAVAILABLE', `Topic ${topic} has no partitions`);
+      const pick = Partitioners.DefaultPartitioner();
+      const partitionMetadata = Array.from({ length: n }, (_, partitionId) => ({
+        partitionId,
+        leader: 0,
+        partitionErrorCode: 0,
+        replicas: [],
+        isr: [],
+      }));
+      return (key: string) => pick({ topic, partitionMetadata, message: { key, value: null } });
+    },
+
     async lag(groupId: string, topic: string) {
       return withAdmin(async (a) => {
         const [ends, committed] = await Promise.all([

@@ -141,6 +141,8 @@ export async function createLocalBus(opts: LocalBusOptions): Promise<Bus> {
         commitChain = commitChain.then(() => writeCommitted(o.groupId, snapshot));
         return commitChain;
       };
+      // One process: this member holds every partition, always.
+      o.onAssign?.(new Map(o.topics.map((tn) => [tn, topic(tn).partitions.map((_, p) => p)])));
       const loops: Promise<void>[] = [];
       for (const tn of o.topics) {
         const t = topic(tn);
@@ -212,6 +214,11 @@ export async function createLocalBus(opts: LocalBusOptions): Promise<Bus> {
       };
       subs.add(sub);
       return sub;
+    },
+
+    async partitioner(tn: string) {
+      const n = topic(tn).partitions.length;
+      return (key: string) => (n === 1 ? 0 : partitionFor(key, n));
     },
 
     async lag(groupId: string, tn: string) {

@@ -41,7 +41,15 @@ export type SubscribeOptions = {
   maxBatchSize?: number;
   /** How long to wait for more messages to fill a batch once one has arrived. */
   maxWaitMs?: number;
+  /**
+   * Told the partitions this member holds each time they are assigned (at start and after every
+   * rebalance), before batches of the new assignment are handed to the handler.
+   */
+  onAssign?: (assigned: Assignment) => void;
 };
+
+/** Partitions held by one member of a consumer group, by topic. */
+export type Assignment = Map<string, number[]>;
 
 export interface Subscription {
   /** Stops fetching, lets the current batch finish and commit, and leaves the group. */
@@ -59,6 +67,8 @@ export interface Bus {
   /** Resolves only once every message is durably stored; rejects with a retriable ParleyError otherwise. */
   publish(topic: string, messages: OutMessage[]): Promise<void>;
   subscribe(opts: SubscribeOptions): Promise<Subscription>;
+  /** The partition a message with this key is published to, as a function of the key. */
+  partitioner(topic: string): Promise<(key: string) => number>;
   /** Committed offsets and end offsets per partition (for lag and tests). */
   lag(groupId: string, topic: string): Promise<{ partition: number; committed: bigint; end: bigint }[]>;
   close(): Promise<void>;
