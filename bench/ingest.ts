@@ -121,8 +121,7 @@ async function parley(): Promise<{ secs: number; ackSecs: number; p50: number; p
           body,
         });
         const out = (await res.json()) as { accepted: number };
-        if (res.status !== 202 || out.accepted !== count)
-          throw new Error(`ingest answered ${res.status}`);
+        if (res.status !== 202 || out.accepted !== count) throw new Error(`ingest answered ${res.status}`);
         latencies.push(performance.now() - s);
       }
     };

@@ -73,7 +73,13 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     await eventsReadRoute(app, { store: deps.store, auth: deps.auth });
     // Attribution at the default windows reads the credits the attribution processor stores.
     await reportsRoute(app, { store: deps.store, auth: deps.auth, storedCredits: true });
-    await segmentsRoute(app, { store: deps.store, bus: deps.bus, auth: deps.auth, membershipTopic: topicNames(config).membership, minAudienceSize: config.segments.minAudienceSize });
+    await segmentsRoute(app, {
+      store: deps.store,
+      bus: deps.bus,
+      auth: deps.auth,
+      membershipTopic: topicNames(config).membership,
+      minAudienceSize: config.segments.minAudienceSize,
+    });
     // The decision engine: in memory, fed by the bus, stopped with the app.
     const engine = await createDecisionEngine({
       store: deps.store,
