@@ -371,12 +371,11 @@ async function endToEnd() {
   const ingest = await startRole('ingest', 'ingest-b', prefix);
   await Promise.all([
     startRole('processors', 'processors-1', prefix),
-    // As deployed: exactly one instance runs the segments processor.
-    startRole('processors', 'processors-2', prefix, { PARLEY_SEGMENTS_PROCESSOR: 'off' }),
+    startRole('processors', 'processors-2', prefix),
   ]);
-  // Load starts once every consumer group has settled: sink and attribution on both
-  // processes, segments on one.
-  const groups = { 'parley-sink': 2, 'parley-attribution': 2, 'parley-segments': 1 };
+  // Load starts once every consumer group (sink, attribution, segments) has settled with both
+  // processes in it.
+  const groups = { 'parley-sink': 2, 'parley-attribution': 2, 'parley-segments': 2 };
   await waitFor(
     'the processors in their consumer groups',
     async () => {
