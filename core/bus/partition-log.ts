@@ -17,6 +17,7 @@ import { crc32 } from 'node:zlib';
 const HEAD = 8;
 const FIXED = 8 + 8 + 2 + 4;
 const INDEX_EVERY = 256;
+const INDEX_EVERY_N = BigInt(INDEX_EVERY);
 const READ_CHUNK = 1 << 20;
 export const MAX_RECORD = 8 * 1024 * 1024;
 /** The active segment: appended to, read back on open, and every write durable on return. */
@@ -64,7 +65,13 @@ const name = (base: bigint) => `${base.toString().padStart(20, '0')}.log`;
 export class PartitionLog {
   private segments: Segment[] = [];
   private fh!: FileHandle;
-  private pending: { buf: Buffer; resolve: () => void; reject: (e: unknown) => void; count: number }[] = [];
+  private pending: {
+    buf: Buffer;
+    /** The records as readers will see them once durable (values point into buf). */
+    records: { rec: LogRecord; bytes: number }[];
+    resolve: () => void;
+    reject: (e: unknown) => void;
+  }[] = [];
   private flushing = false;
   private waiters = new Set<() => void>();
   // The most recent records, decoded once and shared by every reader: consumers that keep up
@@ -158,7 +165,7 @@ export class PartitionLog {
       const at = pos - bufStart;
       const body = buf.subarray(at + HEAD, at + HEAD + len);
       if (crc32(body) !== buf.readUInt32LE(at + 4) || body.readBigUInt64LE(0) !== expected) break;
-      if ((expected - seg.base) % BigInt(INDEX_EVERY) === 0n) index.push({ offset: expected, pos });
+      if ((expected - seg.base) % INDEX_EVERY_N === 0n) index.push({ offset: expected, pos });
       expected++;
       pos += HEAD + len;
     }
@@ -184,13 +191,27 @@ export class PartitionLog {
     const sizes = records.map(measure);
     const buf = Buffer.allocUnsafe(sizes.reduce((a, m) => a + HEAD + m.body, 0));
     let pos = 0;
-    records.forEach((r, i) => {
-      pos = encodeAt(buf, pos, this.nextOffset++, timestamp, r, sizes[i]);
+    const topic = this.opts.topic ?? '';
+    const partition = this.opts.partition ?? 0;
+    const recs = records.map((r, i) => {
+      const offset = this.nextOffset++;
+      const m = sizes[i];
+      pos = encodeAt(buf, pos, offset, timestamp, r, m);
+      const rec: LogRecord = {
+        topic,
+        partition,
+        offset,
+        timestamp,
+        key: r.key,
+        headers: r.headers ?? {},
+        value: buf.subarray(pos - m.value, pos),
+      };
+      return { rec, bytes: m.body };
     });
     return new Promise((resolve, reject) => {
       this.pending.push({
         buf,
-        count: records.length,
+        records: recs,
         resolve: () => resolve({ first, last: first + BigInt(records.length) - 1n }),
         reject,
       });
@@ -210,16 +231,13 @@ export class PartitionLog {
         await this.fh.writev(bufs, seg.size); // durable on return (O_DSYNC)
         // Index the new records before making them visible.
         let pos = seg.size;
-        for (const buf of bufs) {
-          for (let p = 0; p < buf.length; ) {
-            const len = buf.readUInt32LE(p);
-            const off = buf.readBigUInt64LE(p + HEAD);
-            if (seg.index && (off - seg.base) % BigInt(INDEX_EVERY) === 0n)
-              seg.index.push({ offset: off, pos });
-            seg.last = off;
-            this.cache(this.decode(buf.subarray(p + HEAD, p + HEAD + len), false), len);
-            pos += HEAD + len;
-            p += HEAD + len;
+        for (const g of group) {
+          for (const { rec, bytes } of g.records) {
+            if (seg.index && (rec.offset - seg.base) % INDEX_EVERY_N === 0n)
+              seg.index.push({ offset: rec.offset, pos });
+            seg.last = rec.offset;
+            this.cache(rec, bytes);
+            pos += HEAD + bytes;
           }
         }
         seg.size = pos;

@@ -27,6 +27,18 @@ describe('normalizeEvent', () => {
     });
   });
 
+  it('writes every accepted time in one form: UTC with milliseconds', () => {
+    const at = (occurred_at: string) => {
+      const r = normalizeEvent({ ...base, occurred_at }, ctx);
+      return r.ok ? r.value.occurred_at : r.error;
+    };
+    expect(at('2026-03-04T09:15:30.123Z')).toBe('2026-03-04T09:15:30.123Z');
+    expect(at('2026-03-04T09:15:30Z')).toBe('2026-03-04T09:15:30.000Z');
+    expect(at('2026-03-04T09:15:30.1Z')).toBe('2026-03-04T09:15:30.100Z');
+    expect(at('2026-03-04T09:15:30.123456Z')).toBe('2026-03-04T09:15:30.123Z');
+    expect(at('2026-03-04T21:15:30.123-02:00')).toBe('2026-03-04T23:15:30.123Z');
+  });
+
   it('reduces raw text to its length and configured keywords', () => {
     const r = normalizeEvent({ ...base, props: { text: 'Need a HAIRCUT and a beard-trim, please 💈' } }, ctx);
     expect(r.ok && r.value.props).toEqual({ text_length: 41, keywords: ['haircut', 'beard trim'] });

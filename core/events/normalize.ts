@@ -23,6 +23,8 @@ export type NormalizeContext = {
 export type Result<T> = { ok: true; value: T } | { ok: false; error: string };
 
 const EARLIEST = Date.UTC(2000, 0, 1);
+/** What toISOString writes; a valid time in exactly this form is its own canonical form. */
+const CANONICAL_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 const TYPES = new Set<string>(EVENT_TYPES);
 const CHANNEL_SET = new Set<string>(CHANNELS);
 const BASE_KEYS = new Set([
@@ -117,7 +119,8 @@ function finish(
     value: {
       event_id: e.event_id,
       type: e.type,
-      occurred_at: new Date(ms).toISOString(),
+      // Already in canonical form (UTC, milliseconds) most of the time: then kept as it is.
+      occurred_at: CANONICAL_TIME.test(e.occurred_at) ? e.occurred_at : new Date(ms).toISOString(),
       business_id: e.business_id,
       user_id: e.user_id,
       thread_id: e.thread_id ?? `t_${e.business_id}_${e.user_id}`,

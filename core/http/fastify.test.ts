@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { createLogger } from '../log.ts';
 import { createMetrics } from '../metrics.ts';
 import { createAuth } from './auth.ts';
-import { createHttp, requireRole } from './fastify.ts';
+import { createHttp, decodeBody, requireRole } from './fastify.ts';
 
 describe('createHttp', () => {
   it('counts every answer in the duration histogram by route, method and status', async () => {
@@ -40,5 +40,19 @@ describe('createHttp', () => {
       });
       await expect(auth.authenticate('Bearer pk_a')).resolves.toMatchObject({ role: 'analyst' });
     }
+  });
+});
+
+describe('decodeBody', () => {
+  it('reads UTF-8 text, drops a byte order mark, and refuses invalid UTF-8', () => {
+    expect(decodeBody(Buffer.from('[{"a":"é"}]'))).toBe('[{"a":"é"}]');
+    expect(decodeBody(Buffer.from([0xef, 0xbb, 0xbf, 0x5b, 0x5d]))).toBe('[]');
+    expect(decodeBody(Buffer.alloc(0))).toBe('');
+    expect(() => decodeBody(Buffer.from([0x5b, 0xff, 0x5d]))).toThrow(
+      expect.objectContaining({ code: 'PARLEY_ERR_INVALID_UTF8' }),
+    );
+    expect(() => decodeBody(Buffer.from([0xc3]))).toThrow(
+      expect.objectContaining({ code: 'PARLEY_ERR_INVALID_UTF8' }),
+    );
   });
 });

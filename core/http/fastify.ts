@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, {
@@ -38,15 +39,12 @@ export const errorBody = z
   .object({ error: z.string(), message: z.string(), details: z.unknown().optional() })
   .meta({ id: 'Error', description: 'Every error answer has this shape' });
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
 /** Decodes a body strictly: invalid UTF-8 is the caller's mistake, not something to guess at. */
 export function decodeBody(body: Buffer): string {
-  try {
-    return utf8.decode(body);
-  } catch {
-    throw new ParleyError('PARLEY_ERR_INVALID_UTF8');
-  }
+  if (!isUtf8(body)) throw new ParleyError('PARLEY_ERR_INVALID_UTF8');
+  // A byte order mark is not part of the text.
+  const bom = body.length >= 3 && body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf;
+  return body.toString('utf8', bom ? 3 : 0);
 }
 
 export function parseJson(text: string): unknown {
