@@ -314,8 +314,21 @@ export function createSegmentsProcessor(opts: SegmentsProcessorOptions): Segment
     },
     // Not serialised with other batches: the evaluator's work for a batch is synchronous, and
     // publishing is one ordered queue, so batches of several partitions share each publish.
-    async handle(batch) {
-      if (reassigning) await reassigning;
+    async handle(batch, ctx) {
+      // Waiting for a new assignment to be taken up (it may wait for the sink) keeps the
+      // membership in the group alive.
+      while (reassigning) {
+        const current = reassigning;
+        const done = await Promise.race([
+          current.then(() => true),
+          new Promise<false>((r) => setTimeout(r, 1000, false)),
+        ]);
+        if (done) {
+          if (reassigning === current) reassigning = undefined;
+          break;
+        }
+        await ctx.heartbeat();
+      }
       const t = now();
       const changes: Change[] = evaluator.advance(t);
       // With no segment loaded no event can change anything: none is parsed.
