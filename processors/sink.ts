@@ -39,6 +39,8 @@ export function toRow(e: CanonicalEvent): EventRow {
 }
 
 const NL = Buffer.from('\n');
+/** How long the first batch of an insert waits for other partitions' batches to join it. */
+const GATHER_MS = 5;
 const RAW_SETTINGS = {
   input_format_json_read_objects_as_strings: 1,
   input_format_skip_unknown_fields: 1,
@@ -88,6 +90,49 @@ export function createSink(deps: {
     }
   }
 
+  // Batches of several partitions share one insert: ClickHouse spends much less per row on one
+  // insert of 10,000 rows than on four of 2,500 (each insert makes a part, and parts are merged).
+  // A batch that arrives while an insert is running joins the next one; the first waits briefly
+  // for the others. Each batch still resolves only once its own rows are stored.
+  type Waiting = { messages: InMessage[]; resolve: (rows: number) => void; reject: (err: unknown) => void };
+  let queue: Waiting[] = [];
+  let draining = false;
+
+  async function drain() {
+    draining = true;
+    try {
+      await new Promise((r) => setTimeout(r, GATHER_MS));
+      while (queue.length > 0) {
+        const group = queue;
+        queue = [];
+        try {
+          await insertRaw(group.length === 1 ? group[0].messages : group.flatMap((g) => g.messages));
+          for (const g of group) g.resolve(g.messages.length);
+        } catch (err) {
+          if (!isClickHouseError(err)) {
+            for (const g of group) g.reject(err); // an outage: every batch comes again
+            continue;
+          }
+          // A data error (not an outage): find and drop the bad messages, keep the rest.
+          log.warn(
+            { err: err.message, code: err.code },
+            'ClickHouse refused a batch; isolating the bad messages',
+          );
+          for (const g of group) await insertIsolating(g.messages).then(g.resolve, g.reject);
+        }
+      }
+    } finally {
+      draining = false;
+    }
+  }
+
+  function store(messages: InMessage[]): Promise<number> {
+    return new Promise((resolve, reject) => {
+      queue.push({ messages, resolve, reject });
+      if (!draining) void drain();
+    });
+  }
+
   return {
     name: 'sink',
     groupId: deps.groupId ?? 'parley-sink',
@@ -95,18 +140,7 @@ export function createSink(deps: {
     maxBatchSize: deps.batchSize,
     maxWaitMs: deps.batchWaitMs,
     async handle(batch) {
-      let rows = batch.messages.length;
-      try {
-        await insertRaw(batch.messages);
-      } catch (err) {
-        // A data error (not an outage): find and drop the bad messages, keep the rest.
-        if (!isClickHouseError(err)) throw err;
-        log.warn(
-          { err: err.message, code: err.code },
-          'ClickHouse refused a batch; isolating the bad messages',
-        );
-        rows = await insertIsolating(batch.messages);
-      }
+      const rows = await store(batch.messages);
       deps.metrics.sinkRows.inc(rows);
       deps.metrics.processed.labels('sink').inc(batch.messages.length);
     },

@@ -245,11 +245,20 @@ describe('sink', () => {
       thread_id: 't',
       props: {},
     };
+    // Other users' events land on other partitions, whose batches share the sink's insert with
+    // the poisoned one: they are stored too.
+    const others = Array.from({ length: 8 }, (_, i) => ({
+      ...good,
+      event_id: `beside-poison-${i}`,
+      user_id: `u_other_${i}`,
+    }));
     await t.bus.publish(topicNames(t.config).events, [
       { key: 'u', value: '{"event_id": "poison", "occurred_at": "not a time"' },
       { key: 'u', value: JSON.stringify(good) },
+      ...others.map((e) => ({ key: e.user_id, value: JSON.stringify(e) })),
     ]);
     await waitStored(1, "event_id = 'after-poison'");
+    await waitStored(8, "startsWith(event_id, 'beside-poison-')");
     expect(await storedCount("event_id = 'poison'")).toBe(0);
   });
 });
