@@ -18,6 +18,8 @@ const HEAD = 8;
 const FIXED = 8 + 8 + 2 + 4;
 const INDEX_EVERY = 256;
 const INDEX_EVERY_N = BigInt(INDEX_EVERY);
+/** Shared by every record without headers (records are read-only). */
+const NO_HEADERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
 const READ_CHUNK = 1 << 20;
 export const MAX_RECORD = 8 * 1024 * 1024;
 /** The active segment: appended to, read back on open, and every write durable on return. */
@@ -179,8 +181,8 @@ export class PartitionLog {
     return seg.reader;
   }
 
-  private decode(body: Buffer, copy = true): LogRecord {
-    return decode(this.opts.topic ?? '', this.opts.partition ?? 0, body, copy);
+  private decode(body: Buffer): LogRecord {
+    return decode(this.opts.topic ?? '', this.opts.partition ?? 0, body);
   }
 
   append(records: AppendInput[], timestamp = Date.now()): Promise<{ first: bigint; last: bigint }> {
@@ -203,7 +205,7 @@ export class PartitionLog {
         offset,
         timestamp,
         key: r.key,
-        headers: r.headers ?? {},
+        headers: r.headers ?? NO_HEADERS,
         value: buf.subarray(pos - m.value, pos),
       };
       return { rec, bytes: m.body };
@@ -414,15 +416,15 @@ function encodeAt(
   return p;
 }
 
-/** Decodes a record body; `copy` detaches the value from a large read buffer. */
-function decode(topic: string, partition: number, body: Buffer, copy = true): LogRecord {
+/** Decodes a record body read from disk; the value is copied out of the large read buffer. */
+function decode(topic: string, partition: number, body: Buffer): LogRecord {
   const offset = body.readBigUInt64LE(0);
   const timestamp = body.readDoubleLE(8);
   const kl = body.readUInt16LE(16);
   const key = body.toString('utf8', 18, 18 + kl);
   const hl = body.readUInt32LE(18 + kl);
   const hs = 22 + kl;
-  const headers = hl > 0 ? JSON.parse(body.toString('utf8', hs, hs + hl)) : {};
-  const value = copy ? Buffer.from(body.subarray(hs + hl)) : body.subarray(hs + hl);
+  const headers = hl > 0 ? JSON.parse(body.toString('utf8', hs, hs + hl)) : NO_HEADERS;
+  const value = Buffer.from(body.subarray(hs + hl));
   return { topic, partition, offset, timestamp, key, headers, value };
 }
