@@ -8,7 +8,6 @@
 // process of its own before Parley starts, so the two never share the CPU (the embedded engine
 // keeps merging in the background for a while after an insert).
 
-import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -23,6 +22,7 @@ import { toRow } from '../processors/sink.ts';
 import { generateTraffic } from '../bin/sim/traffic.ts';
 import { freePort, metric, spawnIn, waitFor, waitHealthy } from '../test/helpers/process.ts';
 import { newKey } from '../test/helpers/app.ts';
+import { cpuSeconds } from './cpu.ts';
 import { printTable } from './table.ts';
 
 const { values } = parseArgs({
@@ -120,16 +120,6 @@ function post(port: number, key: string, body: Buffer): Promise<{ status: number
     req.on('error', reject);
     req.end(body);
   });
-}
-
-/** CPU time (user + system, all threads) a process has used, from /proc; NaN elsewhere. */
-function cpuSeconds(pid: number | undefined): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100; // clock ticks (USER_HZ = 100)
-  } catch {
-    return Number.NaN;
-  }
 }
 
 async function parley(): Promise<{ secs: number; cpu: number; ackSecs: number; p50: number; p99: number }> {

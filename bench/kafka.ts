@@ -30,6 +30,7 @@ import { parseConfig } from '../core/config.ts';
 import { normalizeEvent } from '../core/events/normalize.ts';
 import { type ParleyProcess, spawnParley, waitFor } from '../test/helpers/parley-process.ts';
 import { ROOT } from '../test/helpers/process.ts';
+import { cpuSeconds } from './cpu.ts';
 import { printTable } from './table.ts';
 
 const { values } = parseArgs({
@@ -442,6 +443,16 @@ async function endToEnd() {
   // The load: batch k is due at t0 + k·BATCH/RATE; it is sent then whatever is in flight
   // (open loop), with at most 64 requests in flight as a safety bound.
   const interval = (1000 * BATCH) / RATE;
+  // CPU each process uses during the load: with every role on one machine, where the cores go.
+  const cpuAt = () =>
+    new Map([
+      ...procs.map((p) => [p.name, cpuSeconds(p.child.pid)] as const),
+      [
+        'load generator and poller (this process)',
+        process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6,
+      ],
+    ]);
+  const cpu0 = cpuAt();
   let inFlight = 0;
   let maxInFlight = 0;
   let lateMs = 0;
@@ -479,6 +490,7 @@ async function endToEnd() {
   if (failure) throw failure;
   if (pending.size > 0) throw new Error(`${pending.size} batches were not queryable within 120 s`);
   const tDone = Math.max(...state.map((s) => s.doneAt as number));
+  const cpu1 = cpuAt();
 
   // Everything acknowledged is stored exactly once.
   const rs = await (ch as ClickHouseClient).query({
@@ -514,6 +526,12 @@ async function endToEnd() {
       ['503s answered (retried after backoff)', retried.e2e],
       ['sends behind schedule, max (s)', ms(lateMs)],
       ['poller: polls, mean query (ms)', `${polls}, ${(pollMs / Math.max(1, polls)).toFixed(1)}`],
+      ...[...cpu1]
+        .filter(([, c]) => Number.isFinite(c))
+        .map(([name, c]) => [
+          `CPU during the load, ${name} (cores)`,
+          ((c - (cpu0.get(name) ?? Number.NaN)) / secs(tDone)).toFixed(2),
+        ]),
     ],
   );
   console.log(
