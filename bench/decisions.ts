@@ -5,6 +5,7 @@
 // answer, as in production.
 //
 //   node bench/run.js decisions [--seconds 10] [--connections 10] [--users 1000000] [--brokers host:port]
+//                               [--profile DIR]
 //
 // The servers run in a child process so the load generator (autocannon, on 127.0.0.1) does not
 // share their event loop; the child reports its resident memory after loading the index.
@@ -40,6 +41,8 @@ const { values } = parseArgs({
     users: { type: 'string', default: '1000000' },
     brokers: { type: 'string' },
     serve: { type: 'boolean', default: false },
+    // Writes a V8 CPU profile of the serving process into this directory.
+    profile: { type: 'string' },
   },
 });
 const USERS = Number(values.users);
@@ -219,7 +222,8 @@ async function load(url: string, body: () => string, headers: Record<string, str
 async function main() {
   const serveArgs = ['bench/run.js', 'decisions', '--serve', '--users', String(USERS)];
   if (values.brokers) serveArgs.push('--brokers', values.brokers);
-  const child = spawn(process.execPath, serveArgs, {
+  const profile = values.profile ? ['--cpu-prof', '--cpu-prof-dir', values.profile] : [];
+  const child = spawn(process.execPath, [...profile, ...serveArgs], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const next = lines(child);

@@ -41,7 +41,7 @@ export async function publishEvents(
       events.length > 0
         ? bus.publish(
             topics.events,
-            events.map((e) => ({ key: e.user_id, value: JSON.stringify(e) })),
+            events.map((e) => ({ key: e.user_id, value: JSON.stringify(e), decoded: e })),
           )
         : null,
       dead.length > 0

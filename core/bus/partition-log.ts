@@ -34,11 +34,14 @@ export type LogRecord = {
   key: string;
   headers: Record<string, string>;
   value: Buffer;
+  /** What the publisher decoded the value from, kept for in-process readers; undefined once read from disk. */
+  decoded: unknown;
 };
 export type AppendInput = {
   key: string;
   value: Buffer | string;
   headers?: Record<string, string>;
+  decoded?: unknown;
 };
 
 type Segment = {
@@ -207,6 +210,7 @@ export class PartitionLog {
         key: r.key,
         headers: r.headers ?? NO_HEADERS,
         value: buf.subarray(pos - m.value, pos),
+        decoded: r.decoded,
       };
       return { rec, bytes: m.body };
     });
@@ -426,5 +430,5 @@ function decode(topic: string, partition: number, body: Buffer): LogRecord {
   const hs = 22 + kl;
   const headers = hl > 0 ? JSON.parse(body.toString('utf8', hs, hs + hl)) : NO_HEADERS;
   const value = Buffer.from(body.subarray(hs + hl));
-  return { topic, partition, offset, timestamp, key, headers, value };
+  return { topic, partition, offset, timestamp, key, headers, value, decoded: undefined };
 }

@@ -1,6 +1,16 @@
 // The bus: what every role sees, whether it runs on the embedded log or on Kafka.
 
-export type OutMessage = { key: string; value: Buffer | string; headers?: Record<string, string> };
+export type OutMessage = {
+  key: string;
+  value: Buffer | string;
+  headers?: Record<string, string>;
+  /**
+   * The value as the publisher already holds it decoded (equal to `JSON.parse(value)`). The
+   * embedded bus hands it to consumers in the same process so they need not parse the value again;
+   * Kafka ignores it. Consumers share it and must not change it.
+   */
+  decoded?: unknown;
+};
 
 /** Read-only: the embedded bus hands the same message objects to every consumer group. */
 export type InMessage = {
@@ -12,6 +22,8 @@ export type InMessage = {
   /** Milliseconds since the epoch when the bus accepted the message. */
   timestamp: number;
   headers: Record<string, string>;
+  /** The publisher's decoded value, when it was published in this process (see OutMessage). */
+  decoded?: unknown;
 };
 
 export type Batch = { topic: string; partition: number; messages: InMessage[] };

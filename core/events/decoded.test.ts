@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import type { InMessage } from '../bus/types.ts';
+import { createLocalBus } from '../bus/local.ts';
+import { createLogger } from '../log.ts';
 import { eventOf, typeOf } from './decoded.ts';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const msg = (value: string): InMessage => ({
   topic: 't',
@@ -32,5 +37,46 @@ describe('decoded events', () => {
     expect(() => eventOf(m)).toThrow(SyntaxError);
     expect(typeOf(m)).toBeUndefined();
     expect(typeOf(msg('42'))).toBeUndefined();
+  });
+
+  it('hands consumers in the publishing process the publisher\'s object; a reopened log parses', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'parley-decoded-'));
+    try {
+      const logger = createLogger({ level: 'silent' });
+      const event = { event_id: 'e4', type: 'optout', user_id: 'u4', props: {} };
+      const read = async () => {
+        const bus = await createLocalBus({ dir, logger });
+        await bus.ensureTopics([{ name: 'ev', partitions: 1 }]);
+        return bus;
+      };
+      const consume = async (bus: Awaited<ReturnType<typeof read>>) => {
+        const got: InMessage[] = [];
+        const sub = await bus.subscribe({
+          groupId: `g${Math.random()}`,
+          topics: ['ev'],
+          handler: async (b) => {
+            got.push(...b.messages);
+          },
+        });
+        await sub.ready;
+        while (got.length === 0) await new Promise((r) => setTimeout(r, 5));
+        await sub.stop();
+        return got[0];
+      };
+      const bus = await read();
+      await bus.publish('ev', [{ key: 'u4', value: JSON.stringify(event), decoded: event }]);
+      const live = await consume(bus);
+      expect(eventOf(live)).toBe(event);
+      expect(typeOf(live)).toBe('optout');
+      await bus.close();
+      const reopened = await read();
+      const again = await consume(reopened);
+      await reopened.close();
+      expect(again.decoded).toBeUndefined();
+      expect(eventOf(again)).toEqual(event);
+      expect(eventOf(again)).not.toBe(event);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -4,7 +4,8 @@ import type { CanonicalEvent } from './schema.ts';
 
 // Every consumer group of a process gets the same message objects from the embedded log, so an
 // event read by the segments processor, the attribution processor and the decision engine is
-// parsed once, not once per consumer. The parsed event is shared: readers must not change it.
+// parsed once, not once per consumer; an event published in this process is not parsed at all (the
+// publisher's object travels with it). The parsed event is shared: readers must not change it.
 
 const TYPE = Symbol('parley.eventType');
 const EVENT = Symbol('parley.event');
@@ -16,7 +17,8 @@ export function typeOf(m: InMessage): string | undefined {
   const memo = m as Memo;
   let t = memo[TYPE];
   if (t === undefined) {
-    t = peekType(m.value) ?? null;
+    const d = m.decoded as CanonicalEvent | undefined;
+    t = d !== undefined ? (typeof d?.type === 'string' ? d.type : null) : (peekType(m.value) ?? null);
     if (t === null) {
       try {
         const e = eventOf(m);
@@ -35,11 +37,13 @@ export function eventOf(m: InMessage): CanonicalEvent {
   const memo = m as Memo;
   let e = memo[EVENT];
   if (e === undefined) {
-    try {
-      e = JSON.parse(m.value.toString('utf8')) as CanonicalEvent;
-    } catch (err) {
-      e = err as Error;
-    }
+    if (m.decoded !== undefined) e = m.decoded as CanonicalEvent;
+    else
+      try {
+        e = JSON.parse(m.value.toString('utf8')) as CanonicalEvent;
+      } catch (err) {
+        e = err as Error;
+      }
     memo[EVENT] = e;
   }
   if (e instanceof Error) throw e;

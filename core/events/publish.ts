@@ -11,7 +11,7 @@ export async function publishCanonical(bus: Bus, topic: string, events: Canonica
   try {
     await bus.publish(
       topic,
-      events.map((e) => ({ key: e.user_id, value: JSON.stringify(e) })),
+      events.map((e) => ({ key: e.user_id, value: JSON.stringify(e), decoded: e })),
     );
   } catch (err) {
     if (isParleyError(err) && err.code === 'PARLEY_ERR_BUS_UNAVAILABLE') throw err;
