@@ -4,6 +4,7 @@ import { CONVERSION_TYPES, type CanonicalEvent } from '../core/events/schema.ts'
 import type { Logger } from '../core/log.ts';
 import type { Metrics } from '../core/metrics.ts';
 import { DEFAULT_WINDOWS } from '../core/reports/attribution.ts';
+import { ALL_MODELS } from '../core/reports/credits.ts';
 import { MODELS, type Touch, splitConversion, touchpointsFor } from '../core/reports/models.ts';
 import type { Store } from '../core/store/client.ts';
 import type { Processor } from './types.ts';
@@ -14,7 +15,8 @@ import type { Processor } from './types.ts';
 // stored conversions a new touchpoint falls before — from all stored touchpoints of that user in
 // that business. Credits are written with version = the number of touchpoints considered, which
 // only grows, so a re-credit replaces the old split under FINAL and a replay rewrites the same
-// rows. Offsets are committed only after both inserts.
+// rows. A conversion with no touchpoint to consider gets one row for every model (ALL_MODELS)
+// instead of one per model. Offsets are committed only after both inserts.
 
 const TOUCH_TYPES = new Set(['sponsored.served', 'sponsored.clicked']);
 const CONVERSIONS = new Set<string>(CONVERSION_TYPES);
@@ -95,6 +97,26 @@ WHERE user_id IN {users:Array(String)} AND business_id IN {businesses:Array(Stri
           click: k.type === 'sponsored.clicked',
         }));
       const { chosen, considered } = touchpointsFor(c.t, touches, DEFAULT_WINDOWS);
+      const row = (model: string, campaign_id: string, weight: number) =>
+        rows.push({
+          model,
+          conversion_id: c.event_id,
+          campaign_id,
+          conversion_type: c.type,
+          occurred_at: new Date(c.t).toISOString(),
+          business_id: c.business_id,
+          user_id: c.user_id,
+          weight,
+          value: weight * c.value,
+          version: considered.length,
+        });
+      // With no touchpoint to consider, every model leaves the whole conversion unattributed: one
+      // row under ALL_MODELS says so for all of them. Once touchpoints count, that row is zeroed.
+      if (considered.length === 0) {
+        row(ALL_MODELS, '', 1);
+        continue;
+      }
+      row(ALL_MODELS, '', 0);
       for (const model of MODELS) {
         // Every campaign that could have held a share before gets a row, 0 if it holds none now.
         const shares = new Map<string, number>([
@@ -103,20 +125,7 @@ WHERE user_id IN {users:Array(String)} AND business_id IN {businesses:Array(Stri
         ]);
         for (const [campaign, w] of splitConversion(model, c.t, chosen, DEFAULT_WINDOWS.half_life_seconds))
           shares.set(campaign, (shares.get(campaign) ?? 0) + w);
-        for (const [campaign_id, weight] of shares) {
-          rows.push({
-            model,
-            conversion_id: c.event_id,
-            campaign_id,
-            conversion_type: c.type,
-            occurred_at: new Date(c.t).toISOString(),
-            business_id: c.business_id,
-            user_id: c.user_id,
-            weight,
-            value: weight * c.value,
-            version: considered.length,
-          });
-        }
+        for (const [campaign_id, weight] of shares) row(model, campaign_id, weight);
       }
     }
     return { rows, conversions: affected.size };

@@ -15,6 +15,7 @@ export async function runProcessors(bus: Bus, processors: Processor[], logger: L
         topics: p.topics,
         maxBatchSize: p.maxBatchSize,
         maxWaitMs: p.maxWaitMs,
+        maxIdleMs: p.maxIdleMs,
         onAssign: p.onAssign,
         handler: async (batch, ctx) => {
           try {

@@ -39,6 +39,8 @@ export function toRow(e: CanonicalEvent): EventRow {
 }
 
 const NL = Buffer.from('\n');
+/** A batch still filling is stored once nothing new has reached its partition for this long. */
+const IDLE_MS = 50;
 /** How long the first batch of an insert waits for other partitions' batches to join it. */
 const GATHER_MS = 5;
 const RAW_SETTINGS = {
@@ -139,6 +141,8 @@ export function createSink(deps: {
     topics: [deps.topic],
     maxBatchSize: deps.batchSize,
     maxWaitMs: deps.batchWaitMs,
+    // The end of a burst is stored without waiting out the whole batch wait.
+    maxIdleMs: IDLE_MS,
     async handle(batch) {
       const rows = await store(batch.messages);
       deps.metrics.sinkRows.inc(rows);

@@ -7,6 +7,7 @@ export type Processor = {
   topics: string[];
   maxBatchSize?: number;
   maxWaitMs?: number;
+  maxIdleMs?: number;
   handle: BatchHandler;
   /** Told the partitions this member holds, at start and after every rebalance. */
   onAssign?: (assigned: Assignment) => void;

@@ -115,9 +115,9 @@ export const FEED_TYPES = new Set([
 
 /** Applies one event from the events topic to the state. */
 export function applyEvent(state: DecisionState, e: CanonicalEvent) {
+  if (CONVERSING.has(e.type)) return state.noteConversation(e.business_id, e.user_id);
   const atMs = Date.parse(e.occurred_at);
   const p = e.props ?? {};
-  if (CONVERSING.has(e.type)) state.noteConversation(e.business_id, e.user_id);
   switch (e.type) {
     case 'optout':
     case 'optin':

@@ -113,6 +113,32 @@ describe('local bus', () => {
     await bus.close();
   });
 
+  it('hands over a batch once nothing new arrives for maxIdleMs, long before maxWaitMs', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'parley-bus-'));
+    const bus = await createLocalBus({ dir, logger });
+    await bus.ensureTopics([{ name: 't' }]);
+    const sizes: number[] = [];
+    const sub = await bus.subscribe({
+      groupId: 'g',
+      topics: ['t'],
+      maxBatchSize: 1000,
+      maxWaitMs: 5000,
+      maxIdleMs: 100,
+      handler: async (b) => void sizes.push(b.messages.length),
+    });
+    const t0 = Date.now();
+    // Arrivals closer together than maxIdleMs keep filling the same batch.
+    for (let i = 0; i < 5; i++) {
+      await bus.publish('t', [{ key: 'k', value: 'x' }]);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await until(() => sizes.reduce((a, b) => a + b, 0) === 5);
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(sizes.length).toBeLessThanOrEqual(2);
+    await sub.stop();
+    await bus.close();
+  });
+
   it('refuses a second member of the same group in one process', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'parley-bus-'));
     const bus = await createLocalBus({ dir, logger });

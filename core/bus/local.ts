@@ -166,12 +166,15 @@ export async function createLocalBus(opts: LocalBusOptions): Promise<Bus> {
                 }
                 if (recs.length < maxBatch && o.maxWaitMs) {
                   const deadline = Date.now() + o.maxWaitMs;
+                  const idle = o.maxIdleMs ?? o.maxWaitMs;
                   while (
                     plog.endOffset - next < BigInt(maxBatch) &&
                     Date.now() < deadline &&
                     !abort.signal.aborted
                   ) {
-                    await plog.waitForData(deadline - Date.now(), abort.signal);
+                    const end = plog.endOffset;
+                    await plog.waitForData(Math.min(deadline - Date.now(), idle), abort.signal);
+                    if (plog.endOffset === end) break; // nothing arrived for `idle` ms (or the wait ended)
                   }
                   recs = await plog.read(next, maxBatch);
                 }

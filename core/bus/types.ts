@@ -54,6 +54,12 @@ export type SubscribeOptions = {
   /** How long to wait for more messages to fill a batch once one has arrived. */
   maxWaitMs?: number;
   /**
+   * Within maxWaitMs, stop waiting once nothing new has arrived for this long, so the end of a
+   * burst is handed over at once instead of after the whole wait. The embedded log honours it;
+   * a Kafka fetch has no such setting and waits maxWaitMs (or until enough bytes arrive).
+   */
+  maxIdleMs?: number;
+  /**
    * Told the partitions this member holds each time they are assigned (at start and after every
    * rebalance), before batches of the new assignment are handed to the handler.
    */

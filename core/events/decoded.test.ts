@@ -39,7 +39,7 @@ describe('decoded events', () => {
     expect(typeOf(msg('42'))).toBeUndefined();
   });
 
-  it('hands consumers in the publishing process the publisher\'s object; a reopened log parses', async () => {
+  it("hands consumers in the publishing process the publisher's object; a reopened log parses", async () => {
     const dir = await mkdtemp(join(tmpdir(), 'parley-decoded-'));
     try {
       const logger = createLogger({ level: 'silent' });

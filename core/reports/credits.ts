@@ -5,16 +5,20 @@ import { CONVERSION_TYPES } from '../events/schema.ts';
 // POST /v1/reports/attribution at the default windows, from the credits the attribution
 // processor stored: the same rows as the SQL path (campaign_id '' = unattributed).
 
+/** The model of a credit row that holds for every model (a conversion left unattributed). */
+export const ALL_MODELS = '*';
+
 export function buildStoredAttributionQuery(db: string, r: AttributionRequest, businesses?: string[]) {
   if (!(r.from < r.to)) throw new ParleyError('PARLEY_ERR_VALIDATION', 'from must be before to');
   const params: Record<string, unknown> = {
     model: r.model,
+    all_models: ALL_MODELS,
     from: r.from,
     to: r.to,
     conv_types: r.conversion_types ?? CONVERSION_TYPES,
   };
   const where = [
-    'model = {model:String}',
+    'model IN ({model:String}, {all_models:String})',
     'occurred_at >= fromUnixTimestamp64Milli({from:Int64})',
     'occurred_at < fromUnixTimestamp64Milli({to:Int64})',
     'conversion_type IN {conv_types:Array(String)}',
