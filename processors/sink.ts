@@ -1,4 +1,3 @@
-import { Readable } from 'node:stream';
 import type { InMessage } from '../core/bus/types.ts';
 import type { CanonicalEvent } from '../core/events/schema.ts';
 import type { Logger } from '../core/log.ts';
@@ -64,12 +63,7 @@ export function createSink(deps: {
   async function insertRaw(messages: InMessage[]) {
     const parts: Buffer[] = [];
     for (const m of messages) parts.push(m.value, NL);
-    const res = await deps.store.client.exec({
-      query: `INSERT INTO ${table} FORMAT JSONEachRow`,
-      values: Readable.from([Buffer.concat(parts)]),
-      clickhouse_settings: RAW_SETTINGS,
-    });
-    res.stream.resume();
+    await deps.store.insertJsonLines(table, Buffer.concat(parts), RAW_SETTINGS);
   }
 
   // Halves the batch until the messages ClickHouse refuses are isolated; returns rows stored.

@@ -1,5 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { Readable } from 'node:stream';
 import { type ClickHouseClient, createClient } from '@clickhouse/client';
 import type { Config } from '../config.ts';
 
@@ -10,8 +11,15 @@ export type Store = {
   database: string;
   cluster?: string;
   kind: 'embedded' | 'server';
+  /**
+   * Inserts JSON lines (JSONEachRow) given as bytes. The embedded engine takes the buffer as it
+   * is, without copying it into a string; a server gets it as the body of one INSERT.
+   */
+  insertJsonLines(table: string, data: Buffer, settings: InsertSettings): Promise<void>;
   close(): Promise<void>;
 };
+
+type InsertSettings = Record<string, string | number | boolean>;
 
 /**
  * One client for either store: the embedded engine under <dataDir>/clickhouse when no server URL
@@ -38,18 +46,57 @@ export async function createStore(config: Pick<Config, 'clickhouse' | 'dataDir'>
       clickhouse_settings: settings,
       request_timeout: 60_000,
     });
-    return { client, database: db, cluster, kind: 'server', close: () => client.close() };
+    const server = client;
+    return {
+      client,
+      database: db,
+      cluster,
+      kind: 'server',
+      async insertJsonLines(table, data, insertSettings) {
+        const res = await server.exec({
+          query: `INSERT INTO ${table} FORMAT JSONEachRow`,
+          values: Readable.from([data]),
+          clickhouse_settings: insertSettings,
+        });
+        res.stream.resume();
+      },
+      close: () => client.close(),
+    };
   }
   const path = resolve(join(config.dataDir, 'clickhouse'));
   await mkdir(path, { recursive: true });
   const { createChdbConnection } = await import('chdb/connection');
+  const connection = createChdbConnection({ path });
   client = createClient({
     // biome-ignore lint/suspicious/noExplicitAny: the connection hook is typed loosely upstream
-    connection: createChdbConnection({ path }) as any,
+    connection: connection as any,
     database,
     clickhouse_settings: settings,
   });
-  return { client, database, cluster, kind: 'embedded', close: () => client.close() };
+  return {
+    client,
+    database,
+    cluster,
+    kind: 'embedded',
+    async insertJsonLines(table, data, insertSettings) {
+      // The engine's own parser reads the bytes in place (the client would make a string of them).
+      try {
+        await connection.chdb.rawInsert({
+          table,
+          values: data,
+          format: 'JSONEachRow',
+          settings: insertSettings,
+        });
+      } catch (err) {
+        // Refused data carries ClickHouse's code: given the shape isClickHouseError knows.
+        const code = (err as { clickhouseCode?: unknown }).clickhouseCode;
+        if (typeof code === 'number')
+          throw Object.assign(new Error((err as Error).message, { cause: err }), { code: String(code) });
+        throw err;
+      }
+    },
+    close: () => client.close(),
+  };
 }
 
 /**
