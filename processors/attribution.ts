@@ -23,6 +23,8 @@ const CONVERSIONS = new Set<string>(CONVERSION_TYPES);
 const LOOKBACK_MS =
   Math.max(DEFAULT_WINDOWS.click_window_seconds, DEFAULT_WINDOWS.view_window_seconds) * 1000;
 
+const INSERT_SETTINGS = { date_time_input_format: 'best_effort' } as const;
+
 type Kept = {
   event_id: string;
   type: string;
@@ -45,6 +47,12 @@ export function createAttributionProcessor(deps: {
   const log = deps.logger.child({ component: 'attribution' });
   const db = deps.store.database;
   const client = deps.store.client;
+
+  function insert(table: string, rows: object[]) {
+    let text = '';
+    for (const r of rows) text += `${JSON.stringify(r)}\n`;
+    return deps.store.insertJsonLines(`${db}.${table}`, Buffer.from(text), INSERT_SETTINGS);
+  }
 
   async function load(kept: Kept[]): Promise<Kept[]> {
     // Users and businesses of the batch: a superset of its (user, business) pairs, which are
@@ -148,14 +156,12 @@ WHERE user_id IN {users:Array(String)} AND business_id IN {businesses:Array(Stri
       deps.metrics.processed.labels('attribution').inc(batch.messages.length);
       if (!kept.size) return;
       const batchRows = [...kept.values()];
-      await client.insert({
-        table: `${db}.attribution_touches`,
-        values: batchRows.map((k) => ({ ...k, occurred_at: new Date(k.t).toISOString(), t: undefined })),
-        format: 'JSONEachRow',
-      });
+      await insert(
+        'attribution_touches',
+        batchRows.map((k) => ({ ...k, occurred_at: new Date(k.t).toISOString(), t: undefined })),
+      );
       const { rows, conversions } = creditRows(await load(batchRows), batchRows);
-      if (rows.length)
-        await client.insert({ table: `${db}.attribution_credits`, values: rows, format: 'JSONEachRow' });
+      if (rows.length) await insert('attribution_credits', rows);
       log.debug({ events: batchRows.length, conversions }, 'credited conversions');
     },
   };
