@@ -4,11 +4,11 @@
 //
 //   node bench/run.js ingest [--events 300000] [--concurrency 4] [--batch 1000] [--profile DIR]
 //
-// Parley runs as its own process (`parley start`, as a user runs it); the baseline runs in a
+// Parley runs as its own process (`npm start`'s command, as a user runs it); the baseline runs in a
 // process of its own before Parley starts, so the two never share the CPU (the embedded engine
 // keeps merging in the background for a while after an insert).
 
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -128,7 +128,10 @@ async function parley(): Promise<{ secs: number; cpu: number; ackSecs: number; p
   const url = `http://127.0.0.1:${port}`;
   const key = newKey('ingest');
   const profile = values.profile ? ['--cpu-prof', '--cpu-prof-dir', values.profile] : [];
-  const proc = spawnIn('node', [...profile, 'bin/parley.js', 'start'], {
+  // The README's run command (`npm start`) without npm in between, node's flags included.
+  const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8'));
+  const [node, ...args] = (pkg.scripts.start as string).split(' ');
+  const proc = spawnIn(node, [...profile, ...args], {
     PARLEY_DATA_DIR: dir,
     PARLEY_PORT: String(port),
     PARLEY_API_KEYS: JSON.stringify([{ key, role: 'admin' }]),

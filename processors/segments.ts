@@ -51,7 +51,10 @@ export type SegmentsProcessorOptions = {
   storedBy?: string;
   /** How long to wait for that group at start before loading anyway. */
   storedByTimeoutMs?: number;
-  /** How long consumed events are kept to replay into a segment loaded from the store (covers the sink's lag). */
+  /**
+   * Consumed events are kept to replay into a segment loaded from the store until the storing
+   * group (storedBy) has committed past them, and at most this long.
+   */
   recentMs?: number;
   now?: () => number;
 };
@@ -84,10 +87,29 @@ export function createSegmentsProcessor(opts: SegmentsProcessorOptions): Segment
   // Segments loaded at the previous poll: their stored membership is checked once more, in case
   // the API was still writing the initial membership when the processor loaded them.
   let toVerify = new Set<string>();
-  // Messages consumed lately, kept as they came (parsed only if a segment loads and needs them).
+  // Messages consumed lately, kept as they came (parsed only if a segment loads and needs them)
+  // until the sink has stored them: kept longer, they would only weigh on the heap.
   let recent: { at: number; m: InMessage }[] = [];
   let recentHead = 0;
   const recentMs = opts.recentMs ?? 10_000;
+  let storedUpTo = new Map<number, bigint>(); // partition → the storing group's committed offset
+  let storedPolledAt = 0;
+  let storedPolling = false;
+  const pollStored = () => {
+    if (!opts.storedBy || storedPolling || Date.now() - storedPolledAt < 250) return;
+    storedPolling = true;
+    opts.bus
+      .lag(opts.storedBy, opts.topic)
+      .then((l) => {
+        storedUpTo = new Map(l.map((x) => [x.partition, x.committed]));
+      })
+      .catch(() => {}) // the time bound still holds; the next batch asks again
+      .finally(() => {
+        storedPolledAt = Date.now();
+        storedPolling = false;
+      });
+  };
+  const isStored = (m: InMessage) => m.offset < (storedUpTo.get(m.partition) ?? -1n);
   const timers: NodeJS.Timeout[] = [];
   let chain: Promise<unknown> = Promise.resolve();
   // Partitions of the events topic this member holds; null until the group first assigns them,
@@ -339,7 +361,12 @@ export function createSegmentsProcessor(opts: SegmentsProcessorOptions): Segment
         const e = decode(m);
         if (e) for (const c of evaluator.ingest(e, t)) changes.push(c);
       }
-      while (recentHead < recent.length && recent[recentHead].at < t - recentMs) recentHead++;
+      pollStored();
+      while (
+        recentHead < recent.length &&
+        (recent[recentHead].at < t - recentMs || isStored(recent[recentHead].m))
+      )
+        recentHead++;
       if (recentHead > 10_000 && recentHead * 2 > recent.length) {
         recent = recent.slice(recentHead);
         recentHead = 0;

@@ -161,7 +161,7 @@ describe('Dockerfile', () => {
     const dockerfile = await readFile(join(work, 'Dockerfile'), 'utf8');
     expect(dockerfile).toMatch(/^FROM node:20\.\d+\.\d+-bookworm-slim$/m);
     expect(dockerfile).toMatch(/npm ci --omit=dev/);
-    expect(dockerfile).toMatch(/ENTRYPOINT \["node", "bin\/parley\.js"\]/);
+    expect(dockerfile).toMatch(/ENTRYPOINT \["node", "--max-semi-space-size=32", "bin\/parley\.js"\]/);
     const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as {
       dependencies: Record<string, string>;
     };
