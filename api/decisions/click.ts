@@ -66,10 +66,10 @@ const PARAM: Record<(typeof FIELDS)[number], string> = {
 };
 
 export function signClick(key: Buffer, f: ClickFacts): string {
-  const h = createHmac('sha256', key);
-  h.update(f.decision_id);
-  for (const k of FIELDS) h.update(`\u0000${f[k] ?? ''}`);
-  return h.digest('base64url').slice(0, 32);
+  // One string, one update: the same bytes as field by field, with one call into the hash.
+  let text = f.decision_id;
+  for (const k of FIELDS) text += `\u0000${f[k] ?? ''}`;
+  return createHmac('sha256', key).update(text).digest('base64url').slice(0, 32);
 }
 
 export function clickUrl(base: string, key: Buffer, f: ClickFacts): string {
