@@ -3,6 +3,7 @@
 // straight into the embedded engine with @clickhouse/client.
 //
 //   node bench/run.js ingest [--events 300000] [--concurrency 4] [--batch 1000] [--profile DIR]
+//                            [--node-flags "…"]
 //
 // Parley runs as its own process (`npm start`'s command, as a user runs it); the baseline runs in a
 // process of its own before Parley starts, so the two never share the CPU (the embedded engine
@@ -33,6 +34,8 @@ const { values } = parseArgs({
     phase: { type: 'string', default: 'all' },
     // Writes a V8 CPU profile of the Parley process into this directory.
     profile: { type: 'string' },
+    // Node's flags for Parley's process instead of those of `npm start` ('' for none).
+    'node-flags': { type: 'string' },
   },
 });
 const N = Number(values.events);
@@ -131,7 +134,12 @@ async function parley(): Promise<{ secs: number; cpu: number; ackSecs: number; p
   // The README's run command (`npm start`) without npm in between, node's flags included.
   const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8'));
   const [node, ...args] = (pkg.scripts.start as string).split(' ');
-  const proc = spawnIn(node, [...profile, ...args], {
+  const flags = values['node-flags'];
+  const script =
+    flags === undefined
+      ? args
+      : [...flags.split(' ').filter(Boolean), ...args.filter((a) => !a.startsWith('--'))];
+  const proc = spawnIn(node, [...profile, ...script], {
     PARLEY_DATA_DIR: dir,
     PARLEY_PORT: String(port),
     PARLEY_API_KEYS: JSON.stringify([{ key, role: 'admin' }]),
