@@ -88,7 +88,8 @@ describe('local bus', () => {
     await bus.close();
   });
 
-  it('holds batches back until they fill or the wait passes', async () => {
+  /** A bus with topic t and one subscriber recording the size of each batch it is handed. */
+  async function batchSizes(limits: { maxBatchSize: number; maxWaitMs: number; maxIdleMs?: number }) {
     const dir = await mkdtemp(join(tmpdir(), 'parley-bus-'));
     const bus = await createLocalBus({ dir, logger });
     await bus.ensureTopics([{ name: 't' }]);
@@ -96,10 +97,14 @@ describe('local bus', () => {
     const sub = await bus.subscribe({
       groupId: 'g',
       topics: ['t'],
-      maxBatchSize: 100,
-      maxWaitMs: 300,
+      ...limits,
       handler: async (b) => void sizes.push(b.messages.length),
     });
+    return { bus, sub, sizes };
+  }
+
+  it('holds batches back until they fill or the wait passes', async () => {
+    const { bus, sub, sizes } = await batchSizes({ maxBatchSize: 100, maxWaitMs: 300 });
     for (let i = 0; i < 5; i++) {
       await bus.publish(
         't',
@@ -114,18 +119,7 @@ describe('local bus', () => {
   });
 
   it('hands over a batch once nothing new arrives for maxIdleMs, long before maxWaitMs', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'parley-bus-'));
-    const bus = await createLocalBus({ dir, logger });
-    await bus.ensureTopics([{ name: 't' }]);
-    const sizes: number[] = [];
-    const sub = await bus.subscribe({
-      groupId: 'g',
-      topics: ['t'],
-      maxBatchSize: 1000,
-      maxWaitMs: 5000,
-      maxIdleMs: 100,
-      handler: async (b) => void sizes.push(b.messages.length),
-    });
+    const { bus, sub, sizes } = await batchSizes({ maxBatchSize: 1000, maxWaitMs: 5000, maxIdleMs: 100 });
     const t0 = Date.now();
     // Arrivals closer together than maxIdleMs keep filling the same batch.
     for (let i = 0; i < 5; i++) {

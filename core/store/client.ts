@@ -32,12 +32,11 @@ export async function createStore(config: Pick<Config, 'clickhouse' | 'dataDir'>
     // Reads see inserts at once; deduplication on event_id is done by queries (FINAL).
     output_format_json_quote_64bit_integers: 0 as const,
   };
-  let client: ClickHouseClient;
   if (url) {
     const u = new URL(url);
     const db = u.pathname.replace(/^\//, '') || database;
     u.pathname = '/';
-    client = createClient({
+    const server = createClient({
       url: u.toString(),
       username: decodeURIComponent(u.username) || undefined,
       password: decodeURIComponent(u.password) || undefined,
@@ -46,9 +45,8 @@ export async function createStore(config: Pick<Config, 'clickhouse' | 'dataDir'>
       clickhouse_settings: settings,
       request_timeout: 60_000,
     });
-    const server = client;
     return {
-      client,
+      client: server,
       database: db,
       cluster,
       kind: 'server',
@@ -60,14 +58,14 @@ export async function createStore(config: Pick<Config, 'clickhouse' | 'dataDir'>
         });
         res.stream.resume();
       },
-      close: () => client.close(),
+      close: () => server.close(),
     };
   }
   const path = resolve(join(config.dataDir, 'clickhouse'));
   await mkdir(path, { recursive: true });
   const { createChdbConnection } = await import('chdb/connection');
   const connection = createChdbConnection({ path });
-  client = createClient({
+  const client = createClient({
     // biome-ignore lint/suspicious/noExplicitAny: the connection hook is typed loosely upstream
     connection: connection as any,
     database,
