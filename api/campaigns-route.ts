@@ -9,6 +9,7 @@ import { createCampaignStore } from '../core/campaigns/store.ts';
 import { ParleyError } from '../core/errors.ts';
 import type { Auth, Principal } from '../core/http/auth.ts';
 import { type App, errorBody, requireRole } from '../core/http/fastify.ts';
+import { strictObject } from '../core/input.ts';
 import { compileRule } from '../core/segments/rule.ts';
 import { buildSegmentSizeQuery } from '../core/segments/sql.ts';
 import { createSegmentStore } from '../core/segments/store.ts';
@@ -36,8 +37,8 @@ const campaignView = z
     updated_at: z.string(),
   })
   .meta({ id: 'Campaign' });
-const idParams = z.object({ id: z.string().min(1).max(128) });
-const listQuery = z.object({ business_id: z.string().min(1).max(128).optional() });
+const idParams = strictObject({ id: z.string().min(1).max(128) });
+const listQuery = strictObject({ business_id: z.string().min(1).max(128).optional() });
 const errors = { 400: errorBody, 401: errorBody, 403: errorBody, 404: errorBody, 422: errorBody };
 
 export const campaignView_ = (c: Campaign) => {

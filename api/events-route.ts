@@ -2,18 +2,19 @@ import { z } from 'zod';
 import { canonicalEventSchema, eventTypeSchema } from '../core/events/schema.ts';
 import type { Auth } from '../core/http/auth.ts';
 import { type App, errorBody, requireRole } from '../core/http/fastify.ts';
+import { rangeTime, strictObject } from '../core/input.ts';
 import type { Store } from '../core/store/client.ts';
 import { buildEventsQuery, encodeCursor } from './queries/events.ts';
 import { exportEventsQuery, pickFormat, streamQuery } from './report-formats.ts';
 
-const time = z.iso.datetime({ offset: true }).transform((s) => Date.parse(s));
-
-const eventsQuerySchema = z.object({
+const eventsQuerySchema = strictObject({
   user_id: z.string().min(1).max(128).optional(),
   type: eventTypeSchema.optional(),
   business_id: z.string().min(1).max(128).optional(),
-  from: time.optional().describe('ISO-8601 time; events at or after it'),
-  to: time.optional().describe('ISO-8601 time; events before it'),
+  from: rangeTime
+    .optional()
+    .describe('ISO-8601 time with a zone, or a date (UTC midnight); events at or after it'),
+  to: rangeTime.optional().describe('ISO-8601 time with a zone, or a date (UTC midnight); events before it'),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
   cursor: z.string().max(512).optional().describe('The `next` of a previous page'),
 });

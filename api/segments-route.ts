@@ -11,10 +11,11 @@ import {
 import { compileRule, ruleSchema } from '../core/segments/rule.ts';
 import { buildSegmentSizeQuery } from '../core/segments/sql.ts';
 import { createSegmentStore, type SegmentRecord } from '../core/segments/store.ts';
+import { instant, strictObject } from '../core/input.ts';
 import type { Store } from '../core/store/client.ts';
 
 const businessId = z.string().min(1).max(128);
-const segmentInput = z.object({
+const segmentInput = strictObject({
   name: z.string().trim().min(1, 'name must not be empty').max(200),
   business_id: businessId
     .optional()
@@ -33,7 +34,7 @@ const segmentView = z
   })
   .meta({ id: 'Segment' });
 const segmentCreated = segmentView.extend({ size: z.number().describe('Members right after creation') });
-const idParams = z.object({ id: z.string().min(1).max(128) });
+const idParams = strictObject({ id: z.string().min(1).max(128) });
 const sizeView = z
   .object({
     size: z.number(),
@@ -42,7 +43,7 @@ const sizeView = z
     targetable: z.boolean().describe('size ≥ min_audience_size'),
   })
   .meta({ id: 'SegmentSize' });
-const membersQuery = z.object({
+const membersQuery = strictObject({
   limit: z.coerce.number().int().min(1).max(10_000).default(1000),
   cursor: z.string().max(512).optional().describe('The `next` of a previous page'),
 });
@@ -52,10 +53,10 @@ const membersPage = z
     next: z.string().nullable(),
   })
   .meta({ id: 'SegmentMembers' });
-const previewInput = z.object({
+const previewInput = strictObject({
   business_id: businessId.optional(),
   rule: ruleSchema,
-  as_of: z.iso.datetime({ offset: true }).optional().describe('Evaluate at this time (default now)'),
+  as_of: instant.optional().describe('Evaluate at this time (default now)'),
 });
 const previewView = z
   .object({ size: z.number(), sample: z.array(z.string()), as_of: z.string() })

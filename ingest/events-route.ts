@@ -55,7 +55,8 @@ export async function eventsRoute(app: App, deps: IngestDeps) {
       const rejected: Rejection[] = [];
       const dead: { source: string; index: number; error: string; input: unknown }[] = [];
       const p = req.principal!;
-      items.forEach((item, index) => {
+      for (const item of items) {
+        const { index } = item;
         let error: string;
         if (item.error !== undefined) {
           error = item.error;
@@ -64,7 +65,7 @@ export async function eventsRoute(app: App, deps: IngestDeps) {
           if (r.ok) {
             if (!p.businesses || p.role === 'admin' || p.businesses.includes(r.value.business_id)) {
               accepted.push(r.value);
-              return;
+              continue;
             }
             error = `business_id: this key may not send events for ${r.value.business_id}`;
           } else error = r.error;
@@ -76,7 +77,7 @@ export async function eventsRoute(app: App, deps: IngestDeps) {
           error,
           input: item.error !== undefined ? rawLineSummary(item.raw ?? '') : scrub(item.value),
         });
-      });
+      }
       try {
         await publishEvents(deps.bus, deps.topics, accepted, dead);
       } catch (err) {
@@ -90,26 +91,28 @@ export async function eventsRoute(app: App, deps: IngestDeps) {
   );
 }
 
-type Item = { value?: unknown; error?: string; raw?: string };
+type Item = { index: number; value?: unknown; error?: string; raw?: string };
 
 function splitBody(body: unknown): Item[] {
   let items: Item[];
   if (typeof body === 'string') {
-    // NDJSON: one event per line; a malformed line is rejected on its own.
-    const lines = body.split('\n');
-    if (lines.at(-1)?.trim() === '') lines.pop();
-    items = lines.map((raw) => {
+    // NDJSON: one event per line, its index the line's (from 0); a malformed line is rejected on
+    // its own, a blank one skipped.
+    items = [];
+    body.split('\n').forEach((raw, index) => {
+      if (raw.trim() === '') return;
       try {
-        return { value: parseJson(raw) };
+        items.push({ index, value: parseJson(raw) });
       } catch (err) {
-        return {
+        items.push({
+          index,
           error: `line is not valid JSON: ${(err as Error).message.replace(/^The body is not valid JSON: /, '')}`,
           raw,
-        };
+        });
       }
     });
   } else if (Array.isArray(body)) {
-    items = body.map((value) => ({ value }));
+    items = body.map((value, index) => ({ index, value }));
   } else if (Buffer.isBuffer(body) || body === undefined) {
     throw new ParleyError(
       'PARLEY_ERR_UNSUPPORTED_MEDIA_TYPE',

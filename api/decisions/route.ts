@@ -5,6 +5,7 @@ import { ParleyError } from '../../core/errors.ts';
 import { publishCanonical } from '../../core/events/publish.ts';
 import { CHANNELS, type CanonicalEvent } from '../../core/events/schema.ts';
 import type { Auth } from '../../core/http/auth.ts';
+import { strictObject } from '../../core/input.ts';
 import type { Metrics } from '../../core/metrics.ts';
 import { type App, errorBody, requireRole } from '../../core/http/fastify.ts';
 import { type ClickFacts, clickEventId, clickUrl, verifyClick } from './click.ts';
@@ -17,12 +18,12 @@ import { REASONS } from './types.ts';
 // GET /v1/decisions/:id/click: a signed click URL records sponsored.clicked.
 
 const id = z.string().min(1).max(128);
-const decisionInput = z.object({
+const decisionInput = strictObject({
   user_id: id,
   business_id: id,
   thread_id: id.optional().describe('Default t_<business_id>_<user_id>, as in events'),
   channel: z.enum(CHANNELS),
-  context: z.object({ keywords: z.array(z.string().max(512)).max(64).optional() }).optional(),
+  context: strictObject({ keywords: z.array(z.string().max(512)).max(64).optional() }).optional(),
   explain: z.boolean().optional().describe('Also return every candidate and why it was or was not chosen'),
 });
 const candidateView = z.object({
@@ -46,6 +47,7 @@ const decisionView = z
 const explainedNone = z
   .object({ decision_id: z.null(), candidates: z.array(candidateView) })
   .meta({ id: 'NoDecisionExplained' });
+// Loose on purpose: platforms decorate outbound links (fbclid, utm_*), and a click must still count.
 const clickQuery = z.object({
   c: z.string().max(128).optional(),
   u: z.string().max(128).optional(),
@@ -146,7 +148,7 @@ export async function decisionsRoute(
       schema: {
         summary: 'Record a click on a served decision (signed URL from the decision)',
         tags: ['decisions'],
-        params: z.object({ id }),
+        params: strictObject({ id }),
         querystring: clickQuery,
         response: { 204: z.null(), 302: z.null(), 400: errorBody, 503: errorBody },
       },

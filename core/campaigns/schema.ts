@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { CHANNELS } from '../events/schema.ts';
+import { TIME_HINT, strictObject } from '../input.ts';
 
 // The campaign body marketers send (DESIGN.md "Campaigns"), with checks that say what to change.
 // Money is in micros (1e-6 of the currency unit), always a positive integer.
@@ -15,32 +16,30 @@ const segmentIds = z.array(z.string().min(1).max(128)).max(50, 'at most 50 segme
 export const CAMPAIGN_STATUSES = ['active', 'paused'] as const;
 
 export const campaignInputSchema = z
-  .object({
+  .strictObject({
     business_id: z.string().min(1).max(128),
     name: z.string().trim().min(1, 'name must not be empty').max(200),
     status: z.enum(CAMPAIGN_STATUSES).describe('Only active campaigns are served'),
-    creative: z.object({
+    creative: strictObject({
       text: z.string().min(1, 'creative.text must not be empty').max(2000),
       buttons: z
-        .array(z.object({ title: z.string().min(1).max(40), url: z.url().optional() }))
+        .array(strictObject({ title: z.string().min(1).max(40), url: z.url().optional() }))
         .max(3, 'at most 3 buttons')
         .optional(),
     }),
     targeting: z
-      .object({
+      .strictObject({
         segments_all: segmentIds.optional().describe('The user must be in every one of these'),
         segments_any: segmentIds.optional().describe('The user must be in at least one of these'),
         segments_none: segmentIds.optional().describe('The user must be in none of these'),
         channels: z.array(z.enum(CHANNELS)).min(1).optional().describe('Default: every channel'),
       })
       .default({}),
-    schedule: z.object({
-      start: z.iso.datetime({ offset: true, error: 'schedule.start must be an ISO-8601 time with a zone' }),
-      end: z.iso
-        .datetime({ offset: true, error: 'schedule.end must be an ISO-8601 time with a zone' })
-        .optional(),
+    schedule: strictObject({
+      start: z.iso.datetime({ offset: true, error: `schedule.start: ${TIME_HINT}` }),
+      end: z.iso.datetime({ offset: true, error: `schedule.end: ${TIME_HINT}` }).optional(),
     }),
-    budget: z.object({
+    budget: strictObject({
       total_micros: micros('budget.total_micros'),
       daily_micros: micros('budget.daily_micros').optional(),
     }),
@@ -48,7 +47,7 @@ export const campaignInputSchema = z
       z.object({ cpm_micros: micros('bid.cpm_micros') }).strict(),
       z.object({ cpc_micros: micros('bid.cpc_micros') }).strict(),
     ]),
-    frequency_cap: z.object({
+    frequency_cap: strictObject({
       max: z.number().int().positive('frequency_cap.max must be a positive integer'),
       per_seconds: z.number().int().positive('frequency_cap.per_seconds must be a positive integer'),
     }),

@@ -7,6 +7,7 @@ import {
   type EventType,
   type InputEvent,
   MAX_ID_LENGTH,
+  PROP_NAME,
   inputEventSchema,
   occurredAtSchema,
   propsFastChecks,
@@ -114,20 +115,47 @@ function finish(
   }
   if (ms < EARLIEST) return { ok: false, error: 'occurred_at: before 2000-01-01 is not accepted' };
 
-  return {
-    ok: true,
-    value: {
-      event_id: e.event_id,
-      type: e.type,
-      // Already in canonical form (UTC, milliseconds) most of the time: then kept as it is.
-      occurred_at: CANONICAL_TIME.test(e.occurred_at) ? e.occurred_at : new Date(ms).toISOString(),
-      business_id: e.business_id,
-      user_id: e.user_id,
-      thread_id: e.thread_id ?? `t_${e.business_id}_${e.user_id}`,
-      channel: e.channel,
-      props: reduceProps(props, ctx.keywords),
-    },
+  const value: CanonicalEvent = {
+    event_id: e.event_id,
+    type: e.type,
+    // Already in canonical form (UTC, milliseconds) most of the time: then kept as it is.
+    occurred_at: CANONICAL_TIME.test(e.occurred_at) ? e.occurred_at : new Date(ms).toISOString(),
+    business_id: e.business_id,
+    user_id: e.user_id,
+    thread_id: e.thread_id ?? `t_${e.business_id}_${e.user_id}`,
+    channel: e.channel,
+    props: reduceProps(props, ctx.keywords),
   };
+  const problem = unstorable(value, e.thread_id === undefined);
+  return problem ? { ok: false, error: problem } : { ok: true, value };
+}
+
+const ID_FIELDS = ['event_id', 'business_id', 'user_id', 'thread_id'] as const;
+const LONE_SURROGATE = 'contains invalid Unicode (a lone UTF-16 surrogate)';
+
+/**
+ * Why the store or a later stage would refuse this event (undefined: it is storable). Checked on
+ * the reduced event, so raw text that is never stored does not matter, and derived ids do.
+ */
+function unstorable(e: CanonicalEvent, derivedThread: boolean): string | undefined {
+  for (const f of ID_FIELDS) {
+    const v = e[f];
+    if (!v.isWellFormed()) return `${f}: ${LONE_SURROGATE}`;
+    if (v.trim() === '') return `${f}: must not be only whitespace`;
+  }
+  if (derivedThread && e.thread_id.length > MAX_ID_LENGTH)
+    return `thread_id: the default thread_id "t_<business_id>_<user_id>" would be ${e.thread_id.length} characters (at most ${MAX_ID_LENGTH}); send a shorter user_id or a thread_id`;
+  for (const k in e.props) {
+    const shown = JSON.stringify(k.isWellFormed() ? k.slice(0, 64) : k.toWellFormed().slice(0, 64));
+    if (!PROP_NAME.test(k))
+      return `props: the prop name ${shown} cannot be queried; use 1 to 64 letters, digits, _ or -`;
+    const v = e.props[k];
+    const bad = Array.isArray(v)
+      ? v.some((x) => typeof x === 'string' && !x.isWellFormed())
+      : typeof v === 'string' && !v.isWellFormed();
+    if (bad) return `props.${k}: ${LONE_SURROGATE}`;
+  }
+  return undefined;
 }
 
 /** Raw text becomes its length and matched keywords; raw email/phone become SHA-256 hashes. */

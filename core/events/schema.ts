@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { strictObject } from '../input.ts';
 
 // The canonical event v1 (DESIGN.md). Inputs are validated here; normalize.ts turns them into
 // the stored form.
@@ -10,6 +11,11 @@ export type Channel = z.infer<typeof channelSchema>;
 export const MAX_ID_LENGTH = 128;
 export const MAX_STRING_PROP_LENGTH = 512;
 export const MAX_PROPS = 64;
+/**
+ * A prop name segment rules and report filters can query as `props.<name>` (core/segments/rule.ts,
+ * core/reports/where.ts); `__proto__` is refused because no JavaScript object can hold it as data.
+ */
+export const PROP_NAME = /^(?!__proto__$)[A-Za-z0-9_-]{1,64}$/;
 
 const id = z
   .string()
@@ -139,7 +145,7 @@ export const occurredAtSchema = z.iso.datetime({
   error: 'must be an ISO-8601 time with a zone, e.g. 2026-03-04T10:15:30.123Z',
 });
 
-export const inputEventSchema = z.object({
+export const inputEventSchema = strictObject({
   event_id: id,
   type: z.string(),
   occurred_at: occurredAtSchema,
@@ -151,14 +157,15 @@ export const inputEventSchema = z.object({
 });
 export type InputEvent = z.infer<typeof inputEventSchema>;
 
-// The stored and published form: occurred_at is UTC with millisecond precision.
+// The stored and published form: occurred_at is UTC with millisecond precision. Limits are
+// checked at ingest (normalize.ts); reads do not re-check them, so a stored row is always readable.
 export const canonicalEventSchema = z.object({
-  event_id: id,
+  event_id: z.string(),
   type: eventTypeSchema,
   occurred_at: z.string(),
-  business_id: id,
-  user_id: id,
-  thread_id: id,
+  business_id: z.string(),
+  user_id: z.string(),
+  thread_id: z.string(),
   channel: channelSchema,
   props: z.record(z.string(), z.unknown()),
 });

@@ -17,6 +17,7 @@ import {
 } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { ParleyError, isParleyError } from '../errors.ts';
+import { strictObject } from '../input.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { Auth, Principal, Role } from './auth.ts';
@@ -55,6 +56,17 @@ export function parseJson(text: string): unknown {
   }
 }
 
+const MAX_PARAM_LENGTH = 200;
+export const ACCEPTED_BODY_TYPES = 'application/json (and application/x-ndjson for POST /v1/events)';
+
+function unsupportedMediaType(type: string | undefined): ParleyError {
+  return new ParleyError(
+    'PARLEY_ERR_UNSUPPORTED_MEDIA_TYPE',
+    `Content-Type ${type ? JSON.stringify(type.slice(0, 100)) : 'is missing'}; send ${ACCEPTED_BODY_TYPES}`,
+    { details: { accepted: ['application/json', 'application/x-ndjson'] } },
+  );
+}
+
 const FASTIFY_CODES: Record<string, ParleyError['code']> = {
   FST_ERR_CTP_BODY_TOO_LARGE: 'PARLEY_ERR_PAYLOAD_TOO_LARGE',
   FST_ERR_CTP_INVALID_MEDIA_TYPE: 'PARLEY_ERR_UNSUPPORTED_MEDIA_TYPE',
@@ -76,6 +88,19 @@ export async function createHttp(opts: {
     requestIdHeader: 'x-request-id',
     genReqId: () => crypto.randomUUID(),
     return503OnClosing: true,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // What the router refuses itself (a malformed URL) answers in the same shape as everything else.
+    frameworkErrors: (err, req, reply) => {
+      const path = req.url.split('?')[0];
+      const why = /max param length/.test(err.message)
+        ? `a path parameter is longer than ${MAX_PARAM_LENGTH} characters`
+        : 'it is not valid percent-encoded UTF-8';
+      const e = new ParleyError(
+        'PARLEY_ERR_BAD_REQUEST',
+        `The path ${JSON.stringify(path.length > 120 ? `${path.slice(0, 120)}…` : path)} is not valid: ${why}`,
+      );
+      (reply as FastifyReply).code(e.statusCode).send(e.toJSON());
+    },
   }).withTypeProvider<ZodTypeProvider>() as unknown as App;
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
@@ -94,8 +119,10 @@ export async function createHttp(opts: {
       }
     },
   );
-  // Webhooks verify signatures over the exact bytes: they keep the raw body beside the parsed one.
-  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  // Any other type is refused before a schema could misread it (webhooks register their own parser).
+  app.addContentTypeParser('*', (req, _payload, done) =>
+    done(unsupportedMediaType(req.headers['content-type']), undefined),
+  );
 
   app.setErrorHandler((err: FastifyError | ParleyError, req, reply) => {
     let e: ParleyError;
@@ -104,6 +131,8 @@ export async function createHttp(opts: {
       e = new ParleyError('PARLEY_ERR_VALIDATION', describeValidation(err as FastifyError), {
         details: (err as FastifyError).validation,
       });
+    } else if ((err as FastifyError).code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+      e = unsupportedMediaType(req.headers['content-type']);
     } else if ((err as FastifyError).code && FASTIFY_CODES[(err as FastifyError).code]) {
       e = new ParleyError(FASTIFY_CODES[(err as FastifyError).code], err.message);
     } else if ((err as FastifyError).statusCode && (err as FastifyError).statusCode! < 500) {
@@ -121,6 +150,12 @@ export async function createHttp(opts: {
       .send(
         new ParleyError('PARLEY_ERR_NOT_FOUND', `No route ${req.method} ${req.url.split('?')[0]}`).toJSON(),
       );
+  });
+
+  // Unknown query keys are refused on every API route, also those that take no query at all.
+  app.addHook('onRoute', (route) => {
+    if (route.url.startsWith('/v1/') && !route.schema?.querystring)
+      route.schema = { ...route.schema, querystring: strictObject({}) };
   });
 
   // One labelled histogram per route, method and status, looked up once rather than per request
@@ -153,10 +188,16 @@ export async function createHttp(opts: {
 }
 
 function describeValidation(err: FastifyError): string {
-  const issues = err.validation ?? [];
+  // An unknown key usually explains the other issues (a misspelt required key), so it comes first.
+  const issues = [...(err.validation ?? [])].sort(
+    (a, b) => Number(b.keyword === 'unrecognized_keys') - Number(a.keyword === 'unrecognized_keys'),
+  );
   const parts = issues
     .slice(0, 5)
-    .map((i) => `${err.validationContext ?? 'body'}${i.instancePath.replace(/\//g, '.')}: ${i.message}`);
+    .map(
+      (i) =>
+        `${err.validationContext ?? 'body'}${i.instancePath.replace(/\/$/, '').replace(/\//g, '.')}: ${i.message}`,
+    );
   return parts.join('; ') || err.message;
 }
 

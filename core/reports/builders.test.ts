@@ -23,7 +23,8 @@ describe('where', () => {
     expect(Object.values(params).flat()).toContain(EVIL);
     expect(sql).toContain('{p_1_0:Float64}');
     expect(whereSchema.safeParse({ user_id: 'u1' }).success).toBe(false);
-    expect(whereSchema.safeParse({ 'props.a-b': 1 }).success).toBe(false);
+    expect(whereSchema.safeParse({ 'props.a.b': 1 }).success).toBe(false);
+    expect(whereSchema.safeParse({ 'props.a-b': 1 }).success).toBe(true); // as in segment rules
     expect(whereSchema.safeParse({ 'props.a': { between: 1 } }).success).toBe(false);
   });
 

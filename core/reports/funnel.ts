@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { eventTypeSchema } from '../events/schema.ts';
 import { ParleyError } from '../errors.ts';
+import { rangeTime } from '../input.ts';
 import { pathColumns } from './funnel-paths.ts';
 import { compileWhere, whereSchema } from './where.ts';
 
@@ -10,7 +11,8 @@ import { compileWhere, whereSchema } from './where.ts';
 // step, whether the user reached it and the gap from the previous step; the outer query counts
 // users and takes exact medians.
 
-export const isoTime = z.iso.datetime({ offset: true }).transform((s) => Date.parse(s));
+/** A report range bound: ISO-8601 with a zone, or a plain date meaning UTC midnight. */
+export const isoTime = rangeTime;
 
 export const stepSchema = z.object({ type: eventTypeSchema, where: whereSchema.optional() }).strict();
 

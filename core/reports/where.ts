@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ParleyError } from '../errors.ts';
+import { PROP_NAME } from '../events/schema.ts';
 
 // The `where` of a report step: { FIELD: scalar | {in: [...]} | {gte|gt|lte|lt: number} } with
 // FIELD "channel" or "props.<name>" (the segment rule language's shape). Every clause must hold.
@@ -20,10 +21,11 @@ const range = z
 const inList = z.object({ in: z.array(scalar).min(1).max(1000) }).strict();
 const condition = z.union([scalar, inList, range]);
 
-export const FIELD_RE = /^(channel|props\.[A-Za-z0-9_]{1,64})$/;
+/** The rule language's fields: "channel" or "props.<name>" with a name ingest accepts. */
+const isField = (f: string) => f === 'channel' || (f.startsWith('props.') && PROP_NAME.test(f.slice(6)));
 export const whereSchema = z
   .record(
-    z.string().regex(FIELD_RE, 'a field is "channel" or "props.<name>" (letters, digits, _)'),
+    z.string().refine(isField, 'a field is "channel" or "props.<name>" (1 to 64 letters, digits, _ or -)'),
     condition,
   )
   .refine((w) => Object.keys(w).length <= 16, 'at most 16 fields')

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { CHANNELS, EVENT_TYPES, type EventType } from '../events/schema.ts';
+import { CHANNELS, EVENT_TYPES, type EventType, PROP_NAME } from '../events/schema.ts';
+import { unknownKeysMessage } from '../input.ts';
 
 // The segment rule language (DESIGN.md, Segments). A rule arrives as JSON from a marketer; it is
 // checked here with messages that say what to change, then turned into a normalised tree that
@@ -50,7 +51,7 @@ export const LIMITS = {
 export type RuleIssue = { path: (string | number)[]; message: string };
 
 const OPS = ['gte', 'gt', 'lte', 'lt'] as const;
-const PROP_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+const PERFORMED_KEYS = ['performed', 'where', 'count', 'within_seconds'];
 const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 const quote = (s: string) => JSON.stringify(s.length > 64 ? `${s.slice(0, 64)}…` : s);
@@ -85,7 +86,8 @@ export function validateRule(input: unknown): RuleIssue[] {
     const kind = kinds[0];
     if (kind === 'performed') return performed(v, path);
     const unknown = Object.keys(v).filter((k) => k !== kind);
-    if (unknown.length) add([...path, unknown[0]], `unknown key ${quote(unknown[0])} next to "${kind}"`);
+    if (unknown.length)
+      add([...path, unknown[0]], `${unknownKeysMessage(unknown, [kind])} next to "${kind}"`);
     if (kind === 'not') return node(v.not, [...path, 'not'], depth + 1);
     const list = v[kind];
     if (!Array.isArray(list)) return add([...path, kind], `"${kind}" takes a list of rules`);
@@ -108,10 +110,10 @@ export function validateRule(input: unknown): RuleIssue[] {
       );
     }
     for (const k of Object.keys(v)) {
-      if (!['performed', 'where', 'count', 'within_seconds'].includes(k)) {
+      if (!PERFORMED_KEYS.includes(k)) {
         add(
           [...path, k],
-          `unknown key ${quote(k)}; a performed clause takes "performed", "where", "count" and "within_seconds"`,
+          `${unknownKeysMessage([k], PERFORMED_KEYS)}; a performed clause takes "performed", "where", "count" and "within_seconds"`,
         );
       }
     }

@@ -1,0 +1,84 @@
+import { z } from 'zod';
+
+// Strict inputs (docs/ingest.md, "Strict inputs"): an unknown key is a mistake to report, with the
+// key meant when one is close; times say what to send rather than the pattern they failed.
+
+/** Edit distance (insertions, deletions, substitutions), for suggesting the key meant. */
+export function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++)
+      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length];
+}
+
+/** The closest known key, when it is close enough to be a typo (a third of its length, at least 1). */
+export function didYouMean(key: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = Number.POSITIVE_INFINITY;
+  for (const k of known) {
+    const d = editDistance(key.toLowerCase(), k.toLowerCase());
+    if (d < bestD) [best, bestD] = [k, d];
+  }
+  return best !== undefined && bestD < best.length && bestD <= Math.max(1, Math.floor(best.length / 3))
+    ? best
+    : undefined;
+}
+
+const show = (s: string) => JSON.stringify(s.length > 64 ? `${s.slice(0, 64)}…` : s);
+
+/** `unknown key "busines_id"; did you mean "business_id"?` (each unknown key, the first few). */
+export function unknownKeysMessage(keys: readonly string[], known: readonly string[]): string {
+  return keys
+    .slice(0, 3)
+    .map((k) => {
+      const meant = didYouMean(k, known);
+      return `unknown key ${show(k)}${meant ? `; did you mean ${show(meant)}?` : ''}`;
+    })
+    .join('; ');
+}
+
+/** The keys an object schema declares (for the suggestion), or none when it is not one. */
+function knownKeys(inst: unknown): string[] {
+  const shape = (inst as { _zod?: { def?: { shape?: Record<string, unknown> } } })?._zod?.def?.shape;
+  return shape ? Object.keys(shape) : [];
+}
+
+// Every strict object schema words its unknown keys this way.
+z.config({
+  customError: (iss) =>
+    iss.code === 'unrecognized_keys' ? unknownKeysMessage(iss.keys, knownKeys(iss.inst)) : undefined,
+});
+
+/** Re-exported so a module that declares strict schemas also installs the wording above. */
+export const strictObject = z.strictObject;
+
+export const TIME_HINT = 'expected ISO-8601 with a zone, e.g. 2026-11-20T00:00:00Z';
+const PLAIN_DATE = /^\d{4}-\d\d-\d\d$/;
+const isoWithZone = z.iso.datetime({ offset: true });
+
+/**
+ * A time in a report or listing range, as epoch milliseconds: ISO-8601 with a zone, or a plain
+ * date (`2026-11-20`) meaning that day's UTC midnight.
+ */
+export const rangeTime = z
+  .string({ error: TIME_HINT })
+  .refine(
+    (s) => (PLAIN_DATE.test(s) || isoWithZone.safeParse(s).success) && Number.isFinite(Date.parse(s)),
+    `${TIME_HINT}, or a date such as 2026-11-20 (UTC midnight)`,
+  )
+  .transform((s) => Date.parse(PLAIN_DATE.test(s) ? `${s}T00:00:00Z` : s));
+
+/** A point in time with a zone (no plain dates: a moment, not a range bound). */
+export const instant = z.iso.datetime({ offset: true, error: TIME_HINT });
+
+declare global {
+  // ES2024 (Node 20+); the project's TypeScript target predates it.
+  interface String {
+    isWellFormed(): boolean;
+    toWellFormed(): string;
+  }
+}
