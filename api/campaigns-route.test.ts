@@ -183,7 +183,10 @@ describe('campaigns API', () => {
         { schedule: { start: '2026-03-02T00:00:00Z', end: '2026-03-01T00:00:00Z' } },
         /schedule.end .* must be after/,
       ],
-      [{ schedule: { start: 'tomorrow' } }, /schedule.start: expected ISO-8601 with a zone, e.g. 2026-11-20T00:00:00Z/],
+      [
+        { schedule: { start: 'tomorrow' } },
+        /schedule.start: expected ISO-8601 with a zone, e.g. 2026-11-20T00:00:00Z/,
+      ],
       [{ budget: { total_micros: 1_000, daily_micros: 2_000 } }, /daily_micros \(2000\) must not exceed/],
       [{ budget: { total_micros: -5 } }, /total_micros must be positive/],
       [{ budget: { total_micros: 1.5 } }, /whole number of micros/],
