@@ -195,6 +195,13 @@ describe('campaigns API', () => {
       [{ frequency_cap: { max: 0, per_seconds: 60 } }, /frequency_cap.max must be a positive integer/],
       [{ pacing: 'fast' }, /pacing/],
       [{ targeting: { segments_all: [seg.big], segments_none: [seg.big] } }, /both required and excluded/],
+      // A typo must never create a campaign without its targeting.
+      [{ targeting: { segment_all: [seg.big] } }, /unknown key "segment_all"; did you mean "segments_all"\?/],
+      [{ creative: { text: 'hi', button: [] } }, /unknown key "button"; did you mean "buttons"\?/],
+      [
+        { frequency_cap: { max: 1, per_second: 60 } },
+        /unknown key "per_second"; did you mean "per_seconds"\?/,
+      ],
     ];
     for (const [over, msg] of cases) {
       const res = await call('POST', '/v1/campaigns', campaign(over));

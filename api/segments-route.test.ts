@@ -213,6 +213,22 @@ describe('segments API', () => {
     );
   });
 
+  it('refuses unknown keys (a typo must never widen a segment to every business)', async () => {
+    const typo = await call('POST', '/v1/segments', { name: 'x', busines_id: 'b1', rule: rule3 });
+    expect(typo.statusCode).toBe(400);
+    expect(typo.json().message).toMatch(/unknown key "busines_id"; did you mean "business_id"\?/);
+    const inRule = await call('POST', '/v1/segments/preview', {
+      rule: { performed: 'optin', wihtin_seconds: 60 },
+    });
+    expect(inRule.statusCode).toBe(400);
+    expect(inRule.json().message).toMatch(/unknown key "wihtin_seconds"; did you mean "within_seconds"\?/);
+    const q = await call('GET', '/v1/segments/nope/members?limti=5');
+    expect(q.statusCode).toBe(400);
+    expect(q.json().message).toMatch(/unknown key "limti"; did you mean "limit"\?/);
+    const asOf = await call('POST', '/v1/segments/preview', { rule: rule3, as_of: '2026-11-20 10:00' });
+    expect(asOf.json().message).toBe('body.as_of: expected ISO-8601 with a zone, e.g. 2026-11-20T00:00:00Z');
+  });
+
   it('keeps keys to their businesses and roles', async () => {
     expect((await call('POST', '/v1/segments', { name: 'g', rule: rule3 }, keys.marketerB1)).statusCode).toBe(
       403,

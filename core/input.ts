@@ -3,16 +3,21 @@ import { z } from 'zod';
 // Strict inputs (docs/ingest.md, "Strict inputs"): an unknown key is a mistake to report, with the
 // key meant when one is close; times say what to send rather than the pattern they failed.
 
-/** Edit distance (insertions, deletions, substitutions), for suggesting the key meant. */
+/**
+ * Edit distance (insertions, deletions, substitutions and swaps of neighbours, the commonest
+ * typo), for suggesting the key meant.
+ */
 export function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++)
-      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    prev = cur;
-  }
-  return prev[b.length];
+  const d = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
+  for (let i = 1; i <= a.length; i++)
+    for (let j = 1; j <= b.length; j++) {
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+        d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  return d[a.length][b.length];
 }
 
 /** The closest known key, when it is close enough to be a typo (a third of its length, at least 1). */
@@ -79,6 +84,5 @@ declare global {
   // ES2024 (Node 20+); the project's TypeScript target predates it.
   interface String {
     isWellFormed(): boolean;
-    toWellFormed(): string;
   }
 }

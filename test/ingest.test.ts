@@ -108,6 +108,47 @@ describe('POST /v1/events', () => {
     ]);
   });
 
+  it('skips blank NDJSON lines; each rejected line keeps its line number as index', async () => {
+    const body = `\n${JSON.stringify(ev(12))}\n   \n\r\n{"event_id": nope}\n\n${JSON.stringify(ev(13))}\n\n`;
+    const res = await post(body, { type: 'application/x-ndjson' });
+    expect(res.statusCode).toBe(202);
+    expect(res.json()).toEqual({
+      accepted: 2,
+      rejected: [{ index: 4, error: expect.stringMatching(/^line is not valid JSON/) }],
+    });
+    const blank = await post('\n \n', { type: 'application/x-ndjson' });
+    expect(blank.statusCode).toBe(400);
+    expect(blank.json().message).toBe('The body holds no events');
+  });
+
+  it('refuses, per event, what the store or a later stage would refuse', async () => {
+    const res = await post(
+      JSON.stringify([
+        ev(60, { user_id: 'x\ud800y' }),
+        ev(61, { user_id: 'u'.repeat(124) }),
+        ev(62, { props: { 'a.b': 1 } }),
+        ev(63, { props: { '': 1 } }),
+        ev(64, { user_id: '  ' }),
+        ev(65, { busines_id: 'b1' }),
+        ev(66),
+      ]),
+    );
+    expect(res.statusCode).toBe(202);
+    const { accepted, rejected } = res.json();
+    expect(accepted).toBe(1);
+    expect(rejected).toEqual([
+      { index: 0, error: 'user_id: contains invalid Unicode (a lone UTF-16 surrogate)' },
+      {
+        index: 1,
+        error: expect.stringMatching(/^thread_id: the default thread_id .* would be 129 characters/),
+      },
+      { index: 2, error: expect.stringMatching(/^props: the prop name "a.b" cannot be queried/) },
+      { index: 3, error: expect.stringMatching(/^props: the prop name "" cannot be queried/) },
+      { index: 4, error: 'user_id: must not be only whitespace' },
+      { index: 5, error: 'unknown key "busines_id"; did you mean "business_id"?' },
+    ]);
+  });
+
   it('counts a duplicate event_id once, within a request and across requests', async () => {
     const dup = ev(20, { event_id: 'dup-1' });
     expect((await post(JSON.stringify([dup, dup]))).statusCode).toBe(202);

@@ -99,3 +99,53 @@ describe('privacy helpers', () => {
     expect(matchKeywords('A haircut!', ['haircut'])).toEqual(['haircut']);
   });
 });
+
+describe('normalizeEvent refuses what the store or a later stage would refuse', () => {
+  const error = (over: Record<string, unknown>) => {
+    const r = normalizeEvent({ ...base, ...over }, ctx);
+    return r.ok ? undefined : r.error;
+  };
+
+  it('refuses invalid Unicode in ids, prop names and prop values', () => {
+    expect(error({ user_id: 'x\ud800y' })).toBe(
+      'user_id: contains invalid Unicode (a lone UTF-16 surrogate)',
+    );
+    expect(error({ event_id: '\udc00' })).toMatch(/^event_id: contains invalid Unicode/);
+    expect(error({ thread_id: 'ok\ud83d' })).toMatch(/^thread_id: contains invalid Unicode/);
+    expect(error({ props: { 'k\ud800': 1 } })).toMatch(/^props: the prop name "k\\ud800" cannot be queried/);
+    expect(error({ props: { note: 'a\udfffb' } })).toBe(
+      'props.note: contains invalid Unicode (a lone UTF-16 surrogate)',
+    );
+    expect(error({ props: { tags: ['ok', '\ud800'] } })).toMatch(/^props.tags: contains invalid Unicode/);
+    // A pair is fine, and raw text (never stored) is reduced rather than refused.
+    expect(error({ user_id: 'u_\ud83d\ude00' })).toBeUndefined();
+    expect(error({ props: { text: 'broken \ud800 text' } })).toBeUndefined();
+  });
+
+  it('refuses a default thread_id over the id limit, and accepts the same user with a thread_id', () => {
+    const user_id = 'u'.repeat(124);
+    expect(error({ user_id })).toMatch(
+      /^thread_id: the default thread_id "t_<business_id>_<user_id>" would be 140 characters \(at most 128\)/,
+    );
+    expect(error({ user_id, thread_id: 't1' })).toBeUndefined();
+    expect(error({ user_id: 'u'.repeat(128 - 'biz_barber_42'.length - 3) })).toBeUndefined();
+  });
+
+  it('refuses ids made only of whitespace', () => {
+    expect(error({ user_id: '   ' })).toBe('user_id: must not be only whitespace');
+    expect(error({ business_id: '\t\n' })).toBe('business_id: must not be only whitespace');
+    expect(error({ event_id: ' e1 ' })).toBeUndefined();
+  });
+
+  it('refuses prop names segment rules cannot query', () => {
+    for (const name of ['a.b', '', 'with space', 'é', 'x'.repeat(65), '__proto__'])
+      expect(error({ props: JSON.parse(JSON.stringify({ [name]: 1 })) })).toMatch(
+        /^props: the prop name .* cannot be queried/,
+      );
+    expect(error({ props: { 'kebab-case_1': 1 } })).toBeUndefined();
+  });
+
+  it('refuses unknown top-level keys, naming the key meant', () => {
+    expect(error({ busines_id: 'b' })).toMatch(/unknown key "busines_id"; did you mean "business_id"\?/);
+  });
+});

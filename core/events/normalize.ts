@@ -146,7 +146,7 @@ function unstorable(e: CanonicalEvent, derivedThread: boolean): string | undefin
   if (derivedThread && e.thread_id.length > MAX_ID_LENGTH)
     return `thread_id: the default thread_id "t_<business_id>_<user_id>" would be ${e.thread_id.length} characters (at most ${MAX_ID_LENGTH}); send a shorter user_id or a thread_id`;
   for (const k in e.props) {
-    const shown = JSON.stringify(k.isWellFormed() ? k.slice(0, 64) : k.toWellFormed().slice(0, 64));
+    const shown = JSON.stringify(k.slice(0, 64)); // a lone surrogate shows escaped
     if (!PROP_NAME.test(k))
       return `props: the prop name ${shown} cannot be queried; use 1 to 64 letters, digits, _ or -`;
     const v = e.props[k];

@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { strictObject } from '../input.ts';
 import { createLogger } from '../log.ts';
 import { createMetrics } from '../metrics.ts';
 import { createAuth } from './auth.ts';
@@ -40,6 +42,79 @@ describe('createHttp', () => {
       });
       await expect(auth.authenticate('Bearer pk_a')).resolves.toMatchObject({ role: 'analyst' });
     }
+  });
+});
+
+describe('one error shape and strict inputs everywhere', () => {
+  async function app() {
+    const a = await createHttp({
+      logger: createLogger({ level: 'silent' }),
+      bodyLimit: 1024,
+      metrics: createMetrics(),
+    });
+    a.get('/v1/t/:id', { schema: { params: strictObject({ id: z.string().max(128) }) } }, async () => ({}));
+    a.get('/v1/plain', async () => ({ ok: true }));
+    a.post(
+      '/v1/p',
+      { schema: { body: strictObject({ business_id: z.string(), name: z.string() }) } },
+      async () => ({ ok: true }),
+    );
+    return a;
+  }
+  const shape = (body: string) => Object.keys(JSON.parse(body)).filter((k) => k !== 'details');
+
+  it('answers what the router refuses itself in the error shape', async () => {
+    const a = await app();
+    for (const url of [`/v1/t/${'x'.repeat(300)}`, '/v1/t/%ff', '/v1/t/%E0%A4%A']) {
+      const r = await a.inject({ url });
+      expect(r.statusCode).toBe(400);
+      expect(shape(r.body)).toEqual(['error', 'message']);
+      expect(r.json().error).toBe('PARLEY_ERR_BAD_REQUEST');
+      expect(r.body).not.toMatch(/FST_ERR/);
+    }
+    expect((await a.inject({ url: `/v1/t/${'x'.repeat(300)}` })).json().message).toMatch(
+      /path parameter is longer than 200 characters/,
+    );
+    const notFound = await a.inject({ method: 'DELETE', url: '/v1/p' });
+    expect(notFound.statusCode).toBe(404);
+    expect(notFound.json()).toEqual({ error: 'PARLEY_ERR_NOT_FOUND', message: 'No route DELETE /v1/p' });
+    await a.close();
+  });
+
+  it('answers 415 naming the accepted types for a JSON body sent as something else', async () => {
+    const a = await app();
+    for (const headers of [{ 'content-type': 'text/plain' }, {}]) {
+      const r = await a.inject({
+        method: 'POST',
+        url: '/v1/p',
+        headers,
+        payload: '{"business_id":"b","name":"n"}',
+      });
+      expect(r.statusCode).toBe(415);
+      expect(r.json()).toMatchObject({
+        error: 'PARLEY_ERR_UNSUPPORTED_MEDIA_TYPE',
+        message: expect.stringMatching(/send application\/json/),
+        details: { accepted: ['application/json', 'application/x-ndjson'] },
+      });
+    }
+    await a.close();
+  });
+
+  it('names an unknown key and the key meant, in bodies and in query strings', async () => {
+    const a = await app();
+    const r = await a.inject({
+      method: 'POST',
+      url: '/v1/p',
+      headers: { 'content-type': 'application/json' },
+      payload: '{"busines_id":"b","name":"n"}',
+    });
+    expect(r.statusCode).toBe(400);
+    expect(r.json().message).toMatch(/^body: unknown key "busines_id"; did you mean "business_id"\?/);
+    const q = await a.inject({ url: '/v1/plain?limt=5' });
+    expect(q.statusCode).toBe(400);
+    expect(q.json().message).toBe('querystring: unknown key "limt"');
+    expect((await a.inject({ url: '/v1/plain' })).statusCode).toBe(200);
+    await a.close();
   });
 });
 
