@@ -5,7 +5,7 @@ import { type App, errorBody, requireRole } from '../core/http/fastify.ts';
 import { rangeTime, strictObject } from '../core/input.ts';
 import type { Store } from '../core/store/client.ts';
 import { buildEventsQuery, encodeCursor } from './queries/events.ts';
-import { exportEventsQuery, pickFormat, streamQuery } from './report-formats.ts';
+import { type Column, pickFormat, sendTable } from './report-formats.ts';
 
 const eventsQuerySchema = strictObject({
   user_id: z.string().min(1).max(128).optional(),
@@ -22,6 +22,21 @@ const eventsQuerySchema = strictObject({
 const eventsPage = z
   .object({ events: z.array(canonicalEventSchema), next: z.string().nullable() })
   .meta({ id: 'EventsPage' });
+
+/** CSV and Arrow pages carry the next page's cursor here (JSON in its body's `next`). */
+export const NEXT_CURSOR_HEADER = 'parley-next-cursor';
+
+/** The export table: occurred_at as a UTC time, props as JSON text. */
+const EXPORT_COLUMNS: Column[] = [
+  { name: 'event_id', type: 'string' },
+  { name: 'type', type: 'string' },
+  { name: 'occurred_at', type: 'time' },
+  { name: 'business_id', type: 'string' },
+  { name: 'user_id', type: 'string' },
+  { name: 'thread_id', type: 'string' },
+  { name: 'channel', type: 'string' },
+  { name: 'props', type: 'string' },
+];
 
 type Row = {
   event_id: string;
@@ -54,19 +69,25 @@ export async function eventsReadRoute(app: App, deps: { store: Store; auth: Auth
       const p = req.principal!;
       if (q.business_id) deps.auth.checkBusiness(p, q.business_id);
       const businesses = p.role !== 'admin' && p.businesses ? p.businesses : undefined;
-      if (format !== 'json')
-        return streamQuery(
-          reply,
-          deps.store,
-          format,
-          exportEventsQuery(buildEventsQuery(deps.store.database, { ...q, businesses })),
-        );
+      // One row past the page says whether there is a next page.
       const rs = await deps.store.client.query({
-        ...buildEventsQuery(deps.store.database, { ...q, businesses }),
+        ...buildEventsQuery(deps.store.database, { ...q, limit: q.limit + 1, businesses }),
         format: 'JSONEachRow',
       });
       const rows = await rs.json<Row>();
-      const events = rows.map((r) => ({
+      const page = rows.slice(0, q.limit);
+      const last = page.at(-1);
+      const next = rows.length > q.limit && last ? encodeCursor(Number(last.ms), last.event_id) : null;
+      if (format !== 'json') {
+        if (next) reply.header(NEXT_CURSOR_HEADER, next);
+        return sendTable(
+          reply,
+          format,
+          EXPORT_COLUMNS,
+          page.map((r) => ({ ...r, occurred_at: Number(r.ms) })),
+        );
+      }
+      const events = page.map((r) => ({
         event_id: r.event_id,
         type: r.type as z.infer<typeof eventTypeSchema>,
         occurred_at: new Date(Number(r.ms)).toISOString(),
@@ -76,11 +97,7 @@ export async function eventsReadRoute(app: App, deps: { store: Store; auth: Auth
         channel: r.channel as 'sms',
         props: JSON.parse(r.props) as Record<string, unknown>,
       }));
-      const last = rows.at(-1);
-      return {
-        events,
-        next: rows.length === q.limit && last ? encodeCursor(Number(last.ms), last.event_id) : null,
-      };
+      return { events, next };
     },
   );
 }

@@ -1,5 +1,13 @@
 import { Readable } from 'node:stream';
-import { Float64, Table, Uint32, Utf8, tableToIPC, vectorFromArray } from 'apache-arrow';
+import {
+  Float64,
+  Table,
+  TimestampMillisecond,
+  Uint32,
+  Utf8,
+  tableToIPC,
+  vectorFromArray,
+} from 'apache-arrow';
 import type { FastifyReply } from 'fastify';
 import { ParleyError } from '../core/errors.ts';
 import type { Store } from '../core/store/client.ts';
@@ -38,28 +46,51 @@ export function pickFormat(accept: string | undefined): Format {
   );
 }
 
-export type Column = { name: string; type: 'string' | 'float' | 'count' };
+export type Column = { name: string; type: 'string' | 'float' | 'count' | 'time' };
+/** A time cell holds epoch milliseconds. */
 export type Row = Record<string, string | number | null>;
 
-function csvCell(v: string | number | null): string {
+// One CSV dialect for every report and listing (docs/reports.md, "CSV"): RFC 4180, a header row,
+// CRLF line ends, a cell quoted only when it holds a comma, quote, CR or LF, an empty cell for
+// null, times as ISO-8601 UTC with Z, and text cells a spreadsheet would run as a formula
+// (starting with = + - @ tab or CR, OWASP's rule) prefixed with a single quote.
+const FORMULA_START = /^[=+\-@\t\r]/;
+
+/** One CSV cell; `text` cells (not numbers or times) are neutralised against formula injection. */
+export function csvCell(v: string | number | null, text: boolean): string {
   if (v === null) return '';
-  const s = String(v);
+  let s = String(v);
+  if (text && FORMULA_START.test(s)) s = `'${s}`;
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
+const csvValue = (c: Column, v: string | number | null | undefined) =>
+  csvCell(
+    v === undefined || v === null ? null : c.type === 'time' ? new Date(Number(v)).toISOString() : v,
+    c.type === 'string',
+  );
+
 export function toCsv(columns: Column[], rows: Row[]): string {
-  const lines = [columns.map((c) => csvCell(c.name)).join(',')];
-  for (const r of rows) lines.push(columns.map((c) => csvCell(r[c.name] ?? null)).join(','));
+  const lines = [columns.map((c) => csvCell(c.name, true)).join(',')];
+  for (const r of rows) lines.push(columns.map((c) => csvValue(c, r[c.name])).join(','));
   return `${lines.join('\r\n')}\r\n`;
 }
 
 export function toArrow(columns: Column[], rows: Row[]): Uint8Array {
-  const types = { string: () => new Utf8(), float: () => new Float64(), count: () => new Uint32() };
+  const types = {
+    string: () => new Utf8(),
+    float: () => new Float64(),
+    count: () => new Uint32(),
+    time: () => new TimestampMillisecond('UTC'),
+  };
   const vectors = Object.fromEntries(
     columns.map((c) => [
       c.name,
       vectorFromArray(
-        rows.map((r) => r[c.name] ?? null),
+        rows.map((r) => {
+          const v = r[c.name] ?? null;
+          return c.type === 'time' && v !== null ? Number(v) : v;
+        }),
         types[c.type](),
       ),
     ]),
@@ -78,6 +109,49 @@ export function sendTable(
   return reply.send(format === 'csv' ? toCsv(columns, rows) : Buffer.from(toArrow(columns, rows)));
 }
 
+/**
+ * ClickHouse's JSONCompactEachRowWithNamesAndTypes (names, then types, then one array per row)
+ * as CSV in the dialect above, row by row. A column is text unless its type is a number, a
+ * boolean or a time.
+ */
+export async function* compactJsonToCsv(chunks: AsyncIterable<Uint8Array | string>): AsyncGenerator<string> {
+  let rest = '';
+  let names: string[] | undefined;
+  let text: boolean[] | undefined;
+  const decoder = new TextDecoder();
+  const line = (l: string): string | undefined => {
+    if (l.trim() === '') return undefined;
+    const cells = JSON.parse(l) as (string | number | boolean | null)[];
+    if (!names) {
+      names = cells as string[];
+      return undefined;
+    }
+    if (!text) {
+      text = (cells as string[]).map(
+        (t) =>
+          !/^(Nullable\()?(U?Int\d+|Float\d+|Decimal|Bool|DateTime|Date)/.test(
+            t.replace(/^LowCardinality\(/, ''),
+          ),
+      );
+      return `${names.map((n) => csvCell(n, true)).join(',')}\r\n`;
+    }
+    return `${cells.map((v, i) => csvCell(typeof v === 'boolean' ? Number(v) : v, text![i])).join(',')}\r\n`;
+  };
+  for await (const chunk of chunks) {
+    rest += typeof chunk === 'string' ? chunk : decoder.decode(chunk, { stream: true });
+    const lines = rest.split('\n');
+    rest = lines.pop() ?? '';
+    const out = lines
+      .map(line)
+      .filter((l) => l !== undefined)
+      .join('');
+    if (out) yield out;
+  }
+  rest += decoder.decode();
+  const last = line(rest);
+  if (last) yield last;
+}
+
 /** Streams one statement's result in the negotiated (non-JSON) format, straight from ClickHouse. */
 export async function streamQuery(
   reply: FastifyReply,
@@ -86,23 +160,17 @@ export async function streamQuery(
   q: { query: string; query_params: Record<string, unknown> },
 ) {
   const { stream } = await store.client.exec({
-    query: `${q.query}\nFORMAT ${format === 'csv' ? 'CSVWithNames' : 'ArrowStream'}`,
+    query: `${q.query}\nFORMAT ${format === 'csv' ? 'JSONCompactEachRowWithNamesAndTypes' : 'ArrowStream'}`,
     query_params: q.query_params,
     clickhouse_settings: {
       // The JavaScript Arrow reader cannot decode compressed record batches.
       output_format_arrow_compression_method: 'none',
       output_format_arrow_string_as_string: 1,
-      format_csv_null_representation: '',
+      // Times as ISO-8601 UTC with Z, the form every other answer uses.
+      date_time_output_format: 'iso',
     },
   });
+  const source = stream instanceof Readable ? stream : Readable.from(stream as AsyncIterable<Uint8Array>);
   reply.header('content-type', format === 'csv' ? 'text/csv; charset=utf-8' : CONTENT_TYPES.arrow);
-  return reply.send(stream instanceof Readable ? stream : Readable.from(stream as AsyncIterable<Uint8Array>));
-}
-
-/** The events page query as an export table: occurred_at as a UTC timestamp, props as JSON text. */
-export function exportEventsQuery(q: { query: string; query_params: Record<string, unknown> }) {
-  return {
-    query: `SELECT event_id, type, fromUnixTimestamp64Milli(toInt64(ms), 'UTC') AS occurred_at, business_id, user_id, thread_id, channel, props FROM (${q.query})`,
-    query_params: q.query_params,
-  };
+  return reply.send(format === 'csv' ? Readable.from(compactJsonToCsv(source)) : source);
 }

@@ -159,9 +159,10 @@ describe('reports end to end', () => {
       headers: { authorization: `Bearer ${analystKey}`, accept: 'text/csv' },
     });
     expect(csv.statusCode).toBe(200);
-    expect(csv.body.trim().split('\n')[0]).toContain(
-      '"campaign_id","served","clicks","click_rate","spend_micros"',
+    // The one CSV dialect: quoted only when needed, CRLF.
+    expect(csv.body.split('\r\n')[0]).toBe(
+      'campaign_id,served,clicks,click_rate,spend_micros,conversions,value,cost_per_conversion_micros,return_on_spend',
     );
-    expect(csv.body).toContain('"spring",1,1,1,2000,1,80,2000,40000');
+    expect(csv.body).toContain('\r\nspring,1,1,1,2000,1,80,2000,40000\r\n');
   });
 });
