@@ -317,3 +317,33 @@ describe('Messenger webhooks', () => {
     expect(r.events[0].props.payload).toBe('P'.repeat(512));
   });
 });
+
+describe('Messenger deliveries the store could not keep', () => {
+  const message = (sender: string, mid: string) => ({
+    sender: { id: sender },
+    recipient: { id: '104512345678901' },
+    timestamp: 1764000001000,
+    message: { mid, text: 'hello' },
+  });
+  it('are refused event by event with the reason; the rest of the delivery is accepted', () => {
+    // Meta escapes non-ASCII, so a lone surrogate arrives as \ud800 in valid JSON.
+    const body = JSON.parse(
+      JSON.stringify({
+        object: 'page',
+        entry: [
+          {
+            id: '104512345678901',
+            time: 1764000005000,
+            messaging: [message('x\ud800y', 'm_1'), message('7'.repeat(124), 'm_2'), message(PSID, 'm_3')],
+          },
+        ],
+      }),
+    );
+    const out = deliver('messenger', body);
+    expect(out.events.map((e) => e.user_id)).toEqual([PSID]);
+    expect(out.rejected.map((r) => r.error)).toEqual([
+      'user_id: contains invalid Unicode (a lone UTF-16 surrogate)',
+      expect.stringMatching(/^thread_id: the default thread_id .* would be 140 characters \(at most 128\)/),
+    ]);
+  });
+});
