@@ -36,7 +36,23 @@ const campaignView = z
     created_at: z.string(),
     updated_at: z.string(),
   })
-  .meta({ id: 'Campaign' });
+  .meta({ id: 'Campaign', description: 'The campaign as stored' });
+const campaignBody = campaignInputSchema.meta({
+  examples: [
+    {
+      business_id: 'biz_barber_42',
+      name: 'Saturday beard trims',
+      status: 'active',
+      creative: { text: 'Beard trim this Saturday: 20% off', buttons: [{ title: 'Book now' }] },
+      targeting: { segments_all: ['seg_chatty_never_booked'], channels: ['whatsapp', 'messenger'] },
+      schedule: { start: '2026-11-20T00:00:00Z', end: '2026-12-20T00:00:00Z' },
+      budget: { total_micros: 500_000_000, daily_micros: 20_000_000 },
+      bid: { cpm_micros: 4_000_000 },
+      frequency_cap: { max: 2, per_seconds: 604_800 },
+      pacing: 'even',
+    },
+  ],
+});
 const idParams = strictObject({ id: z.string().min(1).max(128) });
 const listQuery = strictObject({ business_id: z.string().min(1).max(128).optional() });
 const errors = { 400: errorBody, 401: errorBody, 403: errorBody, 404: errorBody, 422: errorBody };
@@ -105,7 +121,7 @@ export async function campaignsRoute(
       schema: {
         summary: 'Create a campaign',
         tags: ['campaigns'],
-        body: campaignInputSchema,
+        body: campaignBody,
         response: { 201: campaignView, ...errors },
       },
     },
@@ -126,7 +142,10 @@ export async function campaignsRoute(
         summary: 'List campaigns',
         tags: ['campaigns'],
         querystring: listQuery,
-        response: { 200: z.object({ campaigns: z.array(campaignView) }), ...errors },
+        response: {
+          200: z.object({ campaigns: z.array(campaignView) }).describe('The campaigns this key may see'),
+          ...errors,
+        },
       },
     },
     async (req) => {
@@ -160,7 +179,7 @@ export async function campaignsRoute(
         summary: 'Replace a campaign',
         tags: ['campaigns'],
         params: idParams,
-        body: campaignInputSchema,
+        body: campaignBody,
         response: { 200: campaignView, ...errors },
       },
     },
@@ -187,7 +206,7 @@ export async function campaignsRoute(
         summary: 'Delete a campaign; it is no longer served',
         tags: ['campaigns'],
         params: idParams,
-        response: { 204: z.null(), ...errors },
+        response: { 204: z.null().describe('Deleted; it is no longer served'), ...errors },
       },
     },
     async (req, reply) => {

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { canonicalEventSchema, eventTypeSchema } from '../core/events/schema.ts';
 import type { Auth } from '../core/http/auth.ts';
 import { type App, errorBody, requireRole } from '../core/http/fastify.ts';
+import { TABLE_FORMATS } from '../core/http/openapi.ts';
 import { rangeTime, strictObject } from '../core/input.ts';
 import type { Store } from '../core/store/client.ts';
 import { buildEventsQuery, encodeCursor } from './queries/events.ts';
@@ -19,9 +20,10 @@ const eventsQuerySchema = strictObject({
   cursor: z.string().max(512).optional().describe('The `next` of a previous page'),
 });
 
-const eventsPage = z
-  .object({ events: z.array(canonicalEventSchema), next: z.string().nullable() })
-  .meta({ id: 'EventsPage' });
+const eventsPage = z.object({ events: z.array(canonicalEventSchema), next: z.string().nullable() }).meta({
+  id: 'EventsPage',
+  description: 'One page of stored events, newest first, and the cursor of the next page',
+});
 
 /** CSV and Arrow pages carry the next page's cursor here (JSON in its body's `next`). */
 export const NEXT_CURSOR_HEADER = 'parley-next-cursor';
@@ -57,7 +59,8 @@ export async function eventsReadRoute(app: App, deps: { store: Store; auth: Auth
       schema: {
         summary: 'Read stored events, newest first',
         description:
-          'JSON by default; CSV or an Arrow IPC stream (occurred_at as a UTC timestamp, props as JSON text) by the Accept header.',
+          'JSON by default; CSV or an Arrow IPC stream (occurred_at as a UTC time, props as JSON text) by the Accept header. Ordered by occurred_at, then event_id, newest first. The next page is asked for with `cursor`: the JSON body’s `next`, or the `Parley-Next-Cursor` header of a CSV or Arrow page (absent on the last page).',
+        produces: TABLE_FORMATS,
         tags: ['events'],
         querystring: eventsQuerySchema,
         response: { 200: eventsPage, 400: errorBody, 401: errorBody, 403: errorBody, 406: errorBody },

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { Auth, Principal } from '../core/http/auth.ts';
 import { type App, errorBody, requireRole } from '../core/http/fastify.ts';
+import { TABLE_FORMATS } from '../core/http/openapi.ts';
 import {
   type AttributionRow,
   attributionAnswer,
@@ -33,14 +34,17 @@ const funnelAnswerSchema = z
     z.object({ steps: z.array(step) }),
     z.object({ groups: z.array(z.object({ value: z.string(), steps: z.array(step) })) }),
   ])
-  .meta({ id: 'FunnelReport' });
+  .meta({ id: 'FunnelReport', description: 'Users reaching each step (per group with a breakdown)' });
 const attributionAnswerSchema = z
   .object({
     model: z.enum(MODELS),
     rows: z.array(z.object({ campaign_id: z.string(), conversions: z.number(), value: z.number() })),
     unattributed: z.object({ conversions: z.number(), value: z.number() }),
   })
-  .meta({ id: 'AttributionReport' });
+  .meta({
+    id: 'AttributionReport',
+    description: 'Conversions and value credited to each campaign by the model',
+  });
 const campaignRow = z.object({
   campaign_id: z.string(),
   served: z.number(),
@@ -54,7 +58,7 @@ const campaignRow = z.object({
 });
 const campaignsAnswerSchema = z
   .object({ model: z.enum(MODELS), campaigns: z.array(campaignRow) })
-  .meta({ id: 'CampaignsReport' });
+  .meta({ id: 'CampaignsReport', description: 'Delivery, spend and attributed conversions per campaign' });
 
 const errors = { 400: errorBody, 401: errorBody, 403: errorBody, 406: errorBody };
 const FORMATS_NOTE =
@@ -100,8 +104,19 @@ export async function reportsRoute(app: App, deps: ReportsDeps) {
       schema: {
         summary: 'Funnel: users reaching each step',
         description: FORMATS_NOTE,
+        produces: TABLE_FORMATS,
         tags: ['reports'],
-        body: funnelRequestSchema,
+        body: funnelRequestSchema.meta({
+          examples: [
+            {
+              steps: [{ type: 'message.received' }, { type: 'sponsored.clicked' }, { type: 'order.placed' }],
+              window_seconds: 604_800,
+              from: '2026-11-01',
+              to: '2026-12-01',
+              breakdown: 'channel',
+            },
+          ],
+        }),
         response: { 200: funnelAnswerSchema, ...errors },
       },
     },
@@ -129,8 +144,11 @@ export async function reportsRoute(app: App, deps: ReportsDeps) {
       schema: {
         summary: 'Attribution of conversions to campaigns by model',
         description: `${FORMATS_NOTE} In CSV and Arrow, the unattributed row has an empty campaign_id.`,
+        produces: TABLE_FORMATS,
         tags: ['reports'],
-        body: attributionRequestSchema,
+        body: attributionRequestSchema.meta({
+          examples: [{ model: 'position_based', from: '2026-11-01T00:00:00Z', to: '2026-12-01T00:00:00Z' }],
+        }),
         response: { 200: attributionAnswerSchema, ...errors },
       },
     },
@@ -157,6 +175,7 @@ export async function reportsRoute(app: App, deps: ReportsDeps) {
       schema: {
         summary: 'Campaign performance: delivery, spend and attributed conversions',
         description: `${FORMATS_NOTE} Conversions use the model at the default windows.`,
+        produces: TABLE_FORMATS,
         tags: ['reports'],
         querystring: campaignsQuerySchema,
         response: { 200: campaignsAnswerSchema, ...errors },

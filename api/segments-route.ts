@@ -15,12 +15,20 @@ import { instant, strictObject } from '../core/input.ts';
 import type { Store } from '../core/store/client.ts';
 
 const businessId = z.string().min(1).max(128);
+const exampleRule = {
+  all: [
+    { performed: 'message.received', count: { gte: 3 }, within_seconds: 2_592_000 },
+    { not: { performed: 'appointment.booked' } },
+  ],
+};
 const segmentInput = strictObject({
   name: z.string().trim().min(1, 'name must not be empty').max(200),
   business_id: businessId
     .optional()
     .describe('Scope the segment to one business; leave out for every business'),
   rule: ruleSchema,
+}).meta({
+  examples: [{ name: 'Chatty, never booked', business_id: 'biz_barber_42', rule: exampleRule }],
 });
 const segmentView = z
   .object({
@@ -32,8 +40,10 @@ const segmentView = z
     created_at: z.string(),
     updated_at: z.string(),
   })
-  .meta({ id: 'Segment' });
-const segmentCreated = segmentView.extend({ size: z.number().describe('Members right after creation') });
+  .meta({ id: 'Segment', description: 'The segment as stored' });
+const segmentCreated = segmentView
+  .extend({ size: z.number().describe('Members right after creation') })
+  .describe('The segment as stored, with its size right after the change');
 const idParams = strictObject({ id: z.string().min(1).max(128) });
 const sizeView = z
   .object({
@@ -42,7 +52,7 @@ const sizeView = z
     min_audience_size: z.number(),
     targetable: z.boolean().describe('size ≥ min_audience_size'),
   })
-  .meta({ id: 'SegmentSize' });
+  .meta({ id: 'SegmentSize', description: 'The current number of members' });
 const membersQuery = strictObject({
   limit: z.coerce.number().int().min(1).max(10_000).default(1000),
   cursor: z.string().max(512).optional().describe('The `next` of a previous page'),
@@ -52,15 +62,16 @@ const membersPage = z
     members: z.array(z.object({ user_id: z.string(), since: z.string() })),
     next: z.string().nullable(),
   })
-  .meta({ id: 'SegmentMembers' });
+  .meta({ id: 'SegmentMembers', description: 'One page of current members and the cursor of the next page' });
 const previewInput = strictObject({
   business_id: businessId.optional(),
   rule: ruleSchema,
   as_of: instant.optional().describe('Evaluate at this time (default now)'),
+}).meta({ examples: [{ business_id: 'biz_barber_42', rule: exampleRule }] });
+const previewView = z.object({ size: z.number(), sample: z.array(z.string()), as_of: z.string() }).meta({
+  id: 'SegmentPreview',
+  description: 'Size and a sample of members at as_of, computed from stored events',
 });
-const previewView = z
-  .object({ size: z.number(), sample: z.array(z.string()), as_of: z.string() })
-  .meta({ id: 'SegmentPreview' });
 const errors = { 400: errorBody, 401: errorBody, 403: errorBody, 404: errorBody };
 
 const view = (s: SegmentRecord) => ({
@@ -141,7 +152,10 @@ export async function segmentsRoute(
       schema: {
         summary: 'List segments',
         tags: ['segments'],
-        response: { 200: z.object({ segments: z.array(segmentView) }), ...errors },
+        response: {
+          200: z.object({ segments: z.array(segmentView) }).describe('The segments this key may see'),
+          ...errors,
+        },
       },
     },
     async (req) => {
@@ -200,7 +214,7 @@ export async function segmentsRoute(
         summary: 'Delete a segment; its members exit',
         tags: ['segments'],
         params: idParams,
-        response: { 204: z.null(), ...errors },
+        response: { 204: z.null().describe('Deleted; its members exited'), ...errors },
       },
     },
     async (req, reply) => {

@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import type { Bus } from '../core/bus/types.ts';
 import { type Config, topicNames } from '../core/config.ts';
 import type { Auth } from '../core/http/auth.ts';
@@ -22,6 +23,14 @@ export const ALL_ROLES: Role[] = ['ingest', 'processors', 'api'];
 export type AppDeps = { logger: Logger; metrics: Metrics; auth: Auth; bus: Bus; store: Store; roles: Role[] };
 
 /** The HTTP app for the given roles. It does not listen; server.ts does. */
+const health = z.object({
+  status: z.enum(['ok', 'degraded']),
+  roles: z.array(z.string()),
+  bus: z.string(),
+  store: z.string(),
+  checks: z.object({ store: z.boolean() }),
+});
+
 export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   const app = await createHttp({
     logger: deps.logger,
@@ -31,7 +40,16 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
 
   app.get(
     '/healthz',
-    { schema: { summary: 'Liveness and dependencies', tags: ['ops'] } },
+    {
+      schema: {
+        summary: 'Liveness and dependencies',
+        tags: ['ops'],
+        response: {
+          200: health.describe('Serving, store reachable'),
+          503: health.describe('Store unreachable'),
+        },
+      },
+    },
     async (_req, reply) => {
       const store = await deps.store.client.ping().then(
         (r) => r.success,
@@ -46,7 +64,13 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       });
     },
   );
-  app.get('/metrics', { schema: { summary: 'Prometheus metrics', tags: ['ops'] } }, async (_req, reply) => {
+  const metricsSchema = {
+    summary: 'Prometheus metrics',
+    tags: ['ops'],
+    produces: ['text/plain'],
+    response: { 200: z.string().describe('Prometheus text exposition format') },
+  };
+  app.get('/metrics', { schema: metricsSchema }, async (_req, reply) => {
     return reply.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
   });
 

@@ -24,7 +24,11 @@ const ingestResponse = z
       .array(z.object({ index: z.number().int(), error: z.string() }))
       .describe('Events refused, by position in the request'),
   })
-  .meta({ id: 'IngestResult' });
+  .meta({
+    id: 'IngestResult',
+    description:
+      'Accepted events are durable on the bus; each refused one is listed with its index and reason',
+  });
 
 export async function eventsRoute(app: App, deps: IngestDeps) {
   app.post(
@@ -36,7 +40,24 @@ export async function eventsRoute(app: App, deps: IngestDeps) {
         description:
           'A JSON array or NDJSON (application/x-ndjson) of canonical events. Each invalid event is rejected with its index and reason (and kept, without personal data, on the dead-letter topic); valid events in the same request are accepted. 202 is answered only once the events are durable on the bus; 503 means nothing was acknowledged.',
         tags: ['ingest'],
-        body: z.unknown().describe('Array of canonical events, or NDJSON'),
+        body: z
+          .unknown()
+          .describe('Array of canonical events, or NDJSON')
+          .meta({
+            examples: [
+              [
+                {
+                  event_id: '7f9c2b0e-5d1c-4f3e-9a39-0a5b8c6d2e11',
+                  type: 'message.received',
+                  occurred_at: '2026-03-04T10:15:30.123Z',
+                  business_id: 'biz_barber_42',
+                  user_id: 'u_8d1f',
+                  channel: 'whatsapp',
+                  props: { text: 'Can I book a haircut on Saturday?' },
+                },
+              ],
+            ],
+          }),
         response: {
           202: ingestResponse,
           400: errorBody,

@@ -25,6 +25,21 @@ const decisionInput = strictObject({
   channel: z.enum(CHANNELS),
   context: strictObject({ keywords: z.array(z.string().max(512)).max(64).optional() }).optional(),
   explain: z.boolean().optional().describe('Also return every candidate and why it was or was not chosen'),
+}).meta({
+  examples: [
+    {
+      user_id: 'u_8d1f',
+      business_id: 'biz_barber_42',
+      channel: 'whatsapp',
+      context: { keywords: ['haircut'] },
+    },
+  ],
+});
+const engineStatus = z.object({
+  ready: z.boolean(),
+  campaigns: z.number(),
+  users: z.number(),
+  behind: z.number().describe('Events on the bus not yet read'),
 });
 const candidateView = z.object({
   campaign_id: z.string(),
@@ -43,10 +58,10 @@ const decisionView = z
     postback_payload: z.string().describe('Put on chat buttons: a tap becomes sponsored.clicked'),
     candidates: z.array(candidateView).optional(),
   })
-  .meta({ id: 'Decision' });
+  .meta({ id: 'Decision', description: 'The sponsored message to insert, with its tracking' });
 const explainedNone = z
   .object({ decision_id: z.null(), candidates: z.array(candidateView) })
-  .meta({ id: 'NoDecisionExplained' });
+  .meta({ id: 'NoDecisionExplained', description: 'Nothing was chosen; why, for each candidate' });
 // Loose on purpose: platforms decorate outbound links (fbclid, utm_*), and a click must still count.
 const clickQuery = z.object({
   c: z.string().max(128).optional(),
@@ -78,7 +93,16 @@ export async function decisionsRoute(
 
   app.get(
     '/v1/decisions/ready',
-    { schema: { summary: 'Whether this process’s decision engine has caught up', tags: ['decisions'] } },
+    {
+      schema: {
+        summary: 'Whether this process’s decision engine has caught up',
+        tags: ['decisions'],
+        response: {
+          200: engineStatus.describe('Caught up'),
+          503: engineStatus.describe('Still catching up'),
+        },
+      },
+    },
     async (_req, reply) => {
       const s = deps.engine.status();
       return reply.code(s.ready ? 200 : 503).send(s);
@@ -97,8 +121,10 @@ export async function decisionsRoute(
         tags: ['decisions'],
         body: decisionInput,
         response: {
-          200: z.union([decisionView, explainedNone]),
-          204: z.null(),
+          200: z
+            .union([decisionView, explainedNone])
+            .describe('The message to insert; with explain, every candidate and why'),
+          204: z.null().describe('Nothing is eligible for this thread now'),
           400: errorBody,
           401: errorBody,
           403: errorBody,
@@ -150,7 +176,12 @@ export async function decisionsRoute(
         tags: ['decisions'],
         params: strictObject({ id }),
         querystring: clickQuery,
-        response: { 204: z.null(), 302: z.null(), 400: errorBody, 503: errorBody },
+        response: {
+          204: z.null().describe('The click is recorded'),
+          302: z.null().describe('The click is recorded; on to the button’s URL'),
+          400: errorBody,
+          503: errorBody,
+        },
       },
     },
     async (req, reply) => {

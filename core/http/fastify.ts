@@ -9,7 +9,6 @@ import Fastify, {
   type FastifyRequest,
 } from 'fastify';
 import {
-  jsonSchemaTransform,
   jsonSchemaTransformObject,
   serializerCompiler,
   validatorCompiler,
@@ -21,6 +20,7 @@ import { strictObject } from '../input.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { Auth, Principal, Role } from './auth.ts';
+import { openapiTransform } from './openapi.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -179,7 +179,7 @@ export async function createHttp(opts: {
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
     },
-    transform: jsonSchemaTransform,
+    transform: openapiTransform,
     transformObject: jsonSchemaTransformObject,
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });

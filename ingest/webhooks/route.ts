@@ -52,7 +52,10 @@ const deliveryResult = z
       .int()
       .describe('Items acknowledged but not used (reactions, failed statuses, unknown fields…)'),
   })
-  .meta({ id: 'WebhookResult' });
+  .meta({
+    id: 'WebhookResult',
+    description: 'The delivery is durable on the bus: what was accepted, refused and ignored',
+  });
 
 export type DeliveryOutcome = {
   events: CanonicalEvent[];
@@ -110,7 +113,8 @@ export async function webhooksRoute(app: App, deps: WebhookDeps) {
             tags: ['webhooks'],
             security: [],
             querystring: handshake,
-            response: { 403: errorBody, 503: errorBody },
+            produces: ['text/plain'],
+            response: { 200: z.string().describe('hub.challenge, as text'), 403: errorBody, 503: errorBody },
           },
         },
         async (req, reply) => {

@@ -1,0 +1,70 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testApp } from './helpers/app.ts';
+
+// The OpenAPI document (built from the route schemas) describes every answer, shows an example of
+// every request body, and lists the CSV and Arrow media types where a route serves them.
+
+type Op = {
+  requestBody?: { content: Record<string, { example?: unknown; examples?: unknown }> };
+  responses: Record<string, { description: string; content?: Record<string, unknown> }>;
+};
+let t: Awaited<ReturnType<typeof testApp>>;
+let ops: [string, Op][];
+
+beforeAll(async () => {
+  t = await testApp();
+  const doc = (await t.app.inject({ url: '/openapi.json' })).json() as {
+    paths: Record<string, Record<string, Op>>;
+  };
+  ops = Object.entries(doc.paths).flatMap(([path, byMethod]) =>
+    Object.entries(byMethod).map(([method, op]) => [`${method.toUpperCase()} ${path}`, op] as [string, Op]),
+  );
+});
+afterAll(async () => {
+  await t.close();
+});
+
+describe('the OpenAPI document', () => {
+  it('documents every route of the API', () => {
+    expect(ops.length).toBeGreaterThan(25);
+  });
+
+  it('gives every answer a real description', () => {
+    const defaults = ops.flatMap(([name, op]) =>
+      Object.entries(op.responses)
+        .filter(([, r]) => !r.description || r.description === 'Default Response')
+        .map(([code]) => `${name} ${code}`),
+    );
+    expect(defaults).toEqual([]);
+  });
+
+  it('shows an example of every request body', () => {
+    const missing = ops.flatMap(([name, op]) =>
+      Object.entries(op.requestBody?.content ?? {})
+        .filter(([, media]) => media.example === undefined && media.examples === undefined)
+        .map(([type]) => `${name} ${type}`),
+    );
+    expect(missing).toEqual([]);
+    expect(ops.filter(([, op]) => op.requestBody).length).toBeGreaterThan(8);
+  });
+
+  it('lists CSV and Arrow beside JSON where a route serves them, and only JSON for errors', () => {
+    const tables = [
+      'GET /v1/events',
+      'POST /v1/reports/funnel',
+      'POST /v1/reports/attribution',
+      'GET /v1/reports/campaigns',
+    ];
+    for (const name of tables) {
+      const op = ops.find(([n]) => n === name)?.[1];
+      expect(Object.keys(op?.responses['200'].content ?? {}), name).toEqual([
+        'application/json',
+        'text/csv',
+        'application/vnd.apache.arrow.stream',
+      ]);
+      expect(Object.keys(op?.responses['400'].content ?? {}), name).toEqual(['application/json']);
+    }
+    const metrics = ops.find(([n]) => n === 'GET /metrics')?.[1];
+    expect(Object.keys(metrics?.responses['200'].content ?? {})).toEqual(['text/plain']);
+  });
+});
