@@ -1,4 +1,4 @@
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
@@ -17,7 +17,12 @@ it('npm start on a fresh data dir: prints an admin key once, ingests, serves the
   const dir = await mkdtemp(join(tmpdir(), 'parley-newuser-'));
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  proc = spawnIn('npm', ['start'], { PARLEY_DATA_DIR: dir, PARLEY_PORT: String(port) });
+  // The README's own start command, keywords included.
+  const readme = await readFile(join(import.meta.dirname, '..', 'README.md'), 'utf8');
+  const keywords = /^PARLEY_KEYWORDS='([^']+)' npm start$/m.exec(readme)?.[1];
+  expect(keywords, 'README "Run it" starts Parley with PARLEY_KEYWORDS').toMatch(/haircut/);
+  const env = { PARLEY_DATA_DIR: dir, PARLEY_PORT: String(port), PARLEY_KEYWORDS: keywords! };
+  proc = spawnIn('npm', ['start'], env);
   await waitHealthy(url, proc, 90_000);
   const key = /PARLEY_ADMIN_KEY=(\S+)/.exec(proc.stdout())?.[1];
   expect(key, proc.stdout()).toMatch(/^pk_admin_/);
@@ -48,12 +53,17 @@ it('npm start on a fresh data dir: prints an admin key once, ingests, serves the
   });
   expect(page.events[0].event_id).toBe('nu-24');
   expect(JSON.stringify(page)).not.toContain('can I book');
+  // Keyword segments have something to work with: the keyword is kept, the text is not.
+  expect(page.events.find((e) => e.event_id === 'nu-0')?.props).toEqual({
+    text_length: 21,
+    keywords: ['haircut'],
+  });
 
   // The key is printed only on the first start.
   proc.kill('SIGTERM');
   await proc.exited;
   expect(proc.stderr()).not.toMatch(/shutdown failed/);
-  proc = spawnIn('npm', ['start'], { PARLEY_DATA_DIR: dir, PARLEY_PORT: String(port) });
+  proc = spawnIn('npm', ['start'], env);
   await waitHealthy(url, proc, 90_000);
   expect(proc.stdout()).not.toContain('PARLEY_ADMIN_KEY');
   const again = await fetch(`${url}/v1/events?limit=1`, { headers: { authorization: `Bearer ${key}` } });
