@@ -4,6 +4,7 @@ import { type App, errorBody, requireRole } from '../core/http/fastify.ts';
 import { TABLE_FORMATS } from '../core/http/openapi.ts';
 import {
   type AttributionRow,
+  NO_CURRENCY,
   attributionAnswer,
   attributionRequestSchema,
   buildAttributionQuery,
@@ -35,11 +36,24 @@ const funnelAnswerSchema = z
     z.object({ groups: z.array(z.object({ value: z.string(), steps: z.array(step) })) }),
   ])
   .meta({ id: 'FunnelReport', description: 'Users reaching each step (per group with a breakdown)' });
+const byCurrency = z
+  .record(z.string(), z.number())
+  .describe(
+    `Money per currency (ISO 4217 code as sent, upper-cased; ${NO_CURRENCY} when the conversion has none), never summed across currencies`,
+  );
+const campaignName = z.string().nullable().describe('The campaign’s name (null when it is unknown here)');
 const attributionAnswerSchema = z
   .object({
     model: z.enum(MODELS),
-    rows: z.array(z.object({ campaign_id: z.string(), conversions: z.number(), value: z.number() })),
-    unattributed: z.object({ conversions: z.number(), value: z.number() }),
+    rows: z.array(
+      z.object({
+        campaign_id: z.string(),
+        campaign_name: campaignName,
+        conversions: z.number(),
+        value_by_currency: byCurrency,
+      }),
+    ),
+    unattributed: z.object({ conversions: z.number(), value_by_currency: byCurrency }),
   })
   .meta({
     id: 'AttributionReport',
@@ -47,15 +61,48 @@ const attributionAnswerSchema = z
   });
 const campaignRow = z.object({
   campaign_id: z.string(),
+  campaign_name: campaignName,
   served: z.number(),
   clicks: z.number(),
   click_rate: z.number().nullable(),
   spend_micros: z.number(),
   conversions: z.number(),
-  value: z.number(),
   cost_per_conversion_micros: z.number().nullable(),
-  return_on_spend: z.number().nullable(),
+  value_by_currency: byCurrency,
+  return_on_spend_by_currency: byCurrency.describe('value_by_currency per currency unit of spend'),
 });
+type CampaignRow = z.infer<typeof campaignRow>;
+type FlatCampaignRow = Record<string, number | string | null>;
+
+/** The statement's rows (one per campaign and currency) as one JSON row per campaign. */
+function campaignRows(flat: FlatCampaignRow[]): CampaignRow[] {
+  const out = new Map<string, CampaignRow>();
+  const num = (v: number | string | null) => (v === null ? null : Number(v));
+  for (const r of flat) {
+    const id = String(r.campaign_id);
+    let c = out.get(id);
+    if (!c) {
+      c = {
+        campaign_id: id,
+        campaign_name: r.campaign_name === null ? null : String(r.campaign_name),
+        served: Number(r.served),
+        clicks: Number(r.clicks),
+        click_rate: num(r.click_rate),
+        spend_micros: Number(r.spend_micros),
+        conversions: Number(r.campaign_conversions),
+        cost_per_conversion_micros: num(r.cost_per_conversion_micros),
+        value_by_currency: {},
+        return_on_spend_by_currency: {},
+      };
+      out.set(id, c);
+    }
+    if (r.currency === null) continue;
+    c.value_by_currency[String(r.currency)] = Number(r.value);
+    if (r.return_on_spend !== null)
+      c.return_on_spend_by_currency[String(r.currency)] = Number(r.return_on_spend);
+  }
+  return [...out.values()];
+}
 const campaignsAnswerSchema = z
   .object({ model: z.enum(MODELS), campaigns: z.array(campaignRow) })
   .meta({ id: 'CampaignsReport', description: 'Delivery, spend and attributed conversions per campaign' });
@@ -143,7 +190,7 @@ export async function reportsRoute(app: App, deps: ReportsDeps) {
       preHandler: pre,
       schema: {
         summary: 'Attribution of conversions to campaigns by model',
-        description: `${FORMATS_NOTE} In CSV and Arrow, the unattributed row has an empty campaign_id.`,
+        description: `${FORMATS_NOTE} Value is reported per currency. CSV and Arrow have one row per campaign and currency (campaign_id, campaign_name, currency, conversions, value); unattributed rows have an empty campaign_id.`,
         produces: TABLE_FORMATS,
         tags: ['reports'],
         body: attributionRequestSchema.meta({
@@ -161,10 +208,7 @@ export async function reportsRoute(app: App, deps: ReportsDeps) {
           ? buildStoredAttributionQuery(store.database, r, businesses)
           : buildAttributionQuery(store.database, r, businesses);
       if (format === 'json') return attributionAnswer(r.model, await rows<AttributionRow>(store, q));
-      return streamQuery(reply, store, format, {
-        query: `SELECT campaign_id, conversions, value FROM (${q.query})`,
-        query_params: q.query_params,
-      });
+      return streamQuery(reply, store, format, q);
     },
   );
 
@@ -174,7 +218,7 @@ export async function reportsRoute(app: App, deps: ReportsDeps) {
       preHandler: pre,
       schema: {
         summary: 'Campaign performance: delivery, spend and attributed conversions',
-        description: `${FORMATS_NOTE} Conversions use the model at the default windows.`,
+        description: `${FORMATS_NOTE} Conversions use the model at the default windows; value and return on spend are per currency. CSV and Arrow have one row per campaign and conversion currency: delivery and spend repeat on each, conversions and value are that currency’s, campaign_conversions the campaign’s; currency is empty for a campaign without conversions.`,
         produces: TABLE_FORMATS,
         tags: ['reports'],
         querystring: campaignsQuerySchema,
@@ -186,19 +230,7 @@ export async function reportsRoute(app: App, deps: ReportsDeps) {
       const q = req.query;
       const built = buildCampaignsQuery(store.database, q, scope(auth, req.principal!, q.business_id));
       if (format !== 'json') return streamQuery(reply, store, format, built);
-      const campaigns = (await rows<Record<string, number | string | null>>(store, built)).map((r) => ({
-        campaign_id: String(r.campaign_id),
-        served: Number(r.served),
-        clicks: Number(r.clicks),
-        click_rate: r.click_rate === null ? null : Number(r.click_rate),
-        spend_micros: Number(r.spend_micros),
-        conversions: Number(r.conversions),
-        value: Number(r.value),
-        cost_per_conversion_micros:
-          r.cost_per_conversion_micros === null ? null : Number(r.cost_per_conversion_micros),
-        return_on_spend: r.return_on_spend === null ? null : Number(r.return_on_spend),
-      }));
-      return { model: q.model, campaigns };
+      return { model: q.model, campaigns: campaignRows(await rows<FlatCampaignRow>(store, built)) };
     },
   );
 }

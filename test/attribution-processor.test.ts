@@ -65,12 +65,18 @@ async function bothPaths(business: string) {
       to: new Date(T0 + 30 * 86_400_000).toISOString(),
       business_id: business,
     });
+    const r6 = (m: Record<string, number>) =>
+      Object.fromEntries(Object.entries(m).map(([k, v]) => [k, +v.toFixed(6)]));
     const round = (a: ReturnType<typeof attributionAnswer>) => ({
       ...a,
-      rows: a.rows.map((x) => ({ ...x, conversions: +x.conversions.toFixed(6), value: +x.value.toFixed(6) })),
+      rows: a.rows.map((x) => ({
+        ...x,
+        conversions: +x.conversions.toFixed(6),
+        value_by_currency: r6(x.value_by_currency),
+      })),
       unattributed: {
         conversions: +a.unattributed.conversions.toFixed(6),
-        value: +a.unattributed.value.toFixed(6),
+        value_by_currency: r6(a.unattributed.value_by_currency),
       },
     });
     const stored = round(
@@ -102,15 +108,18 @@ describe('attribution processor', () => {
     await insertEvents(store, all);
     const linear = async () => (await bothPaths(b))[2].stored;
     await p.handle(batchOf([o, o]), ctx);
-    expect(await linear()).toMatchObject({ rows: [], unattributed: { conversions: 1, value: 30 } });
+    expect(await linear()).toMatchObject({
+      rows: [],
+      unattributed: { conversions: 1, value_by_currency: { XXX: 30 } },
+    });
     await p.handle(batchOf([view]), ctx);
     expect(await linear()).toMatchObject({
-      rows: [{ campaign_id: 'v', conversions: 1, value: 30 }],
-      unattributed: { conversions: 0, value: 0 },
+      rows: [{ campaign_id: 'v', conversions: 1, value_by_currency: { XXX: 30 } }],
+      unattributed: { conversions: 0, value_by_currency: {} },
     });
     await p.handle(batchOf([click, view, o]), ctx);
     expect(await linear()).toMatchObject({
-      rows: [{ campaign_id: 'k', conversions: 1, value: 30 }],
+      rows: [{ campaign_id: 'k', conversions: 1, value_by_currency: { XXX: 30 } }],
       unattributed: { conversions: 0 },
     });
     for (const { stored, sql } of await bothPaths(b)) expect(stored).toEqual(sql);
@@ -130,6 +139,7 @@ describe('attribution processor', () => {
       hour: fc.integer({ min: 0, max: 240 }),
       campaign: fc.constantFrom('c1', 'c2', 'c3'),
       value: fc.integer({ min: 0, max: 100 }),
+      currency: fc.constantFrom('', 'USD', 'eur'),
     });
     await fc.assert(
       fc.asyncProperty(
@@ -150,7 +160,7 @@ describe('attribution processor', () => {
               ? { campaign_id: r.campaign }
               : r.kind === 4
                 ? {}
-                : { value: r.value };
+                : { value: r.value, ...(r.currency ? { currency: r.currency } : {}) };
             return ev(type, `u${r.user}`, r.hour * H, { business_id: b, props });
           });
           await insertEvents(store, evs);
@@ -200,8 +210,8 @@ describe('attribution processor', () => {
     const [, , linear] = await bothPaths(b);
     expect(linear.stored).toEqual({
       model: 'linear',
-      rows: [{ campaign_id: 'c', conversions: 1, value: 12 }],
-      unattributed: { conversions: 0, value: 0 },
+      rows: [{ campaign_id: 'c', campaign_name: null, conversions: 1, value_by_currency: { XXX: 12 } }],
+      unattributed: { conversions: 0, value_by_currency: {} },
     });
   });
 });

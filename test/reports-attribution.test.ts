@@ -44,11 +44,27 @@ async function run(
   return round(sql);
 }
 const r6 = (x: number) => Math.round(x * 1e6) / 1e6;
+const r6each = (m: Record<string, number>) =>
+  Object.fromEntries(Object.entries(m).map(([k, v]) => [k, r6(v)]));
+/** A campaign's row in a report without campaign names stored. */
+const row = (campaign_id: string, conversions: number, value: number, currency = 'XXX') => ({
+  campaign_id,
+  campaign_name: null,
+  conversions,
+  value_by_currency: { [currency]: value },
+});
 function round(a: Answer): Answer {
   return {
     ...a,
-    rows: a.rows.map((r) => ({ ...r, conversions: r6(r.conversions), value: r6(r.value) })),
-    unattributed: { conversions: r6(a.unattributed.conversions), value: r6(a.unattributed.value) },
+    rows: a.rows.map((r) => ({
+      ...r,
+      conversions: r6(r.conversions),
+      value_by_currency: r6each(r.value_by_currency),
+    })),
+    unattributed: {
+      conversions: r6(a.unattributed.conversions),
+      value_by_currency: r6each(a.unattributed.value_by_currency),
+    },
   };
 }
 const H = 3_600_000;
@@ -91,7 +107,7 @@ describe('attribution models split one conversion', () => {
     const two = await run([click('u', 0, 'c1'), click('u', H, 'c2'), order('u', 2 * H, 50)], req);
     const fiveA = await run(five(), req);
     expect([split(one), split(two), split(fiveA)]).toEqual(expected[model]);
-    expect(fiveA.rows.reduce((s, r) => s + r.value, 0)).toBeCloseTo(100, 4);
+    expect(fiveA.rows.reduce((s, r) => s + r.value_by_currency.XXX, 0)).toBeCloseTo(100, 4);
   });
 });
 
@@ -108,10 +124,7 @@ describe('attribution touchpoints', () => {
       ],
       { model: 'linear' },
     );
-    expect(a.rows).toEqual([
-      { campaign_id: 'k1', conversions: 1, value: 10 },
-      { campaign_id: 'v1', conversions: 1, value: 20 },
-    ]);
+    expect(a.rows).toEqual([row('k1', 1, 10), row('v1', 1, 20)]);
   });
 
   it('window edges: a touch exactly click_window before counts, one ms earlier or at the conversion does not', async () => {
@@ -137,8 +150,8 @@ describe('attribution touchpoints', () => {
       ],
       { model: 'last_touch' },
     );
-    expect(a.unattributed).toEqual({ conversions: 2, value: 42 });
-    expect(a.rows).toEqual([{ campaign_id: 'c', conversions: 1, value: 7 }]);
+    expect(a.unattributed).toEqual({ conversions: 2, value_by_currency: { XXX: 42 } });
+    expect(a.rows).toEqual([row('c', 1, 7)]);
   });
 
   it('never counts a duplicated conversion or touchpoint twice; late touchpoints count the same', async () => {
@@ -146,10 +159,7 @@ describe('attribution touchpoints', () => {
     const c2 = click('u1', 10, 'b');
     const o = order('u1', 20, 9);
     const a = await run([o, o, c2, c1, c1], { model: 'linear' }, [[o], [c2, o], [c1], [c1]]);
-    expect(a.rows).toEqual([
-      { campaign_id: 'a', conversions: 0.5, value: 4.5 },
-      { campaign_id: 'b', conversions: 0.5, value: 4.5 },
-    ]);
+    expect(a.rows).toEqual([row('a', 0.5, 4.5), row('b', 0.5, 4.5)]);
   });
 
   it("counts only the converting user's touchpoints in the same business, and conversions in [from, to)", async () => {
@@ -163,7 +173,28 @@ describe('attribution touchpoints', () => {
       { model: 'linear', to: new Date(T0 + 86_400_000).toISOString() },
     );
     expect(a.rows).toEqual([]);
-    expect(a.unattributed).toEqual({ conversions: 1, value: 1 });
+    expect(a.unattributed).toEqual({ conversions: 1, value_by_currency: { XXX: 1 } });
+  });
+
+  it('never sums money across currencies; a conversion without a currency is under XXX', async () => {
+    const a = await run(
+      [
+        click('u1', 0, 'c'),
+        order('u1', 10, 10, { props: { value: 10, currency: 'usd' } }),
+        click('u2', 0, 'c'),
+        order('u2', 10, 20, { props: { value: 20, currency: 'EUR' } }),
+        click('u3', 0, 'c'),
+        order('u3', 10, 5, { props: { value: 5, currency: ' USD ' } }),
+        order('u4', 10, 7, { props: { value: 7, currency: 'BRL' } }),
+        order('u5', 10, 3),
+        order('u6', 10, 4, { props: { value: 4, currency: 'GBP' } }),
+      ],
+      { model: 'last_touch' },
+    );
+    expect(a.rows).toEqual([
+      { campaign_id: 'c', campaign_name: null, conversions: 3, value_by_currency: { EUR: 20, USD: 15 } },
+    ]);
+    expect(a.unattributed).toEqual({ conversions: 3, value_by_currency: { BRL: 7, GBP: 4, XXX: 3 } });
   });
 });
 
@@ -182,6 +213,7 @@ describe('attribution SQL equals the reference on random histories', () => {
     campaign: fc.constantFrom('c1', 'c2', 'c3'),
     value: fc.integer({ min: 0, max: 100 }),
     dup: fc.boolean(),
+    currency: fc.constantFrom('', 'USD', 'eur'),
   });
   it('for every model and random windows', async () => {
     await fc.assert(
@@ -196,7 +228,7 @@ describe('attribution SQL equals the reference on random histories', () => {
             const props = type.startsWith('sponsored')
               ? { campaign_id: r.campaign }
               : type === 'order.placed'
-                ? { value: r.value }
+                ? { value: r.value, ...(r.currency ? { currency: r.currency } : {}) }
                 : {};
             return ev(type, `u${r.user}`, r.t * 1000, { props });
           });

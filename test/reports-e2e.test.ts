@@ -99,8 +99,8 @@ describe('reports end to end', () => {
       event('message.received', 'u1', 0),
       event('sponsored.served', 'u1', H, { campaign_id: 'spring', price_micros: 2000 }),
       event('sponsored.clicked', 'u1', 2 * H, { campaign_id: 'spring' }),
-      event('order.placed', 'u1', 3 * H, { value: 80 }),
-      event('order.placed', 'u2', 3 * H, { value: 20 }),
+      event('order.placed', 'u1', 3 * H, { value: 80, currency: 'USD' }),
+      event('order.placed', 'u2', 3 * H, { value: 20, currency: 'EUR' }),
     ]);
     const first = await eventually(
       () => report({ model: 'linear' }),
@@ -108,8 +108,8 @@ describe('reports end to end', () => {
     );
     expect(first).toEqual({
       model: 'linear',
-      rows: [{ campaign_id: 'spring', conversions: 1, value: 80 }],
-      unattributed: { conversions: 1, value: 20 },
+      rows: [{ campaign_id: 'spring', campaign_name: null, conversions: 1, value_by_currency: { USD: 80 } }],
+      unattributed: { conversions: 1, value_by_currency: { EUR: 20 } },
     });
 
     // u2 was served a campaign before ordering; the event arrives late.
@@ -119,8 +119,8 @@ describe('reports end to end', () => {
       (a) => a.unattributed.conversions === 0,
     );
     expect(late.rows).toEqual([
-      { campaign_id: 'spring', conversions: 1, value: 80 },
-      { campaign_id: 'summer', conversions: 1, value: 20 },
+      { campaign_id: 'spring', campaign_name: null, conversions: 1, value_by_currency: { USD: 80 } },
+      { campaign_id: 'summer', campaign_name: null, conversions: 1, value_by_currency: { EUR: 20 } },
     ]);
     // The stored credits (default windows) equal the SQL path for every model once the sink caught up.
     for (const model of MODELS) {
@@ -132,7 +132,7 @@ describe('reports end to end', () => {
     }
     // A non-default window is answered by SQL: a 30-minute view window misses u2's serve.
     const narrow = await report({ model: 'linear', view_window_seconds: 1800 });
-    expect(narrow.unattributed).toEqual({ conversions: 1, value: 20 });
+    expect(narrow.unattributed).toEqual({ conversions: 1, value_by_currency: { EUR: 20 } });
   });
 
   it('funnel and campaigns over the ingested events', async () => {
@@ -161,8 +161,8 @@ describe('reports end to end', () => {
     expect(csv.statusCode).toBe(200);
     // The one CSV dialect: quoted only when needed, CRLF.
     expect(csv.body.split('\r\n')[0]).toBe(
-      'campaign_id,served,clicks,click_rate,spend_micros,conversions,value,cost_per_conversion_micros,return_on_spend',
+      'campaign_id,campaign_name,currency,served,clicks,click_rate,spend_micros,campaign_conversions,conversions,value,cost_per_conversion_micros,return_on_spend',
     );
-    expect(csv.body).toContain('\r\nspring,1,1,1,2000,1,80,2000,40000\r\n');
+    expect(csv.body).toContain('\r\nspring,,USD,1,1,1,2000,1,1,80,2000,40000\r\n');
   });
 });

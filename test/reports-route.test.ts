@@ -38,16 +38,33 @@ beforeAll(async () => {
     ev('message.received', 'u1', 0, { channel: 'sms', props: { keywords: ['cut', 'beard'] } }),
     served('u1', H, 'c1'),
     clicked('u1', 2 * H, 'c1'),
-    ev('order.placed', 'u1', 3 * H, { props: { value: 40 } }),
+    ev('order.placed', 'u1', 3 * H, { props: { value: 40, currency: 'USD' } }),
     ev('message.received', 'u2', 0),
     served('u2', H, 'c2'),
     served('u2', 2 * H, 'c1'),
     ev('lead.submitted', 'u2', 3 * H, { props: { value: 10 } }),
-    ev('order.placed', 'u3', 3 * H, { props: { value: 5 } }),
+    ev('order.placed', 'u3', 3 * H, { props: { value: 5, currency: 'eur' } }),
     ev('message.received', 'u9', 0, { business_id: 'b2' }),
     served('u9', H, 'c9', 'b2'),
-    ev('order.placed', 'u9', 2 * H, { business_id: 'b2', props: { value: 7 } }),
+    ev('order.placed', 'u9', 2 * H, { business_id: 'b2', props: { value: 7, currency: 'USD' } }),
   ]);
+  // Reports name campaigns next to their ids (an analyst key cannot read /v1/campaigns).
+  await store.client.insert({
+    table: `${store.database}.campaigns`,
+    values: [
+      {
+        id: 'c1',
+        business_id: 'b1',
+        name: 'Spring sale',
+        status: 'active',
+        spec: '{}',
+        version: 1,
+        created_at: new Date(T0).toISOString(),
+        updated_at: new Date(T0).toISOString(),
+      },
+    ],
+    format: 'JSONEachRow',
+  });
 });
 afterAll(async () => {
   await app?.close();
@@ -167,19 +184,43 @@ describe('POST /v1/reports/attribution and GET /v1/reports/campaigns', () => {
   it('attribution: JSON, and the same rows streamed as Arrow', async () => {
     const body = { model: 'linear', ...range };
     const json = (await post('/v1/reports/attribution', body)).json();
+    // Money per currency, never summed across currencies; the lead without one is under XXX.
     expect(json).toEqual({
       model: 'linear',
       rows: [
-        { campaign_id: 'c1', conversions: 1.5, value: 45 },
-        { campaign_id: 'c2', conversions: 0.5, value: 5 },
-        { campaign_id: 'c9', conversions: 1, value: 7 },
+        {
+          campaign_id: 'c1',
+          campaign_name: 'Spring sale',
+          conversions: 1.5,
+          value_by_currency: { USD: 40, XXX: 5 },
+        },
+        { campaign_id: 'c2', campaign_name: null, conversions: 0.5, value_by_currency: { XXX: 5 } },
+        { campaign_id: 'c9', campaign_name: null, conversions: 1, value_by_currency: { USD: 7 } },
       ],
-      unattributed: { conversions: 1, value: 5 },
+      unattributed: { conversions: 1, value_by_currency: { EUR: 5 } },
     });
     const res = await post('/v1/reports/attribution', body, ARROW);
     expect(res.statusCode).toBe(200);
-    const expected = [{ campaign_id: '', ...json.unattributed }, ...json.rows];
-    expect(arrowRows(res.rawPayload)).toEqual(expected);
+    const row = (
+      campaign_id: string,
+      campaign_name: string | null,
+      currency: string,
+      conversions: number,
+      value: number,
+    ) => ({
+      campaign_id,
+      campaign_name,
+      currency,
+      conversions,
+      value,
+    });
+    expect(arrowRows(res.rawPayload)).toEqual([
+      row('', null, 'EUR', 1, 5),
+      row('c1', 'Spring sale', 'USD', 1, 40),
+      row('c1', 'Spring sale', 'XXX', 0.5, 5),
+      row('c2', null, 'XXX', 0.5, 5),
+      row('c9', null, 'USD', 1, 7),
+    ]);
   });
 
   it('campaigns: delivery, spend and credited conversions; Arrow equals JSON', async () => {
@@ -189,18 +230,35 @@ describe('POST /v1/reports/attribution and GET /v1/reports/campaigns', () => {
     const json = res.json() as { campaigns: Record<string, unknown>[] };
     expect(json.campaigns[0]).toEqual({
       campaign_id: 'c1',
+      campaign_name: 'Spring sale',
       served: 2,
       clicks: 1,
       click_rate: 0.5,
       spend_micros: 500_000,
       conversions: 2,
-      value: 50,
       cost_per_conversion_micros: 250_000,
-      return_on_spend: 100,
+      value_by_currency: { USD: 40, XXX: 10 },
+      return_on_spend_by_currency: { USD: 80, XXX: 20 },
     });
     expect(json.campaigns.map((c) => c.campaign_id)).toEqual(['c1', 'c2', 'c9']);
-    const arrow = await get(url, ARROW);
-    expect(arrowRows(arrow.rawPayload)).toEqual(json.campaigns);
+    // As a table: one row per campaign and currency, delivery repeated on each.
+    const arrow = arrowRows((await get(url, ARROW)).rawPayload);
+    expect(
+      arrow.map((r) => [
+        r.campaign_id,
+        r.campaign_name,
+        r.currency,
+        r.served,
+        r.conversions,
+        r.value,
+        r.return_on_spend,
+      ]),
+    ).toEqual([
+      ['c1', 'Spring sale', 'USD', 2, 1, 40, 80],
+      ['c1', 'Spring sale', 'XXX', 2, 1, 10, 20],
+      ['c2', null, null, 1, 0, 0, null],
+      ['c9', null, 'USD', 1, 1, 7, 28],
+    ]);
     const limited = (await get(url, undefined, keys[1].key)).json() as {
       campaigns: { campaign_id: string }[];
     };

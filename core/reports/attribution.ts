@@ -58,9 +58,19 @@ export function weightsSql(model: Model): string {
   }
 }
 
+/** What a conversion without a currency is reported under (ISO 4217's "no currency"). */
+export const NO_CURRENCY = 'XXX';
+
+/** A conversion's currency from its props: trimmed, upper-cased, NO_CURRENCY when absent. */
+export const CURRENCY_SQL = `if(trimBoth(JSONExtractString(props, 'currency')) = '', '${NO_CURRENCY}', upperUTF8(trimBoth(JSONExtractString(props, 'currency'))))`;
+
+/** Campaign names by id, for reports to show next to campaign ids (deleted campaigns keep theirs). */
+export const campaignNamesSql = (db: string) =>
+  `(SELECT id AS campaign_id, name AS campaign_name FROM ${db}.campaigns FINAL)`;
+
 /**
  * The shared part of every attribution statement: CTE `credits` with one row per
- * (conversion, campaign share): campaign_id ('' when unattributed), weight, value.
+ * (conversion, campaign share): campaign_id ('' when unattributed), currency, weight, value.
  */
 export function creditsCte(db: string, r: AttributionRequest, businesses?: string[]) {
   if (!(r.from < r.to)) throw new ParleyError('PARLEY_ERR_VALIDATION', 'from must be before to');
@@ -86,12 +96,12 @@ export function creditsCte(db: string, r: AttributionRequest, businesses?: strin
   // One pass over the events: per (user, business), its conversions in [from, to) and its
   // touchpoints from the longest window before `from` on; each conversion then filters its own.
   const cte = `per_user AS (
-  SELECT groupArrayIf((t, value), is_conv AND t >= {from:Int64}) AS convs,
+  SELECT groupArrayIf((t, value, currency), is_conv AND t >= {from:Int64}) AS convs,
     -- (time, campaign, is click), sorted once per user: by time, equal times by campaign.
     arraySort(groupArrayIf((t, campaign_id, type = 'sponsored.clicked'), NOT is_conv)) AS tps
   FROM (
     SELECT user_id, business_id, type, toInt64(toUnixTimestamp64Milli(occurred_at)) AS t, value, campaign_id,
-      type IN {conv_types:Array(String)} AS is_conv
+      type IN {conv_types:Array(String)} AS is_conv, if(is_conv, ${CURRENCY_SQL}, '') AS currency
     FROM ${db}.events FINAL
     WHERE (type IN {conv_types:Array(String)} OR type IN ('sponsored.served', 'sponsored.clicked'))
       AND occurred_at >= fromUnixTimestamp64Milli({from:Int64} - {lookback:Int64}) AND occurred_at < fromUnixTimestamp64Milli({to:Int64})${and}
@@ -99,43 +109,76 @@ export function creditsCte(db: string, r: AttributionRequest, businesses?: strin
   GROUP BY user_id, business_id
   HAVING length(convs) > 0
 ), touched AS (
-  SELECT conv.1 AS tc, conv.2 AS cvalue,
+  SELECT conv.1 AS tc, conv.2 AS cvalue, conv.3 AS currency,
     arrayFilter(x -> x.3 AND x.1 >= tc - {cw:Int64} AND x.1 < tc, tps) AS clicks,
     if(length(clicks) > 0, clicks, arrayFilter(x -> NOT x.3 AND x.1 >= tc - {vw:Int64} AND x.1 < tc, tps)) AS chosen
   FROM per_user ARRAY JOIN convs AS conv
 ), credits AS (
-  SELECT share.1 AS campaign_id, share.2 AS weight, share.2 * cvalue AS value
+  SELECT share.1 AS campaign_id, currency, share.2 AS weight, share.2 * cvalue AS value
   FROM touched
   ARRAY JOIN if(length(chosen) = 0, [('', 1.)], arrayZip(arrayMap(x -> x.2, chosen), ${weightsSql(r.model)})) AS share
 )`;
   return { cte, params };
 }
 
-/** Rows: campaign_id ('' = unattributed), conversions, value; campaigns with a positive share. */
+/**
+ * Rows per (campaign, currency): campaign_id ('' = unattributed), campaign_name, currency,
+ * conversions, value; campaigns with a positive share. `credited` is a statement with columns
+ * campaign_id, currency, conversions, value.
+ */
+export function withCampaignNames(db: string, credited: string): string {
+  return `SELECT campaign_id, nullIf(campaign_name, '') AS campaign_name, currency, conversions, value
+FROM (${credited}) AS r
+LEFT JOIN ${campaignNamesSql(db)} AS n USING (campaign_id)
+ORDER BY campaign_id, currency`;
+}
+
 export function buildAttributionQuery(db: string, r: AttributionRequest, businesses?: string[]) {
   const { cte, params } = creditsCte(db, r, businesses);
   const query = `WITH ${cte}
-SELECT campaign_id, sum(weight) AS conversions, sum(value) AS value
+${withCampaignNames(
+  db,
+  `SELECT campaign_id, currency, sum(weight) AS conversions, sum(value) AS value
 FROM credits
 WHERE weight > 0 OR campaign_id = ''
-GROUP BY campaign_id
-ORDER BY campaign_id`;
+GROUP BY campaign_id, currency`,
+)}`;
   return { query, query_params: params };
 }
 
-export type AttributionRow = { campaign_id: string; conversions: number; value: number };
+export type AttributionRow = {
+  campaign_id: string;
+  campaign_name: string | null;
+  currency: string;
+  conversions: number;
+  value: number;
+};
 
+/** Money per currency, never summed across currencies. */
+export type ByCurrency = Record<string, number>;
+
+/** One entry per campaign: conversions (a count, summed) and value by currency. */
 export function attributionAnswer(model: Model, rows: AttributionRow[]) {
-  const un = rows.find((r) => r.campaign_id === '');
-  return {
-    model,
-    rows: rows
-      .filter((r) => r.campaign_id !== '')
-      .map((r) => ({
-        campaign_id: r.campaign_id,
-        conversions: Number(r.conversions),
-        value: Number(r.value),
-      })),
-    unattributed: { conversions: Number(un?.conversions ?? 0), value: Number(un?.value ?? 0) },
-  };
+  const campaigns = new Map<
+    string,
+    { campaign_id: string; campaign_name: string | null; conversions: number; value_by_currency: ByCurrency }
+  >();
+  const unattributed = { conversions: 0, value_by_currency: {} as ByCurrency };
+  for (const r of rows) {
+    const into =
+      r.campaign_id === ''
+        ? unattributed
+        : (campaigns.get(r.campaign_id) ??
+          campaigns
+            .set(r.campaign_id, {
+              campaign_id: r.campaign_id,
+              campaign_name: r.campaign_name ?? null,
+              conversions: 0,
+              value_by_currency: {},
+            })
+            .get(r.campaign_id)!);
+    into.conversions += Number(r.conversions);
+    into.value_by_currency[r.currency] = (into.value_by_currency[r.currency] ?? 0) + Number(r.value);
+  }
+  return { model, rows: [...campaigns.values()], unattributed };
 }

@@ -1,11 +1,12 @@
 import { z } from 'zod';
-import { type AttributionRequest, DEFAULT_WINDOWS, creditsCte } from './attribution.ts';
+import { type AttributionRequest, DEFAULT_WINDOWS, campaignNamesSql, creditsCte } from './attribution.ts';
 import { isoTime } from './funnel.ts';
 import { MODELS } from './models.ts';
 
 // GET /v1/reports/campaigns as ONE statement: delivery (served, clicks, spend) of sponsored
 // events in [from, to) joined with the conversions in [from, to) the model credits to each
-// campaign at the default windows.
+// campaign at the default windows. Money is never summed across currencies: one row per campaign
+// and conversion currency (delivery and spend repeat on each; currency NULL: no conversions).
 
 export const campaignsQuerySchema = z
   .object({
@@ -31,13 +32,18 @@ export function buildCampaignsQuery(db: string, q: CampaignsQuery, businesses?: 
   WHERE type IN ('sponsored.served', 'sponsored.clicked') AND occurred_at >= fromUnixTimestamp64Milli({from:Int64}) AND occurred_at < fromUnixTimestamp64Milli({to:Int64})${biz}
   GROUP BY campaign_id
 ), credited AS (
-  SELECT campaign_id, sum(weight) AS conversions, sum(value) AS value FROM credits WHERE campaign_id != '' AND weight > 0 GROUP BY campaign_id
+  SELECT campaign_id, currency, sum(weight) AS conversions, sum(value) AS value FROM credits WHERE campaign_id != '' AND weight > 0 GROUP BY campaign_id, currency
+), joined AS (
+  SELECT campaign_id, nullIf(currency, '') AS currency, served, clicks, spend_micros, conversions, value,
+    sum(conversions) OVER (PARTITION BY campaign_id) AS campaign_conversions
+  FROM delivery FULL OUTER JOIN credited USING (campaign_id)
 )
-SELECT campaign_id, toUInt64(served) AS served, toUInt64(clicks) AS clicks, if(served > 0, clicks / served, NULL) AS click_rate,
-  toInt64(spend_micros) AS spend_micros, conversions, value,
-  if(conversions > 0, spend_micros / conversions, NULL) AS cost_per_conversion_micros,
-  if(spend_micros > 0, value / (spend_micros / 1e6), NULL) AS return_on_spend
-FROM delivery FULL OUTER JOIN credited USING (campaign_id)
-ORDER BY campaign_id`;
+SELECT campaign_id, nullIf(campaign_name, '') AS campaign_name, currency, toUInt64(served) AS served, toUInt64(clicks) AS clicks,
+  if(served > 0, clicks / served, NULL) AS click_rate, toInt64(spend_micros) AS spend_micros,
+  campaign_conversions, conversions, value,
+  if(campaign_conversions > 0, spend_micros / campaign_conversions, NULL) AS cost_per_conversion_micros,
+  if(spend_micros > 0 AND currency IS NOT NULL, value / (spend_micros / 1e6), NULL) AS return_on_spend
+FROM joined LEFT JOIN ${campaignNamesSql(db)} AS n USING (campaign_id)
+ORDER BY campaign_id, currency`;
   return { query, query_params: params };
 }

@@ -1,4 +1,4 @@
-import type { AttributionRequest } from './attribution.ts';
+import { type AttributionRequest, CURRENCY_SQL, NO_CURRENCY, withCampaignNames } from './attribution.ts';
 import { ParleyError } from '../errors.ts';
 import { CONVERSION_TYPES } from '../events/schema.ts';
 
@@ -32,10 +32,17 @@ export function buildStoredAttributionQuery(db: string, r: AttributionRequest, b
     where.push('business_id IN {businesses:Array(String)}');
     params.businesses = businesses;
   }
-  const query = `SELECT campaign_id, sum(weight) AS conversions, sum(value) AS value
-FROM ${db}.attribution_credits FINAL
-WHERE ${where.join(' AND ')}
-GROUP BY campaign_id
-ORDER BY campaign_id`;
+  // Credits do not keep the currency: each conversion's comes from its event.
+  const query = withCampaignNames(
+    db,
+    `SELECT campaign_id, if(cur.currency = '', '${NO_CURRENCY}', cur.currency) AS currency, sum(weight) AS conversions, sum(value) AS value
+FROM (SELECT conversion_id, campaign_id, weight, value FROM ${db}.attribution_credits FINAL WHERE ${where.join(' AND ')}) AS c
+LEFT JOIN (
+  SELECT event_id AS conversion_id, any(${CURRENCY_SQL}) AS currency FROM ${db}.events
+  WHERE type IN {conv_types:Array(String)} AND occurred_at >= fromUnixTimestamp64Milli({from:Int64}) AND occurred_at < fromUnixTimestamp64Milli({to:Int64})${businesses ? ' AND business_id IN {businesses:Array(String)}' : ''}${r.business_id !== undefined ? ' AND business_id = {business_id:String}' : ''}
+  GROUP BY event_id
+) AS cur USING (conversion_id)
+GROUP BY campaign_id, currency`,
+  );
   return { query, query_params: params };
 }

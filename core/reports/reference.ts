@@ -136,7 +136,19 @@ export type AttributionParams = {
   business_id?: string;
 };
 
-export type Credit = { conversion_id: string; campaign_id: string; weight: number; value: number };
+export type Credit = {
+  conversion_id: string;
+  campaign_id: string;
+  currency: string;
+  weight: number;
+  value: number;
+};
+
+/** As the SQL reads it: spaces trimmed, upper-cased, XXX when absent. */
+export function currencyOf(props: Record<string, unknown>): string {
+  const c = typeof props.currency === 'string' ? props.currency.replace(/^ +| +$/g, '') : '';
+  return c === '' ? 'XXX' : c.toUpperCase();
+}
 
 /** Credits per conversion; a conversion without touchpoints gets one credit with campaign ''. */
 export function referenceCredits(all: RefEvent[], a: AttributionParams, businesses?: string[]): Credit[] {
@@ -148,6 +160,7 @@ export function referenceCredits(all: RefEvent[], a: AttributionParams, business
     if (!types.includes(c.type) || c.t < a.from || c.t >= a.to) continue;
     if (a.business_id !== undefined && c.business_id !== a.business_id) continue;
     const value = typeof c.props.value === 'number' ? c.props.value : 0;
+    const currency = currencyOf(c.props);
     const mine = touches
       .filter((e) => e.user_id === c.user_id && e.business_id === c.business_id)
       .map((e) => ({
@@ -158,34 +171,39 @@ export function referenceCredits(all: RefEvent[], a: AttributionParams, business
       }));
     const { chosen } = touchpointsFor(c.t, mine, a);
     for (const [campaign_id, weight] of splitConversion(a.model, c.t, chosen, a.half_life_seconds)) {
-      credits.push({ conversion_id: c.event_id, campaign_id, weight, value: weight * value });
+      credits.push({ conversion_id: c.event_id, campaign_id, currency, weight, value: weight * value });
     }
   }
   return credits;
 }
 
+type Totals = { conversions: number; value_by_currency: Record<string, number> };
 export type AttributionAnswer = {
   model: Model;
-  rows: { campaign_id: string; conversions: number; value: number }[];
-  unattributed: { conversions: number; value: number };
+  rows: ({ campaign_id: string; campaign_name: string | null } & Totals)[];
+  unattributed: Totals;
 };
 
-/** Sums credits into the report's answer: campaigns with a positive share, by campaign id. */
+/** Sums credits into the report's answer: campaigns with a positive share, value per currency. */
 export function summarizeCredits(model: Model, credits: Credit[]): AttributionAnswer {
-  const rows = new Map<string, { campaign_id: string; conversions: number; value: number }>();
-  const unattributed = { conversions: 0, value: 0 };
+  const rows = new Map<string, AttributionAnswer['rows'][number]>();
+  const unattributed: Totals = { conversions: 0, value_by_currency: {} };
   for (const c of credits) {
-    if (c.campaign_id === '') {
-      unattributed.conversions += c.weight;
-      unattributed.value += c.value;
-      continue;
-    }
-    if (!(c.weight > 0)) continue;
+    if (c.campaign_id !== '' && !(c.weight > 0)) continue;
     const r =
-      rows.get(c.campaign_id) ??
-      rows.set(c.campaign_id, { campaign_id: c.campaign_id, conversions: 0, value: 0 }).get(c.campaign_id)!;
+      c.campaign_id === ''
+        ? unattributed
+        : (rows.get(c.campaign_id) ??
+          rows
+            .set(c.campaign_id, {
+              campaign_id: c.campaign_id,
+              campaign_name: null,
+              conversions: 0,
+              value_by_currency: {},
+            })
+            .get(c.campaign_id)!);
     r.conversions += c.weight;
-    r.value += c.value;
+    r.value_by_currency[c.currency] = (r.value_by_currency[c.currency] ?? 0) + c.value;
   }
   return {
     model,
