@@ -95,6 +95,7 @@ export const configSchema = z.object({
   PARLEY_MAX_FUTURE_SECONDS: int(300, 0),
   PARLEY_KEYWORDS: csv.default([]),
   PARLEY_HASH_SECRET: z.string().optional(),
+  PARLEY_HOLDOUT_KEY: z.string().min(1).default('parley-holdout-v1'),
   PARLEY_META_APP_SECRET: z.string().optional(),
   PARLEY_META_VERIFY_TOKEN: z.string().optional(),
   PARLEY_META_BUSINESS_MAP: jsonStringMap.optional(),
@@ -123,6 +124,8 @@ export type Config = {
   localLog: { retentionMs: number; retentionBytes: number };
   ingest: { bodyLimitBytes: number; maxFutureMs: number; keywords: string[] };
   hashSecret?: string;
+  /** Keys the treatment/control assignment of campaign holdouts; the same everywhere, never changed mid-campaign. */
+  holdoutKey: string;
   meta: { appSecret?: string; verifyToken?: string; businessMap: Record<string, string> };
   segments: { minAudienceSize: number; processor: boolean };
   sink: { batchSize: number; batchWaitMs: number };
@@ -184,6 +187,7 @@ export function parseConfig(env: Record<string, string | undefined> = process.en
       keywords: e.PARLEY_KEYWORDS.map((k) => k.toLowerCase()),
     },
     hashSecret: e.PARLEY_HASH_SECRET,
+    holdoutKey: e.PARLEY_HOLDOUT_KEY,
     meta: {
       appSecret: e.PARLEY_META_APP_SECRET,
       verifyToken: e.PARLEY_META_VERIFY_TOKEN,
