@@ -1,6 +1,7 @@
 import { inHoldout } from '../../core/campaigns/holdout.ts';
 import type { SimEvent } from './journey.ts';
 import { createRng } from './random.ts';
+import { SimulateError, sendEvents } from './sender.ts';
 
 // A lift scenario with a known true effect: campaigns with a holdout, users split into treatment
 // and control by the same keyed hash the engine uses, and conversions whose chance rises by a set
@@ -127,4 +128,115 @@ export function liftScenario(opts: LiftScenarioOptions): { events: SimEvent[]; t
     truth.push(t);
   }
   return { events, truth };
+}
+
+export type LiftRunOptions = {
+  url: string;
+  key: string;
+  seed: string;
+  /** Users per campaign. */
+  users: number;
+  campaigns: number;
+  concurrency?: number;
+  now?: number;
+};
+
+export type LiftRunRow = {
+  campaign_id: string;
+  truth: LiftTruth;
+  /** What POST /v1/reports/lift answered for it. */
+  report: {
+    relative_lift: { estimate: number; low: number; high: number } | null;
+    verdict: string;
+    last_touch_conversions: number;
+    control: { users: number };
+    treatment: { users: number };
+  };
+};
+
+/** True effects from none to 5 points: the first campaign does nothing. */
+export const liftUplifts = (n: number) =>
+  Array.from({ length: n }, (_, i) => (n === 1 ? 0 : (0.05 * i) / (n - 1)));
+
+/**
+ * `parley simulate --lift`: sends a lift scenario to a running Parley, then asks the lift report
+ * until it has counted every user, and returns the report next to the truth.
+ */
+export async function runLift(opts: LiftRunOptions): Promise<{ business_id: string; rows: LiftRunRow[] }> {
+  const window = 7 * 24 * HOUR;
+  // Every conversion (up to a window and 3 days after the offer) must be in the past.
+  const to = Math.floor(((opts.now ?? Date.now()) - window - 4 * 24 * HOUR) / HOUR) * HOUR;
+  const from = to - 14 * 24 * HOUR;
+  const business_id = `biz_sim_lift_${opts.seed}`.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 128);
+  const campaigns = liftUplifts(opts.campaigns).map((uplift, i) => ({
+    id: `cmp_sim_lift_${opts.seed}_${i + 1}`.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 128),
+    business_id,
+    holdout: 0.5,
+    users: opts.users,
+    baseRate: 0.1,
+    uplift,
+    deliveryRate: 0.9,
+    clickRate: 0.05,
+    priceMicros: 20_000,
+    currency: 'EUR',
+  }));
+  const sim = liftScenario({ seed: opts.seed, from, to, windowMs: window, campaigns });
+  const sent = await sendEvents(sim.events, { url: opts.url, key: opts.key, concurrency: opts.concurrency });
+  if (sent.rejected > 0)
+    throw new SimulateError(`Parley rejected ${sent.rejected} events, e.g. ${sent.samples[0]?.error}`);
+  const body = { business_id, from: new Date(from).toISOString(), to: new Date(to).toISOString() };
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const res = await fetch(`${opts.url}/v1/reports/lift`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${opts.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    if (res.status !== 200)
+      throw new SimulateError(`the lift report answered ${res.status}: ${(await res.text()).slice(0, 300)}`);
+    const answer = (await res.json()) as { campaigns: (LiftRunRow['report'] & { campaign_id: string })[] };
+    const got = new Map(answer.campaigns.map((c) => [c.campaign_id, c]));
+    const complete = sim.truth.every((t) => {
+      const c = got.get(t.campaign_id);
+      return c && c.control.users === t.users.control && c.treatment.users === t.users.treatment;
+    });
+    if (complete)
+      return {
+        business_id,
+        rows: sim.truth.map((t) => ({
+          campaign_id: t.campaign_id,
+          truth: t,
+          report: got.get(t.campaign_id)!,
+        })),
+      };
+    if (Date.now() > deadline)
+      throw new SimulateError('the lift report did not count every simulated user within 60 s');
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+export function formatLiftSummary(r: { business_id: string; rows: LiftRunRow[] }): string {
+  const pct = (x: number) => `${(x * 100).toFixed(0)}%`;
+  const rows = [
+    ['campaign', 'true lift', 'measured', '95% interval', 'verdict', 'last touch'],
+    ...r.rows.map(({ campaign_id, truth, report }) => {
+      const rel = report.relative_lift;
+      return [
+        campaign_id,
+        pct(truth.relative),
+        rel ? pct(rel.estimate) : '—',
+        rel ? `${pct(rel.low)} to ${pct(rel.high)}` : '—',
+        report.verdict,
+        report.last_touch_conversions.toFixed(0),
+      ];
+    }),
+  ];
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((x) => x[i].length)));
+  const line = (x: string[]) =>
+    x.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  return [
+    `Lift: relative lift of each campaign of ${r.business_id}, truth against the report`,
+    '',
+    ...rows.map(line),
+  ].join('\n');
 }
