@@ -111,4 +111,22 @@ export const liftAnswerSchema = z
       }),
     ),
   })
-  .meta({ id: 'LiftReport', example: { campaigns: [example] } });
+  .meta({
+    id: 'LiftReport',
+    description:
+      'Per campaign with users in the analysis: each group, the lift with 95% intervals, incremental conversions, value and cost, the last-touch credit beside it, and a verdict',
+    example: { campaigns: [example] },
+  });
+
+/** The 200 answer in each format the report speaks, for the OpenAPI document. */
+export const liftResponse = {
+  description:
+    'The lift of each campaign with users in the analysis. CSV and Arrow: one row per campaign and currency of value, the fields flattened (docs/reports.md)',
+  content: {
+    'application/json': { schema: liftAnswerSchema },
+    'text/csv': { schema: z.string().describe('RFC 4180, a header row, one row per campaign and currency') },
+    'application/vnd.apache.arrow.stream': {
+      schema: z.string().describe('An Arrow IPC stream with the same columns as the CSV'),
+    },
+  },
+};

@@ -20,7 +20,7 @@ import { LIFT_COLUMNS, liftAnswer, liftTable } from '../core/reports/lift-answer
 import { type LiftRow, buildLiftQuery, liftRequestSchema } from '../core/reports/lift-query.ts';
 import { MODELS } from '../core/reports/models.ts';
 import type { Store } from '../core/store/client.ts';
-import { liftAnswerSchema } from './lift-schema.ts';
+import { liftResponse } from './lift-schema.ts';
 import { type Column, type Row, pickFormat, sendTable, streamQuery } from './report-formats.ts';
 
 // Analyst reports (docs/reports.md): funnels, attribution, campaign performance and lift, each one SQL
@@ -195,7 +195,7 @@ export async function reportsRoute(app: App, deps: ReportsDeps) {
         description: `${FORMATS_NOTE} Give campaign_id or business_id. CSV and Arrow have one row per campaign and currency of conversion value.`,
         tags: ['reports'],
         body: liftRequestSchema,
-        response: { 200: liftAnswerSchema, ...errors },
+        response: { 200: liftResponse, ...errors },
       },
     },
     async (req, reply) => {

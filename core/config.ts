@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DEFAULT_HOLDOUT_KEY } from './campaigns/holdout.ts';
 
 // The one place that reads the environment. Everything else receives a Config.
 
@@ -95,7 +96,7 @@ export const configSchema = z.object({
   PARLEY_MAX_FUTURE_SECONDS: int(300, 0),
   PARLEY_KEYWORDS: csv.default([]),
   PARLEY_HASH_SECRET: z.string().optional(),
-  PARLEY_HOLDOUT_KEY: z.string().min(1).default('parley-holdout-v1'),
+  PARLEY_HOLDOUT_KEY: z.string().min(1).default(DEFAULT_HOLDOUT_KEY),
   PARLEY_META_APP_SECRET: z.string().optional(),
   PARLEY_META_VERIFY_TOKEN: z.string().optional(),
   PARLEY_META_BUSINESS_MAP: jsonStringMap.optional(),

@@ -170,5 +170,10 @@ describe('POST /v1/reports/lift', () => {
     const op = doc.paths['/v1/reports/lift'].post;
     expect(op.requestBody.content['application/json'].schema).toBeDefined();
     expect(JSON.stringify(doc)).toContain('Katz log interval');
+    const ok = op.responses['200'];
+    expect(ok.description).toMatch(/lift of each campaign/);
+    expect(Object.keys(ok.content)).toEqual(['application/json', 'text/csv', ARROW]);
+    expect(doc.components.schemas.LiftReport.example.campaigns[0].verdict).toBe('lift');
+    expect(doc.components.schemas.LiftRequestInput.example.window_seconds).toBe(604_800);
   });
 });

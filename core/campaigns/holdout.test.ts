@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../config.ts';
 import { DEFAULT_HOLDOUT_KEY, holdoutPosition, inHoldout } from './holdout.ts';
 
 describe('inHoldout', () => {
@@ -39,6 +40,8 @@ describe('inHoldout', () => {
     const here = users.map((u) => holdoutPosition('cmp_x', u));
     const other = users.map((u) => holdoutPosition('cmp_x', u, 'another-key'));
     expect(other).not.toEqual(here);
+    expect(parseConfig({}).holdoutKey).toBe(DEFAULT_HOLDOUT_KEY);
+    expect(parseConfig({ PARLEY_HOLDOUT_KEY: 'another-key' }).holdoutKey).toBe('another-key');
     expect(users.map((u) => holdoutPosition('cmp_x', u, DEFAULT_HOLDOUT_KEY))).toEqual(here);
     const script = `import { holdoutPosition } from './core/campaigns/holdout.ts';
 console.log(JSON.stringify(${JSON.stringify(users)}.map((u) => holdoutPosition('cmp_x', u))));`;
