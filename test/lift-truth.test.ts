@@ -83,6 +83,15 @@ describe('lift against known truth', () => {
     }
   });
 
+  it('counts only conversions after the first offer and within the window: rates are centred on the truth', () => {
+    // Each user also has a 5% chance of an order before the offer and 5% after the window; counting
+    // either would move the mean control rate (true 10%) far beyond three standard errors.
+    const rates = [...report.values()].map((c) => c.control.conversion_rate!);
+    const mean = rates.reduce((s, x) => s + x, 0) / rates.length;
+    const se = Math.sqrt((0.1 * 0.9) / 500 / rates.length);
+    expect(Math.abs(mean - 0.1)).toBeLessThan(3 * se);
+  });
+
   it('the 95% interval of the relative lift covers the true effect in at least 90% of runs', () => {
     const eff = runs('eff');
     expect(eff).toHaveLength(RUNS);

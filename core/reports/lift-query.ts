@@ -98,7 +98,7 @@ export function buildLiftQuery(db: string, r: LiftRequest, businesses?: string[]
   SELECT campaign_id, business_id, user_id, min(toInt64(toUnixTimestamp64Milli(occurred_at))) AS t0,
     argMin(JSONExtractString(props, 'group'), (occurred_at, event_id)) = 'treatment' AS treated
   FROM ${db}.events FINAL
-  WHERE type = 'sponsored.withheld'${scope}
+  WHERE type = 'sponsored.withheld' AND occurred_at < fromUnixTimestamp64Milli({to:Int64})${scope}
   GROUP BY campaign_id, business_id, user_id
   HAVING t0 >= {from:Int64} AND t0 < {to:Int64}
 ), offered_conv AS (
