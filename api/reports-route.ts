@@ -204,7 +204,7 @@ export async function reportsRoute(app: App, deps: ReportsDeps) {
       const businesses = scope(auth, req.principal!, r.business_id);
       const answer = liftAnswer(await rows<LiftRow>(store, buildLiftQuery(store.database, r, businesses)));
       if (format === 'json') return answer;
-      return sendTable(reply, format, LIFT_COLUMNS, liftTable(answer) as Row[]);
+      return sendTable(reply, format, LIFT_COLUMNS, liftTable(answer));
     },
   );
 }

@@ -178,7 +178,7 @@ export function campaignLift(row: LiftRow): CampaignLift {
 export const liftAnswer = (rows: LiftRow[]) => ({ campaigns: rows.map(campaignLift) });
 
 /** CSV and Arrow: one row per campaign and currency of value (currency '' when none converted with value). */
-export function liftTable(answer: { campaigns: CampaignLift[] }) {
+export function liftTable(answer: { campaigns: CampaignLift[] }): Record<string, string | number | null>[] {
   const iv = (prefix: string, i: Interval | null) => ({
     [prefix]: i?.estimate ?? null,
     [`${prefix}_low`]: i?.low ?? null,
