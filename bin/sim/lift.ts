@@ -1,4 +1,4 @@
-import { inHoldout } from '../../core/campaigns/holdout.ts';
+import { holdoutGroup } from '../../core/campaigns/holdout.ts';
 import type { SimEvent } from './journey.ts';
 import { createRng } from './random.ts';
 import { SimulateError, sendEvents } from './sender.ts';
@@ -87,12 +87,13 @@ export function liftScenario(opts: LiftScenarioOptions): { events: SimEvent[]; t
           channel: 'whatsapp',
           props,
         });
-      const control = inHoldout(c.id, user_id, c.holdout, opts.holdoutKey);
+      const group = holdoutGroup(c, user_id, opts.holdoutKey);
+      const control = group === 'control';
       t.users[control ? 'control' : 'treatment']++;
       const t0 = opts.from + rng.next() * (opts.to - opts.from);
       const decision_id = `d_${c.id}_${i}`;
       const offer = { decision_id, campaign_id: c.id, price_micros: c.priceMicros };
-      emit('sponsored.withheld', t0, { ...offer, group: control ? 'control' : 'treatment' });
+      emit('sponsored.withheld', t0, { ...offer, group });
       let delivered = false;
       let tServed = t0;
       if (!control && rng.chance(c.deliveryRate)) {

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../config.ts';
-import { DEFAULT_HOLDOUT_KEY, holdoutPosition, inHoldout } from './holdout.ts';
+import { DEFAULT_HOLDOUT_KEY, holdoutGroup, holdoutPosition, inHoldout } from './holdout.ts';
 
 describe('inHoldout', () => {
   it('holds out about the configured share of 100,000 users (within 4 binomial standard deviations)', () => {
@@ -27,11 +27,15 @@ describe('inHoldout', () => {
     expect(Math.abs(both - a / 2)).toBeLessThan(4 * Math.sqrt(a * 0.25));
   });
 
-  it('is nested across shares, and 0 holds out nobody', () => {
+  it('is nested across shares, and 0 (or no holdout) holds out nobody', () => {
     for (let i = 0; i < 2000; i++) {
       const u = `u_${i}`;
       if (inHoldout('c', u, 0.1)) expect(inHoldout('c', u, 0.2)).toBe(true);
       expect(inHoldout('c', u, 0)).toBe(false);
+      expect(holdoutGroup({ id: 'c' }, u)).toBe('treatment');
+      expect(holdoutGroup({ id: 'c', holdout: 0.3 }, u)).toBe(
+        inHoldout('c', u, 0.3) ? 'control' : 'treatment',
+      );
     }
   });
 

@@ -19,3 +19,14 @@ export function inHoldout(campaignId: string, userId: string, share: number, key
   if (!(share > 0)) return false;
   return holdoutPosition(campaignId, userId, key) < share;
 }
+
+export type HoldoutGroup = 'control' | 'treatment';
+
+/** The user's group for a campaign, as `sponsored.withheld` records it in `props.group`. */
+export function holdoutGroup(
+  campaign: { id: string; holdout?: number },
+  userId: string,
+  key?: string,
+): HoldoutGroup {
+  return inHoldout(campaign.id, userId, campaign.holdout ?? 0, key) ? 'control' : 'treatment';
+}
