@@ -66,6 +66,8 @@ beforeAll(async () => {
     marker('k1', H, 'control'),
     ev('appointment.booked', 'k1', 5 * H, { props: { value: 30 } }),
     marker('k2', 2 * H, 'control'),
+    // A marker without a group is a ghost offer: control.
+    ev('sponsored.withheld', 'k3', 3 * H, { props: { campaign_id: 'c1' } }),
     // Another campaign of another business.
     marker('x1', H, 'control', 'c9', 'b2'),
     marker('x2', H, 'treatment', 'c9', 'b2'),
@@ -95,18 +97,18 @@ describe('POST /v1/reports/lift', () => {
       campaign_id: 'c1',
       name: 'Spring cut',
       business_id: 'b1',
-      control: { users: 2, converted_users: 1, conversions: 1, conversion_rate: 0.5 },
+      control: { users: 3, converted_users: 1, conversions: 1, conversion_rate: 1 / 3 },
       treatment: { users: 3, converted_users: 1, conversions: 2 },
       served: 1,
       cost_micros: 300_000,
       verdict: 'too_small',
     });
-    expect(c.absolute_lift.estimate).toBeCloseTo(1 / 3 - 1 / 2, 12);
-    expect(c.relative_lift.estimate).toBeCloseTo(2 / 3 - 1, 12);
+    expect(c.absolute_lift.estimate).toBeCloseTo(0, 12);
+    expect(c.relative_lift.estimate).toBeCloseTo(0, 12);
     // Value per currency, never summed: EUR 40 and USD 10 in treatment, 30 without currency in control.
     expect(c.value.map((v: { currency: string }) => v.currency)).toEqual(['', 'EUR', 'USD']);
     expect(c.value[1]).toMatchObject({ control_per_user: 0, treatment_per_user: 40 / 3 });
-    expect(c.value[0]).toMatchObject({ control_per_user: 15, treatment_per_user: 0 });
+    expect(c.value[0]).toMatchObject({ control_per_user: 10, treatment_per_user: 0 });
     // Last touch credits t1's two orders (view within a day) and nothing else.
     expect(c.last_touch_conversions).toBe(2);
     expect(c.summary).toMatch(/^Too few users to conclude/);
@@ -135,7 +137,7 @@ describe('POST /v1/reports/lift', () => {
     const lines = csv.body.trim().split('\r\n');
     expect(lines).toHaveLength(4);
     expect(lines[0].split(',').slice(0, 4)).toEqual(['campaign_id', 'name', 'business_id', 'control_users']);
-    expect(lines[1]).toMatch(/^c1,Spring cut,b1,2,1,1,0.5,3,1,2,/);
+    expect(lines[1]).toMatch(/^c1,Spring cut,b1,3,1,1,0.333\d+,3,1,2,/);
   });
 
   it('rejects bad requests with 400', async () => {
