@@ -61,7 +61,7 @@ export const liftAnswerSchema = z
         name: z
           .string()
           .nullable()
-          .describe('The campaign's name (null when no campaign with this id was ever stored)'),
+          .describe('The campaign name (null when no campaign with this id was ever stored)'),
         business_id: z.string(),
         control: groupFigures('Held-out users (ghost offers)'),
         treatment: groupFigures('Users offered the campaign'),
