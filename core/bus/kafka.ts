@@ -313,7 +313,7 @@ export async function createKafkaBus(opts: KafkaBusOptions): Promise<Bus> {
       // kafkajs consumes only as a group member: this one is used by one reader, commits
       // nothing, and is deleted when the reader stops (named for the client, so an operator can
       // tell whose it is should a process die before deleting it).
-      const groupId = `${opts.clientId}-read-${randomBytes(8).toString('hex')}`;
+      const groupId = `${opts.clientId}.read.${r.topic}.${randomBytes(6).toString('hex')}`;
       const sub = await subscribeKafka(
         { kafka, logger: opts.logger, concurrency: positions.size },
         {
