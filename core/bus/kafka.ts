@@ -311,8 +311,8 @@ export async function createKafkaBus(opts: KafkaBusOptions): Promise<Bus> {
     async read(r: ReadOptions): Promise<Reader> {
       const positions = await startOffsets(r.topic, r.from);
       // kafkajs consumes only as a group member: this one is used by one reader, commits
-      // nothing, and is deleted when the reader stops (named for the client, so an operator can
-      // tell whose it is should a process die before deleting it).
+      // nothing, and is deleted when the reader stops (named for the client and topic, so an operator
+      // can tell whose it is should a process die before deleting it).
       const groupId = `${opts.clientId}.read.${r.topic}.${randomBytes(6).toString('hex')}`;
       const sub = await subscribeKafka(
         { kafka, logger: opts.logger, concurrency: positions.size },
