@@ -101,7 +101,8 @@ export const configSchema = z.object({
   PARLEY_META_VERIFY_TOKEN: z.string().optional(),
   PARLEY_META_BUSINESS_MAP: jsonStringMap.optional(),
   PARLEY_MIN_AUDIENCE_SIZE: int(100, 0),
-  // The segments processor keeps per-user state for every user: run it in one processors instance.
+  // Segments processors in several instances share one consumer group and split the partitions;
+  // each holds state for every user, so 'off' keeps an instance's memory for other work.
   PARLEY_SEGMENTS_PROCESSOR: z.enum(['on', 'off']).default('on'),
   PARLEY_SINK_BATCH_SIZE: int(20_000, 1),
   PARLEY_SINK_BATCH_WAIT_MS: int(200, 0),
