@@ -270,7 +270,6 @@ describe('decision engine start', () => {
       bus: t.bus,
       logger: createLogger({ level: 'silent' }),
       topics: topicNames(t.config),
-      groupPrefix: 'test-',
       decisions: t.config.decisions,
     });
     try {

@@ -4,18 +4,22 @@ import { testApp } from './helpers/app.ts';
 // The OpenAPI document (built from the route schemas) describes every answer, shows an example of
 // every request body, and lists the CSV and Arrow media types where a route serves them.
 
+type Example = { example?: unknown; examples?: unknown };
 type Op = {
-  requestBody?: { content: Record<string, { example?: unknown; examples?: unknown }> };
+  requestBody?: { content: Record<string, Example & { schema?: { $ref?: string } }> };
   responses: Record<string, { description: string; content?: Record<string, unknown> }>;
 };
 let t: Awaited<ReturnType<typeof testApp>>;
 let ops: [string, Op][];
+let components: Record<string, Example>;
 
 beforeAll(async () => {
   t = await testApp();
   const doc = (await t.app.inject({ url: '/openapi.json' })).json() as {
     paths: Record<string, Record<string, Op>>;
+    components: { schemas: Record<string, Example> };
   };
+  components = doc.components.schemas;
   ops = Object.entries(doc.paths).flatMap(([path, byMethod]) =>
     Object.entries(byMethod).map(([method, op]) => [`${method.toUpperCase()} ${path}`, op] as [string, Op]),
   );
@@ -41,7 +45,14 @@ describe('the OpenAPI document', () => {
   it('shows an example of every request body', () => {
     const missing = ops.flatMap(([name, op]) =>
       Object.entries(op.requestBody?.content ?? {})
-        .filter(([, media]) => media.example === undefined && media.examples === undefined)
+        .filter(([, media]) => {
+          // On the media type, or on the schema it refers to.
+          const ref = media.schema?.$ref?.split('/').at(-1);
+          const schema = ref ? components[ref] : undefined;
+          return [media.example, media.examples, schema?.example, schema?.examples].every(
+            (e) => e === undefined,
+          );
+        })
         .map(([type]) => `${name} ${type}`),
     );
     expect(missing).toEqual([]);

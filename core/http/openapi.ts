@@ -38,7 +38,8 @@ export const openapiTransform: typeof jsonSchemaTransform = (input) => {
   const schema = out.schema as Record<string, unknown>;
   // zod leaves a body's examples out of its input JSON schema when the body holds a transform.
   const body = (input.schema as { body?: z.ZodType }).body;
-  const examples = body ? z.globalRegistry.get(body)?.examples : undefined;
+  const meta = body ? z.globalRegistry.get(body) : undefined;
+  const examples = meta?.examples ?? (meta?.example === undefined ? undefined : [meta.example]);
   if (examples && schema.body && !(schema.body as JsonSchema).examples)
     schema.body = { ...(schema.body as JsonSchema), examples };
   const produces = schema.produces as string[] | undefined;
@@ -47,6 +48,7 @@ export const openapiTransform: typeof jsonSchemaTransform = (input) => {
     {}) as Record<string, { description?: string } | undefined>;
   const responses = (schema.response ?? {}) as Record<string, JsonSchema>;
   for (const [code, r] of Object.entries(responses)) {
+    if (r.content) continue; // already written per media type by the route
     const status = Number(code);
     const description =
       status >= 400 ? ERROR_DESCRIPTIONS[code] : (r.description ?? original[code]?.description);
