@@ -88,7 +88,9 @@ async function timed<T>(q: { query: string; query_params: Record<string, unknown
 
 const mine = await timed<{ users: (number | string)[]; medians: number[] }>(funnelQ);
 const base = await timed<{ level: number; users: number | string }>(baselineQ);
-const attr = await timed<{ campaign_id: string; conversions: number; value: number }>(attributionQ);
+const attr = await timed<{ campaign_id: string; currency: string; conversions: number; value: number }>(
+  attributionQ,
+);
 
 // The same users per step from both funnels, or the comparison means nothing.
 const baseUsers = steps.map((_, k) =>
