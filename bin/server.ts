@@ -9,8 +9,9 @@ import { createBus, lockDataDir, standardTopics } from '../core/runtime.ts';
 import { type Store, createStore } from '../core/store/client.ts';
 import { migrate } from '../core/store/migrations.ts';
 import { createAttributionProcessor } from '../processors/attribution.ts';
-import { runProcessors } from '../processors/runner.ts';
+import { runProcessors, settlesWithin } from '../processors/runner.ts';
 import { createSegmentsProcessor } from '../processors/segments.ts';
+import { createPipeline } from '../processors/pipeline.ts';
 import { createSink } from '../processors/sink.ts';
 import { ALL_ROLES, type Role, buildApp } from './app.ts';
 
@@ -54,6 +55,10 @@ export async function startParley(
   }
   const auth = createAuth({ keys: config.apiKeys, store });
 
+  const pipeline = createPipeline({ store, bus, logger, metrics, dlqTopic: topicNames(config).dlq });
+  const sinkGroup = `${config.topics.prefix}parley-sink`;
+  // On Kafka another process's sink may store the partitions this one's processors read.
+  if (roles.includes('processors') && config.kafka) pipeline.index.refreshEvery(5000);
   const processors = roles.includes('processors')
     ? await runProcessors(
         bus,
@@ -64,9 +69,10 @@ export async function startParley(
             metrics,
             topic: topicNames(config).events,
             // Deployments that share a Kafka cluster (by topic prefix) must not share groups.
-            groupId: `${config.topics.prefix}parley-sink`,
+            groupId: sinkGroup,
             batchSize: config.sink.batchSize,
             batchWaitMs: config.sink.batchWaitMs,
+            pipeline,
           }),
           createAttributionProcessor({
             store,
@@ -74,6 +80,8 @@ export async function startParley(
             metrics,
             topic: topicNames(config).events,
             groupId: `${config.topics.prefix}parley-attribution`,
+            pipeline,
+            storedBy: { bus, group: sinkGroup },
           }),
           ...(config.segments.processor
             ? [
@@ -85,7 +93,8 @@ export async function startParley(
                   topic: topicNames(config).events,
                   membershipTopic: topicNames(config).membership,
                   groupId: `${config.topics.prefix}parley-segments`,
-                  storedBy: `${config.topics.prefix}parley-sink`,
+                  storedBy: sinkGroup,
+                  pipeline,
                 }),
               ]
             : []),
@@ -109,9 +118,14 @@ export async function startParley(
     stop() {
       stopping ??= (async () => {
         await app.close(); // stop accepting, finish in-flight requests
-        await processors?.stop(); // finish the current batches and commit
-        await bus.close();
-        await store.close();
+        // Finish the current batches and commit, within the shutdown deadline.
+        const drained = (await processors?.stop()) ?? true;
+        pipeline.index.close();
+        // After a missed deadline a batch may still hold the bus or the store: what is committed
+        // is durable already, so closing them is not waited for long.
+        const grace = drained ? Number.POSITIVE_INFINITY : 1000;
+        await settlesWithin(bus.close(), grace);
+        await settlesWithin(store.close(), grace);
         await unlock();
         logger.info('parley stopped');
         logger.flush();

@@ -1,0 +1,126 @@
+// What one batch's duplicate check costs the store, for the ways it can be asked (docs/ingest.md):
+// the event_ids registry (sorted by event_id), or the events table itself by its sort key's
+// (business_id, user_id) prefix, and what registering a batch's ids costs next to inserting the
+// batch's events. Half of each looked-up batch is already stored.
+//
+//   node bench/run.js dedup [--rows 1000000] [--batch 5000] [--rounds 10]
+
+import { parseArgs } from 'node:util';
+import { rm } from 'node:fs/promises';
+import { benchStore } from './store.ts';
+import { printTable } from './table.ts';
+
+const { values } = parseArgs({
+  options: {
+    rows: { type: 'string', default: '1000000' },
+    batch: { type: 'string', default: '5000' },
+    rounds: { type: 'string', default: '10' },
+  },
+});
+const ROWS = Number(values.rows);
+const BATCH = Number(values.batch);
+const ROUNDS = Number(values.rounds);
+const USERS = Math.ceil(ROWS / 20);
+const { store, dataDir } = await benchStore('dedup');
+const db = store.database;
+const t0 = Date.parse('2026-11-01T00:00:00Z');
+
+const id = (i: number) => `e${(i * 2654435761) % 4294967296}-${i}`;
+const ev = (i: number) => ({
+  event_id: id(i),
+  type: 'message.received',
+  occurred_at: new Date(t0 + i * 1000).toISOString(),
+  business_id: `b${i % 50}`,
+  user_id: `u${i % USERS}`,
+  thread_id: `t${i % USERS}`,
+  channel: 'whatsapp',
+  props: '{"text_length":12}',
+});
+const lines = (rows: object[]) => Buffer.from(rows.map((r) => `${JSON.stringify(r)}\n`).join(''));
+const settings = { date_time_input_format: 'best_effort' };
+
+for (let from = 0; from < ROWS; from += 100_000) {
+  const evs = Array.from({ length: Math.min(100_000, ROWS - from) }, (_, k) => ev(from + k));
+  await store.insertJsonLines(`${db}.events`, lines(evs), settings);
+  await store.insertJsonLines(
+    `${db}.event_ids`,
+    lines(
+      evs.map((e, k) => ({
+        event_id: e.event_id,
+        bus_partition: k % 4,
+        bus_offset: from + k,
+        accepted_at: e.occurred_at,
+      })),
+    ),
+    settings,
+  );
+}
+await store.client.command({ query: `OPTIMIZE TABLE ${db}.events FINAL` });
+await store.client.command({ query: `OPTIMIZE TABLE ${db}.event_ids FINAL` });
+
+async function timed(fn: () => Promise<unknown>) {
+  const ms: number[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    const s = performance.now();
+    await fn();
+    ms.push(performance.now() - s);
+  }
+  ms.sort((a, b) => a - b);
+  return ms[ms.length >> 1].toFixed(1);
+}
+
+let round = 0;
+// Half stored ids spread over the table, half new ones.
+const batchIds = () => {
+  round++;
+  const out: number[] = [];
+  for (let k = 0; k < BATCH; k++)
+    out.push(k % 2 ? (k * 7919 + round * 104729) % ROWS : ROWS + round * BATCH + k);
+  return out;
+};
+const registry = await timed(async () => {
+  const ids = batchIds().map(id);
+  const rs = await store.client.query({
+    query: `SELECT event_id, min((accepted_at, bus_partition, bus_offset)) FROM ${db}.event_ids WHERE event_id IN {ids:Array(String)} GROUP BY event_id`,
+    query_params: { ids },
+    format: 'JSONCompactEachRow',
+  });
+  await rs.json();
+});
+const byUser = await timed(async () => {
+  const evs = batchIds().map(ev);
+  const rs = await store.client.query({
+    query: `SELECT DISTINCT event_id FROM ${db}.events WHERE business_id IN {bs:Array(String)} AND user_id IN {us:Array(String)} AND event_id IN {ids:Array(String)}`,
+    query_params: {
+      bs: [...new Set(evs.map((e) => e.business_id))],
+      us: [...new Set(evs.map((e) => e.user_id))],
+      ids: evs.map((e) => e.event_id),
+    },
+    format: 'JSONCompactEachRow',
+  });
+  await rs.json();
+});
+let next = ROWS * 10;
+const insertEvents = await timed(async () => {
+  const evs = Array.from({ length: BATCH }, () => ev(next++));
+  await store.insertJsonLines(`${db}.events`, lines(evs), settings);
+});
+const insertIds = await timed(async () => {
+  const rows = Array.from({ length: BATCH }, (_, k) => ({
+    event_id: id(next++),
+    bus_partition: 0,
+    bus_offset: next + k,
+    accepted_at: new Date().toISOString(),
+  }));
+  await store.insertJsonLines(`${db}.event_ids`, lines(rows), settings);
+});
+
+printTable(`Duplicate check per batch of ${BATCH} ids over ${ROWS} stored events (median ms of ${ROUNDS})`, [
+  ['step', 'ms'],
+  ['look up in event_ids (ORDER BY event_id)', registry],
+  ['look up in events by (business_id, user_id) prefix', byUser],
+  ['insert the batch into events', insertEvents],
+  ['register the batch in event_ids', insertIds],
+]);
+await store.close();
+await rm(dataDir, { recursive: true, force: true });
