@@ -17,6 +17,7 @@ import { ALL_ROLES, type Role, buildApp } from './app.ts';
 
 export type Running = {
   app: App;
+  config: Config;
   url: string;
   stop(): Promise<void>;
   adminKey?: string;
@@ -111,6 +112,7 @@ export async function startParley(
   let stopping: Promise<void> | undefined;
   return {
     app,
+    config,
     store,
     bus,
     url: address,
@@ -123,9 +125,9 @@ export async function startParley(
         pipeline.index.close();
         // After a missed deadline a batch may still hold the bus or the store: what is committed
         // is durable already, so closing them is not waited for long.
-        const grace = drained ? Number.POSITIVE_INFINITY : 1000;
-        await settlesWithin(bus.close(), grace);
-        await settlesWithin(store.close(), grace);
+        const close = (p: Promise<void>) => (drained ? p : settlesWithin(p, 1000));
+        await close(bus.close());
+        await close(store.close());
         await unlock();
         logger.info('parley stopped');
         logger.flush();
