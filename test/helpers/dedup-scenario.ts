@@ -113,14 +113,12 @@ export type Harness = {
 };
 
 async function call(h: Harness, method: 'GET' | 'POST', url: string, payload?: unknown) {
-  const res = await h
-    .running()
-    .app.inject({
-      method,
-      url,
-      payload: payload as object,
-      headers: { authorization: `Bearer ${h.adminKey}` },
-    });
+  const res = await h.running().app.inject({
+    method,
+    url,
+    payload: payload as object,
+    headers: { authorization: `Bearer ${h.adminKey}` },
+  });
   if (res.statusCode >= 300) throw new Error(`${method} ${url}: ${res.statusCode} ${res.body}`);
   return res.json();
 }
