@@ -138,6 +138,30 @@ const insertIds = await timed(async () => {
   await store.insertJsonLines(`${db}.event_ids`, lines(rows), settings);
 });
 
+// The sink's insert and its registration, one after the other and at once.
+const pair = () => {
+  const evs = Array.from({ length: BATCH }, () => ev(next++));
+  const ids = evs.map((e, k) => ({
+    event_id: e.event_id,
+    bus_partition: 0,
+    bus_offset: next + k,
+    accepted_at: new Date().toISOString(),
+  }));
+  return [
+    () => store.insertJsonLines(`${db}.events`, lines(evs), settings),
+    () => store.insertJsonLines(`${db}.event_ids`, lines(ids), settings),
+  ];
+};
+const sequential = await timed(async () => {
+  const [a, b] = pair();
+  await a();
+  await b();
+});
+const together = await timed(async () => {
+  const [a, b] = pair();
+  await Promise.all([a(), b()]);
+});
+
 // The alternative to a registry: the position of each copy in the events rows themselves, found
 // again through a skip index on event_id.
 await store.client.command({
@@ -164,6 +188,8 @@ printTable(`Duplicate check per batch of ${BATCH} ids over ${ROWS} stored events
   ['the in-memory filter over the batch', inMemory],
   ['insert the batch into events', insertEvents],
   ['register the batch in event_ids', insertIds],
+  ['insert into events, then register', sequential],
+  ['insert into events and register at once', together],
   ['insert the batch into events with positions and a skip index', insertWithPositions],
 ]);
 await store.close();

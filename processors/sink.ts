@@ -106,11 +106,14 @@ export function createSink(deps: {
         const group = queue;
         queue = [];
         const all = group.length === 1 ? group[0].messages : group.flatMap((g) => g.messages);
-        try {
-          await insertRaw(all);
-          await dedup.register(all);
+        // Stored and registered at once (the engine runs both inserts side by side): a batch
+        // resolves only once both are done, so nothing is committed unregistered.
+        const [stored, registered] = await Promise.allSettled([insertRaw(all), dedup.register(all)]);
+        if (stored.status === 'fulfilled' && registered.status === 'fulfilled') {
           for (const g of group) g.resolve(g.messages.length);
-        } catch (err) {
+        } else {
+          const err =
+            stored.status === 'rejected' ? stored.reason : (registered as PromiseRejectedResult).reason;
           if (!isClickHouseError(err)) {
             for (const g of group) g.reject(err); // an outage: every batch comes again
             continue;
