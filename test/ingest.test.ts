@@ -248,7 +248,7 @@ describe('POST /v1/events', () => {
 });
 
 describe('sink', () => {
-  it('drops a message ClickHouse cannot read and stores the rest of its batch', async () => {
+  it('sets aside a message ClickHouse cannot read and stores the rest of its batch', async () => {
     const good = {
       ...ev(90, { event_id: 'after-poison' }),
       occurred_at: new Date().toISOString(),
