@@ -103,6 +103,20 @@ describe('poison records', () => {
       20_000,
     );
 
+    // Attribution credited the good orders (stored credits: the default windows).
+    await waitFor(
+      'attribution past the poison',
+      async () => {
+        const a = await call('POST', '/v1/reports/attribution', {
+          model: 'last_touch',
+          from: '2020-01-01T00:00:00Z',
+          to: '2030-01-01T00:00:00Z',
+          business_id: 'poison-shop',
+        });
+        return a.json().unattributed?.conversions === 3;
+      },
+      20_000,
+    );
     await waitFor('dead letters', async () => new Set(dead.map((d) => d.source)).size >= 3, 20_000);
     const bySource = Object.fromEntries(dead.map((d) => [d.source, d]));
     expect(bySource.sink.input.event_id).toBe('poison-1');
