@@ -9,7 +9,7 @@ import { createBus, lockDataDir, standardTopics } from '../core/runtime.ts';
 import { type Store, createStore } from '../core/store/client.ts';
 import { migrate } from '../core/store/migrations.ts';
 import { createAttributionProcessor } from '../processors/attribution.ts';
-import { runProcessors, settlesWithin } from '../processors/runner.ts';
+import { STOP_DEADLINE_MS, runProcessors, settlesWithin } from '../processors/runner.ts';
 import { createSegmentsProcessor } from '../processors/segments.ts';
 import { createPipeline } from '../processors/pipeline.ts';
 import { createSink } from '../processors/sink.ts';
@@ -119,9 +119,14 @@ export async function startParley(
     adminKey,
     stop() {
       stopping ??= (async () => {
-        await app.close(); // stop accepting, finish in-flight requests
-        // Finish the current batches and commit, within the shutdown deadline.
-        const drained = (await processors?.stop()) ?? true;
+        // Everything below shares one deadline: a store that stops answering holds requests and
+        // batches, and Parley still exits, keeping what it has committed.
+        const deadline = Date.now() + STOP_DEADLINE_MS;
+        // Stop accepting, finish in-flight requests.
+        const answered = await settlesWithin(app.close(), STOP_DEADLINE_MS);
+        // Finish the current batches and commit.
+        const stopped = (await processors?.stop(Math.max(0, deadline - Date.now()))) ?? true;
+        const drained = answered && stopped;
         pipeline.index.close();
         // After a missed deadline a batch may still hold the bus or the store: what is committed
         // is durable already, so closing them is not waited for long.
