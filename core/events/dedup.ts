@@ -104,7 +104,7 @@ export function isFirstSeen(recent: RecentIds, m: InMessage): boolean {
 export type Dedup = {
   /** The messages of a batch that are first copies of their event, in order (ids unreadable pass). */
   firstCopies(messages: readonly InMessage[]): Promise<InMessage[]>;
-  /** Records these first copies in the registry (the sink, before it stores them). */
+  /** Records these first copies in the registry (the sink, as it stores them). */
   register(firsts: readonly InMessage[]): Promise<void>;
 };
 
@@ -176,10 +176,11 @@ FROM ${table} WHERE event_id IN {ids:Array(String)} GROUP BY event_id`,
 
   return {
     refresh() {
-      refreshing ??= load().finally(() => {
-        refreshing = undefined;
-      });
-      return refreshing;
+      // One at a time, each reading from where the last one started: a caller waiting for
+      // registrations made just now never gets an older refresh's answer.
+      const next = (refreshing ?? Promise.resolve()).then(load, load);
+      refreshing = next;
+      return next;
     },
     refreshEvery(intervalMs) {
       timer ??= setInterval(() => {
