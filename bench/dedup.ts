@@ -8,7 +8,9 @@
 
 import { parseArgs } from 'node:util';
 import { rm } from 'node:fs/promises';
-import { IdFilter } from '../core/events/dedup.ts';
+import type { InMessage } from '../core/bus/types.ts';
+import { createDedupIndex, IdFilter, isFirstSeen, RecentIds } from '../core/events/dedup.ts';
+import { createLogger } from '../core/log.ts';
 import { benchStore } from './store.ts';
 import { printTable } from './table.ts';
 
@@ -180,6 +182,37 @@ const insertWithPositions = await timed(async () => {
   await store.insertJsonLines(`${db}.events_pos`, lines(evs), settings);
 });
 
+// The in-memory part per event, as one process runs it: the sink, segments and attribution share
+// one index; the decision engine keeps its own memory. New ids only (no store lookup).
+const perEvent = await (async () => {
+  const index = createDedupIndex({ store, logger: createLogger({ level: 'silent' }) });
+  const stages = [index.forStage(() => {}), index.forStage(() => {}), index.forStage(() => {})];
+  const feed = new RecentIds(1_000_000);
+  const n = BATCH * ROUNDS * 4;
+  const messages = Array.from(
+    { length: n },
+    (_, i): InMessage => ({
+      topic: 'parley.events',
+      partition: i % 4,
+      offset: BigInt(i),
+      key: 'u',
+      value: Buffer.alloc(0),
+      timestamp: 0,
+      headers: {},
+      decoded: { event_id: `fresh-${i}-${id(i)}` },
+    }),
+  );
+  const started = performance.now();
+  for (let i = 0; i < n; i += BATCH) {
+    const batch = messages.slice(i, i + BATCH);
+    for (const stage of stages) await stage.firstCopies(batch);
+    for (const m of batch) isFirstSeen(feed, m);
+    feed.trim();
+  }
+  index.close();
+  return (((performance.now() - started) * 1000) / n).toFixed(2);
+})();
+
 printTable(`Duplicate check per batch of ${BATCH} ids over ${ROWS} stored events (median ms of ${ROUNDS})`, [
   ['step', 'ms'],
   ['look up every id in event_ids (ORDER BY event_id)', registry],
@@ -191,6 +224,9 @@ printTable(`Duplicate check per batch of ${BATCH} ids over ${ROWS} stored events
   ['insert into events, then register', sequential],
   ['insert into events and register at once', together],
   ['insert the batch into events with positions and a skip index', insertWithPositions],
+]);
+printTable('In-memory checks of new events: 3 processors and the decision engine', [
+  ['µs per event', perEvent],
 ]);
 await store.close();
 await rm(dataDir, { recursive: true, force: true });
