@@ -21,6 +21,10 @@ function positionOf(m: InMessage): string {
   return memo[POSITION];
 }
 
+const VERDICT = Symbol('parley.firstCopy');
+/** A message whose verdict (first copy or not) a stage of this process has reached. */
+type Judged = InMessage & { [VERDICT]?: boolean };
+
 const mix = (h: number) => {
   h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
   h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
@@ -191,9 +195,11 @@ FROM ${table} WHERE event_id IN {ids:Array(String)} GROUP BY event_id`,
     forStage(onDuplicates) {
       return {
         async firstCopies(messages) {
+          // A message another stage of this process has judged keeps its verdict.
+          const todo = messages.filter((m) => (m as Judged)[VERDICT] === undefined);
           // Ids the filter may hold are decided by the registry; the others by the first sighting.
           const pending = new Map<string, string>();
-          for (const m of messages) {
+          for (const m of todo) {
             const id = idOf(m);
             if (id === undefined || recent.get(id) !== undefined || pending.has(id)) continue;
             if (filter.has(id)) pending.set(id, positionOf(m));
@@ -204,12 +210,12 @@ FROM ${table} WHERE event_id IN {ids:Array(String)} GROUP BY event_id`,
             // Another stage may have decided an id meanwhile, from the same registry.
             for (const [id, first] of pending) if (recent.get(id) === undefined) recent.set(id, first);
           }
-          const out: InMessage[] = [];
-          for (const m of messages) {
+          for (const m of todo) {
             const id = idOf(m);
-            if (id === undefined || recent.get(id) === positionOf(m)) out.push(m);
+            (m as Judged)[VERDICT] = id === undefined || recent.get(id) === positionOf(m);
           }
           recent.trim();
+          const out = messages.filter((m) => (m as Judged)[VERDICT]);
           if (out.length < messages.length) onDuplicates(messages.length - out.length);
           return out;
         },
