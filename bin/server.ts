@@ -9,13 +9,15 @@ import { createBus, lockDataDir, standardTopics } from '../core/runtime.ts';
 import { type Store, createStore } from '../core/store/client.ts';
 import { migrate } from '../core/store/migrations.ts';
 import { createAttributionProcessor } from '../processors/attribution.ts';
-import { runProcessors } from '../processors/runner.ts';
+import { STOP_DEADLINE_MS, runProcessors, settlesWithin } from '../processors/runner.ts';
 import { createSegmentsProcessor } from '../processors/segments.ts';
+import { createPipeline } from '../processors/pipeline.ts';
 import { createSink } from '../processors/sink.ts';
 import { ALL_ROLES, type Role, buildApp } from './app.ts';
 
 export type Running = {
   app: App;
+  config: Config;
   url: string;
   stop(): Promise<void>;
   adminKey?: string;
@@ -54,6 +56,10 @@ export async function startParley(
   }
   const auth = createAuth({ keys: config.apiKeys, store });
 
+  const pipeline = createPipeline({ store, bus, logger, metrics, dlqTopic: topicNames(config).dlq });
+  const sinkGroup = `${config.topics.prefix}parley-sink`;
+  // On Kafka another process's sink may store the partitions this one's processors read.
+  if (roles.includes('processors') && config.kafka) pipeline.index.refreshEvery(5000);
   const processors = roles.includes('processors')
     ? await runProcessors(
         bus,
@@ -64,9 +70,10 @@ export async function startParley(
             metrics,
             topic: topicNames(config).events,
             // Deployments that share a Kafka cluster (by topic prefix) must not share groups.
-            groupId: `${config.topics.prefix}parley-sink`,
+            groupId: sinkGroup,
             batchSize: config.sink.batchSize,
             batchWaitMs: config.sink.batchWaitMs,
+            pipeline,
           }),
           createAttributionProcessor({
             store,
@@ -74,6 +81,8 @@ export async function startParley(
             metrics,
             topic: topicNames(config).events,
             groupId: `${config.topics.prefix}parley-attribution`,
+            pipeline,
+            storedBy: { bus, group: sinkGroup },
           }),
           ...(config.segments.processor
             ? [
@@ -85,7 +94,8 @@ export async function startParley(
                   topic: topicNames(config).events,
                   membershipTopic: topicNames(config).membership,
                   groupId: `${config.topics.prefix}parley-segments`,
-                  storedBy: `${config.topics.prefix}parley-sink`,
+                  storedBy: sinkGroup,
+                  pipeline,
                 }),
               ]
             : []),
@@ -102,16 +112,27 @@ export async function startParley(
   let stopping: Promise<void> | undefined;
   return {
     app,
+    config,
     store,
     bus,
     url: address,
     adminKey,
     stop() {
       stopping ??= (async () => {
-        await app.close(); // stop accepting, finish in-flight requests
-        await processors?.stop(); // finish the current batches and commit
-        await bus.close();
-        await store.close();
+        // Everything below shares one deadline: a store that stops answering holds requests and
+        // batches, and Parley still exits, keeping what it has committed.
+        const deadline = Date.now() + STOP_DEADLINE_MS;
+        // Stop accepting, finish in-flight requests.
+        const answered = await settlesWithin(app.close(), STOP_DEADLINE_MS);
+        // Finish the current batches and commit.
+        const stopped = (await processors?.stop(Math.max(0, deadline - Date.now()))) ?? true;
+        const drained = answered && stopped;
+        pipeline.index.close();
+        // After a missed deadline a batch may still hold the bus or the store: what is committed
+        // is durable already, so closing them is not waited for long.
+        const close = (p: Promise<void>) => (drained ? p : settlesWithin(p, 1000));
+        await close(bus.close());
+        await close(store.close());
         await unlock();
         logger.info('parley stopped');
         logger.flush();

@@ -49,6 +49,18 @@ export function createMetrics() {
       help: 'Rows inserted into ClickHouse by the sink',
       registers: r,
     }),
+    duplicates: new Counter({
+      name: 'parley_duplicate_events_total',
+      help: 'Later copies of an event_id skipped (the first accepted copy is the event), by stage',
+      labelNames: ['stage'],
+      registers: r,
+    }),
+    deadLetters: new Counter({
+      name: 'parley_processor_dead_letters_total',
+      help: 'Records the store refused, sent to the dead-letter topic instead, by stage',
+      labelNames: ['stage'],
+      registers: r,
+    }),
     segmentChanges: new Counter({
       name: 'parley_segment_membership_changes_total',
       help: 'Segment membership changes stored and published',

@@ -1,4 +1,5 @@
-import type { InMessage } from '../core/bus/types.ts';
+import type { Bus, InMessage } from '../core/bus/types.ts';
+import { waitForGroup } from '../core/bus/wait.ts';
 import { eventOf, typeOf } from '../core/events/decoded.ts';
 import { CONVERSION_TYPES, type CanonicalEvent } from '../core/events/schema.ts';
 import type { Logger } from '../core/log.ts';
@@ -7,6 +8,8 @@ import { DEFAULT_WINDOWS } from '../core/reports/attribution.ts';
 import { ALL_MODELS } from '../core/reports/credits.ts';
 import { MODELS, type Touch, splitConversion, touchpointsFor } from '../core/reports/models.ts';
 import type { Store } from '../core/store/client.ts';
+import { insertIsolating } from '../core/store/isolate.ts';
+import type { Pipeline } from './pipeline.ts';
 import type { Processor } from './types.ts';
 
 // Credits conversions to campaigns as events stream in, for every model at the default windows.
@@ -43,15 +46,28 @@ export function createAttributionProcessor(deps: {
   groupId?: string;
   batchSize?: number;
   batchWaitMs?: number;
+  pipeline: Pipeline;
+  /** With the consumer group that stores events (the sink), start only once it has caught up. */
+  storedBy?: { bus: Bus; group: string };
 }): Processor {
   const log = deps.logger.child({ component: 'attribution' });
   const db = deps.store.database;
   const client = deps.store.client;
+  const groupId = deps.groupId ?? 'parley-attribution';
+  // Only the first copy of an event is a touchpoint or a conversion (core/events/dedup.ts).
+  const dedup = deps.pipeline.dedup('attribution');
 
-  function insert(table: string, rows: object[]) {
-    let text = '';
-    for (const r of rows) text += `${JSON.stringify(r)}\n`;
-    return deps.store.insertJsonLines(`${db}.${table}`, Buffer.from(text), INSERT_SETTINGS);
+  // Rows the store refuses go to the dead-letter topic; the rest are stored.
+  async function insert(table: string, rows: object[]) {
+    const refused = await insertIsolating(rows, (part) => {
+      let text = '';
+      for (const r of part) text += `${JSON.stringify(r)}\n`;
+      return deps.store.insertJsonLines(`${db}.${table}`, Buffer.from(text), INSERT_SETTINGS);
+    });
+    await deps.pipeline.deadLetters(
+      'attribution',
+      refused.map(({ item, error }) => ({ error, input: item })),
+    );
   }
 
   async function load(kept: Kept[]): Promise<Kept[]> {
@@ -141,15 +157,26 @@ WHERE user_id IN {users:Array(String)} AND business_id IN {businesses:Array(Stri
 
   return {
     name: 'attribution',
-    groupId: deps.groupId ?? 'parley-attribution',
+    groupId,
     topics: [deps.topic],
     // Each batch costs an insert, a query and an insert in ClickHouse whatever its size: large
     // batches keep that overhead off the ingest path (credits trail the bus by about a second).
     maxBatchSize: deps.batchSize ?? 20000,
     maxWaitMs: deps.batchWaitMs ?? 1000,
+    async init() {
+      // Copies read after a restart are checked against everything consumed before it.
+      if (deps.storedBy)
+        await waitForGroup(deps.storedBy.bus, deps.topic, {
+          group: groupId,
+          storedBy: deps.storedBy.group,
+          timeoutMs: 30_000,
+          log,
+        });
+      await deps.pipeline.index.refresh();
+    },
     async handle(batch) {
       const kept = new Map<string, Kept>();
-      for (const m of batch.messages) {
+      for (const m of await dedup.firstCopies(batch.messages)) {
         const k = decode(m, log);
         if (k) kept.set(k.event_id, k);
       }

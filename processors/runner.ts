@@ -3,6 +3,28 @@ import type { Logger } from '../core/log.ts';
 import type { Metrics } from '../core/metrics.ts';
 import type { Processor } from './types.ts';
 
+/** How long stopping waits for the current batches to finish and commit. */
+export const STOP_DEADLINE_MS = 10_000;
+
+/** Resolves true when p settles within ms, false when the time runs out first. */
+export async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((r) => {
+    timer = setTimeout(r, ms, false);
+  });
+  try {
+    return await Promise.race([
+      p.then(
+        () => true,
+        () => true,
+      ),
+      late,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Hosts processors on the bus: each is one consumer group. Stopping drains and commits. */
 export async function runProcessors(bus: Bus, processors: Processor[], logger: Logger, metrics: Metrics) {
   const subs: Subscription[] = [];
@@ -50,10 +72,26 @@ export async function runProcessors(bus: Bus, processors: Processor[], logger: L
   lagTimer.unref();
   return {
     subscriptions: subs,
-    async stop() {
+    /**
+     * Lets the current batches finish and commit, within a deadline: a batch still running then
+     * (a store that does not answer) is left uncommitted and comes again at the next start.
+     * Resolves whether everything finished.
+     */
+    async stop(deadlineMs = STOP_DEADLINE_MS): Promise<boolean> {
       clearInterval(lagTimer);
-      await Promise.all(subs.map((s) => s.stop()));
-      for (const p of processors) await p.close?.();
+      const drained = await settlesWithin(
+        (async () => {
+          await Promise.all(subs.map((s) => s.stop()));
+          for (const p of processors) await p.close?.();
+        })(),
+        deadlineMs,
+      );
+      if (!drained)
+        logger.warn(
+          { deadlineMs },
+          'processors did not finish within the shutdown deadline; what they committed is kept, the rest comes again at the next start',
+        );
+      return drained;
     },
   };
 }

@@ -20,6 +20,7 @@ import { migrate } from '../core/store/migrations.ts';
 import { runProcessors } from './runner.ts';
 import { createSegmentsProcessor, type SegmentsProcessor } from './segments.ts';
 import { createSink } from './sink.ts';
+import { createPipeline } from './pipeline.ts';
 
 const EVENTS = 't.events';
 const MEMBERSHIP = 't.membership';
@@ -74,6 +75,7 @@ const changesFor = (segmentId: string) =>
 
 function processor(groupId = 'segments', storedBy?: string, pollMs = 150): SegmentsProcessor {
   return createSegmentsProcessor({
+    pipeline: createPipeline({ store, bus, logger, metrics, dlqTopic: 'parley.events.dlq' }),
     store,
     bus,
     logger,
@@ -141,6 +143,7 @@ describe('segments processor', () => {
 
     const proc = processor();
     const sink = createSink({
+      pipeline: createPipeline({ store, bus, logger, metrics, dlqTopic: 'parley.events.dlq' }),
       store,
       logger,
       metrics,
@@ -221,6 +224,7 @@ describe('segments processor', () => {
     await running.stop();
     // Restarted beside a sink that has not stored it yet: the rebuild waits for the sink.
     const sink = createSink({
+      pipeline: createPipeline({ store, bus, logger, metrics, dlqTopic: 'parley.events.dlq' }),
       store,
       logger,
       metrics,

@@ -1,4 +1,5 @@
 import type { Bus, InMessage } from '../core/bus/types.ts';
+import { waitForGroup } from '../core/bus/wait.ts';
 import { eventOf } from '../core/events/decoded.ts';
 import type { Logger } from '../core/log.ts';
 import type { Metrics } from '../core/metrics.ts';
@@ -19,6 +20,7 @@ import {
   type UserRow,
 } from '../core/segments/stream.ts';
 import type { Store } from '../core/store/client.ts';
+import type { Pipeline } from './pipeline.ts';
 import type { Processor } from './types.ts';
 
 // Keeps segment membership current as events stream in and as time passes. State per segment is
@@ -38,6 +40,7 @@ export type SegmentsProcessorOptions = {
   metrics: Metrics;
   topic: string;
   membershipTopic: string;
+  pipeline: Pipeline;
   groupId?: string;
   /** How often segment definitions are re-read. */
   pollMs?: number;
@@ -80,7 +83,14 @@ export function createSegmentsProcessor(opts: SegmentsProcessorOptions): Segment
     bus: opts.bus,
     topic: opts.membershipTopic,
     onStoreError: (err) => log.warn({ err }, 'storing membership changes failed; retrying'),
+    onRefused: (refused) =>
+      opts.pipeline.deadLetters(
+        'segments',
+        refused.map(({ item, error }) => ({ error, input: item })),
+      ),
   });
+  // Only the first copy of an event counts (core/events/dedup.ts).
+  const dedup = opts.pipeline.dedup('segments');
   const groupId = opts.groupId ?? 'parley-segments';
   const evaluator = new StreamingEvaluator();
   const loaded = new Map<string, number>(); // segment id → version held in memory
@@ -247,26 +257,15 @@ export function createSegmentsProcessor(opts: SegmentsProcessorOptions): Segment
   }
 
   async function waitForStore() {
-    if (!opts.storedBy) return;
-    const deadline = Date.now() + (opts.storedByTimeoutMs ?? 30_000);
-    for (;;) {
-      const [mine, stored] = await Promise.all([
-        opts.bus.lag(groupId, opts.topic),
-        opts.bus.lag(opts.storedBy, opts.topic),
-      ]);
-      const behind = mine.filter(
-        (m) => (stored.find((s) => s.partition === m.partition)?.committed ?? -1n) < m.committed,
-      );
-      if (behind.length === 0) return;
-      if (Date.now() > deadline) {
-        log.warn(
-          { group: opts.storedBy, partitions: behind.map((b) => b.partition) },
-          'the event store is behind this processor; loading state anyway',
-        );
-        return;
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    if (opts.storedBy)
+      await waitForGroup(opts.bus, opts.topic, {
+        group: groupId,
+        storedBy: opts.storedBy,
+        timeoutMs: opts.storedByTimeoutMs ?? 30_000,
+        log,
+      });
+    // Copies consumed from here on are checked against everything the store has registered.
+    await opts.pipeline.index.refresh();
   }
 
   function every(ms: number, what: string, fn: () => Promise<void>) {
@@ -351,11 +350,12 @@ export function createSegmentsProcessor(opts: SegmentsProcessorOptions): Segment
         }
         await ctx.heartbeat();
       }
+      const firsts = await dedup.firstCopies(batch.messages);
       const t = now();
       const changes: Change[] = evaluator.advance(t);
       // With no segment loaded no event can change anything: none is parsed.
       const live = evaluator.size > 0;
-      for (const m of batch.messages) {
+      for (const m of firsts) {
         recent.push({ at: t, m });
         if (!live) continue;
         const e = decode(m);

@@ -1,17 +1,21 @@
+import { messageInput } from '../core/bus/dead-letters.ts';
 import type { InMessage } from '../core/bus/types.ts';
 import type { CanonicalEvent } from '../core/events/schema.ts';
 import type { Logger } from '../core/log.ts';
 import type { Metrics } from '../core/metrics.ts';
 import { type Store, isClickHouseError } from '../core/store/client.ts';
+import { insertIsolating } from '../core/store/isolate.ts';
+import type { Pipeline } from './pipeline.ts';
 import type { Processor } from './types.ts';
 
-// Writes events to ClickHouse in batches bounded by size and time. The insert is idempotent
-// (events dedupe on event_id), so a replay after a crash re-inserts harmlessly.
+// Writes the first copy of each event to ClickHouse in batches bounded by size and time, and
+// records it in the event_ids registry (core/events/dedup.ts) once stored; later copies are
+// skipped. A replay after a crash re-inserts the same first copies, which collapse on event_id.
 //
 // Bus values are canonical events as JSON, already validated by ingest, so they are handed to
 // ClickHouse as JSONEachRow without being parsed here: `props` (an object) lands in its String
 // column as JSON text. If ClickHouse refuses a batch's data, the batch is split until the bad
-// messages are isolated, and only they are dropped (loudly) instead of blocking the partition.
+// messages are isolated; they go to the dead-letter topic instead of blocking the partition.
 
 export type EventRow = {
   event_id: string;
@@ -56,34 +60,34 @@ export function createSink(deps: {
   groupId?: string;
   batchSize: number;
   batchWaitMs: number;
+  pipeline: Pipeline;
 }): Processor {
   const log = deps.logger.child({ component: 'sink' });
+  const dedup = deps.pipeline.dedup('sink');
   const table = `${deps.store.database}.events`;
 
-  async function insertRaw(messages: InMessage[]) {
+  async function insertRaw(messages: readonly InMessage[]) {
     const parts: Buffer[] = [];
     for (const m of messages) parts.push(m.value, NL);
     await deps.store.insertJsonLines(table, Buffer.concat(parts), RAW_SETTINGS);
   }
 
-  // Halves the batch until the messages ClickHouse refuses are isolated; returns rows stored.
-  async function insertIsolating(messages: InMessage[]): Promise<number> {
-    try {
-      await insertRaw(messages);
-      return messages.length;
-    } catch (err) {
-      if (!isClickHouseError(err)) throw err;
-      if (messages.length === 1) {
-        const m = messages[0];
-        log.error(
-          { err: err.message, partition: m.partition, offset: m.offset.toString() },
-          'dropping a message ClickHouse cannot read',
-        );
-        return 0;
-      }
-      const mid = messages.length >> 1;
-      return (await insertIsolating(messages.slice(0, mid))) + (await insertIsolating(messages.slice(mid)));
-    }
+  // Isolates the messages ClickHouse refuses, dead-letters them, registers the rest; returns rows stored.
+  async function storeIsolating(messages: InMessage[]): Promise<number> {
+    const refused = await insertIsolating(messages, insertRaw);
+    await deps.pipeline.deadLetters(
+      'sink',
+      refused.map(({ item, error }) => ({
+        error,
+        input: messageInput(item),
+        partition: item.partition,
+        offset: item.offset,
+      })),
+    );
+    const bad = new Set(refused.map((r) => r.item));
+    const stored = messages.filter((m) => !bad.has(m));
+    await dedup.register(stored);
+    return stored.length;
   }
 
   // Batches of several partitions share one insert: ClickHouse spends much less per row on one
@@ -101,20 +105,25 @@ export function createSink(deps: {
       while (queue.length > 0) {
         const group = queue;
         queue = [];
-        try {
-          await insertRaw(group.length === 1 ? group[0].messages : group.flatMap((g) => g.messages));
+        const all = group.length === 1 ? group[0].messages : group.flatMap((g) => g.messages);
+        // Stored and registered at once (the engine runs both inserts side by side): a batch
+        // resolves only once both are done, so nothing is committed unregistered.
+        const [stored, registered] = await Promise.allSettled([insertRaw(all), dedup.register(all)]);
+        if (stored.status === 'fulfilled' && registered.status === 'fulfilled') {
           for (const g of group) g.resolve(g.messages.length);
-        } catch (err) {
+        } else {
+          const err =
+            stored.status === 'rejected' ? stored.reason : (registered as PromiseRejectedResult).reason;
           if (!isClickHouseError(err)) {
             for (const g of group) g.reject(err); // an outage: every batch comes again
             continue;
           }
-          // A data error (not an outage): find and drop the bad messages, keep the rest.
+          // A data error (not an outage): find the bad messages, store the rest.
           log.warn(
             { err: err.message, code: err.code },
             'ClickHouse refused a batch; isolating the bad messages',
           );
-          for (const g of group) await insertIsolating(g.messages).then(g.resolve, g.reject);
+          for (const g of group) await storeIsolating(g.messages).then(g.resolve, g.reject);
         }
       }
     } finally {
@@ -123,6 +132,7 @@ export function createSink(deps: {
   }
 
   function store(messages: InMessage[]): Promise<number> {
+    if (!messages.length) return Promise.resolve(0);
     return new Promise((resolve, reject) => {
       queue.push({ messages, resolve, reject });
       if (!draining) void drain();
@@ -137,8 +147,10 @@ export function createSink(deps: {
     maxWaitMs: deps.batchWaitMs,
     // The end of a burst is stored without waiting out the whole batch wait.
     maxIdleMs: IDLE_MS,
+    // Copies of events stored before this start are known from the registry.
+    init: () => deps.pipeline.index.refresh(),
     async handle(batch) {
-      const rows = await store(batch.messages);
+      const rows = await store(await dedup.firstCopies(batch.messages));
       deps.metrics.sinkRows.inc(rows);
       deps.metrics.processed.labels('sink').inc(batch.messages.length);
     },

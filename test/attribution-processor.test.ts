@@ -1,8 +1,10 @@
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLocalBus } from '../core/bus/local.ts';
-import type { Batch, InMessage } from '../core/bus/types.ts';
+import type { Batch, Bus, InMessage } from '../core/bus/types.ts';
 import { createLogger } from '../core/log.ts';
 import { createMetrics } from '../core/metrics.ts';
 import {
@@ -18,13 +20,24 @@ import type { Store } from '../core/store/client.ts';
 import { createAttributionProcessor } from '../processors/attribution.ts';
 import { runProcessors } from '../processors/runner.ts';
 import { T0, ev, insertEvents, openTestStore, queryRows } from './reports-helpers.ts';
+import { createPipeline } from '../processors/pipeline.ts';
 
 let store: Store;
 let close: () => Promise<void>;
 const logger = createLogger({ level: 'silent' });
 const metrics = createMetrics();
-beforeAll(async () => ({ store, close } = await openTestStore()));
-afterAll(() => close());
+let deadBus: Bus;
+beforeAll(async () => {
+  ({ store, close } = await openTestStore());
+  deadBus = await createLocalBus({ dir: await mkdtemp(join(tmpdir(), 'parley-attr-dlq-')), logger });
+  await deadBus.ensureTopics([{ name: 'parley.events.dlq' }]);
+});
+afterAll(async () => {
+  await deadBus.close();
+  await close();
+});
+const pipeline = (bus: Bus = deadBus) =>
+  createPipeline({ store, bus, logger, metrics, dlqTopic: 'parley.events.dlq' });
 
 const H = 3_600_000;
 const canonical = (e: RefEvent) => ({
@@ -100,7 +113,13 @@ let biz = 0;
 describe('attribution processor', () => {
   it('re-credits a conversion when a late touchpoint arrives, and ignores duplicates', async () => {
     const b = `pb${++biz}`;
-    const p = createAttributionProcessor({ store, logger, metrics, topic: 'parley.events' });
+    const p = createAttributionProcessor({
+      store,
+      logger,
+      metrics,
+      topic: 'parley.events',
+      pipeline: pipeline(),
+    });
     const o = ev('order.placed', 'u1', 10 * H, { business_id: b, props: { value: 30 } });
     const view = ev('sponsored.served', 'u1', 9 * H, { business_id: b, props: { campaign_id: 'v' } });
     const click = ev('sponsored.clicked', 'u1', 2 * H, { business_id: b, props: { campaign_id: 'k' } });
@@ -166,7 +185,13 @@ describe('attribution processor', () => {
           await insertEvents(store, evs);
           // Every event twice, in a random order, in batches of random sizes.
           const stream = order.map((i) => evs[i]);
-          const p = createAttributionProcessor({ store, logger, metrics, topic: 'parley.events' });
+          const p = createAttributionProcessor({
+            store,
+            logger,
+            metrics,
+            topic: 'parley.events',
+            pipeline: pipeline(),
+          });
           for (let i = 0, c = 0; i < stream.length; i += cuts[c++ % cuts.length])
             await p.handle(batchOf(stream.slice(i, i + cuts[c % cuts.length])), ctx);
           for (const { stored, sql } of await bothPaths(b)) expect(stored).toEqual(sql);
@@ -188,7 +213,14 @@ describe('attribution processor', () => {
       retentionBytes: 1 << 30,
     });
     await bus.ensureTopics([{ name: 'parley.events', partitions: 2 }]);
-    const p = createAttributionProcessor({ store, logger, metrics, topic: 'parley.events', batchWaitMs: 10 });
+    const p = createAttributionProcessor({
+      store,
+      logger,
+      metrics,
+      topic: 'parley.events',
+      pipeline: pipeline(bus),
+      batchWaitMs: 10,
+    });
     const running = await runProcessors(bus, [p], logger, metrics);
     const evs = [
       ev('sponsored.clicked', 'u1', 0, { business_id: b, props: { campaign_id: 'c' } }),

@@ -6,6 +6,7 @@ import { createMetrics } from '../core/metrics.ts';
 import { runProcessors } from '../processors/runner.ts';
 import { createSink } from '../processors/sink.ts';
 import { testApp } from './helpers/app.ts';
+import { createPipeline } from '../processors/pipeline.ts';
 
 let t: Awaited<ReturnType<typeof testApp>>;
 let failing = false;
@@ -47,6 +48,13 @@ beforeAll(async () => {
   const logger = createLogger({ level: 'silent' });
   const metrics = createMetrics();
   const sink = createSink({
+    pipeline: createPipeline({
+      store: t.store,
+      bus: t.bus,
+      logger,
+      metrics,
+      dlqTopic: topicNames(t.config).dlq,
+    }),
     store: t.store,
     logger,
     metrics,
@@ -55,7 +63,9 @@ beforeAll(async () => {
     batchWaitMs: 20,
   });
   const running = await runProcessors(t.bus, [sink], logger, metrics);
-  stopSink = running.stop;
+  stopSink = async () => {
+    await running.stop();
+  };
 });
 afterAll(async () => {
   await stopSink();
@@ -279,7 +289,7 @@ describe('POST /v1/events', () => {
 });
 
 describe('sink', () => {
-  it('drops a message ClickHouse cannot read and stores the rest of its batch', async () => {
+  it('sets aside a message ClickHouse cannot read and stores the rest of its batch', async () => {
     const good = {
       ...ev(90, { event_id: 'after-poison' }),
       occurred_at: new Date().toISOString(),

@@ -10,6 +10,7 @@ import { type Rng, seededRng } from './rng.ts';
 import { DecisionState } from './state.ts';
 import type { DecisionRequest } from './types.ts';
 import { eventOf, typeOf } from '../../core/events/decoded.ts';
+import { isFirstSeen, RecentIds } from '../../core/events/dedup.ts';
 
 // The decision engine of one api process: its state is rebuilt at start from the store (delivery,
 // conversations and opt-outs before an hour ago) and the bus (the compacted membership topic and
@@ -92,8 +93,12 @@ export async function createDecisionEngine(deps: {
     }
     progress(b);
   };
+  // This group reads the topic from its beginning in order: the first copy of an event it meets is
+  // the first accepted one, and later copies change nothing (docs/ingest.md, "Duplicates").
+  const firstSeen = new RecentIds(1_000_000);
   const onEvents = async (b: Batch) => {
     for (const m of b.messages) {
+      if (!isFirstSeen(firstSeen, m)) continue;
       // Events on the topic passed ingest's validation; one that still cannot be read is skipped
       // rather than stopping the engine's view of everything after it.
       // Most events (deliveries, reads, the business's own messages) change nothing here.
@@ -106,6 +111,7 @@ export async function createDecisionEngine(deps: {
         log.warn({ err, partition: b.partition, offset: String(m.offset) }, 'unreadable event skipped');
       }
     }
+    firstSeen.trim();
     progress(b);
   };
 

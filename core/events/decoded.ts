@@ -1,5 +1,5 @@
 import type { InMessage } from '../bus/types.ts';
-import { peekType } from './peek.ts';
+import { peekEventId, peekType } from './peek.ts';
 import type { CanonicalEvent } from './schema.ts';
 
 // Every consumer group of a process gets the same message objects from the embedded log, so an
@@ -9,8 +9,9 @@ import type { CanonicalEvent } from './schema.ts';
 
 const TYPE = Symbol('parley.eventType');
 const EVENT = Symbol('parley.event');
+const ID = Symbol('parley.eventId');
 
-type Memo = InMessage & { [TYPE]?: string | null; [EVENT]?: CanonicalEvent | Error };
+type Memo = InMessage & { [TYPE]?: string | null; [EVENT]?: CanonicalEvent | Error; [ID]?: string | null };
 
 /** The event's type, read from its bytes without a full parse when possible; undefined if unreadable. */
 export function typeOf(m: InMessage): string | undefined {
@@ -48,4 +49,24 @@ export function eventOf(m: InMessage): CanonicalEvent {
   }
   if (e instanceof Error) throw e;
   return e;
+}
+
+/** The event's id, read from its bytes without a full parse when possible; undefined if it has none. */
+export function idOf(m: InMessage): string | undefined {
+  const memo = m as Memo;
+  let id = memo[ID];
+  if (id === undefined) {
+    const d = m.decoded as CanonicalEvent | undefined;
+    id = d !== undefined ? d?.event_id : peekEventId(m.value);
+    if (id === undefined) {
+      try {
+        const e = eventOf(m) as Partial<CanonicalEvent> | null;
+        id = e !== null && typeof e === 'object' ? e.event_id : undefined;
+      } catch {
+        id = undefined;
+      }
+    }
+    memo[ID] = typeof id === 'string' ? id : null;
+  }
+  return memo[ID] ?? undefined;
 }

@@ -28,3 +28,14 @@ export function peekType(buf: Buffer): string | undefined {
   // Event types are plain ASCII words; anything escaped is left to the full parser.
   return /^[a-z.]+$/.test(type) ? type : undefined;
 }
+
+/** The event's id read from its JSON bytes when it is written first and unescaped; else undefined. */
+export function peekEventId(buf: Buffer): string | undefined {
+  if (buf.length < PREFIX.length || buf.compare(PREFIX, 0, PREFIX.length, 0, PREFIX.length) !== 0)
+    return undefined;
+  const end = buf.indexOf(QUOTE, PREFIX.length);
+  if (end < 0) return undefined;
+  // An escape, or bytes outside ASCII (whose UTF-8 may be invalid), is left to the full parser.
+  for (let i = PREFIX.length; i < end; i++) if (buf[i] === BACKSLASH || buf[i] > 0x7e) return undefined;
+  return buf.toString('latin1', PREFIX.length, end);
+}

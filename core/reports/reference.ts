@@ -19,7 +19,12 @@ export type RefEvent = {
   props: Record<string, unknown>;
 };
 
-const distinct = (events: RefEvent[]) => [...new Map(events.map((e) => [e.event_id, e])).values()];
+/** One event per event_id: the first copy (in the order given, i.e. accepted) wins. */
+export function distinct(events: RefEvent[]): RefEvent[] {
+  const first = new Map<string, RefEvent>();
+  for (const e of events) if (!first.has(e.event_id)) first.set(e.event_id, e);
+  return [...first.values()];
+}
 
 export function median(xs: number[]): number | null {
   if (!xs.length) return null;

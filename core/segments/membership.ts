@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { Bus } from '../bus/types.ts';
 import type { Store } from '../store/client.ts';
+import { insertIsolating, type Refused } from '../store/isolate.ts';
 import { compileRule } from './rule.ts';
 import { buildSegmentMembersQuery } from './sql.ts';
 import type { SegmentRecord } from './store.ts';
@@ -67,6 +68,8 @@ export function createMembershipWriter(deps: {
   topic: string;
   nextVersion?: () => number;
   onStoreError?: (err: unknown) => void;
+  /** Rows the store refuses for their data: they are not retried (e.g. sent to the dead-letter topic). */
+  onRefused?: (refused: Refused<Row>[]) => Promise<void>;
 }): MembershipWriter {
   const nextVersion = deps.nextVersion ?? createVersionClock();
   const table = `${deps.store.database}.segment_membership`;
@@ -103,7 +106,9 @@ export function createMembershipWriter(deps: {
     }));
   }
 
-  const insert = (values: Row[]) => deps.store.client.insert({ table, values, format: 'JSONEachRow' });
+  const insert = async (values: readonly Row[]) => {
+    await deps.store.client.insert({ table, values: values as Row[], format: 'JSONEachRow' });
+  };
 
   function drain(): Promise<void> {
     draining ??= (async () => {
@@ -111,7 +116,9 @@ export function createMembershipWriter(deps: {
       while (queue.length && !closed) {
         const rows = queue.slice(0, 50_000);
         try {
-          await insert(rows);
+          // A row the store cannot take (a user id it cannot read) must not stop every later change.
+          const refused = await insertIsolating(rows, insert);
+          if (refused.length) await deps.onRefused?.(refused);
           queue = queue.slice(rows.length);
           backoff = 100;
         } catch (err) {

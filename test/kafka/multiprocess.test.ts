@@ -176,7 +176,13 @@ describe('roles as separate processes', () => {
     expect(new Set(page.events.map((e) => e.event_id)).size).toBe(1000);
     expect(page.events.every((e) => e.business_id === 'b-e2e' && acked.includes(e.event_id))).toBe(true);
     expect(await stored('b-e2e')).toEqual({ n: 2000, u: 2000 });
-  }, 120_000);
+
+    // The same events sent again, re-stamped: acknowledged, and stored no second time.
+    const again = await stream('b-e2e', 2000, 250, 2);
+    expect([...again.statuses.keys()]).toEqual([202]);
+    await waitFor('the copies consumed', async () => (await committed()) === (await endOffsets()), 60_000);
+    expect(await stored('b-e2e')).toEqual({ n: 2000, u: 2000 });
+  }, 180_000);
 
   it('stores every acknowledged event exactly once when a processor is SIGKILLed mid-stream and another joins', async () => {
     const total = 200_000;

@@ -20,6 +20,7 @@ import { runProcessors } from '../../processors/runner.ts';
 import { createSegmentsProcessor, type SegmentsProcessor } from '../../processors/segments.ts';
 import { createSink } from '../../processors/sink.ts';
 import { kafkaBrokers, unique } from './env.ts';
+import { createPipeline } from '../../processors/pipeline.ts';
 
 // Two segments processors in one consumer group on a real broker: each announces the changes of
 // the users keyed to its partitions, and when one leaves, the other takes its partitions over
@@ -121,6 +122,7 @@ describe('segments processors sharing a consumer group on Kafka', () => {
     const buyers = await define(main, 'buyers', { performed: 'order.placed' });
 
     const sink = createSink({
+      pipeline: createPipeline({ store, bus: main, logger, metrics, dlqTopic: `${prefix}dlq` }),
       store,
       logger,
       metrics,
@@ -132,6 +134,7 @@ describe('segments processors sharing a consumer group on Kafka', () => {
     const member = async (name: string) => {
       const b = await bus(name);
       const p = createSegmentsProcessor({
+        pipeline: createPipeline({ store, bus: b, logger, metrics, dlqTopic: `${prefix}dlq` }),
         store,
         bus: b,
         logger,

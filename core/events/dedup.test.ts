@@ -1,0 +1,82 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openTestStore } from '../../test/reports-helpers.ts';
+import type { InMessage } from '../bus/types.ts';
+import { createLogger } from '../log.ts';
+import type { Store } from '../store/client.ts';
+import { createDedupIndex, IdFilter, isFirstSeen, RecentIds } from './dedup.ts';
+
+const logger = createLogger({ level: 'silent' });
+let store: Store;
+let close: () => Promise<void>;
+beforeAll(async () => ({ store, close } = await openTestStore()));
+afterAll(() => close());
+
+const msg = (
+  id: string,
+  partition: number,
+  offset: number,
+  occurredAt = '2026-03-01T00:00:00Z',
+): InMessage => ({
+  topic: 'parley.events',
+  partition,
+  offset: BigInt(offset),
+  key: 'u',
+  value: Buffer.from(JSON.stringify({ event_id: id, type: 'message.received', occurred_at: occurredAt })),
+  timestamp: Date.now(),
+  headers: {},
+});
+const ids = (ms: InMessage[]) =>
+  ms.map((m) => `${JSON.parse(m.value.toString()).event_id}@${m.partition}:${m.offset}`);
+
+describe('IdFilter', () => {
+  it('always finds what was added and rarely what was not', () => {
+    const f = new IdFilter(50_000);
+    for (let i = 0; i < 50_000; i++) f.add(`in-${i}`);
+    for (let i = 0; i < 50_000; i++) expect(f.has(`in-${i}`)).toBe(true);
+    let wrong = 0;
+    for (let i = 0; i < 50_000; i++) if (f.has(`out-${i}`)) wrong++;
+    expect(wrong / 50_000).toBeLessThan(0.02);
+  });
+});
+
+describe('RecentIds', () => {
+  it('keeps the first position of an id, answers the same for that copy again, forgets the oldest', () => {
+    const r = new RecentIds(2);
+    expect(isFirstSeen(r, msg('a', 0, 1))).toBe(true);
+    expect(isFirstSeen(r, msg('a', 0, 2, '2026-03-02T00:00:00Z'))).toBe(false);
+    expect(isFirstSeen(r, msg('a', 0, 1))).toBe(true); // the same copy, read again
+    isFirstSeen(r, msg('b', 0, 3));
+    isFirstSeen(r, msg('c', 0, 4));
+    r.trim();
+    expect(r.get('a')).toBeUndefined();
+    expect(r.get('c')).toBe('0:4');
+  });
+});
+
+describe('dedup index', () => {
+  it('skips later copies within a batch, across batches, after a restart and on other partitions', async () => {
+    const counted: number[] = [];
+    const first = createDedupIndex({ store, logger });
+    await first.refresh();
+    const sink = first.forStage((n) => counted.push(n));
+    const batch = [msg('d1', 0, 0), msg('d2', 0, 1), msg('d1', 0, 2, '2026-03-05T00:00:00Z')];
+    const firsts = await sink.firstCopies(batch);
+    expect(ids(firsts)).toEqual(['d1@0:0', 'd2@0:1']);
+    expect(counted).toEqual([1]);
+    await sink.register(firsts);
+    // The same batch again (a retry): the same answer.
+    expect(ids(await sink.firstCopies(batch))).toEqual(['d1@0:0', 'd2@0:1']);
+
+    // A new process: nothing in memory, the registry answers.
+    const second = createDedupIndex({ store, logger });
+    await second.refresh();
+    const segments = second.forStage(() => {});
+    expect(ids(await segments.firstCopies([msg('d1', 0, 7), msg('d2', 2, 9), msg('d3', 0, 8)]))).toEqual([
+      'd3@0:8',
+    ]);
+    // The first copy itself, replayed, is still the first.
+    expect(ids(await segments.firstCopies([msg('d1', 0, 0)]))).toEqual(['d1@0:0']);
+    first.close();
+    second.close();
+  });
+});
