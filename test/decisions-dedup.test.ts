@@ -33,7 +33,6 @@ describe('decision engine and duplicates', () => {
       bus: t.bus,
       logger: createLogger({ level: 'silent' }),
       topics: topicNames(t.config),
-      groupPrefix: 'test-dedup-',
       decisions: t.config.decisions,
     });
     try {

@@ -8,6 +8,7 @@ import { normalizeEvent } from '../core/events/normalize.ts';
 import { CHANNELS, type CanonicalEvent, EVENT_TYPES } from '../core/events/schema.ts';
 import { createLogger } from '../core/log.ts';
 import { createMetrics } from '../core/metrics.ts';
+import { createPipeline } from '../processors/pipeline.ts';
 import { runProcessors } from '../processors/runner.ts';
 import { createSink } from '../processors/sink.ts';
 import { testApp } from './helpers/app.ts';
@@ -24,6 +25,13 @@ beforeAll(async () => {
   const logger = createLogger({ level: 'silent' });
   const metrics = createMetrics();
   const sink = createSink({
+    pipeline: createPipeline({
+      store: t.store,
+      bus: t.bus,
+      logger,
+      metrics,
+      dlqTopic: topicNames(t.config).dlq,
+    }),
     store: t.store,
     logger,
     metrics,
@@ -31,7 +39,10 @@ beforeAll(async () => {
     batchSize: 1000,
     batchWaitMs: 20,
   });
-  stopSink = (await runProcessors(t.bus, [sink], logger, metrics)).stop;
+  const running = await runProcessors(t.bus, [sink], logger, metrics);
+  stopSink = async () => {
+    await running.stop();
+  };
 });
 afterAll(async () => {
   await stopSink();

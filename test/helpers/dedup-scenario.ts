@@ -148,16 +148,28 @@ export async function ingest(h: Harness, events: RefEvent[]) {
 }
 
 const round = (x: number) => Math.round(x * 1e6) / 1e6;
+type ByCurrency = Record<string, number>;
+const roundMoney = (m: ByCurrency) =>
+  Object.fromEntries(
+    Object.entries(m)
+      .map(([k, v]) => [k, round(v)] as const)
+      .filter(([, v]) => v !== 0),
+  );
 const roundAnswer = (a: {
-  rows: { campaign_id: string; conversions: number; value: number }[];
-  unattributed: object;
+  rows: { campaign_id: string; conversions: number; value_by_currency: ByCurrency }[];
+  unattributed: { conversions: number; value_by_currency: ByCurrency };
 }) => ({
   rows: a.rows
-    .map((r) => ({ campaign_id: r.campaign_id, conversions: round(r.conversions), value: round(r.value) }))
-    .filter((r) => r.conversions !== 0 || r.value !== 0),
-  unattributed: Object.fromEntries(
-    Object.entries(a.unattributed).map(([k, v]) => [k, typeof v === 'number' ? round(v) : v]),
-  ),
+    .map((r) => ({
+      campaign_id: r.campaign_id,
+      conversions: round(r.conversions),
+      value_by_currency: roundMoney(r.value_by_currency),
+    }))
+    .filter((r) => r.conversions !== 0 || Object.keys(r.value_by_currency).length > 0),
+  unattributed: {
+    conversions: round(a.unattributed.conversions),
+    value_by_currency: roundMoney(a.unattributed.value_by_currency),
+  },
 });
 
 /** Sends a history (restarting Parley between its phases) and checks every report against the reference. */
