@@ -6,8 +6,9 @@ import type { Logger } from '../core/log.ts';
 import type { Metrics } from '../core/metrics.ts';
 import type { Store } from '../core/store/client.ts';
 import { campaignsRoute } from '../api/campaigns-route.ts';
-import { resolveClickKey } from '../api/decisions/click.ts';
 import { createDecisionEngine } from '../api/decisions/feed.ts';
+import { impressionsRoute } from '../api/decisions/impressions-route.ts';
+import { createOfferLog } from '../api/decisions/offer-log.ts';
 import { decisionsRoute } from '../api/decisions/route.ts';
 import { eventsReadRoute } from '../api/events-route.ts';
 import { reportsRoute } from '../api/reports-route.ts';
@@ -15,6 +16,7 @@ import { segmentsRoute } from '../api/segments-route.ts';
 import { eventsRoute } from '../ingest/events-route.ts';
 import { webhooksRoute } from '../ingest/webhooks/route.ts';
 import { resolveHashSecret } from '../ingest/webhooks/secret.ts';
+import { resolveClickKey } from '../core/offers/click.ts';
 
 export type Role = 'ingest' | 'processors' | 'api';
 export const ALL_ROLES: Role[] = ['ingest', 'processors', 'api'];
@@ -23,6 +25,8 @@ export type AppDeps = { logger: Logger; metrics: Metrics; auth: Auth; bus: Bus; 
 
 /** The HTTP app for the given roles. It does not listen; server.ts does. */
 export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
+  // One key signs offer tokens and click URLs, and every role that verifies them shares it.
+  const offerKey = await resolveClickKey(config, deps.logger);
   const app = await createHttp({
     logger: deps.logger,
     bodyLimit: config.ingest.bodyLimitBytes,
@@ -66,6 +70,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       normalize: { maxFutureMs: config.ingest.maxFutureMs, keywords: config.ingest.keywords },
       meta: config.meta,
       hashSecret: await resolveHashSecret(config),
+      offers: { key: offerKey, holdMs: config.decisions.holdMs },
       bodyLimit: config.ingest.bodyLimitBytes,
     });
   }
@@ -89,7 +94,16 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       groupPrefix: config.topics.prefix,
       decisions: config.decisions,
     });
-    app.addHook('onClose', () => engine.stop());
+    const offerLog = createOfferLog({
+      bus: deps.bus,
+      topic: topicNames(config).offers,
+      metrics: deps.metrics,
+      logger: deps.logger,
+    });
+    app.addHook('onClose', async () => {
+      await engine.stop();
+      await offerLog.stop();
+    });
     await campaignsRoute(app, {
       store: deps.store,
       auth: deps.auth,
@@ -101,8 +115,17 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       bus: deps.bus,
       auth: deps.auth,
       eventsTopic: topicNames(config).events,
-      clickKey: await resolveClickKey(config, deps.logger),
+      clickKey: offerKey,
+      offerLog,
       publicUrl: config.decisions.publicUrl,
+      metrics: deps.metrics,
+    });
+    await impressionsRoute(app, {
+      bus: deps.bus,
+      auth: deps.auth,
+      eventsTopic: topicNames(config).events,
+      clickKey: offerKey,
+      holdMs: config.decisions.holdMs,
       metrics: deps.metrics,
     });
   }

@@ -67,6 +67,22 @@ export function createMetrics() {
       labelNames: ['outcome'],
       registers: r,
     }),
+    offersLogged: new Counter({
+      name: 'parley_decision_offers_logged_total',
+      help: 'Offers written to the offers topic for analysis',
+      registers: r,
+    }),
+    offersUnlogged: new Counter({
+      name: 'parley_decision_offers_unlogged_total',
+      help: 'Offers answered but not logged, because the bus could not take them in time',
+      registers: r,
+    }),
+    impressions: new Counter({
+      name: 'parley_impressions_total',
+      help: 'Offer tokens presented as delivered, by path and result (recorded or why refused)',
+      labelNames: ['path', 'result'],
+      registers: r,
+    }),
     httpDuration: new Histogram({
       name: 'parley_http_request_duration_seconds',
       help: 'HTTP request duration',

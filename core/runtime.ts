@@ -32,6 +32,7 @@ export function standardTopics(config: Config) {
     { name: t.events, partitions: config.topics.partitions },
     { name: t.dlq, partitions: 1 },
     { name: t.membership, partitions: config.topics.partitions, compacted: true },
+    { name: t.offers, partitions: config.topics.partitions },
   ];
 }
 

@@ -38,6 +38,7 @@ const user = (over: Partial<UserView> = {}): UserView => ({
   hasConversation: true,
   channelToday: 0,
   threadLastMs: Number.NEGATIVE_INFINITY,
+  mentions: () => false,
   servesSince: () => 0,
   ...over,
 });
@@ -133,12 +134,30 @@ describe('eligibility', () => {
   });
 
   it('matches all / any / none targeting', () => {
-    const member = (s: number[]) => ({ inSegment: (i: number) => s.includes(i) });
-    const t = { segAll: [0, 1], segAny: [2, 3], segNone: [4] };
+    const member = (s: number[]) => ({ inSegment: (i: number) => s.includes(i), mentions: () => false });
+    const t = { segAll: [0, 1], segAny: [2, 3], segNone: [4], kwAny: null, kwNone: null };
     expect(targetingMatches(t, member([0, 1, 3]))).toBe(true);
     expect(targetingMatches(t, member([0, 3]))).toBe(false);
     expect(targetingMatches(t, member([0, 1]))).toBe(false);
     expect(targetingMatches(t, member([0, 1, 2, 4]))).toBe(false);
+  });
+
+  it('matches keywords any / none against what the conversation mentions', () => {
+    const said = (words: string[]) => ({
+      inSegment: () => false,
+      mentions: (set: ReadonlySet<string>) => words.some((w) => set.has(w)),
+    });
+    const t = {
+      segAll: [],
+      segAny: [],
+      segNone: [],
+      kwAny: new Set(['haircut', 'beard']),
+      kwNone: new Set(['refund']),
+    };
+    expect(targetingMatches(t, said(['beard']))).toBe(true);
+    expect(targetingMatches(t, said(['nails']))).toBe(false);
+    expect(targetingMatches(t, said(['beard', 'refund']))).toBe(false);
+    expect(targetingMatches({ ...t, kwAny: null }, said([]))).toBe(true);
   });
 
   it('prices CPM per thousand and CPC by the estimated click rate', () => {
@@ -213,8 +232,8 @@ describe('decide', () => {
     props,
   });
 
-  it('serves the best eligible campaign, counts it at once, and explains the others', () => {
-    const s = new DecisionState();
+  it('offers the best eligible campaign, holds it at once, and explains the others', () => {
+    const s = new DecisionState({ holdMs: 2 * 3600_000 });
     s.setCampaigns([
       campaign({ id: 'cheap', bid: { cpm_micros: 1_000_000 } }),
       campaign({ id: 'rich', bid: { cpm_micros: 9_000_000 } }),
@@ -231,23 +250,41 @@ describe('decide', () => {
       rich: 'chosen',
       paused: 'paused',
     });
-    expect(s.statsOf('rich')).toMatchObject({ served: 1, spentTotal: 9000 });
+    // Held, not yet an impression: it counts against the budget, not as spend.
+    expect(s.statsOf('rich')).toMatchObject({ served: 0, spentTotal: 0, heldTotal: 9000, heldDay: 9000 });
     // The same user again today on WhatsApp: the channel's daily limit.
     const again = decide(s, req, { nowMs: T0 + 3600_000, rng: seededRng(3), policy });
     expect(again.decision).toBeNull();
     expect(new Set(again.candidates.map((c) => c.reason))).toEqual(
       new Set(['channel_daily_limit', 'paused']),
     );
-    // The echo of our own decision from the bus does not count twice.
-    applyEvent(s, {
-      ...ev(
-        'sponsored.served',
-        'u1',
-        { decision_id: r.decision!.decisionId, campaign_id: 'rich', price_micros: 9000 },
-        T0,
-      ),
-    });
-    expect(s.statsOf('rich')).toMatchObject({ served: 1, spentTotal: 9000 });
+    // Its impression from the bus ends the hold; a repeated confirmation does not count twice.
+    const impression = ev(
+      'sponsored.served',
+      'u1',
+      { decision_id: r.decision!.decisionId, campaign_id: 'rich', price_micros: 9000 },
+      T0,
+    );
+    applyEvent(s, impression);
+    applyEvent(s, impression);
+    expect(s.statsOf('rich')).toMatchObject({ served: 1, spentTotal: 9000, heldTotal: 0, heldDay: 0 });
+    expect(s.offers.held).toBe(0);
+    const third = decide(s, req, { nowMs: T0 + 3600_000, rng: seededRng(3), policy });
+    expect(third.decision).toBeNull();
+    // Not confirmed within its hold, an offer is released and frees what it held.
+    const later = decide(
+      s,
+      { ...req, user_id: 'u3' },
+      { nowMs: T0 + 3 * 3600_000, rng: seededRng(3), policy },
+    );
+    expect(later.decision).toBeNull(); // u3 never talked to b1
+    applyEvent(s, ev('message.received', 'u4'));
+    const u4 = decide(s, { ...req, user_id: 'u4' }, { nowMs: T0 + 3 * 3600_000, rng: seededRng(3), policy });
+    expect(s.statsOf('rich')).toMatchObject({ heldTotal: 9000 });
+    decide(s, { ...req, user_id: 'u3' }, { nowMs: T0 + 6 * 3600_000, rng: seededRng(3), policy });
+    expect(u4.decision).not.toBeNull();
+    expect(s.statsOf('rich')).toMatchObject({ served: 1, heldTotal: 0, heldDay: 0 });
+    expect(s.offers.held).toBe(0);
     // Served by another process: counts.
     applyEvent(
       s,

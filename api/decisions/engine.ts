@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { CanonicalEvent } from '../../core/events/schema.ts';
 import { impressionPrice, ineligibility, userIneligibility } from './eligibility.ts';
 import { serveProbability } from './pacing.ts';
@@ -8,7 +7,8 @@ import type { ServedFact, DecisionState } from './state.ts';
 import { type DecisionRequest, type LiveCampaign, type Policy, type Reason, threadOf } from './types.ts';
 
 // One decision: every campaign of the business is checked for eligibility, paced, valued, and the
-// best one is served and counted at once. Pure over the state, the clock and the random source.
+// best one is offered and held at once (it counts against caps, limits and budgets from then on).
+// Pure over the state, the clock and the random source.
 
 export type Candidate = {
   campaign_id: string;
@@ -30,10 +30,18 @@ export type DecideResult = { decision: Decision | null; candidates: Candidate[] 
 export function decide(
   state: DecisionState,
   req: DecisionRequest,
-  opts: { nowMs: number; rng: Rng; policy: Policy; newId?: () => string },
+  opts: { nowMs: number; rng: Rng; policy: Policy },
 ): DecideResult {
   const thread = threadOf(req);
-  const view = state.view(req.user_id, req.business_id, req.channel, thread, opts.nowMs);
+  state.releaseExpired(opts.nowMs);
+  const view = state.view(
+    req.user_id,
+    req.business_id,
+    req.channel,
+    thread,
+    opts.nowMs,
+    req.context?.keywords,
+  );
   // Without an explanation to give, a user nothing can be served to is answered at once.
   if (!req.explain && userIneligibility(view, opts.nowMs, opts.policy))
     return { decision: null, candidates: [] };
@@ -67,9 +75,7 @@ export function decide(
   }
   if (!win) return { decision: null, candidates };
   if (win.cand) win.cand.reason = 'chosen';
-  const decisionId = opts.newId?.() ?? `d_${randomUUID().replaceAll('-', '')}`;
-  const served: ServedFact = {
-    decisionId,
+  const offer: Omit<ServedFact, 'decisionId'> = {
     campaignId: win.c.id,
     businessId: req.business_id,
     userId: req.user_id,
@@ -78,28 +84,9 @@ export function decide(
     priceMicros: win.price,
     atMs: opts.nowMs,
   };
-  state.noteServed(served, true);
+  const decisionId = state.hold(offer);
+  const served: ServedFact = { decisionId, ...offer };
   return { decision: { decisionId, campaign: win.c, priceMicros: win.price, served }, candidates };
-}
-
-/** The sponsored.served event a decision publishes. */
-export function servedEvent(d: Decision): CanonicalEvent {
-  const f = d.served;
-  return {
-    event_id: randomUUID(),
-    type: 'sponsored.served',
-    occurred_at: new Date(f.atMs).toISOString(),
-    business_id: f.businessId,
-    user_id: f.userId,
-    thread_id: f.threadId,
-    channel: f.channel as CanonicalEvent['channel'],
-    props: {
-      decision_id: f.decisionId,
-      campaign_id: f.campaignId,
-      creative_id: f.campaignId,
-      price_micros: f.priceMicros,
-    },
-  };
 }
 
 const CONVERSING = new Set(['message.received', 'postback', 'referral']);
@@ -115,9 +102,12 @@ export const FEED_TYPES = new Set([
 
 /** Applies one event from the events topic to the state. */
 export function applyEvent(state: DecisionState, e: CanonicalEvent) {
-  if (CONVERSING.has(e.type)) return state.noteConversation(e.business_id, e.user_id);
   const atMs = Date.parse(e.occurred_at);
   const p = e.props ?? {};
+  if (CONVERSING.has(e.type)) {
+    if (e.type === 'message.received') state.noteKeywords(e.thread_id, p.keywords, atMs);
+    return state.noteConversation(e.business_id, e.user_id);
+  }
   switch (e.type) {
     case 'optout':
     case 'optin':
@@ -127,19 +117,16 @@ export function applyEvent(state: DecisionState, e: CanonicalEvent) {
       state.noteBlocked(e.business_id, e.user_id);
       break;
     case 'sponsored.served':
-      state.noteServed(
-        {
-          decisionId: String(p.decision_id ?? e.event_id),
-          campaignId: String(p.campaign_id),
-          businessId: e.business_id,
-          userId: e.user_id,
-          threadId: e.thread_id,
-          channel: e.channel,
-          priceMicros: Number(p.price_micros ?? 0) || 0,
-          atMs,
-        },
-        false,
-      );
+      state.noteServed({
+        decisionId: String(p.decision_id ?? e.event_id),
+        campaignId: String(p.campaign_id),
+        businessId: e.business_id,
+        userId: e.user_id,
+        threadId: e.thread_id,
+        channel: e.channel,
+        priceMicros: Number(p.price_micros ?? 0) || 0,
+        atMs,
+      });
       break;
     case 'sponsored.clicked':
       state.noteClicked(String(p.decision_id ?? e.event_id), String(p.campaign_id), atMs);

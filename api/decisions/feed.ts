@@ -40,7 +40,7 @@ export async function createDecisionEngine(deps: {
   rng?: Rng;
 }): Promise<DecisionEngine> {
   const log = deps.logger.child({ component: 'decisions' });
-  const state = new DecisionState();
+  const state = new DecisionState({ holdMs: deps.decisions.holdMs });
   const campaigns = createCampaignStore(deps.store);
   const rng = deps.rng ?? seededRng(randomBytes(4).readUInt32LE(0));
   const groupId = `${deps.groupPrefix}parley-decisions-${randomBytes(6).toString('hex')}`;

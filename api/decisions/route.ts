@@ -1,20 +1,21 @@
-import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Bus } from '../../core/bus/types.ts';
 import { ParleyError } from '../../core/errors.ts';
 import { publishCanonical } from '../../core/events/publish.ts';
-import { CHANNELS, type CanonicalEvent } from '../../core/events/schema.ts';
+import { CHANNELS, type CanonicalEvent, type Channel } from '../../core/events/schema.ts';
 import type { Auth } from '../../core/http/auth.ts';
-import type { Metrics } from '../../core/metrics.ts';
 import { type App, errorBody, requireRole } from '../../core/http/fastify.ts';
-import { type ClickFacts, clickEventId, clickUrl, verifyClick } from './click.ts';
-import { servedEvent } from './engine.ts';
+import type { Metrics } from '../../core/metrics.ts';
+import { clickEventId, verifyClick } from '../../core/offers/click.ts';
+import { type OfferFacts, signOffer, verifyOffer } from '../../core/offers/token.ts';
 import type { DecisionEngine } from './feed.ts';
+import type { OfferLog } from './offer-log.ts';
 import { REASONS } from './types.ts';
 
 // POST /v1/decisions (ad server): the sponsored message to insert into one thread now, or 204.
-// The decision is counted in memory at once and published as sponsored.served before the answer.
-// GET /v1/decisions/:id/click: a signed click URL records sponsored.clicked.
+// The answer is an offer, held in this process's memory and answered without waiting for any
+// write; it carries a signed token that turns into an impression when delivery is seen
+// (impressions-route.ts, the platform webhooks). GET /v1/decisions/:id/click records a click.
 
 const id = z.string().min(1).max(128);
 const decisionInput = z.object({
@@ -22,7 +23,18 @@ const decisionInput = z.object({
   business_id: id,
   thread_id: id.optional().describe('Default t_<business_id>_<user_id>, as in events'),
   channel: z.enum(CHANNELS),
-  context: z.object({ keywords: z.array(z.string().max(512)).max(64).optional() }).optional(),
+  context: z
+    .object({
+      keywords: z
+        .array(z.string().max(512))
+        .max(64)
+        .optional()
+        .describe(
+          "Keywords of the conversation now, matched against campaigns' keywords_any / keywords_none",
+        ),
+    })
+    .strict()
+    .optional(),
   explain: z.boolean().optional().describe('Also return every candidate and why it was or was not chosen'),
 });
 const candidateView = z.object({
@@ -38,11 +50,44 @@ const decisionView = z
     campaign_id: z.string(),
     creative: z.unknown(),
     price_micros: z.number(),
-    tracking: z.object({ click_url: z.string() }),
+    delivery_tag: z
+      .string()
+      .describe(
+        'The offer token. Put it on the message you send: Messenger/Instagram Send API message.metadata (echoed in message_echoes), WhatsApp Cloud API biz_opaque_callback_data (echoed in statuses); the echo records the impression. Or confirm it with POST /v1/impressions.',
+      ),
+    tracking: z.object({
+      impression_url: z.string().describe('GET when the message is shown: records the impression'),
+      click_url: z.string().describe('Send the user here on a click: records sponsored.clicked'),
+    }),
     postback_payload: z.string().describe('Put on chat buttons: a tap becomes sponsored.clicked'),
+    hold_seconds: z
+      .number()
+      .describe('How long the offer is held for this thread; confirm delivery within it'),
     candidates: z.array(candidateView).optional(),
   })
-  .meta({ id: 'Decision' });
+  .meta({
+    id: 'Decision',
+    description: 'An offer: held for hold_seconds, an impression once its delivery is confirmed',
+    example: {
+      decision_id: 'd_4f1c9a2b7e1a',
+      campaign_id: 'cmp_spring',
+      creative: {
+        text: 'A spring cut, 20% off',
+        buttons: [{ title: 'Book', url: 'https://barber.example/book' }],
+      },
+      price_micros: 5000,
+      delivery_tag:
+        'o1.d_4f1c9a2b7e1a.cmp_spring.biz_barber_42.u_8d1f.1..3uw.mhx9c3k0.Zk3v9Qp0aT1sYw8bLr2nXc',
+      tracking: {
+        impression_url:
+          'https://ads.example.com/v1/impressions/o1.d_4f1c9a2b7e1a.cmp_spring.biz_barber_42.u_8d1f.1..3uw.mhx9c3k0.Zk3v9Qp0aT1sYw8bLr2nXc',
+        click_url:
+          'https://ads.example.com/v1/decisions/d_4f1c9a2b7e1a/click?o=o1.d_4f1c9a2b7e1a.cmp_spring.biz_barber_42.u_8d1f.1..3uw.mhx9c3k0.Zk3v9Qp0aT1sYw8bLr2nXc',
+      },
+      postback_payload: 'parley:d:d_4f1c9a2b7e1a:cmp_spring',
+      hold_seconds: 600,
+    },
+  });
 const explainedNone = z
   .object({ decision_id: z.null(), candidates: z.array(candidateView) })
   .meta({ id: 'NoDecisionExplained' });
@@ -54,10 +99,25 @@ const clickQuery = z.object({
   t: z.string().max(128).optional(),
   to: z.string().max(2048).optional(),
   s: z.string().max(64).optional(),
+  o: z.string().max(1000).optional().describe('The offer token (click URLs made since offers have tokens)'),
 });
 
-function baseUrl(req: FastifyRequest, configured?: string) {
-  return configured ?? `${req.protocol}://${req.host}`;
+/**
+ * What a click URL says: from its offer token (a click may come long after the offer, so the
+ * token's age does not matter, and the destination is the campaign's button URL), or from the
+ * signed query of click URLs made before offers had tokens.
+ */
+function clickFacts(
+  deps: { clickKey: Buffer; engine: DecisionEngine },
+  decisionId: string,
+  q: z.infer<typeof clickQuery>,
+) {
+  if (q.o === undefined) return verifyClick(deps.clickKey, decisionId, q);
+  const check = verifyOffer(deps.clickKey, q.o, Date.now(), Number.POSITIVE_INFINITY);
+  if (!check.ok || check.facts.decision_id !== decisionId) return undefined;
+  const o: OfferFacts = check.facts;
+  const to = deps.engine.state.campaign(o.campaign_id)?.source.creative.buttons?.find((b) => b.url)?.url;
+  return { ...o, ...(to ? { to } : {}) };
 }
 
 export async function decisionsRoute(
@@ -68,10 +128,14 @@ export async function decisionsRoute(
     auth: Auth;
     eventsTopic: string;
     clickKey: Buffer;
+    offerLog?: OfferLog;
     publicUrl?: string;
     metrics?: Metrics;
   },
 ) {
+  const served = deps.metrics?.decisions.labels('served');
+  const none = deps.metrics?.decisions.labels('none');
+  const holdSeconds = deps.engine.state.holdMs / 1000;
   const pre = requireRole(deps.auth, 'adserver');
 
   app.get(
@@ -108,34 +172,39 @@ export async function decisionsRoute(
       deps.auth.checkBusiness(req.principal!, req.body.business_id);
       if (!deps.engine.isReady()) throw new ParleyError('PARLEY_ERR_NOT_READY');
       const { decision, candidates } = deps.engine.decide(req.body);
-      const explained = req.body.explain ? { candidates } : {};
       if (!decision) {
-        deps.metrics?.decisions.labels('none').inc();
+        none?.inc();
         if (req.body.explain) return { decision_id: null, candidates };
         return reply.code(204).send(null);
       }
-      await publishCanonical(deps.bus, deps.eventsTopic, [servedEvent(decision)]);
-      deps.metrics?.decisions.labels('served').inc();
-      const c = decision.campaign;
+      served?.inc();
       const f = decision.served;
-      const to = c.source.creative.buttons?.find((b) => b.url)?.url;
-      const facts: ClickFacts = {
+      deps.offerLog?.add(f);
+      const c = decision.campaign;
+      const token = signOffer(deps.clickKey, {
         decision_id: f.decisionId,
-        campaign_id: c.id,
-        user_id: f.userId,
+        campaign_id: f.campaignId,
         business_id: f.businessId,
-        channel: f.channel,
+        user_id: f.userId,
+        channel: f.channel as Channel,
         thread_id: f.threadId,
-        ...(to ? { to } : {}),
-      };
+        price_micros: f.priceMicros,
+        at_ms: f.atMs,
+      });
+      const base = deps.publicUrl ?? `${req.protocol}://${req.host}`;
       return {
         decision_id: f.decisionId,
         campaign_id: c.id,
         creative: c.source.creative,
-        price_micros: decision.priceMicros,
-        tracking: { click_url: clickUrl(baseUrl(req, deps.publicUrl), deps.clickKey, facts) },
+        price_micros: f.priceMicros,
+        delivery_tag: token,
+        tracking: {
+          impression_url: `${base}/v1/impressions/${token}`,
+          click_url: `${base}/v1/decisions/${f.decisionId}/click?o=${token}`,
+        },
         postback_payload: `parley:d:${f.decisionId}:${c.id}`,
-        ...explained,
+        hold_seconds: holdSeconds,
+        ...(req.body.explain ? { candidates } : {}),
       };
     },
   );
@@ -152,7 +221,7 @@ export async function decisionsRoute(
       },
     },
     async (req, reply) => {
-      const f = verifyClick(deps.clickKey, req.params.id, req.query);
+      const f = clickFacts(deps, req.params.id, req.query);
       if (!f)
         throw new ParleyError(
           'PARLEY_ERR_BAD_REQUEST',
