@@ -33,7 +33,7 @@ const CHANNEL_CODE = Object.fromEntries(CHANNELS.map((c, i) => [c, i.toString(36
 >;
 const defaultThread = (business: string, user: string) => `t_${business}_${user}`;
 
-function escape(s: string): string {
+function encodeId(s: string): string {
   // The fast path: most ids need no escaping at all.
   if (/^[A-Za-z0-9_-]*$/.test(s)) return s;
   let out = '';
@@ -44,7 +44,7 @@ function escape(s: string): string {
   return out;
 }
 
-function unescape(s: string): string | undefined {
+function decodeId(s: string): string | undefined {
   if (!s.includes('~')) return s;
   if (!/^(?:[A-Za-z0-9_-]|~[0-9A-F]{2})*$/.test(s)) return undefined;
   const bytes: number[] = [];
@@ -61,13 +61,13 @@ const mac = (key: Buffer, body: string) =>
   createHmac('sha256', key).update(body).digest('base64url').slice(0, MAC_CHARS);
 
 export function signOffer(key: Buffer, f: OfferFacts): string {
-  const thread = f.thread_id === defaultThread(f.business_id, f.user_id) ? '' : escape(f.thread_id);
+  const thread = f.thread_id === defaultThread(f.business_id, f.user_id) ? '' : encodeId(f.thread_id);
   const body = [
     VERSION,
-    escape(f.decision_id),
-    escape(f.campaign_id),
-    escape(f.business_id),
-    escape(f.user_id),
+    encodeId(f.decision_id),
+    encodeId(f.campaign_id),
+    encodeId(f.business_id),
+    encodeId(f.user_id),
     CHANNEL_CODE[f.channel],
     thread,
     f.price_micros.toString(36),
@@ -95,7 +95,7 @@ export function verifyOffer(key: Buffer, token: unknown, nowMs: number, maxAgeMs
     return { ok: false, error: 'bad_signature' };
   const [, d, c, b, u, ch, t, price, at] = parts;
   const channel = CHANNELS[Number.parseInt(ch, 36)];
-  const ids = [d, c, b, u, t].map(unescape);
+  const ids = [d, c, b, u, t].map(decodeId);
   if (
     ids.some((x) => x === undefined) ||
     !ids[0] ||
