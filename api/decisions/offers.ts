@@ -5,12 +5,14 @@ import { randomBytes } from 'node:crypto';
 // impression counts instead) or released when their hold ends.
 //
 // Offers are made in time order and released in the same order, so they live in a ring of typed
-// arrays (36 bytes an offer, nothing for the collector to trace), indexed by a sequence number
+// arrays (32 bytes an offer, nothing for the collector to trace), indexed by a sequence number
 // that is also the decision id's suffix: a confirmation finds its offer without a lookup table.
-// Each offer links to the same user's previous one, so a user's held offers are a short walk from
-// `userHead` (8 bytes per interned user).
+// Each offer links to the same user's previous one (as a distance in sequence numbers), so a
+// user's held offers are a short walk from `userHead` (the low 32 bits of the user's latest
+// sequence number: 4 bytes per interned user).
 
 const HELD = 1;
+const LOW = 2 ** 32;
 const CONFIRMED = 2;
 
 export type HeldOffer = {
@@ -41,24 +43,30 @@ export class OfferBook {
   private tail = 1;
   private at: Float64Array;
   private price: Float64Array;
-  private prev: Float64Array;
+  /** Distance back to the same user's previous offer; 0: none (or too far back to be held). */
+  private prev: Uint32Array;
   private user: Int32Array;
   private thread: Int32Array;
   private campaign: Uint16Array;
   private channel: Uint8Array;
   private status: Uint8Array;
-  private userHead = new Float64Array(1024);
+  private userHead = new Uint32Array(1024);
+  private count = 0;
   /** Offers held now (made and neither confirmed nor released). */
   held = 0;
 
   constructor(
     private readonly onRelease: (campaign: number, priceMicros: number, atMs: number) => void,
     capacity = 1024,
+    /** The first sequence number (tests start near 2^32 to cross the wrap of userHead). */
+    startSeq = 1,
   ) {
+    this.head = startSeq;
+    this.tail = startSeq;
     this.cap = capacity;
     this.at = new Float64Array(capacity);
     this.price = new Float64Array(capacity);
-    this.prev = new Float64Array(capacity);
+    this.prev = new Uint32Array(capacity);
     this.user = new Int32Array(capacity);
     this.thread = new Int32Array(capacity);
     this.campaign = new Uint16Array(capacity);
@@ -79,6 +87,8 @@ export class OfferBook {
 
   add(o: Omit<HeldOffer, 'seq'>, userIdx: number): number {
     if (this.tail - this.head === this.cap) this.grow();
+    // Sequence numbers whose low 32 bits are 0 are skipped: 0 means "none" in userHead.
+    if (this.tail % LOW === 0) this.tail++;
     const seq = this.tail++;
     const i = seq % this.cap;
     this.at[i] = o.atMs;
@@ -89,13 +99,15 @@ export class OfferBook {
     this.channel[i] = o.channel;
     this.status[i] = HELD;
     if (userIdx >= this.userHead.length) {
-      const n = new Float64Array(Math.max(userIdx + 1, this.userHead.length * 2));
+      const n = new Uint32Array(Math.max(userIdx + 1, this.userHead.length * 2));
       n.set(this.userHead);
       this.userHead = n;
     }
-    this.prev[i] = this.userHead[userIdx];
-    this.userHead[userIdx] = seq;
+    const last = this.fullSeq(this.userHead[userIdx]);
+    this.prev[i] = last > 0 && seq - last < LOW ? seq - last : 0;
+    this.userHead[userIdx] = seq % LOW;
     this.held++;
+    this.count++;
     return seq;
   }
 
@@ -131,7 +143,7 @@ export class OfferBook {
   /** Calls fn for each offer this user holds now, newest first. */
   forEachHeld(userIdx: number, fn: (o: HeldOffer) => void) {
     if (userIdx < 0 || userIdx >= this.userHead.length) return;
-    let seq = this.userHead[userIdx];
+    let seq = this.fullSeq(this.userHead[userIdx]);
     const o: HeldOffer = { seq: 0, campaign: 0, channel: 0, thread: 0, atMs: 0, priceMicros: 0 };
     while (seq >= this.head && seq < this.tail) {
       const i = seq % this.cap;
@@ -145,18 +157,30 @@ export class OfferBook {
         o.priceMicros = this.price[i];
         fn(o);
       }
-      seq = this.prev[i];
+      seq = this.prev[i] === 0 ? 0 : seq - this.prev[i];
     }
+  }
+
+  /** The sequence number (the most recent one) whose low 32 bits are `low`; 0 for none. */
+  private fullSeq(low: number) {
+    if (low === 0) return 0;
+    const seq = this.tail - 1 - ((((this.tail - 1) % LOW) - low + LOW) % LOW);
+    return seq > 0 ? seq : 0;
+  }
+
+  /** Offers made since start. */
+  get made() {
+    return this.count;
   }
 
   /** Bytes held by the ring and the per-user heads. */
   get bytes() {
-    return this.cap * 36 + this.userHead.byteLength;
+    return this.cap * 32 + this.userHead.byteLength;
   }
 
   private grow() {
     const cap = this.cap * 2;
-    const move = <T extends Float64Array | Int32Array | Uint16Array | Uint8Array>(
+    const move = <T extends Float64Array | Int32Array | Uint32Array | Uint16Array | Uint8Array>(
       a: T,
       make: (n: number) => T,
     ) => {
@@ -166,7 +190,7 @@ export class OfferBook {
     };
     this.at = move(this.at, (n) => new Float64Array(n));
     this.price = move(this.price, (n) => new Float64Array(n));
-    this.prev = move(this.prev, (n) => new Float64Array(n));
+    this.prev = move(this.prev, (n) => new Uint32Array(n));
     this.user = move(this.user, (n) => new Int32Array(n));
     this.thread = move(this.thread, (n) => new Int32Array(n));
     this.campaign = move(this.campaign, (n) => new Uint16Array(n));

@@ -77,6 +77,9 @@ export async function createHttp(opts: {
     genReqId: () => crypto.randomUUID(),
     return503OnClosing: true,
   }).withTypeProvider<ZodTypeProvider>() as unknown as App;
+  // No child logger per request: request logging is off, and the few lines logged per request
+  // (5xx) name their request id themselves. On the decision route this is measurable work saved.
+  app.setChildLoggerFactory((logger) => logger);
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
 
