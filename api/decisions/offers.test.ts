@@ -42,6 +42,23 @@ describe('offer book', () => {
     });
   }
 
+  it('frees chunks as their offers are released, and keeps prices beyond 32 bits exact', () => {
+    const released: number[] = [];
+    const book = new OfferBook((_c, price) => released.push(price), 1000);
+    for (let i = 0; i < 10_000; i++) book.add({ ...offer(i), priceMicros: i === 5 ? 9e12 : 7 }, i % 10);
+    const full = book.bytes;
+    book.expire(9_500);
+    expect(book.bytes).toBeLessThan(full / 3); // 3 of 11 chunks left: two in use, one spare
+    expect(released[5]).toBe(9e12);
+    expect(released.filter((p) => p === 7)).toHaveLength(9_499);
+    expect(held(book, 9)).toEqual([
+      9_999, 9_989, 9_979, 9_969, 9_959, 9_949, 9_939, 9_929, 9_919, 9_909, 9_899, 9_889, 9_879, 9_869, 9_859,
+      9_849, 9_839, 9_829, 9_819, 9_809, 9_799, 9_789, 9_779, 9_769, 9_759, 9_749, 9_739, 9_729, 9_719, 9_709,
+      9_699, 9_689, 9_679, 9_669, 9_659, 9_649, 9_639, 9_629, 9_619, 9_609, 9_599, 9_589, 9_579, 9_569, 9_559,
+      9_549, 9_539, 9_529, 9_519, 9_509,
+    ]);
+  });
+
   it('gives each process its own decision ids', () => {
     const a = new OfferBook(() => {});
     const b = new OfferBook(() => {});

@@ -4,16 +4,19 @@ import { randomBytes } from 'node:crypto';
 // count against caps, daily limits, the quiet period and budgets here until confirmed (then the
 // impression counts instead) or released when their hold ends.
 //
-// Offers are made in time order and released in the same order, so they live in a ring of typed
-// arrays (32 bytes an offer, nothing for the collector to trace), indexed by a sequence number
-// that is also the decision id's suffix: a confirmation finds its offer without a lookup table.
-// Each offer links to the same user's previous one (as a distance in sequence numbers), so a
-// user's held offers are a short walk from `userHead` (the low 32 bits of the user's latest
-// sequence number: 4 bytes per interned user).
+// Offers are made in time order and released in the same order, so they live in a queue of
+// fixed-size chunks of typed arrays (28 bytes an offer, nothing for the collector to trace; a
+// chunk is freed as soon as every offer in it is released, so memory follows the offers held),
+// indexed by a sequence number that is also the decision id's suffix: a confirmation finds its
+// offer without a lookup table. Each offer links to the same user's previous one (as a distance in
+// sequence numbers), so a user's held offers are a short walk from `userHead` (the low 32 bits of
+// the user's latest sequence number: 4 bytes per interned user).
 
 const HELD = 1;
-const LOW = 2 ** 32;
 const CONFIRMED = 2;
+const LOW = 2 ** 32;
+/** Prices above this (4,295 currency units an impression) are kept beside the chunks. */
+const PRICE_MAX = LOW - 1;
 
 export type HeldOffer = {
   seq: number;
@@ -34,22 +37,40 @@ export function threadHash(s: string): number {
   return h | 0;
 }
 
+class Chunk {
+  readonly at: Float64Array;
+  readonly price: Uint32Array;
+  /** Distance back to the same user's previous offer; 0: none (or too far back to be held). */
+  readonly prev: Uint32Array;
+  readonly user: Int32Array;
+  readonly thread: Int32Array;
+  readonly campaign: Uint16Array;
+  readonly channel: Uint8Array;
+  readonly status: Uint8Array;
+  constructor(n: number) {
+    this.at = new Float64Array(n);
+    this.price = new Uint32Array(n);
+    this.prev = new Uint32Array(n);
+    this.user = new Int32Array(n);
+    this.thread = new Int32Array(n);
+    this.campaign = new Uint16Array(n);
+    this.channel = new Uint8Array(n);
+    this.status = new Uint8Array(n);
+  }
+  static readonly BYTES = 8 + 4 + 4 + 4 + 4 + 2 + 1 + 1;
+}
+
 export class OfferBook {
   /** Distinguishes this process's decision ids from every other process's. */
   readonly instance = randomBytes(5).toString('hex');
   private readonly prefix = `d_${this.instance}`;
-  private cap: number;
-  private head = 1;
-  private tail = 1;
-  private at: Float64Array;
-  private price: Float64Array;
-  /** Distance back to the same user's previous offer; 0: none (or too far back to be held). */
-  private prev: Uint32Array;
-  private user: Int32Array;
-  private thread: Int32Array;
-  private campaign: Uint16Array;
-  private channel: Uint8Array;
-  private status: Uint8Array;
+  private head: number;
+  private tail: number;
+  /** chunks[k] holds sequence numbers [(firstChunk + k) × size, (firstChunk + k + 1) × size). */
+  private chunks: Chunk[] = [];
+  private firstChunk: number;
+  private spare: Chunk | undefined;
+  private readonly bigPrices = new Map<number, number>();
   private userHead = new Uint32Array(1024);
   private count = 0;
   /** Offers held now (made and neither confirmed nor released). */
@@ -57,86 +78,100 @@ export class OfferBook {
 
   constructor(
     private readonly onRelease: (campaign: number, priceMicros: number, atMs: number) => void,
-    capacity = 1024,
+    private readonly chunkSize = 65_536,
     /** The first sequence number (tests start near 2^32 to cross the wrap of userHead). */
     startSeq = 1,
   ) {
     this.head = startSeq;
     this.tail = startSeq;
-    this.cap = capacity;
-    this.at = new Float64Array(capacity);
-    this.price = new Float64Array(capacity);
-    this.prev = new Uint32Array(capacity);
-    this.user = new Int32Array(capacity);
-    this.thread = new Int32Array(capacity);
-    this.campaign = new Uint16Array(capacity);
-    this.channel = new Uint8Array(capacity);
-    this.status = new Uint8Array(capacity);
+    this.firstChunk = Math.floor(startSeq / chunkSize);
   }
 
   idOf(seq: number) {
     return `${this.prefix}${seq.toString(36)}`;
   }
 
-  /** The sequence number of one of this process's decision ids that is still in the ring, or -1. */
+  /** The sequence number of one of this process's decision ids that is still in the queue, or -1. */
   seqOf(decisionId: string): number {
     if (!decisionId.startsWith(this.prefix)) return -1;
     const seq = Number.parseInt(decisionId.slice(this.prefix.length), 36);
     return Number.isSafeInteger(seq) && seq >= this.head && seq < this.tail ? seq : -1;
   }
 
+  private chunkOf(seq: number): Chunk {
+    return this.chunks[Math.floor(seq / this.chunkSize) - this.firstChunk];
+  }
+
   add(o: Omit<HeldOffer, 'seq'>, userIdx: number): number {
-    if (this.tail - this.head === this.cap) this.grow();
     // Sequence numbers whose low 32 bits are 0 are skipped: 0 means "none" in userHead.
     if (this.tail % LOW === 0) this.tail++;
     const seq = this.tail++;
-    const i = seq % this.cap;
-    this.at[i] = o.atMs;
-    this.price[i] = o.priceMicros;
-    this.user[i] = userIdx;
-    this.thread[i] = o.thread;
-    this.campaign[i] = o.campaign;
-    this.channel[i] = o.channel;
-    this.status[i] = HELD;
+    const k = Math.floor(seq / this.chunkSize) - this.firstChunk;
+    while (k >= this.chunks.length) {
+      this.chunks.push(this.spare ?? new Chunk(this.chunkSize));
+      this.spare = undefined;
+    }
+    const c = this.chunks[k];
+    const i = seq % this.chunkSize;
+    c.at[i] = o.atMs;
+    c.price[i] = Math.min(o.priceMicros, PRICE_MAX);
+    if (o.priceMicros >= PRICE_MAX) this.bigPrices.set(seq, o.priceMicros);
+    c.user[i] = userIdx;
+    c.thread[i] = o.thread;
+    c.campaign[i] = o.campaign;
+    c.channel[i] = o.channel;
+    c.status[i] = HELD;
     if (userIdx >= this.userHead.length) {
       const n = new Uint32Array(Math.max(userIdx + 1, this.userHead.length * 2));
       n.set(this.userHead);
       this.userHead = n;
     }
     const last = this.fullSeq(this.userHead[userIdx]);
-    this.prev[i] = last > 0 && seq - last < LOW ? seq - last : 0;
+    c.prev[i] = last >= this.head && seq - last < LOW ? seq - last : 0;
     this.userHead[userIdx] = seq % LOW;
     this.held++;
     this.count++;
     return seq;
   }
 
+  private priceOf(c: Chunk, i: number, seq: number) {
+    return c.price[i] === PRICE_MAX ? (this.bigPrices.get(seq) ?? PRICE_MAX) : c.price[i];
+  }
+
   /**
    * Marks a held offer confirmed (its impression now counts instead). 'held' when it was held,
-   * 'seen' when it was already confirmed, 'unknown' when it is not in the ring.
+   * 'seen' when it was already confirmed, 'unknown' when it is not in the queue.
    */
   confirm(seq: number): 'held' | 'seen' | 'unknown' {
     if (seq < this.head || seq >= this.tail) return 'unknown';
-    const i = seq % this.cap;
-    if (this.status[i] === CONFIRMED) return 'seen';
-    if (this.status[i] !== HELD) return 'unknown';
-    this.status[i] = CONFIRMED;
+    const c = this.chunkOf(seq);
+    const i = seq % this.chunkSize;
+    if (c.status[i] === CONFIRMED) return 'seen';
+    if (c.status[i] !== HELD) return 'unknown';
+    c.status[i] = CONFIRMED;
     this.held--;
-    this.onRelease(this.campaign[i], this.price[i], this.at[i]);
+    this.onRelease(c.campaign[i], this.priceOf(c, i, seq), c.at[i]);
     return 'held';
   }
 
   /** Releases every offer made before `beforeMs` that is still held. */
   expire(beforeMs: number) {
     while (this.head < this.tail) {
-      const i = this.head % this.cap;
-      if (this.at[i] >= beforeMs) break;
-      if (this.status[i] === HELD) {
+      const c = this.chunkOf(this.head);
+      const i = this.head % this.chunkSize;
+      if (c.at[i] >= beforeMs) break;
+      if (c.status[i] === HELD) {
         this.held--;
-        this.onRelease(this.campaign[i], this.price[i], this.at[i]);
+        this.onRelease(c.campaign[i], this.priceOf(c, i, this.head), c.at[i]);
       }
-      this.status[i] = 0;
+      c.status[i] = 0;
+      this.bigPrices.delete(this.head);
       this.head++;
+      if (this.head % this.chunkSize === 0) {
+        // Every offer of the first chunk is gone: keep one chunk for reuse, free the rest.
+        this.spare = this.chunks.shift();
+        this.firstChunk++;
+      }
     }
   }
 
@@ -146,18 +181,19 @@ export class OfferBook {
     let seq = this.fullSeq(this.userHead[userIdx]);
     const o: HeldOffer = { seq: 0, campaign: 0, channel: 0, thread: 0, atMs: 0, priceMicros: 0 };
     while (seq >= this.head && seq < this.tail) {
-      const i = seq % this.cap;
-      if (this.user[i] !== userIdx) break;
-      if (this.status[i] === HELD) {
+      const c = this.chunkOf(seq);
+      const i = seq % this.chunkSize;
+      if (c.user[i] !== userIdx) break;
+      if (c.status[i] === HELD) {
         o.seq = seq;
-        o.campaign = this.campaign[i];
-        o.channel = this.channel[i];
-        o.thread = this.thread[i];
-        o.atMs = this.at[i];
-        o.priceMicros = this.price[i];
+        o.campaign = c.campaign[i];
+        o.channel = c.channel[i];
+        o.thread = c.thread[i];
+        o.atMs = c.at[i];
+        o.priceMicros = this.priceOf(c, i, seq);
         fn(o);
       }
-      seq = this.prev[i] === 0 ? 0 : seq - this.prev[i];
+      seq = c.prev[i] === 0 ? 0 : seq - c.prev[i];
     }
   }
 
@@ -173,29 +209,10 @@ export class OfferBook {
     return this.count;
   }
 
-  /** Bytes held by the ring and the per-user heads. */
+  /** Bytes held by the chunks and the per-user heads. */
   get bytes() {
-    return this.cap * 32 + this.userHead.byteLength;
-  }
-
-  private grow() {
-    const cap = this.cap * 2;
-    const move = <T extends Float64Array | Int32Array | Uint32Array | Uint16Array | Uint8Array>(
-      a: T,
-      make: (n: number) => T,
-    ) => {
-      const n = make(cap);
-      for (let s = this.head; s < this.tail; s++) n[s % cap] = a[s % this.cap];
-      return n;
-    };
-    this.at = move(this.at, (n) => new Float64Array(n));
-    this.price = move(this.price, (n) => new Float64Array(n));
-    this.prev = move(this.prev, (n) => new Uint32Array(n));
-    this.user = move(this.user, (n) => new Int32Array(n));
-    this.thread = move(this.thread, (n) => new Int32Array(n));
-    this.campaign = move(this.campaign, (n) => new Uint16Array(n));
-    this.channel = move(this.channel, (n) => new Uint8Array(n));
-    this.status = move(this.status, (n) => new Uint8Array(n));
-    this.cap = cap;
+    return (
+      (this.chunks.length + (this.spare ? 1 : 0)) * this.chunkSize * Chunk.BYTES + this.userHead.byteLength
+    );
   }
 }
