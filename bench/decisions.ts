@@ -131,7 +131,7 @@ async function serve() {
     : await createLocalBus({ dir: join(dir, 'log'), logger });
   await bus.ensureTopics([
     { name: topic, partitions: 4 },
-    { name: offersTopic, partitions: 4 },
+    { name: offersTopic, partitions: 1 },
   ]);
   const metrics = createMetrics();
   const offerLog = createOfferLog({ bus, topic: offersTopic, metrics, logger });

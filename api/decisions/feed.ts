@@ -112,12 +112,14 @@ export async function createDecisionEngine(deps: {
   };
 
   const subs: Subscription[] = [];
+  const groups: string[] = [];
   // One group per topic: each is read from its beginning by this process alone.
   for (const [topic, handler, suffix] of [
     [deps.topics.membership, onMembership, 'membership'],
     [deps.topics.events, onEvents, 'events'],
   ] as const) {
     const group = `${groupId}-${suffix}`;
+    groups.push(group);
     const tracker: Tracker = { target: new Map(), seen: new Map() };
     const before = await deps.bus.lag(group, topic);
     for (const p of before) {
@@ -169,6 +171,11 @@ export async function createDecisionEngine(deps: {
       clearInterval(refresh);
       clearInterval(prune);
       await Promise.allSettled(subs.map((s) => s.stop()));
+      // The groups are this process's alone and read from the beginning at every start: nothing
+      // needs their offsets once it stops, so none is left behind. Held offers end with the process.
+      const gone = await Promise.allSettled(groups.map((g) => deps.bus.deleteGroup(g)));
+      for (const r of gone)
+        if (r.status === 'rejected') log.warn({ err: r.reason }, 'consumer group not deleted');
     },
   };
 }

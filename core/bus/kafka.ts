@@ -314,6 +314,10 @@ export async function createKafkaBus(opts: KafkaBusOptions): Promise<Bus> {
       });
     },
 
+    async deleteGroup(groupId: string) {
+      await withAdmin((a) => a.deleteGroups([groupId]));
+    },
+
     async close() {
       if (closed) return;
       closed = true;

@@ -1,4 +1,4 @@
-import { mkdir, open, readFile, readdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ParleyError } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -231,6 +231,10 @@ export async function createLocalBus(opts: LocalBusOptions): Promise<Bus> {
         committed: BigInt(committed[`${tn}/${p}`] ?? plog.startOffset),
         end: plog.endOffset,
       }));
+    },
+
+    async deleteGroup(groupId: string) {
+      await rm(groupFile(groupId), { force: true });
     },
 
     async close() {

@@ -89,5 +89,7 @@ export interface Bus {
   partitioner(topic: string): Promise<(key: string) => number>;
   /** Committed offsets and end offsets per partition (for lag and tests). */
   lag(groupId: string, topic: string): Promise<{ partition: number; committed: bigint; end: bigint }[]>;
+  /** Forgets a consumer group that has no members left (its committed offsets). */
+  deleteGroup(groupId: string): Promise<void>;
   close(): Promise<void>;
 }

@@ -27,7 +27,13 @@ describe('offer tokens', () => {
     const odd = { ...facts, user_id: 'u 1.ü/~x', thread_id: 'thread.with spaces', business_id: 'b~2' };
     expect(verifyOffer(key, signOffer(key, odd), T, HOLD)).toEqual({ ok: true, facts: odd });
     const long = 'x'.repeat(128);
-    const big = { ...facts, campaign_id: long, business_id: long, user_id: long, thread_id: `t_${long}_${long}` };
+    const big = {
+      ...facts,
+      campaign_id: long,
+      business_id: long,
+      user_id: long,
+      thread_id: `t_${long}_${long}`,
+    };
     const t = signOffer(key, big);
     expect(t.length).toBeLessThanOrEqual(512);
     expect(verifyOffer(key, t, T, HOLD)).toEqual({ ok: true, facts: big });
