@@ -8,7 +8,13 @@ import {
   buildAttributionQuery,
   isDefaultWindows,
 } from '../core/reports/attribution.ts';
-import { buildCampaignsQuery, campaignsQuerySchema } from '../core/reports/campaigns.ts';
+import {
+  buildCampaignsQuery,
+  byTargeting,
+  campaignsQuerySchema,
+  TARGETING_KINDS,
+  type TargetingKind,
+} from '../core/reports/campaigns.ts';
 import { buildStoredAttributionQuery } from '../core/reports/credits.ts';
 import {
   type FunnelRow,
@@ -43,6 +49,9 @@ const attributionAnswerSchema = z
   .meta({ id: 'AttributionReport' });
 const campaignRow = z.object({
   campaign_id: z.string(),
+  targeting_kind: z
+    .enum(TARGETING_KINDS)
+    .describe('contextual: keywords only; segment: segments only; both; none: neither'),
   served: z.number(),
   clicks: z.number(),
   click_rate: z.number().nullable(),
@@ -53,7 +62,26 @@ const campaignRow = z.object({
   return_on_spend: z.number().nullable(),
 });
 const campaignsAnswerSchema = z
-  .object({ model: z.enum(MODELS), campaigns: z.array(campaignRow) })
+  .object({
+    model: z.enum(MODELS),
+    campaigns: z.array(campaignRow),
+    by_targeting: z
+      .array(
+        z.object({
+          targeting_kind: z.enum(TARGETING_KINDS),
+          campaigns: z.number(),
+          served: z.number(),
+          clicks: z.number(),
+          click_rate: z.number().nullable(),
+          spend_micros: z.number(),
+          conversions: z.number(),
+          value: z.number(),
+        }),
+      )
+      .describe(
+        'The campaigns summed per targeting kind (JSON only; CSV and Arrow carry targeting_kind per row)',
+      ),
+  })
   .meta({ id: 'CampaignsReport' });
 
 const errors = { 400: errorBody, 401: errorBody, 403: errorBody, 406: errorBody };
@@ -169,6 +197,7 @@ export async function reportsRoute(app: App, deps: ReportsDeps) {
       if (format !== 'json') return streamQuery(reply, store, format, built);
       const campaigns = (await rows<Record<string, number | string | null>>(store, built)).map((r) => ({
         campaign_id: String(r.campaign_id),
+        targeting_kind: String(r.targeting_kind) as TargetingKind,
         served: Number(r.served),
         clicks: Number(r.clicks),
         click_rate: r.click_rate === null ? null : Number(r.click_rate),
@@ -179,7 +208,7 @@ export async function reportsRoute(app: App, deps: ReportsDeps) {
           r.cost_per_conversion_micros === null ? null : Number(r.cost_per_conversion_micros),
         return_on_spend: r.return_on_spend === null ? null : Number(r.return_on_spend),
       }));
-      return { model: q.model, campaigns };
+      return { model: q.model, campaigns, by_targeting: byTargeting(campaigns) };
     },
   );
 }

@@ -189,6 +189,9 @@ describe('impressions', () => {
     expect(byContext.price_micros).toBe(7000);
     expect(byThread.price_micros).toBe(7000);
     expect(plain.price_micros).toBe(2000);
+    const r = await call('POST', '/v1/impressions', t.keys.adserver, { tokens: [byContext.delivery_tag] });
+    expect(r.json()).toEqual({ accepted: 1, rejected: [] });
+    confirmed.set(byContext.decision_id, byContext.price_micros);
   });
 
   it('POST /v1/impressions records valid tokens once and refuses forged, altered and expired ones', async () => {
@@ -256,10 +259,28 @@ describe('impressions', () => {
     const to = new Date(Date.now() + 60_000).toISOString();
     const r = await call('GET', `/v1/reports/campaigns?from=${from}&to=${to}&business_id=b1`, t.keys.analyst);
     expect(r.statusCode).toBe(200);
-    const rows = r.json().campaigns as { served: number; spend_micros: number }[];
-    expect(rows.reduce((a, x) => a + x.spend_micros, 0)).toBe(
-      [...confirmed.values()].reduce((a, p) => a + p, 0),
-    );
+    const rows = r.json().campaigns as { served: number; spend_micros: number; targeting_kind: string }[];
+    const spent = [...confirmed.values()].reduce((a, p) => a + p, 0);
+    expect(rows.reduce((a, x) => a + x.spend_micros, 0)).toBe(spent);
     expect(rows.reduce((a, x) => a + x.served, 0)).toBe(confirmed.size);
+    // Per targeting kind: the keyword campaign is contextual, the other targets nobody in particular.
+    expect(rows.map((x) => x.targeting_kind).sort()).toEqual(['contextual', 'none']);
+    const kinds = r.json().by_targeting as {
+      targeting_kind: string;
+      spend_micros: number;
+      campaigns: number;
+    }[];
+    expect(kinds.map((k) => k.targeting_kind)).toEqual(['contextual', 'segment', 'both', 'none']);
+    expect(kinds.reduce((a, k) => a + k.spend_micros, 0)).toBe(spent);
+    expect(kinds.find((k) => k.targeting_kind === 'segment')).toMatchObject({
+      campaigns: 0,
+      spend_micros: 0,
+    });
+    const csv = await t.app.inject({
+      method: 'GET',
+      url: `/v1/reports/campaigns?from=${from}&to=${to}&business_id=b1`,
+      headers: { authorization: `Bearer ${t.keys.analyst}`, accept: 'text/csv' },
+    });
+    expect(csv.body.split('\n')[0]).toContain('targeting_kind');
   });
 });

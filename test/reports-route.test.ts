@@ -189,6 +189,7 @@ describe('POST /v1/reports/attribution and GET /v1/reports/campaigns', () => {
     const json = res.json() as { campaigns: Record<string, unknown>[] };
     expect(json.campaigns[0]).toEqual({
       campaign_id: 'c1',
+      targeting_kind: 'none', // no stored campaign: targets nobody in particular
       served: 2,
       clicks: 1,
       click_rate: 0.5,

@@ -1,15 +1,7 @@
 import type { Campaign } from '../../core/campaigns/schema.ts';
 import { CHANNELS } from '../../core/events/schema.ts';
 import { OfferBook, threadHash } from './offers.ts';
-import {
-  type CampaignStats,
-  DAY_MS,
-  dayOf,
-  emptyStats,
-  type LiveCampaign,
-  type TargetingKind,
-  type UserView,
-} from './types.ts';
+import { type CampaignStats, DAY_MS, dayOf, emptyStats, type LiveCampaign, type UserView } from './types.ts';
 
 // The decision engine's memory: campaigns, segment membership, delivery counters and the offers
 // this process holds. It is fed from the bus (membership topic, events topic) and by this
@@ -200,11 +192,6 @@ export class DecisionState {
   private compile(c: Campaign): LiveCampaign {
     const t = c.targeting;
     const words = (l?: string[]) => (l?.length ? new Set(l.map((w) => w.toLowerCase())) : null);
-    const kwAny = words(t.keywords_any);
-    const segments = Boolean(t.segments_all?.length || t.segments_any?.length || t.segments_none?.length);
-    const contextual = Boolean(kwAny || t.keywords_none?.length);
-    const targetingKind: TargetingKind =
-      contextual && segments ? 'both' : contextual ? 'contextual' : segments ? 'segment' : 'none';
     return {
       id: c.id,
       businessId: c.business_id,
@@ -215,9 +202,8 @@ export class DecisionState {
       segAll: (t.segments_all ?? []).map((s) => this.segmentIndex(s)),
       segAny: (t.segments_any ?? []).map((s) => this.segmentIndex(s)),
       segNone: (t.segments_none ?? []).map((s) => this.segmentIndex(s)),
-      kwAny,
+      kwAny: words(t.keywords_any),
       kwNone: words(t.keywords_none),
-      targetingKind,
       bid:
         'cpm_micros' in c.bid
           ? { kind: 'cpm', micros: c.bid.cpm_micros }

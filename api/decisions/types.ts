@@ -22,7 +22,6 @@ export type LiveCampaign = {
   kwAny: ReadonlySet<string> | null;
   /** Lower-cased keywords none of which may be in the conversation's context. */
   kwNone: ReadonlySet<string> | null;
-  targetingKind: TargetingKind;
   bid: { kind: 'cpm' | 'cpc'; micros: number };
   totalBudget: number;
   dailyBudget: number | null;
@@ -31,10 +30,6 @@ export type LiveCampaign = {
   pacing: 'even' | 'asap';
   source: Campaign;
 };
-
-/** How a campaign picks its audience: by the conversation's keywords, by segments, both, or neither. */
-export const TARGETING_KINDS = ['contextual', 'segment', 'both', 'none'] as const;
-export type TargetingKind = (typeof TARGETING_KINDS)[number];
 
 /**
  * Delivery so far: impressions (sponsored.served) and clicks from the bus, plus the price of the

@@ -5,7 +5,8 @@ import { MODELS } from './models.ts';
 
 // GET /v1/reports/campaigns as ONE statement: delivery (served, clicks, spend) of sponsored
 // events in [from, to) joined with the conversions in [from, to) the model credits to each
-// campaign at the default windows.
+// campaign at the default windows, and each campaign's targeting kind (contextual: keywords only;
+// segment: segments only; both; none) read from its stored targeting.
 
 export const campaignsQuerySchema = z
   .object({
@@ -32,12 +33,47 @@ export function buildCampaignsQuery(db: string, q: CampaignsQuery, businesses?: 
   GROUP BY campaign_id
 ), credited AS (
   SELECT campaign_id, sum(weight) AS conversions, sum(value) AS value FROM credits WHERE campaign_id != '' AND weight > 0 GROUP BY campaign_id
+), kinds AS (
+  SELECT id AS campaign_id,
+    length(JSONExtractArrayRaw(spec, 'targeting', 'keywords_any')) + length(JSONExtractArrayRaw(spec, 'targeting', 'keywords_none')) > 0 AS contextual,
+    length(JSONExtractArrayRaw(spec, 'targeting', 'segments_all')) + length(JSONExtractArrayRaw(spec, 'targeting', 'segments_any')) + length(JSONExtractArrayRaw(spec, 'targeting', 'segments_none')) > 0 AS segmented
+  FROM ${db}.campaigns FINAL
 )
-SELECT campaign_id, toUInt64(served) AS served, toUInt64(clicks) AS clicks, if(served > 0, clicks / served, NULL) AS click_rate,
+SELECT campaign_id, multiIf(contextual AND segmented, 'both', contextual, 'contextual', segmented, 'segment', 'none') AS targeting_kind, toUInt64(served) AS served, toUInt64(clicks) AS clicks, if(served > 0, clicks / served, NULL) AS click_rate,
   toInt64(spend_micros) AS spend_micros, conversions, value,
   if(conversions > 0, spend_micros / conversions, NULL) AS cost_per_conversion_micros,
   if(spend_micros > 0, value / (spend_micros / 1e6), NULL) AS return_on_spend
-FROM delivery FULL OUTER JOIN credited USING (campaign_id)
+FROM delivery FULL OUTER JOIN credited USING (campaign_id) LEFT JOIN kinds USING (campaign_id)
 ORDER BY campaign_id`;
   return { query, query_params: params };
+}
+
+export const TARGETING_KINDS = ['contextual', 'segment', 'both', 'none'] as const;
+export type TargetingKind = (typeof TARGETING_KINDS)[number];
+type KindRow = {
+  targeting_kind: TargetingKind;
+  served: number;
+  clicks: number;
+  spend_micros: number;
+  conversions: number;
+  value: number;
+};
+
+/** The campaign rows summed per targeting kind (every kind listed, in a fixed order). */
+export function byTargeting(rows: readonly KindRow[]) {
+  return TARGETING_KINDS.map((kind) => {
+    const mine = rows.filter((r) => r.targeting_kind === kind);
+    const sum = (k: keyof Omit<KindRow, 'targeting_kind'>) => mine.reduce((a, r) => a + r[k], 0);
+    const served = sum('served');
+    return {
+      targeting_kind: kind,
+      campaigns: mine.length,
+      served,
+      clicks: sum('clicks'),
+      click_rate: served > 0 ? sum('clicks') / served : null,
+      spend_micros: sum('spend_micros'),
+      conversions: sum('conversions'),
+      value: sum('value'),
+    };
+  });
 }
