@@ -160,8 +160,8 @@ describe('reports end to end', () => {
     });
     expect(csv.statusCode).toBe(200);
     expect(csv.body.trim().split('\n')[0]).toContain(
-      '"campaign_id","served","clicks","click_rate","spend_micros"',
+      '"campaign_id","targeting_kind","served","clicks","click_rate","spend_micros"',
     );
-    expect(csv.body).toContain('"spring",1,1,1,2000,1,80,2000,40000');
+    expect(csv.body).toContain('"spring","none",1,1,1,2000,1,80,2000,40000');
   });
 });
