@@ -49,6 +49,7 @@ const impressionsResult = z
   })
   .meta({
     id: 'ImpressionsResult',
+    description: 'The valid tokens’ impressions are durable on the bus; the others are listed with why',
     example: { accepted: 99, rejected: [{ index: 7, error: 'expired', message: TOKEN_ERRORS.expired }] },
   });
 
@@ -78,7 +79,15 @@ export async function impressionsRoute(
           'For channels without a delivery webhook. Each valid token records its offer’s impression (sponsored.served, one per decision however often confirmed). 202 once they are durable on the bus; invalid tokens are listed and nothing is recorded for them; 503 and nothing acknowledged if the bus cannot take them.',
         tags: ['decisions'],
         body: impressionsInput,
-        response: { 202: impressionsResult, 400: errorBody, 401: errorBody, 403: errorBody, 503: errorBody },
+        response: {
+          202: impressionsResult.describe(
+            'The valid tokens’ impressions are durable on the bus; the others are listed with why',
+          ),
+          400: errorBody,
+          401: errorBody,
+          403: errorBody,
+          503: errorBody,
+        },
       },
     },
     async (req, reply) => {
@@ -109,7 +118,11 @@ export async function impressionsRoute(
         tags: ['decisions'],
         security: [],
         params: z.object({ token: z.string().max(1000) }),
-        response: { 204: z.null(), 400: errorBody, 503: errorBody },
+        response: {
+          204: z.null().describe('The impression is durable on the bus (a repeat is the same impression)'),
+          400: errorBody,
+          503: errorBody,
+        },
       },
     },
     async (req, reply) => {

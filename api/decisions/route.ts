@@ -159,8 +159,12 @@ export async function decisionsRoute(
         tags: ['decisions'],
         body: decisionInput,
         response: {
-          200: z.union([decisionView, explainedNone]),
-          204: z.null(),
+          200: z
+            .union([decisionView, explainedNone])
+            .describe(
+              'An offer, held for hold_seconds; with explain and nothing eligible, only the candidates',
+            ),
+          204: z.null().describe('Nothing is eligible for this thread now'),
           400: errorBody,
           401: errorBody,
           403: errorBody,
