@@ -48,7 +48,6 @@ const impressionsResult = z
     ),
   })
   .meta({
-    id: 'ImpressionsResult',
     description: 'The valid tokens’ impressions are durable on the bus; the others are listed with why',
     example: { accepted: 99, rejected: [{ index: 7, error: 'expired', message: TOKEN_ERRORS.expired }] },
   });
