@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { OfferBook, threadHash } from './offers.ts';
 
 const offer = (atMs: number, campaign = 0, channel = 1, thread = 'th') => ({
+  key: atMs,
   campaign,
   channel,
   thread: threadHash(thread),

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 // impression counts instead) or released when their hold ends.
 //
 // Offers are made in time order and released in the same order, so they live in a queue of
-// fixed-size chunks of typed arrays (28 bytes an offer, nothing for the collector to trace; a
+// fixed-size chunks of typed arrays (32 bytes an offer, nothing for the collector to trace; a
 // chunk is freed as soon as every offer in it is released, so memory follows the offers held),
 // indexed by a sequence number that is also the decision id's suffix: a confirmation finds its
 // offer without a lookup table. Each offer links to the same user's previous one (as a distance in
@@ -20,6 +20,8 @@ const PRICE_MAX = LOW - 1;
 
 export type HeldOffer = {
   seq: number;
+  /** A 32-bit hash of the decision id (impressions use it to recognise a repeat). */
+  key: number;
   campaign: number;
   channel: number;
   thread: number;
@@ -44,6 +46,7 @@ class Chunk {
   readonly prev: Uint32Array;
   readonly user: Int32Array;
   readonly thread: Int32Array;
+  readonly key: Int32Array;
   readonly campaign: Uint16Array;
   readonly channel: Uint8Array;
   readonly status: Uint8Array;
@@ -53,13 +56,18 @@ class Chunk {
     this.prev = new Uint32Array(n);
     this.user = new Int32Array(n);
     this.thread = new Int32Array(n);
+    this.key = new Int32Array(n);
     this.campaign = new Uint16Array(n);
     this.channel = new Uint8Array(n);
     this.status = new Uint8Array(n);
   }
-  static readonly BYTES = 8 + 4 + 4 + 4 + 4 + 2 + 1 + 1;
+  static readonly BYTES = 8 + 4 + 4 + 4 + 4 + 4 + 2 + 1 + 1;
 }
 
+/**
+ * A queue of offers (or impressions) in the order they were added, released oldest first, each
+ * linked to the same user's previous one.
+ */
 export class OfferBook {
   /** Distinguishes this process's decision ids from every other process's. */
   readonly instance = randomBytes(5).toString('hex');
@@ -118,6 +126,7 @@ export class OfferBook {
     if (o.priceMicros >= PRICE_MAX) this.bigPrices.set(seq, o.priceMicros);
     c.user[i] = userIdx;
     c.thread[i] = o.thread;
+    c.key[i] = o.key;
     c.campaign[i] = o.campaign;
     c.channel[i] = o.channel;
     c.status[i] = HELD;
@@ -179,7 +188,7 @@ export class OfferBook {
   forEachHeld(userIdx: number, fn: (o: HeldOffer) => void) {
     if (userIdx < 0 || userIdx >= this.userHead.length) return;
     let seq = this.fullSeq(this.userHead[userIdx]);
-    const o: HeldOffer = { seq: 0, campaign: 0, channel: 0, thread: 0, atMs: 0, priceMicros: 0 };
+    const o: HeldOffer = { seq: 0, key: 0, campaign: 0, channel: 0, thread: 0, atMs: 0, priceMicros: 0 };
     while (seq >= this.head && seq < this.tail) {
       const c = this.chunkOf(seq);
       const i = seq % this.chunkSize;
@@ -189,6 +198,7 @@ export class OfferBook {
         o.campaign = c.campaign[i];
         o.channel = c.channel[i];
         o.thread = c.thread[i];
+        o.key = c.key[i];
         o.atMs = c.at[i];
         o.priceMicros = this.priceOf(c, i, seq);
         fn(o);

@@ -1,6 +1,6 @@
 import type { Campaign } from '../../core/campaigns/schema.ts';
 import { CHANNELS } from '../../core/events/schema.ts';
-import { OfferBook, threadHash } from './offers.ts';
+import { type HeldOffer, OfferBook, threadHash } from './offers.ts';
 import { type CampaignStats, DAY_MS, dayOf, emptyStats, type LiveCampaign, type UserView } from './types.ts';
 
 // The decision engine's memory: campaigns, segment membership, delivery counters and the offers
@@ -9,8 +9,9 @@ import { type CampaignStats, DAY_MS, dayOf, emptyStats, type LiveCampaign, type 
 //
 // Memory: user ids are interned once to small integers; each segment is a bitset over those
 // integers (1M users → 125 KB per segment), so 1M users × 20 segments cost the intern table and
-// 2.5 MB of bits. Held offers live in a ring of typed arrays (offers.ts); counters of confirmed
-// impressions exist only for users who got one, and expire with the windows they serve.
+// 2.5 MB of bits. Held offers and recent impressions live in queues of typed-array chunks
+// (offers.ts, 32 bytes each), linked per user; impressions are kept for the longest window they
+// count in (at least a day), offers until confirmed or released.
 
 export type ServedFact = {
   decisionId: string;
@@ -31,7 +32,6 @@ const THREAD_WORDS_MS = DAY_MS;
 /** Held offers are released this long after their token expires, so a last-moment confirmation arrives first. */
 export const RELEASE_GRACE_MS = 60_000;
 const k2 = (a: string, b: string) => `${a}\u0000${b}`;
-const k3 = (a: string, b: string, c: string) => `${a}\u0000${b}\u0000${c}`;
 
 export class DecisionState {
   readonly users = new Map<string, number>();
@@ -41,12 +41,16 @@ export class DecisionState {
   private readonly campIndex = new Map<string, number>();
   private readonly campStats: CampaignStats[] = [];
   private readonly campBusiness: string[] = [];
-  /** Decision ids of impressions already counted, with their offer time, so a replay counts once. */
-  private readonly impressions = new Map<string, number>();
-  private newestImpressionMs = Number.NEGATIVE_INFINITY;
+  /**
+   * Impressions from the bus, for the windows they count in (frequency caps, channel daily limits,
+   * the quiet period): kept in the order read, for the longest window (at least a day), linked per
+   * user like held offers. A repeated confirmation is recognised in its user's chain.
+   */
+  readonly impressions: OfferBook;
   /** thread → keywords of its latest incoming messages (newest first) and their times. */
   private readonly threadWords = new Map<string, { at: number[]; words: string[][] }>();
-  private readonly heldScratch: { campaign: number; channel: number; thread: number; atMs: number }[] = [];
+  /** The user's held offers and recent impressions, gathered once per decision. */
+  private readonly recent: { campaign: number; channel: number; thread: number; atMs: number }[] = [];
   private readonly segIndex = new Map<string, number>();
   private segBits: Uint32Array[] = [];
   private words = 1024;
@@ -54,11 +58,6 @@ export class DecisionState {
   /** `${business}\0${user}` → latest optout/optin (by occurred time). */
   private readonly optState = new Map<string, { out: boolean; atMs: number }>();
   private readonly blocked = new Set<string>();
-  /** user → campaign → serve times, newest last, at most the campaign's cap kept. */
-  private readonly freq = new Map<string, Map<string, number[]>>();
-  /** `${user}\0${business}\0${channel}` → serves on a UTC day. */
-  private readonly channelDay = new Map<string, { day: number; n: number }>();
-  private readonly threadLast = new Map<string, number>();
   readonly stats = new Map<string, CampaignStats>();
   private readonly clicked = new Set<string>();
   private campaigns: LiveCampaign[] = [];
@@ -66,7 +65,6 @@ export class DecisionState {
   private byId = new Map<string, LiveCampaign>();
   /** `${business}\0${channel}` → the active campaigns allowed on that channel, built on first use. */
   private servable = new Map<string, LiveCampaign[]>();
-  private freqKeep = new Map<string, number>();
   /** Delivery before this time was loaded from the store; the bus's copy of it only feeds windows. */
   statsCutoffMs = Number.NEGATIVE_INFINITY;
 
@@ -77,6 +75,7 @@ export class DecisionState {
       s.heldTotal -= price;
       if (dayOf(atMs) === s.heldDayOf) s.heldDay -= price;
     });
+    this.impressions = new OfferBook(() => {}, 16_384);
   }
 
   // ---- identity
@@ -133,13 +132,11 @@ export class DecisionState {
     this.byBusiness = new Map();
     this.byId = new Map(this.campaigns.map((c) => [c.id, c]));
     this.servable = new Map();
-    this.freqKeep = new Map();
     for (const c of this.campaigns) {
       this.campaignIndex(c.id, c.businessId);
       const l = this.byBusiness.get(c.businessId) ?? [];
       l.push(c);
       this.byBusiness.set(c.businessId, l);
-      this.freqKeep.set(c.id, c.freqMax);
     }
   }
 
@@ -278,6 +275,7 @@ export class DecisionState {
     if (day === stats.heldDayOf) stats.heldDay += f.priceMicros;
     const seq = this.offers.add(
       {
+        key: 0,
         campaign: this.campIndex.get(f.campaignId)!,
         channel: CHANNEL_CODE.get(f.channel) ?? 255,
         thread: threadHash(f.threadId),
@@ -299,14 +297,19 @@ export class DecisionState {
    * confirmed. If this process holds the offer, the hold ends: the impression counts instead.
    */
   noteServed(f: ServedFact) {
-    if (this.impressions.has(f.decisionId)) return;
-    this.impressions.set(f.decisionId, f.atMs);
-    if (f.atMs > this.newestImpressionMs) this.newestImpressionMs = f.atMs;
-    const seq = this.offers.seqOf(f.decisionId);
-    if (seq >= 0) this.offers.confirm(seq);
-    const day = dayOf(f.atMs);
+    const mine = this.offers.seqOf(f.decisionId);
+    if (mine >= 0 && this.offers.confirm(mine) === 'seen') return;
+    const u = this.userIndex(f.userId, true);
+    const campaign = this.campaignIndex(f.campaignId, f.businessId);
+    const key = threadHash(f.decisionId);
+    let repeated = false;
+    this.impressions.forEachHeld(u, (o) => {
+      if (o.key === key && o.campaign === campaign) repeated = true;
+    });
+    if (repeated) return;
     if (f.atMs >= this.statsCutoffMs) {
-      const s = this.statsFor(f.campaignId, f.businessId);
+      const s = this.campStats[campaign];
+      const day = dayOf(f.atMs);
       s.served++;
       s.spentTotal += f.priceMicros;
       if (day > s.day) {
@@ -315,26 +318,17 @@ export class DecisionState {
       }
       if (day === s.day) s.spentDay += f.priceMicros;
     }
-
-    let perUser = this.freq.get(f.userId);
-    if (!perUser) {
-      perUser = new Map();
-      this.freq.set(f.userId, perUser);
-    }
-    const times = perUser.get(f.campaignId) ?? [];
-    times.push(f.atMs);
-    if (times.length > 1 && times[times.length - 2] > f.atMs) times.sort((a, b) => a - b);
-    const keep = this.freqKeep.get(f.campaignId) ?? 1;
-    if (times.length > keep) times.splice(0, times.length - keep);
-    perUser.set(f.campaignId, times);
-
-    const ck = k3(f.userId, f.businessId, f.channel);
-    const cd = this.channelDay.get(ck);
-    if (!cd || day > cd.day) this.channelDay.set(ck, { day, n: 1 });
-    else if (day === cd.day) cd.n++;
-
-    const last = this.threadLast.get(f.threadId) ?? Number.NEGATIVE_INFINITY;
-    if (f.atMs > last) this.threadLast.set(f.threadId, f.atMs);
+    this.impressions.add(
+      {
+        key,
+        campaign,
+        channel: CHANNEL_CODE.get(f.channel) ?? 255,
+        thread: threadHash(f.threadId),
+        atMs: f.atMs,
+        priceMicros: 0,
+      },
+      u,
+    );
   }
 
   noteClicked(decisionId: string, campaignId: string, atMs = Number.POSITIVE_INFINITY) {
@@ -356,18 +350,17 @@ export class DecisionState {
   ): UserView {
     const u = this.users.get(userId) ?? -1;
     const opt = this.optState.get(k2(businessId, userId));
-    const cd = this.channelDay.get(k3(userId, businessId, channel));
-    const served = this.freq.get(userId);
     const today = dayOf(nowMs);
-    let channelToday = cd && cd.day === today ? cd.n : 0;
-    let threadLastMs = this.threadLast.get(threadId) ?? Number.NEGATIVE_INFINITY;
-    // The offers this user holds here count like impressions.
-    const held = this.heldScratch;
+    let channelToday = 0;
+    let threadLastMs = Number.NEGATIVE_INFINITY;
+    // The user's recent impressions, and the offers this user holds here, which count like them.
+    const held = this.recent;
     held.length = 0;
-    if (this.offers.held > 0)
-      this.offers.forEachHeld(u, (o) => {
-        held.push({ campaign: o.campaign, channel: o.channel, thread: o.thread, atMs: o.atMs });
-      });
+    const gather = (o: HeldOffer) => {
+      held.push({ campaign: o.campaign, channel: o.channel, thread: o.thread, atMs: o.atMs });
+    };
+    this.impressions.forEachHeld(u, gather);
+    if (this.offers.held > 0) this.offers.forEachHeld(u, gather);
     if (held.length > 0) {
       const ch = CHANNEL_CODE.get(channel) ?? 255;
       const th = threadHash(threadId);
@@ -387,8 +380,6 @@ export class DecisionState {
       threadLastMs,
       servesSince: (campaignId, sinceMs) => {
         let n = 0;
-        const times = served?.get(campaignId);
-        if (times) for (let i = times.length - 1; i >= 0 && times[i] >= sinceMs; i--) n++;
         if (held.length > 0) {
           const c = this.campIndex.get(campaignId);
           for (const o of held) if (o.campaign === c && o.atMs >= sinceMs) n++;
@@ -408,21 +399,12 @@ export class DecisionState {
 
   /** Drops counters that can no longer affect a decision; run now and then. */
   prune(nowMs: number, quietPeriodMs: number) {
-    const today = dayOf(nowMs);
-    for (const [k, v] of this.channelDay) if (v.day < today) this.channelDay.delete(k);
-    for (const [k, t] of this.threadLast) if (nowMs - t >= quietPeriodMs) this.threadLast.delete(k);
-    let longest = DAY_MS;
+    // Impressions are kept for the longest window any of them counts in.
+    let longest = Math.max(DAY_MS, quietPeriodMs);
     for (const c of this.campaigns) longest = Math.max(longest, c.freqWindowMs);
-    for (const [u, perUser] of this.freq) {
-      for (const [c, times] of perUser) if (times[times.length - 1] < nowMs - longest) perUser.delete(c);
-      if (perUser.size === 0) this.freq.delete(u);
-    }
+    this.impressions.expire(nowMs - longest);
     if (this.clicked.size > 5_000_000) this.clicked.clear();
     for (const [t, w] of this.threadWords) if (nowMs - w.at[0] >= THREAD_WORDS_MS) this.threadWords.delete(t);
-    // Every confirmation of an offer is published within the hold after it was made, so a
-    // repeated one is never further than that behind the newest impression seen.
-    const forget = this.newestImpressionMs - 2 * (this.holdMs + RELEASE_GRACE_MS);
-    for (const [d, at] of this.impressions) if (at < forget) this.impressions.delete(d);
     this.releaseExpired(nowMs);
   }
 }
