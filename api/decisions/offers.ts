@@ -211,7 +211,7 @@ export class OfferBook {
   private fullSeq(low: number) {
     if (low === 0) return 0;
     const seq = this.tail - 1 - ((((this.tail - 1) % LOW) - low + LOW) % LOW);
-    return seq > 0 ? seq : 0;
+    return Math.max(seq, 0);
   }
 
   /** Offers made since start. */
