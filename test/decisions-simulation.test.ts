@@ -398,6 +398,85 @@ describe('decision simulation', () => {
     for (const c of campaigns) expect(state.statsOf(c.id)).toMatchObject({ heldTotal: 0 });
   });
 
+  it('with two processes, over-delivery stays within what the other process holds and has not yet seen', () => {
+    const rng = seededRng(77);
+    const holdMs = 300_000;
+    const busDelayMs = 500;
+    const procs = [new DecisionState({ holdMs }), new DecisionState({ holdMs })];
+    const campaigns = [
+      campaign({ id: 'tight', bid: { cpm_micros: 5_000_000 }, budget: { total_micros: 300_000 } }),
+      campaign({
+        id: 'daily',
+        bid: { cpm_micros: 2_000_000 },
+        budget: { total_micros: 10_000_000, daily_micros: 100_000 },
+      }),
+    ];
+    const users = Array.from({ length: 400 }, (_, i) => `u${i}`);
+    for (const st of procs) {
+      st.setCampaigns(campaigns);
+      for (const u of users) applyEvent(st, event('message.received', u, 'b1', START - 1000));
+    }
+    const policy: Policy = { quietPeriodMs: 0, channel: { requireConversation: true, dailyLimit: null } };
+    // Impressions reach each process from the bus busDelayMs after they are confirmed.
+    type InFlight = { at: number; facts: OfferFacts; seenBy: Set<number> };
+    const bus: InFlight[] = [];
+    const pending: { deliverAt: number; facts: OfferFacts }[] = [];
+    const spent = new Map<string, number>();
+    let worst = 0; // the largest excess the bound allows at any decision
+    let now = START;
+    while (now < START + DAY_MS) {
+      now += Math.round(exp(rng, 4000));
+      pending.sort((a, b) => a.deliverAt - b.deliverAt);
+      while (pending.length && pending[0].deliverAt <= now) {
+        const p = pending.shift()!;
+        bus.push({ at: p.deliverAt + busDelayMs, facts: p.facts, seenBy: new Set() });
+        spent.set(p.facts.campaign_id, (spent.get(p.facts.campaign_id) ?? 0) + p.facts.price_micros);
+      }
+      for (const m of bus)
+        for (const [i, st] of procs.entries())
+          if (m.at <= now && !m.seenBy.has(i)) {
+            applyEvent(st, impressionEvent(m.facts));
+            m.seenBy.add(i);
+          }
+      const which = rng() < 0.5 ? 0 : 1;
+      const { decision } = decide(
+        procs[which],
+        { user_id: pick(rng, users), business_id: 'b1', channel: 'webchat' },
+        { nowMs: now, rng, policy },
+      );
+      if (!decision) continue;
+      const f = decision.served;
+      // The bound: what the other process holds, and impressions this one has not seen yet.
+      const other = procs[1 - which].statsOf(f.campaignId).heldTotal;
+      const unseen = bus
+        .filter((m) => !m.seenBy.has(which) && m.facts.campaign_id === f.campaignId)
+        .reduce((a, m) => a + m.facts.price_micros, 0);
+      worst = Math.max(worst, other + unseen);
+      if (rng() < 0.9)
+        pending.push({
+          deliverAt: now + Math.round(rng() * 120_000),
+          facts: {
+            decision_id: f.decisionId,
+            campaign_id: f.campaignId,
+            business_id: f.businessId,
+            user_id: f.userId,
+            channel: f.channel as Channel,
+            thread_id: f.threadId,
+            price_micros: f.priceMicros,
+            at_ms: f.atMs,
+          },
+        });
+    }
+    const tight = spent.get('tight') ?? 0;
+    expect(tight).toBeGreaterThanOrEqual(300_000 - 5000);
+    expect(tight).toBeLessThanOrEqual(300_000 + worst);
+    expect(worst).toBeGreaterThan(0);
+    // Both processes agree on spend once every impression has reached them.
+    for (const m of bus) for (const st of procs) applyEvent(st, impressionEvent(m.facts));
+    expect(procs[0].statsOf('tight').spentTotal).toBe(tight);
+    expect(procs[1].statsOf('tight').spentTotal).toBe(tight);
+  });
+
   it('with even pacing, keeps hourly spend within ±20% of plan once warmed up', () => {
     const rng = seededRng(7);
     const state = new DecisionState();
