@@ -1,6 +1,13 @@
 # The Parley image: one image for every role; the role is chosen by the command
-# (`start --role ingest|processors|api`). TypeScript runs through tsx, a runtime dependency:
-# there is no build step.
+# (`start --role ingest|processors|api`). It runs JavaScript compiled by `npm run build`, which
+# starts with less CPU and memory than running the TypeScript through tsx (README, "Run it").
+FROM node:20.20.2-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY . .
+RUN npm run build
+
 FROM node:20.20.2-bookworm-slim
 
 ENV NODE_ENV=production \
@@ -14,11 +21,12 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
 COPY --chown=node:node . .
+COPY --from=build --chown=node:node /app/dist ./dist
 RUN mkdir -p /var/lib/parley && chown node:node /var/lib/parley
 USER node
 
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=5 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:8080/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
-ENTRYPOINT ["node", "--max-semi-space-size=32", "bin/parley.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=32", "dist/bin/cli.js"]
 CMD ["start"]

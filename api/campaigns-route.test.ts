@@ -115,6 +115,7 @@ describe('campaigns API', () => {
       version: 1,
       bid: { cpc_micros: 400_000 },
       pacing: 'even',
+      holdout: 0,
     });
     expect(body.id).toMatch(/^cmp_[0-9a-f]{32}$/);
     expect(changes).toBe(1);
@@ -125,12 +126,17 @@ describe('campaigns API', () => {
     ]);
     expect((await call('GET', '/v1/campaigns?business_id=b2')).json().campaigns).toEqual([]);
 
-    const put = await call('PUT', `/v1/campaigns/${id}`, campaign({ status: 'paused', pacing: 'asap' }));
+    const put = await call(
+      'PUT',
+      `/v1/campaigns/${id}`,
+      campaign({ status: 'paused', pacing: 'asap', holdout: 0.2 }),
+    );
     expect(put.statusCode).toBe(200);
     expect(put.json()).toMatchObject({
       version: 2,
       status: 'paused',
       pacing: 'asap',
+      holdout: 0.2,
       created_at: body.created_at,
     });
     const moved = await call('PUT', `/v1/campaigns/${id}`, campaign({ business_id: 'b2', targeting: {} }));
@@ -191,6 +197,9 @@ describe('campaigns API', () => {
       [{ bid: { cpm_micros: 1, cpc_micros: 1 } }, /bid/],
       [{ frequency_cap: { max: 0, per_seconds: 60 } }, /frequency_cap.max must be a positive integer/],
       [{ pacing: 'fast' }, /pacing/],
+      [{ holdout: 0.6 }, /holdout must be at most 0.5/],
+      [{ holdout: -0.1 }, /holdout must be at least 0/],
+      [{ holdout: '10%' }, /holdout must be a number/],
       [{ targeting: { segments_all: [seg.big], segments_none: [seg.big] } }, /both required and excluded/],
     ];
     for (const [over, msg] of cases) {
@@ -228,5 +237,14 @@ describe('campaigns API', () => {
     expect(q.query).toContain('FINAL');
     expect(q.query).toContain('business_id IN {businesses:Array(String)}');
     expect(q.query_params).toEqual({ businesses: ['b1'] });
+  });
+});
+
+describe('campaigns in the OpenAPI document', () => {
+  it('documents holdout with its range, default and an example', async () => {
+    const doc = (await app.inject({ method: 'GET', url: '/openapi.json' })).json();
+    const body = doc.paths['/v1/campaigns'].post.requestBody.content['application/json'].schema;
+    expect(body.properties.holdout).toMatchObject({ minimum: 0, maximum: 0.5, default: 0, example: 0.1 });
+    expect(body.properties.holdout.description).toMatch(/control group/);
   });
 });

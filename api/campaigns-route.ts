@@ -31,6 +31,7 @@ const campaignView = z
     bid: z.unknown(),
     frequency_cap: z.unknown(),
     pacing: z.string(),
+    holdout: z.number().describe('Share of users held out as a control group for lift'),
     version: z.number(),
     created_at: z.string(),
     updated_at: z.string(),
@@ -42,7 +43,7 @@ const errors = { 400: errorBody, 401: errorBody, 403: errorBody, 404: errorBody,
 
 export const campaignView_ = (c: Campaign) => {
   const { deleted: _d, ...rest } = c;
-  return rest;
+  return { ...rest, holdout: c.holdout ?? 0 };
 };
 
 export async function campaignsRoute(

@@ -22,11 +22,14 @@ import {
   funnelAnswer,
   funnelRequestSchema,
 } from '../core/reports/funnel.ts';
+import { LIFT_COLUMNS, liftAnswer, liftTable } from '../core/reports/lift-answer.ts';
+import { type LiftRow, buildLiftQuery, liftRequestSchema } from '../core/reports/lift-query.ts';
 import { MODELS } from '../core/reports/models.ts';
 import type { Store } from '../core/store/client.ts';
+import { liftResponse } from './lift-schema.ts';
 import { type Column, type Row, pickFormat, sendTable, streamQuery } from './report-formats.ts';
 
-// Analyst reports (docs/reports.md): funnels, attribution and campaign performance, each one SQL
+// Analyst reports (docs/reports.md): funnels, attribution, campaign performance and lift, each one SQL
 // statement, answered as JSON, CSV or an Arrow IPC stream by the Accept header.
 
 const step = z.object({
@@ -209,6 +212,28 @@ export async function reportsRoute(app: App, deps: ReportsDeps) {
         return_on_spend: r.return_on_spend === null ? null : Number(r.return_on_spend),
       }));
       return { model: q.model, campaigns, by_targeting: byTargeting(campaigns) };
+    },
+  );
+
+  app.post(
+    '/v1/reports/lift',
+    {
+      preHandler: pre,
+      schema: {
+        summary: 'Lift: what a campaign caused, treatment against its holdout (ghost offers)',
+        description: `${FORMATS_NOTE} Give campaign_id or business_id. CSV and Arrow have one row per campaign and currency of conversion value.`,
+        tags: ['reports'],
+        body: liftRequestSchema,
+        response: { 200: liftResponse, ...errors },
+      },
+    },
+    async (req, reply) => {
+      const format = pickFormat(req.headers.accept);
+      const r = req.body;
+      const businesses = scope(auth, req.principal!, r.business_id);
+      const answer = liftAnswer(await rows<LiftRow>(store, buildLiftQuery(store.database, r, businesses)));
+      if (format === 'json') return answer;
+      return sendTable(reply, format, LIFT_COLUMNS, liftTable(answer));
     },
   );
 }

@@ -170,10 +170,9 @@ async function freshness() {
 
   const acked = new Map<string, number>();
   const seenAt = new Map<string, number>();
-  const sub = await parley.bus.subscribe({
-    groupId: 'bench-watch',
-    topics: [topicNames(config).membership],
-    start: 'latest',
+  const sub = await parley.bus.read({
+    topic: topicNames(config).membership,
+    from: 'latest',
     maxWaitMs: 1,
     handler: async (b) => {
       const t = performance.now();

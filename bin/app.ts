@@ -91,7 +91,6 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       bus: deps.bus,
       logger: deps.logger,
       topics: topicNames(config),
-      groupPrefix: config.topics.prefix,
       decisions: config.decisions,
     });
     const offerLog = createOfferLog({

@@ -61,7 +61,7 @@ async function devClickhouse(args: string[]) {
   const config = parseConfig();
   const logger = createLogger({ level: config.logLevel });
   const { lockDataDir } = await import('../core/runtime.ts');
-  const { startDevClickHouse } = await import('../core/store/dev-server.ts');
+  const { startDevClickHouse } = await import('../dev/clickhouse/server.ts');
   const { join } = await import('node:path');
   const unlock = await lockDataDir(config.dataDir);
   const { user = 'default', password } = config.devClickhouse ?? {};

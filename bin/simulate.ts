@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { parseConfig } from '../core/config.ts';
 import type { EventType } from '../core/events/schema.ts';
 import { formatAdServerSummary, runAdServer, splitAdServerArgs } from './sim/adserver.ts';
+import { formatLiftSummary, runLift } from './sim/lift.ts';
 import { createProgress, type ProgressStream } from './sim/progress.ts';
 import { SimulateError, sendEvents } from './sim/sender.ts';
 import { type Tally, createTally, generateTraffic } from './sim/traffic.ts';
@@ -48,7 +49,12 @@ offers (signed Messenger/WhatsApp webhooks when PARLEY_META_APP_SECRET is set, e
 POST /v1/impressions), clicks delivered ones at the campaign's true rate; some who click order.
   --adserver         play the ad server instead of sending conversation traffic
   --decisions N      decisions to ask for (default: one per user)
-  --campaigns N      campaigns to create, true click rates spread from 1% to 8% (default 4)`;
+  --campaigns N      campaigns to create, true click rates spread from 1% to 8% (default 4)
+
+Lift mode (--lift): --campaigns N (default 3) campaigns with a 50% holdout and true effects from
+none to +5 points on a 10% conversion chance, --users N users each, sent as offer markers,
+impressions, clicks and orders; then prints the lift report next to the truth.
+  --lift             send a lift scenario and compare the lift report with its known effects`;
 
 export async function runSimulation(opts: SimulateOptions): Promise<SimulateResult> {
   const traffic = {
@@ -207,6 +213,20 @@ export async function simulateCommand(args: string[]): Promise<void> {
       metaAppSecret: parseConfig().meta.appSecret,
     });
     console.log(formatAdServerSummary(r));
+    return;
+  }
+  if (args.includes('--lift')) {
+    const { rest, campaigns } = splitAdServerArgs(args.filter((a) => a !== '--lift'));
+    const o = parseSimulateArgs(rest);
+    const r = await runLift({
+      url: o.url,
+      key: o.key,
+      seed: o.seed,
+      users: o.users,
+      campaigns: campaigns ?? 3,
+      concurrency: o.concurrency,
+    });
+    console.log(formatLiftSummary(r));
     return;
   }
   const opts = parseSimulateArgs(args);

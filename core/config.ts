@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DEFAULT_HOLDOUT_KEY } from './campaigns/holdout.ts';
 
 // The one place that reads the environment. Everything else receives a Config.
 
@@ -95,11 +96,13 @@ export const configSchema = z.object({
   PARLEY_MAX_FUTURE_SECONDS: int(300, 0),
   PARLEY_KEYWORDS: csv.default([]),
   PARLEY_HASH_SECRET: z.string().optional(),
+  PARLEY_HOLDOUT_KEY: z.string().min(1).default(DEFAULT_HOLDOUT_KEY),
   PARLEY_META_APP_SECRET: z.string().optional(),
   PARLEY_META_VERIFY_TOKEN: z.string().optional(),
   PARLEY_META_BUSINESS_MAP: jsonStringMap.optional(),
   PARLEY_MIN_AUDIENCE_SIZE: int(100, 0),
-  // The segments processor keeps per-user state for every user: run it in one processors instance.
+  // Segments processors in several instances share one consumer group and split the partitions;
+  // each holds state for every user, so 'off' keeps an instance's memory for other work.
   PARLEY_SEGMENTS_PROCESSOR: z.enum(['on', 'off']).default('on'),
   PARLEY_SINK_BATCH_SIZE: int(20_000, 1),
   PARLEY_SINK_BATCH_WAIT_MS: int(200, 0),
@@ -124,6 +127,8 @@ export type Config = {
   localLog: { retentionMs: number; retentionBytes: number };
   ingest: { bodyLimitBytes: number; maxFutureMs: number; keywords: string[] };
   hashSecret?: string;
+  /** Keys the treatment/control assignment of campaign holdouts; the same everywhere, never changed mid-campaign. */
+  holdoutKey: string;
   meta: { appSecret?: string; verifyToken?: string; businessMap: Record<string, string> };
   segments: { minAudienceSize: number; processor: boolean };
   sink: { batchSize: number; batchWaitMs: number };
@@ -187,6 +192,7 @@ export function parseConfig(env: Record<string, string | undefined> = process.en
       keywords: e.PARLEY_KEYWORDS.map((k) => k.toLowerCase()),
     },
     hashSecret: e.PARLEY_HASH_SECRET,
+    holdoutKey: e.PARLEY_HOLDOUT_KEY,
     meta: {
       appSecret: e.PARLEY_META_APP_SECRET,
       verifyToken: e.PARLEY_META_VERIFY_TOKEN,

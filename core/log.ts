@@ -13,6 +13,7 @@ const REDACT = [
   '*.password',
   'config.apiKeys',
   'config.hashSecret',
+  'config.holdoutKey',
   'config.meta.appSecret',
   'config.meta.verifyToken',
 ];

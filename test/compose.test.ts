@@ -157,15 +157,19 @@ describe('docker-compose.yml', () => {
 });
 
 describe('Dockerfile', () => {
-  it('builds the runtime image from a pinned Node 20 with production dependencies only', async () => {
+  it('compiles in a build stage and runs the JavaScript on a pinned Node 20 with production dependencies only', async () => {
     const dockerfile = await readFile(join(work, 'Dockerfile'), 'utf8');
-    expect(dockerfile).toMatch(/^FROM node:20\.\d+\.\d+-bookworm-slim$/m);
-    expect(dockerfile).toMatch(/npm ci --omit=dev/);
-    expect(dockerfile).toMatch(/ENTRYPOINT \["node", "--max-semi-space-size=32", "bin\/parley\.js"\]/);
+    const [build, runtime] = dockerfile.split(/^FROM /m).slice(1);
+    expect(build).toMatch(/^node:20\.\d+\.\d+-bookworm-slim AS build$/m);
+    expect(build).toMatch(/^RUN npm run build$/m);
+    expect(runtime).toMatch(/^node:20\.\d+\.\d+-bookworm-slim$/m);
+    expect(runtime).toMatch(/npm ci --omit=dev/);
+    expect(runtime).toMatch(/^COPY --from=build .*\/app\/dist \.\/dist$/m);
+    expect(runtime).toMatch(/ENTRYPOINT \["node", "--max-semi-space-size=32", "dist\/bin\/cli\.js"\]/);
+    // The compiled output must not need what --omit=dev leaves out (test/build.test.ts runs it).
     const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as {
-      dependencies: Record<string, string>;
+      scripts: Record<string, string>;
     };
-    // --omit=dev leaves only dependencies, and bin/parley.js runs the TypeScript through tsx.
-    expect(pkg.dependencies.tsx).toBeDefined();
+    expect(pkg.scripts.build).toBe('node scripts/build.js');
   });
 });

@@ -1,5 +1,4 @@
-import { readdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildBootstrapQueries } from '../api/decisions/bootstrap.ts';
 import { createDecisionEngine } from '../api/decisions/feed.ts';
@@ -280,7 +279,6 @@ describe('decision engine start', () => {
       bus: t.bus,
       logger: createLogger({ level: 'silent' }),
       topics: topicNames(t.config),
-      groupPrefix: 'test-',
       decisions: t.config.decisions,
     });
     try {
@@ -298,9 +296,6 @@ describe('decision engine start', () => {
     } finally {
       await engine.stop();
     }
-    // Its consumer groups go with it: nothing is left behind for the next start.
-    const groups = await readdir(join(t.dir, 'log', '_groups'));
-    expect(groups.some((g) => g.includes('test-parley-decisions'))).toBe(false);
   });
 
   it('builds its start-up queries with bound parameters', () => {

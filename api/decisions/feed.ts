@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Batch, Bus, Subscription } from '../../core/bus/types.ts';
+import type { Batch, Bus, Reader } from '../../core/bus/types.ts';
 import { createCampaignStore } from '../../core/campaigns/store.ts';
 import type { Config } from '../../core/config.ts';
 import type { Logger } from '../../core/log.ts';
@@ -13,8 +13,8 @@ import { eventOf, typeOf } from '../../core/events/decoded.ts';
 
 // The decision engine of one api process: its state is rebuilt at start from the store (delivery,
 // conversations and opt-outs before an hour ago) and the bus (the compacted membership topic and
-// the retained events topic, each read from the beginning by a consumer group of this process
-// alone), and kept current from both; campaigns are reloaded from
+// the retained events topic, each read from the beginning by an ungrouped read, which leaves no
+// consumer group behind), and kept current from both; campaigns are reloaded from
 // the store every few seconds and at once when this process changes one. It is ready once it has
 // read everything that was on both topics when it started.
 
@@ -35,7 +35,6 @@ export async function createDecisionEngine(deps: {
   bus: Bus;
   logger: Logger;
   topics: { events: string; membership: string };
-  groupPrefix: string;
   decisions: Config['decisions'];
   rng?: Rng;
 }): Promise<DecisionEngine> {
@@ -43,7 +42,6 @@ export async function createDecisionEngine(deps: {
   const state = new DecisionState({ holdMs: deps.decisions.holdMs });
   const campaigns = createCampaignStore(deps.store);
   const rng = deps.rng ?? seededRng(randomBytes(4).readUInt32LE(0));
-  const groupId = `${deps.groupPrefix}parley-decisions-${randomBytes(6).toString('hex')}`;
   const trackers = new Map<string, Tracker>();
   let ready = false;
   let markReady!: () => void;
@@ -111,35 +109,20 @@ export async function createDecisionEngine(deps: {
     progress(b);
   };
 
-  const subs: Subscription[] = [];
-  const groups: string[] = [];
-  // One group per topic: each is read from its beginning by this process alone.
-  for (const [topic, handler, suffix] of [
-    [deps.topics.membership, onMembership, 'membership'],
-    [deps.topics.events, onEvents, 'events'],
+  const subs: Reader[] = [];
+  // Each topic is read from its beginning by this process alone.
+  for (const [topic, handler] of [
+    [deps.topics.membership, onMembership],
+    [deps.topics.events, onEvents],
   ] as const) {
-    const group = `${groupId}-${suffix}`;
-    groups.push(group);
     const tracker: Tracker = { target: new Map(), seen: new Map() };
-    const before = await deps.bus.lag(group, topic);
-    for (const p of before) {
+    for (const p of await deps.bus.offsets(topic)) {
       tracker.target.set(p.partition, p.end);
-      tracker.seen.set(p.partition, p.committed);
+      tracker.seen.set(p.partition, p.start);
     }
     trackers.set(topic, tracker);
-    subs.push(
-      await deps.bus.subscribe({
-        groupId: group,
-        topics: [topic],
-        start: 'earliest',
-        handler,
-        maxBatchSize: 5000,
-        // On the embedded log each batch commits this group's offset with a disk sync, though
-        // nothing reads it back: waiting up to 50 ms for more keeps that to a few a second under
-        // load. On Kafka commits are cheap, and a short wait keeps processes closest in step.
-        maxWaitMs: deps.bus.kind === 'local' ? 50 : 5,
-      }),
-    );
+    // A short wait keeps processes closest in step; nothing is committed, so batches may be small.
+    subs.push(await deps.bus.read({ topic, from: 'earliest', handler, maxBatchSize: 5000, maxWaitMs: 5 }));
   }
   checkReady();
 
@@ -171,11 +154,6 @@ export async function createDecisionEngine(deps: {
       clearInterval(refresh);
       clearInterval(prune);
       await Promise.allSettled(subs.map((s) => s.stop()));
-      // The groups are this process's alone and read from the beginning at every start: nothing
-      // needs their offsets once it stops, so none is left behind. Held offers end with the process.
-      const gone = await Promise.allSettled(groups.map((g) => deps.bus.deleteGroup(g)));
-      for (const r of gone)
-        if (r.status === 'rejected') log.warn({ err: r.reason }, 'consumer group not deleted');
     },
   };
 }

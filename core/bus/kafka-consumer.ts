@@ -52,7 +52,16 @@ export function toInMessage(topic: string, partition: number, m: KafkaMessage): 
   };
 }
 
-export async function subscribeKafka(o: KafkaConsumerOptions, s: SubscribeOptions): Promise<Subscription> {
+/**
+ * A member of `s.groupId`. With `positions` (partition → next offset of the one topic read) it is
+ * an ungrouped read instead: it seeks there, keeps them as it goes, and never commits, so the
+ * group holds no offsets and the caller deletes it once stopped.
+ */
+export async function subscribeKafka(
+  o: KafkaConsumerOptions,
+  s: SubscribeOptions,
+  positions?: Map<number, bigint>,
+): Promise<Subscription> {
   const log = o.logger.child({ component: 'bus', kind: 'kafka', group: s.groupId });
   const maxBatch = s.maxBatchSize ?? 1000;
   const limits = fetchLimits(maxBatch, s.maxWaitMs, o.concurrency);
@@ -80,7 +89,16 @@ export async function subscribeKafka(o: KafkaConsumerOptions, s: SubscribeOption
   async function eachBatch(p: EachBatchPayload) {
     const { topic, partition } = p.batch;
     const key = `${topic}/${partition}`;
-    const all = p.batch.messages;
+    let all = p.batch.messages;
+    const floor = positions?.get(partition);
+    if (floor !== undefined && all.length > 0 && BigInt(all[0].offset) < floor) {
+      // Fetched before the seek took effect: what lies before the read's position is not its own.
+      all = all.filter((m) => BigInt(m.offset) >= floor);
+      if (all.length === 0) {
+        p.resolveOffset((floor - 1n).toString());
+        return;
+      }
+    }
     const ctx = {
       signal: abort.signal,
       // A failed heartbeat means a rebalance; the runner's own heartbeat after the batch rejoins.
@@ -112,9 +130,11 @@ export async function subscribeKafka(o: KafkaConsumerOptions, s: SubscribeOption
       }
       const last = chunk[done - 1].offset;
       p.resolveOffset(last);
-      await p.commitOffsetsIfNecessary({
-        topics: [{ topic, partitions: [{ partition, offset: (BigInt(last) + 1n).toString() }] }],
-      });
+      if (positions) positions.set(partition, BigInt(last) + 1n);
+      else
+        await p.commitOffsetsIfNecessary({
+          topics: [{ topic, partitions: [{ partition, offset: (BigInt(last) + 1n).toString() }] }],
+        });
       await ctx.heartbeat();
       if (done < chunk.length) return; // the rest is fetched again
       i += chunk.length;
@@ -172,6 +192,9 @@ export async function subscribeKafka(o: KafkaConsumerOptions, s: SubscribeOption
       autoCommit: false,
       partitionsConsumedConcurrently: o.concurrency,
     });
+    // Seeks wait for the partition's next fetch; with autoCommit off they commit nothing.
+    for (const [partition, offset] of positions ?? [])
+      c.seek({ topic: s.topics[0], partition, offset: offset.toString() });
   }
 
   await start();

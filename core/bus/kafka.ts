@@ -1,9 +1,10 @@
+import { randomBytes } from 'node:crypto';
 import { type Admin, Kafka, type Message, Partitioners, type Producer } from 'kafkajs';
 import { ParleyError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { subscribeKafka } from './kafka-consumer.ts';
 import { kafkaLevel, kafkaLogCreator } from './kafka-log.ts';
-import type { Bus, OutMessage, Subscription, TopicSpec } from './types.ts';
+import type { Bus, OutMessage, ReadFrom, ReadOptions, Reader, Subscription, TopicSpec } from './types.ts';
 
 // The bus on Apache Kafka. Publishing goes through one idempotent producer (acks from all
 // in-sync replicas, one request in flight, so per-key order holds across retries). Concurrent
@@ -44,6 +45,8 @@ const messageBytes = (m: Message) =>
   String(m.key ?? '').length +
   64 +
   Object.entries(m.headers ?? {}).reduce((n, [k, v]) => n + k.length + String(v).length, 0);
+
+const clamp = (x: bigint, lo: bigint, hi: bigint) => (x < lo ? lo : x > hi ? hi : x);
 
 /** Splits messages into runs that fit one request, keeping their order. */
 export function chunkMessages(
@@ -91,7 +94,7 @@ export async function createKafkaBus(opts: KafkaBusOptions): Promise<Bus> {
   // enough to ride out a leader move, short enough that a refused connection becomes a 503 at
   // once instead of at the timeout. The caller retries after a 503.
   const producerKafka = new Kafka({ ...client, retry: PRODUCER_RETRY });
-  const subs = new Set<Subscription>();
+  const subs = new Set<Subscription | Reader>();
   let closed = false;
 
   // The producer is replaced after any failed send: kafkajs can leave an idempotent producer
@@ -218,6 +221,32 @@ export async function createKafkaBus(opts: KafkaBusOptions): Promise<Bus> {
     }
   }
 
+  /** Where an ungrouped read starts, per partition. */
+  async function startOffsets(topic: string, from: ReadFrom): Promise<Map<number, bigint>> {
+    return withAdmin(async (a) => {
+      const offs = await a.fetchTopicOffsets(topic);
+      const at =
+        typeof from === 'object' && 'timestamp' in from
+          ? new Map(
+              (await a.fetchTopicOffsetsByTimestamp(topic, from.timestamp)).map((o) => [
+                o.partition,
+                BigInt(o.offset),
+              ]),
+            )
+          : undefined;
+      return new Map(
+        offs.map((o) => {
+          const low = BigInt(o.low);
+          const p = o.partition;
+          if (from === 'earliest') return [p, low];
+          if (from === 'latest') return [p, BigInt(o.high)];
+          const chosen = 'offsets' in from ? from.offsets.get(p) : at?.get(p);
+          return [p, clamp(chosen ?? low, low, BigInt(o.high))];
+        }),
+      );
+    });
+  }
+
   return {
     kind: 'kafka',
 
@@ -279,6 +308,47 @@ export async function createKafkaBus(opts: KafkaBusOptions): Promise<Bus> {
       return tracked;
     },
 
+    async read(r: ReadOptions): Promise<Reader> {
+      const positions = await startOffsets(r.topic, r.from);
+      // kafkajs consumes only as a group member: this one is used by one reader, commits
+      // nothing, and is deleted when the reader stops (named for the client and topic, so an operator
+      // can tell whose it is should a process die before deleting it).
+      const groupId = `${opts.clientId}.read.${r.topic}.${randomBytes(6).toString('hex')}`;
+      const sub = await subscribeKafka(
+        { kafka, logger: opts.logger, concurrency: positions.size },
+        {
+          groupId,
+          topics: [r.topic],
+          handler: r.handler,
+          maxBatchSize: r.maxBatchSize,
+          maxWaitMs: r.maxWaitMs,
+        },
+        positions,
+      );
+      const reader: Reader = {
+        ready: sub.ready,
+        async stop() {
+          subs.delete(reader);
+          await sub.stop();
+          await withAdmin((a) => a.deleteGroups([groupId])).catch((err) => {
+            const codes = (err.cause?.groups ?? []).map((g: { errorCode?: number }) => g.errorCode);
+            // GROUP_ID_NOT_FOUND: the broker already removed the empty group.
+            if (codes.length === 0 || codes.some((c: number) => c !== 69))
+              log.warn({ err, group: groupId }, 'could not delete the group of an ungrouped read');
+          });
+        },
+      };
+      subs.add(reader);
+      return reader;
+    },
+
+    async offsets(topic: string) {
+      const ends = await withAdmin((a) => a.fetchTopicOffsets(topic));
+      return ends
+        .map((e) => ({ partition: e.partition, start: BigInt(e.low), end: BigInt(e.high) }))
+        .sort((x, y) => x.partition - y.partition);
+    },
+
     async partitioner(topic: string) {
       // The producer's own partitioner (murmur2 of the key, as Java clients do) over the topic's
       // partition count.
@@ -312,10 +382,6 @@ export async function createKafkaBus(opts: KafkaBusOptions): Promise<Bus> {
           })
           .sort((x, y) => x.partition - y.partition);
       });
-    },
-
-    async deleteGroup(groupId: string) {
-      await withAdmin((a) => a.deleteGroups([groupId]));
     },
 
     async close() {

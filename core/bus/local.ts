@@ -1,12 +1,23 @@
-import { mkdir, open, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, readdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ParleyError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { PartitionLog } from './partition-log.ts';
-import type { Batch, Bus, OutMessage, SubscribeOptions, Subscription, TopicSpec } from './types.ts';
+import type {
+  Batch,
+  Bus,
+  OutMessage,
+  ReadFrom,
+  ReadOptions,
+  Reader,
+  SubscribeOptions,
+  Subscription,
+  TopicSpec,
+} from './types.ts';
 
 // The embedded bus: durable topics under <dataDir>/log, for one process. Same contract as the
-// Kafka adapter: ordered per key, committed offsets per consumer group, replay after a crash.
+// Kafka adapter: ordered per key, committed offsets per consumer group, replay after a crash, and
+// ungrouped reads that commit nothing.
 
 export type LocalBusOptions = {
   dir: string;
@@ -34,6 +45,7 @@ export async function createLocalBus(opts: LocalBusOptions): Promise<Bus> {
   await mkdir(groupsDir, { recursive: true });
   const active = new Set<string>();
   const subs = new Set<Subscription>();
+  const readers = new Set<Reader>();
   const retention = setInterval(() => void applyRetention(), 60_000).unref();
 
   async function openTopic(name: string, partitions: number): Promise<Topic> {
@@ -84,6 +96,16 @@ export async function createLocalBus(opts: LocalBusOptions): Promise<Bus> {
     return t;
   }
 
+  async function startOf(plog: PartitionLog, p: number, from: ReadFrom): Promise<bigint> {
+    if (from === 'earliest') return plog.startOffset;
+    if (from === 'latest') return plog.endOffset;
+    if ('timestamp' in from) return plog.offsetForTimestamp(from.timestamp);
+    let at = from.offsets.get(p) ?? plog.startOffset;
+    if (at < plog.startOffset) at = plog.startOffset;
+    if (at > plog.endOffset) at = plog.endOffset;
+    return at;
+  }
+
   const groupFile = (groupId: string) => join(groupsDir, `${safe(groupId)}.json`);
   async function readCommitted(groupId: string): Promise<Record<string, string>> {
     return readFile(groupFile(groupId), 'utf8').then(JSON.parse, () => ({}));
@@ -99,6 +121,58 @@ export async function createLocalBus(opts: LocalBusOptions): Promise<Bus> {
       await fh.close();
     }
     await rename(tmp, path);
+  }
+
+  /**
+   * Hands one partition's records to a handler in batches from `from` on, until the signal aborts;
+   * `advance` hears each offset reading has moved to (a subscription commits it).
+   */
+  async function consume(
+    [tn, p, plog]: [string, number, PartitionLog],
+    from: bigint,
+    o: Pick<SubscribeOptions, 'handler' | 'maxBatchSize' | 'maxWaitMs' | 'maxIdleMs'>,
+    signal: AbortSignal,
+    logFields: Record<string, unknown>,
+    advance?: (next: bigint) => Promise<void>,
+  ) {
+    let next = from;
+    let backoff = 100;
+    const maxBatch = o.maxBatchSize ?? 1000;
+    while (!signal.aborted) {
+      let recs = await plog.read(next, maxBatch);
+      if (recs.length === 0) {
+        await plog.waitForData(1000, signal);
+        continue;
+      }
+      if (recs.length < maxBatch && o.maxWaitMs) {
+        const deadline = Date.now() + o.maxWaitMs;
+        const idle = o.maxIdleMs ?? o.maxWaitMs;
+        while (plog.endOffset - next < BigInt(maxBatch) && Date.now() < deadline && !signal.aborted) {
+          const end = plog.endOffset;
+          await plog.waitForData(Math.min(deadline - Date.now(), idle), signal);
+          if (plog.endOffset === end) break; // nothing arrived for `idle` ms (or the wait ended)
+        }
+        recs = await plog.read(next, maxBatch);
+      }
+      const batch: Batch = { topic: tn, partition: p, messages: recs };
+      try {
+        const done = await o.handler(batch, { heartbeat: async () => {}, signal });
+        const n = typeof done === 'number' ? Math.min(done, recs.length) : recs.length;
+        if (n > 0) {
+          next = recs[n - 1].offset + 1n;
+          await advance?.(next);
+        }
+        backoff = 100;
+      } catch (err) {
+        if (signal.aborted) break;
+        log.warn(
+          { err, ...logFields, topic: tn, partition: p, retryInMs: backoff },
+          'batch failed; retrying',
+        );
+        await new Promise((r) => setTimeout(r, backoff));
+        backoff = Math.min(backoff * 2, 5000);
+      }
+    }
   }
 
   const bus: Bus = {
@@ -145,63 +219,16 @@ export async function createLocalBus(opts: LocalBusOptions): Promise<Bus> {
       o.onAssign?.(new Map(o.topics.map((tn) => [tn, topic(tn).partitions.map((_, p) => p)])));
       const loops: Promise<void>[] = [];
       for (const tn of o.topics) {
-        const t = topic(tn);
-        t.partitions.forEach((plog, p) => {
+        topic(tn).partitions.forEach((plog, p) => {
           const k = `${tn}/${p}`;
-          let next =
+          const from =
             committed[k] !== undefined
               ? BigInt(committed[k])
               : o.start === 'latest'
                 ? plog.endOffset
                 : plog.startOffset;
           loops.push(
-            (async () => {
-              let backoff = 100;
-              const maxBatch = o.maxBatchSize ?? 1000;
-              while (!abort.signal.aborted) {
-                let recs = await plog.read(next, maxBatch);
-                if (recs.length === 0) {
-                  await plog.waitForData(1000, abort.signal);
-                  continue;
-                }
-                if (recs.length < maxBatch && o.maxWaitMs) {
-                  const deadline = Date.now() + o.maxWaitMs;
-                  const idle = o.maxIdleMs ?? o.maxWaitMs;
-                  while (
-                    plog.endOffset - next < BigInt(maxBatch) &&
-                    Date.now() < deadline &&
-                    !abort.signal.aborted
-                  ) {
-                    const end = plog.endOffset;
-                    await plog.waitForData(Math.min(deadline - Date.now(), idle), abort.signal);
-                    if (plog.endOffset === end) break; // nothing arrived for `idle` ms (or the wait ended)
-                  }
-                  recs = await plog.read(next, maxBatch);
-                }
-                const batch: Batch = {
-                  topic: tn,
-                  partition: p,
-                  messages: recs,
-                };
-                try {
-                  const done = await o.handler(batch, { heartbeat: async () => {}, signal: abort.signal });
-                  const n = typeof done === 'number' ? Math.min(done, recs.length) : recs.length;
-                  if (n > 0) {
-                    next = recs[n - 1].offset + 1n;
-                    await commit(k, next);
-                  }
-                  backoff = 100;
-                } catch (err) {
-                  if (abort.signal.aborted) break;
-                  log.warn(
-                    { err, group: o.groupId, topic: tn, partition: p, retryInMs: backoff },
-                    'batch failed; retrying',
-                  );
-                  await new Promise((r) => setTimeout(r, backoff));
-                  backoff = Math.min(backoff * 2, 5000);
-                }
-              }
-            })(),
+            consume([tn, p, plog], from, o, abort.signal, { group: o.groupId }, (next) => commit(k, next)),
           );
         });
       }
@@ -219,6 +246,31 @@ export async function createLocalBus(opts: LocalBusOptions): Promise<Bus> {
       return sub;
     },
 
+    async read(o: ReadOptions): Promise<Reader> {
+      const parts = topic(o.topic).partitions;
+      const starts = await Promise.all(parts.map((plog, p) => startOf(plog, p, o.from)));
+      const abort = new AbortController();
+      const loops = parts.map((plog, p) => consume([o.topic, p, plog], starts[p], o, abort.signal, {}));
+      const reader: Reader = {
+        ready: Promise.resolve(),
+        async stop() {
+          abort.abort();
+          await Promise.allSettled(loops);
+          readers.delete(reader);
+        },
+      };
+      readers.add(reader);
+      return reader;
+    },
+
+    async offsets(tn: string) {
+      return topic(tn).partitions.map((plog, partition) => ({
+        partition,
+        start: plog.startOffset,
+        end: plog.endOffset,
+      }));
+    },
+
     async partitioner(tn: string) {
       const n = topic(tn).partitions.length;
       return (key: string) => (n === 1 ? 0 : partitionFor(key, n));
@@ -233,13 +285,10 @@ export async function createLocalBus(opts: LocalBusOptions): Promise<Bus> {
       }));
     },
 
-    async deleteGroup(groupId: string) {
-      await rm(groupFile(groupId), { force: true });
-    },
-
     async close() {
       clearInterval(retention);
       for (const s of [...subs]) await s.stop();
+      for (const r of [...readers]) await r.stop();
       for (const t of topics.values()) for (const p of t.partitions) await p.close();
     },
   };

@@ -27,6 +27,30 @@ describe('PartitionLog', () => {
     await log.close();
   });
 
+  it('finds the first offset appended at or after a time, across segments and after a reopen', async () => {
+    const path = await dir();
+    // Small segments and a small cache: the search reads sealed segments from disk.
+    const opts = { dir: path, segmentBytes: 256, cacheBytes: 64 };
+    let log = await PartitionLog.open(opts);
+    // Offsets 0..39, ten per time: 1000, 2000, 3000, 4000.
+    for (let t = 1; t <= 4; t++)
+      for (let i = 0; i < 10; i++) await log.append([rec((t - 1) * 10 + i)], t * 1000);
+    expect((await readdir(path)).filter((f) => f.endsWith('.log')).length).toBeGreaterThan(4);
+    const check = async () => {
+      expect(await log.offsetForTimestamp(0)).toBe(0n);
+      expect(await log.offsetForTimestamp(1000)).toBe(0n);
+      expect(await log.offsetForTimestamp(1001)).toBe(10n);
+      expect(await log.offsetForTimestamp(2500)).toBe(20n);
+      expect(await log.offsetForTimestamp(4000)).toBe(30n);
+      expect(await log.offsetForTimestamp(4001)).toBe(40n); // none: the end
+    };
+    await check();
+    await log.close();
+    log = await PartitionLog.open(opts);
+    await check();
+    await log.close();
+  });
+
   it('group-commits concurrent appends in order', async () => {
     const log = await PartitionLog.open({ dir: await dir() });
     const results = await Promise.all(Array.from({ length: 50 }, (_, i) => log.append([rec(i)])));

@@ -359,6 +359,29 @@ export class PartitionLog {
     return out;
   }
 
+  /**
+   * The first offset whose record was appended at or after `timestamp` (the end offset when none
+   * was). Scanning starts in the last segment whose first record is older, so a read from a recent
+   * time touches only the newest segments.
+   */
+  async offsetForTimestamp(timestamp: number): Promise<bigint> {
+    let from = this.startOffset;
+    for (let i = this.segments.length - 1; i >= 0; i--) {
+      const [first] = await this.read(this.segments[i].base, 1);
+      if (first && first.timestamp < timestamp) {
+        from = first.offset;
+        break;
+      }
+    }
+    for (;;) {
+      const recs = await this.read(from, 1000);
+      if (recs.length === 0) return this.endOffset;
+      const hit = recs.find((r) => r.timestamp >= timestamp);
+      if (hit) return hit.offset;
+      from = recs[recs.length - 1].offset + 1n;
+    }
+  }
+
   /** Deletes whole sealed segments older than `maxAgeMs` or beyond `maxBytes` in total. */
   async applyRetention(maxAgeMs: number, maxBytes: number, now = Date.now()): Promise<number> {
     let removed = 0;

@@ -66,6 +66,35 @@ export type SubscribeOptions = {
   onAssign?: (assigned: Assignment) => void;
 };
 
+/**
+ * Where an ungrouped read starts in each partition: the first offset still on the bus, the end
+ * (only what is published from now on), given offsets (partitions not named start at the first
+ * offset; offsets outside the partition are clamped to its first and end offsets), or the first
+ * message the bus accepted at or after a time in milliseconds since the epoch (the end when there
+ * is none).
+ */
+export type ReadFrom = 'earliest' | 'latest' | { offsets: Map<number, bigint> } | { timestamp: number };
+
+export type ReadOptions = {
+  topic: string;
+  from: ReadFrom;
+  /**
+   * As for a subscription, but nothing is committed: a returned prefix is where reading goes on,
+   * and a failed batch comes again after a backoff.
+   */
+  handler: BatchHandler;
+  maxBatchSize?: number;
+  maxWaitMs?: number;
+};
+
+/** A tail of every partition of one topic that joins no consumer group and commits nothing. */
+export interface Reader {
+  /** Stops reading and lets the current batch finish; nothing of the read is left on the bus. */
+  stop(): Promise<void>;
+  /** Resolves once every partition's start is resolved and reading has begun. */
+  readonly ready: Promise<void>;
+}
+
 /** Partitions held by one member of a consumer group, by topic. */
 export type Assignment = Map<string, number[]>;
 
@@ -84,12 +113,15 @@ export interface Bus {
   ensureTopics(topics: TopicSpec[]): Promise<void>;
   /** Resolves only once every message is durably stored; rejects with a retriable ParleyError otherwise. */
   publish(topic: string, messages: OutMessage[]): Promise<void>;
+  /** Reads as a member of a consumer group, from and committing the group's offsets. */
   subscribe(opts: SubscribeOptions): Promise<Subscription>;
+  /** Reads every partition of a topic from chosen offsets or a time, outside any consumer group. */
+  read(opts: ReadOptions): Promise<Reader>;
+  /** The first and one-past-the-last offset of each partition, in partition order. */
+  offsets(topic: string): Promise<{ partition: number; start: bigint; end: bigint }[]>;
   /** The partition a message with this key is published to, as a function of the key. */
   partitioner(topic: string): Promise<(key: string) => number>;
   /** Committed offsets and end offsets per partition (for lag and tests). */
   lag(groupId: string, topic: string): Promise<{ partition: number; committed: bigint; end: bigint }[]>;
-  /** Forgets a consumer group that has no members left (its committed offsets). */
-  deleteGroup(groupId: string): Promise<void>;
   close(): Promise<void>;
 }

@@ -69,6 +69,15 @@ export const campaignInputSchema = z
       per_seconds: z.number().int().positive('frequency_cap.per_seconds must be a positive integer'),
     }),
     pacing: z.enum(['even', 'asap']).default('even'),
+    holdout: z
+      .number({ error: 'holdout must be a number from 0 to 0.5' })
+      .min(0, 'holdout must be at least 0')
+      .max(0.5, 'holdout must be at most 0.5 (half the users)')
+      .default(0)
+      .describe(
+        'Share of users held out as a control group for lift (0 to 0.5): they get ghost offers instead of this campaign',
+      )
+      .meta({ example: 0.1 }),
   })
   .superRefine((c, ctx) => {
     if (c.schedule.end !== undefined && Date.parse(c.schedule.end) <= Date.parse(c.schedule.start))
@@ -95,8 +104,9 @@ export const campaignInputSchema = z
   });
 export type CampaignInput = z.output<typeof campaignInputSchema>;
 
-/** A stored campaign: the input plus identity and bookkeeping. */
-export type Campaign = CampaignInput & {
+/** A stored campaign: the input plus identity and bookkeeping (no holdout means 0). */
+export type Campaign = Omit<CampaignInput, 'holdout'> & {
+  holdout?: number;
   id: string;
   version: number;
   created_at: string;

@@ -80,6 +80,14 @@ const propSpecs = {
     price_micros: K.count,
   },
   'sponsored.clicked': { decision_id: K.str, campaign_id: req(K.id) },
+  // The first would-be offer of a campaign with a holdout, for both groups (docs/reports.md, lift).
+  'sponsored.withheld': {
+    decision_id: K.str,
+    campaign_id: req(K.id),
+    creative_id: K.str,
+    price_micros: K.count,
+    group: enumKind(['control', 'treatment']),
+  },
   'conversation.blocked': {},
 } satisfies Record<string, PropSpec>;
 

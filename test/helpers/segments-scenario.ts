@@ -27,9 +27,9 @@ export async function runSegmentsScenario(
 ) {
   const biz = `biz_${randomBytes(4).toString('hex')}`;
   const seen: (MembershipMessage & { received: number })[] = [];
-  const sub = await parley.bus.subscribe({
-    groupId: `watch-${biz}`,
-    topics: [topicNames(config).membership],
+  const sub = await parley.bus.read({
+    topic: topicNames(config).membership,
+    from: 'earliest',
     maxWaitMs: 5,
     handler: async (b) => {
       for (const m of b.messages)

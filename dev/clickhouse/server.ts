@@ -7,7 +7,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import { Session, version } from 'chdb';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../../core/log.ts';
 import {
   type ClickHouseException,
   contentType,
@@ -22,7 +22,7 @@ import {
   returnsRows,
   streamedException,
   toException,
-} from './dev-protocol.ts';
+} from './protocol.ts';
 
 // `parley dev-clickhouse`: ClickHouse's HTTP interface over the embedded engine, so that several
 // Parley processes on one machine can share one engine through @clickhouse/client, as they would

@@ -11,7 +11,7 @@ import {
   sqlString,
   streamedException,
   toException,
-} from './dev-protocol.ts';
+} from './protocol.ts';
 
 const plan = (qs: string, body = '', method = 'POST') =>
   planRequest({ method, params: new URLSearchParams(qs), body, queryId: 'q1' });
