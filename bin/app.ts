@@ -8,7 +8,7 @@ import type { Store } from '../core/store/client.ts';
 import { campaignsRoute } from '../api/campaigns-route.ts';
 import { createDecisionEngine } from '../api/decisions/feed.ts';
 import { impressionsRoute } from '../api/decisions/impressions-route.ts';
-import { createOfferLog } from '../api/decisions/offer-log.ts';
+import { createEventLog, createOfferLog } from '../api/decisions/offer-log.ts';
 import { decisionsRoute } from '../api/decisions/route.ts';
 import { eventsReadRoute } from '../api/events-route.ts';
 import { reportsRoute } from '../api/reports-route.ts';
@@ -92,6 +92,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       logger: deps.logger,
       topics: topicNames(config),
       decisions: config.decisions,
+      holdoutKey: config.holdoutKey,
     });
     const offerLog = createOfferLog({
       bus: deps.bus,
@@ -99,9 +100,15 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       metrics: deps.metrics,
       logger: deps.logger,
     });
+    const withheldLog = createEventLog({
+      bus: deps.bus,
+      topic: topicNames(config).events,
+      metrics: deps.metrics,
+      logger: deps.logger,
+    });
     app.addHook('onClose', async () => {
       await engine.stop();
-      await offerLog.stop();
+      await Promise.all([offerLog.stop(), withheldLog.stop()]);
     });
     await campaignsRoute(app, {
       store: deps.store,
@@ -116,6 +123,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       eventsTopic: topicNames(config).events,
       clickKey: offerKey,
       offerLog,
+      withheldLog,
       publicUrl: config.decisions.publicUrl,
       metrics: deps.metrics,
     });

@@ -67,14 +67,16 @@ export function createMetrics() {
       labelNames: ['outcome'],
       registers: r,
     }),
-    offersLogged: new Counter({
-      name: 'parley_decision_offers_logged_total',
-      help: 'Offers written to the offers topic for analysis',
+    decisionRecordsLogged: new Counter({
+      name: 'parley_decision_records_logged_total',
+      help: 'Decision records published off the answer path, by log (offers, withheld)',
+      labelNames: ['log'],
       registers: r,
     }),
-    offersUnlogged: new Counter({
-      name: 'parley_decision_offers_unlogged_total',
-      help: 'Offers answered but not logged, because the bus could not take them in time',
+    decisionRecordsUnlogged: new Counter({
+      name: 'parley_decision_records_unlogged_total',
+      help: 'Decision records dropped because the bus could not take them in time, by log (offers, withheld)',
+      labelNames: ['log'],
       registers: r,
     }),
     impressions: new Counter({

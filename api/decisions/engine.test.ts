@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { inHoldout } from '../../core/campaigns/holdout.ts';
 import type { Campaign } from '../../core/campaigns/schema.ts';
 import { impressionPrice, ineligibility, targetingMatches, userIneligibility } from './eligibility.ts';
 import { applyEvent, decide } from './engine.ts';
@@ -390,5 +391,66 @@ describe('decide', () => {
     expect(d().candidates[0].reason).toBe('chosen');
     expect(d().candidates[0].reason).toBe('chosen');
     expect(d().candidates[0].reason).toBe('frequency_cap'); // max 3 a day
+  });
+});
+
+describe('holdouts', () => {
+  const ev = (type: string, user: string) => ({
+    event_id: `${type}-${user}`,
+    type: type as never,
+    occurred_at: new Date(T0 - 1000).toISOString(),
+    business_id: 'b1',
+    user_id: user,
+    thread_id: `t_b1_${user}`,
+    channel: 'webchat' as const,
+    props: {},
+  });
+  it('records ghost offers for control users and answers with the next best; marks treatment offers', () => {
+    const s = new DecisionState();
+    s.setCampaigns([
+      campaign({ id: 'lift', bid: { cpm_micros: 9_000_000 }, holdout: 0.3 }),
+      campaign({ id: 'plain', bid: { cpm_micros: 1_000_000 } }),
+    ]);
+    const groups = { control: 0, treatment: 0 };
+    for (let i = 0; i < 2000; i++) {
+      const user = `h${i}`;
+      applyEvent(s, { ...ev('message.received', user), thread_id: `t_b1_${user}` });
+      const r = decide(
+        s,
+        { user_id: user, business_id: 'b1', channel: 'webchat' },
+        { nowMs: T0, rng: seededRng(i), policy },
+      );
+      const control = inHoldout('lift', user, 0.3);
+      expect(r.decision?.campaign.id).toBe(control ? 'plain' : 'lift');
+      expect(r.withheld).toEqual([
+        expect.objectContaining({
+          campaignId: 'lift',
+          priceMicros: 9000,
+          group: control ? 'control' : 'treatment',
+          ...(control ? {} : { decisionId: r.decision?.decisionId }),
+        }),
+      ]);
+      groups[control ? 'control' : 'treatment']++;
+    }
+    expect(groups.control / 2000).toBeGreaterThan(0.26);
+    expect(groups.control / 2000).toBeLessThan(0.34);
+    // Control users count against no budget: only treatment offers are held for the campaign.
+    expect(s.statsOf('lift').heldTotal).toBe(groups.treatment * 9000);
+    // A campaign without a holdout records nothing; explain names the holdout.
+    const control = Array.from({ length: 50 }, (_, i) => `h${i}`).find((u) => inHoldout('lift', u, 0.3))!;
+    const fresh = new DecisionState();
+    fresh.setCampaigns([campaign({ id: 'lift', bid: { cpm_micros: 9_000_000 }, holdout: 0.3 })]);
+    applyEvent(fresh, { ...ev('message.received', control), thread_id: `t_b1_${control}` });
+    const explained = decide(
+      fresh,
+      { user_id: control, business_id: 'b1', channel: 'webchat', explain: true },
+      { nowMs: T0, rng: seededRng(1), policy },
+    );
+    expect(explained.decision).toBeNull();
+    expect(explained.candidates).toEqual([
+      expect.objectContaining({ campaign_id: 'lift', reason: 'holdout' }),
+    ]);
+    expect(explained.withheld?.[0]).toMatchObject({ group: 'control' });
+    expect(explained.withheld?.[0].decisionId).toMatch(/^w_/);
   });
 });

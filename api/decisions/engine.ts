@@ -1,3 +1,4 @@
+import { type HoldoutGroup, inHoldout } from '../../core/campaigns/holdout.ts';
 import type { CanonicalEvent } from '../../core/events/schema.ts';
 import { impressionPrice, ineligibility, userIneligibility } from './eligibility.ts';
 import { serveProbability } from './pacing.ts';
@@ -25,12 +26,28 @@ export type Decision = {
   served: ServedFact;
 };
 
-export type DecideResult = { decision: Decision | null; candidates: Candidate[] };
+/**
+ * A would-be offer of a campaign with a holdout (docs/reports.md, lift): a ghost offer to a
+ * control user (not made), or the marker of a real offer to a treatment user.
+ */
+export type Withheld = {
+  decisionId: string;
+  campaignId: string;
+  priceMicros: number;
+  group: HoldoutGroup;
+};
+
+export type DecideResult = {
+  decision: Decision | null;
+  candidates: Candidate[];
+  /** Set when a campaign with a holdout would have been offered: record these as sponsored.withheld. */
+  withheld?: Withheld[];
+};
 
 export function decide(
   state: DecisionState,
   req: DecisionRequest,
-  opts: { nowMs: number; rng: Rng; policy: Policy },
+  opts: { nowMs: number; rng: Rng; policy: Policy; holdoutKey?: string },
 ): DecideResult {
   const thread = threadOf(req);
   state.releaseExpired(opts.nowMs);
@@ -48,7 +65,12 @@ export function decide(
   // Candidates are only built when asked for: a plain decision keeps just the best so far.
   const explain = req.explain === true;
   const candidates: Candidate[] = [];
-  let win: { c: LiveCampaign; price: number; value: number; cand?: Candidate } | undefined;
+  type Pick = { c: LiveCampaign; price: number; value: number; cand?: Candidate; at: number };
+  let win: Pick | undefined;
+  // Campaigns with a holdout this user is in the control group of: never offered, but recorded as
+  // ghost offers when they would have been (when they rank above the offer made).
+  let control: Pick[] | undefined;
+  let at = 0;
   const campaigns = explain
     ? state.campaignsOf(req.business_id)
     : state.servableCampaignsOf(req.business_id, req.channel);
@@ -71,9 +93,13 @@ export function decide(
     }
     const value = impressionValue(c, stats, opts.rng);
     if (cand) cand.value_micros = value;
-    if (!win || value > win.value) win = { c, price, value, cand }; // ties: the earlier campaign
+    const pick = { c, price, value, cand, at: at++ };
+    if (c.holdout > 0 && inHoldout(c.id, req.user_id, c.holdout, opts.holdoutKey))
+      (control ??= []).push(pick);
+    else if (!win || value > win.value) win = pick; // ties: the earlier campaign
   }
-  if (!win) return { decision: null, candidates };
+  const withheld = control && ghosts(state, control, win);
+  if (!win) return { decision: null, candidates, ...(withheld ? { withheld } : {}) };
   if (win.cand) win.cand.reason = 'chosen';
   const offer: Omit<ServedFact, 'decisionId'> = {
     campaignId: win.c.id,
@@ -86,7 +112,31 @@ export function decide(
   };
   const decisionId = state.hold(offer);
   const served: ServedFact = { decisionId, ...offer };
-  return { decision: { decisionId, campaign: win.c, priceMicros: win.price, served }, candidates };
+  const decision = { decisionId, campaign: win.c, priceMicros: win.price, served };
+  // A treatment user's offer of a campaign with a holdout is marked the same way as a ghost.
+  const marked =
+    win.c.holdout > 0
+      ? [
+          ...(withheld ?? []),
+          { decisionId, campaignId: win.c.id, priceMicros: win.price, group: 'treatment' as const },
+        ]
+      : withheld;
+  return { decision, candidates, ...(marked ? { withheld: marked } : {}) };
+}
+
+/** The control campaigns that would have been offered: those ranking above the offer made. */
+function ghosts(
+  state: DecisionState,
+  control: { c: LiveCampaign; price: number; value: number; cand?: Candidate; at: number }[],
+  win: { value: number; at: number } | undefined,
+): Withheld[] | undefined {
+  const out: Withheld[] = [];
+  for (const g of control) {
+    if (win && (g.value < win.value || (g.value === win.value && g.at > win.at))) continue;
+    if (g.cand) g.cand.reason = 'holdout';
+    out.push({ decisionId: state.ghostId(), campaignId: g.c.id, priceMicros: g.price, group: 'control' });
+  }
+  return out.length ? out : undefined;
 }
 
 const CONVERSING = new Set(['message.received', 'postback', 'referral']);

@@ -36,6 +36,8 @@ export async function createDecisionEngine(deps: {
   logger: Logger;
   topics: { events: string; membership: string };
   decisions: Config['decisions'];
+  /** Keys holdout assignment (PARLEY_HOLDOUT_KEY). */
+  holdoutKey?: string;
   rng?: Rng;
 }): Promise<DecisionEngine> {
   const log = deps.logger.child({ component: 'decisions' });
@@ -147,6 +149,7 @@ export async function createDecisionEngine(deps: {
         nowMs,
         rng,
         policy: { quietPeriodMs: deps.decisions.quietPeriodMs, channel },
+        holdoutKey: deps.holdoutKey,
       });
     },
     status: () => ({ ready, campaigns: state.campaignCount, users: state.users.size, behind: behind() }),

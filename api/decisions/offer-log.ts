@@ -1,54 +1,47 @@
-import type { Bus } from '../../core/bus/types.ts';
+import type { Bus, OutMessage } from '../../core/bus/types.ts';
+import type { CanonicalEvent } from '../../core/events/schema.ts';
 import type { Logger } from '../../core/log.ts';
 import type { Metrics } from '../../core/metrics.ts';
 import type { ServedFact } from './state.ts';
 
-// Every offer is logged to the offers topic for analysis (fill rate, offers never delivered,
-// audits) off the answer's path: offers wait in memory and are published in batches. When the bus
-// cannot take a batch, it is dropped and counted (parley_decision_offers_unlogged_total): the
-// answer has long gone out, and an offer is not a fact anything is billed on.
+// What a decision records besides its answer, off the answer's path: every offer on the offers
+// topic (for analysis: fill rate, offers never delivered, audits), and the would-be offers of
+// campaigns with a holdout as sponsored.withheld on the events topic (for lift). Records wait in
+// memory and are published in batches. When the bus cannot take a batch, it is dropped and
+// counted (parley_decision_records_unlogged_total{log}): the answer has long gone out.
 
-export type OfferLog = { add(f: ServedFact): void; flush(): Promise<void>; stop(): Promise<void> };
+export type BatchLog<T> = { add(record: T): void; flush(): Promise<void>; stop(): Promise<void> };
 
 const MAX_WAITING = 50_000;
 
-export function createOfferLog(deps: {
+export function createBatchLog<T>(deps: {
   bus: Bus;
   topic: string;
+  /** Names the log in metrics and warnings. */
+  name: 'offers' | 'withheld';
+  encode: (record: T) => OutMessage;
   metrics?: Metrics;
   logger: Logger;
   batchSize?: number;
   intervalMs?: number;
-}): OfferLog {
+}): BatchLog<T> {
   const batchSize = deps.batchSize ?? 2000;
-  let waiting: ServedFact[] = [];
+  const logged = deps.metrics?.decisionRecordsLogged.labels(deps.name);
+  const unlogged = deps.metrics?.decisionRecordsUnlogged.labels(deps.name);
+  let waiting: T[] = [];
   let inFlight: Promise<void> = Promise.resolve();
   let failures = 0;
-  /** Offers handed to the bus and not yet answered for: with `waiting`, bounded by MAX_WAITING. */
+  /** Records handed to the bus and not yet answered for: with `waiting`, bounded by MAX_WAITING. */
   let queued = 0;
 
-  const publish = async (batch: ServedFact[]) => {
+  const publish = async (batch: T[]) => {
     try {
-      await deps.bus.publish(
-        deps.topic,
-        batch.map((f) => ({
-          key: f.userId,
-          value: JSON.stringify({
-            decision_id: f.decisionId,
-            campaign_id: f.campaignId,
-            business_id: f.businessId,
-            user_id: f.userId,
-            thread_id: f.threadId,
-            channel: f.channel,
-            price_micros: f.priceMicros,
-            offered_at: new Date(f.atMs).toISOString(),
-          }),
-        })),
-      );
-      deps.metrics?.offersLogged.inc(batch.length);
+      await deps.bus.publish(deps.topic, batch.map(deps.encode));
+      logged?.inc(batch.length);
     } catch (err) {
-      deps.metrics?.offersUnlogged.inc(batch.length);
-      if (failures++ % 100 === 0) deps.logger.warn({ err, offers: batch.length }, 'offers not logged');
+      unlogged?.inc(batch.length);
+      if (failures++ % 100 === 0)
+        deps.logger.warn({ err, log: deps.name, records: batch.length }, 'decision records not logged');
     } finally {
       queued -= batch.length;
     }
@@ -65,12 +58,12 @@ export function createOfferLog(deps: {
   timer.unref();
 
   return {
-    add(f) {
+    add(record) {
       if (waiting.length + queued >= MAX_WAITING) {
-        deps.metrics?.offersUnlogged.inc();
+        unlogged?.inc();
         return;
       }
-      waiting.push(f);
+      waiting.push(record);
       if (waiting.length >= batchSize) void flush();
     },
     flush,
@@ -79,4 +72,41 @@ export function createOfferLog(deps: {
       await flush();
     },
   };
+}
+
+export type OfferLog = BatchLog<ServedFact>;
+
+/** Offers on the offers topic, keyed by user. */
+export function createOfferLog(deps: {
+  bus: Bus;
+  topic: string;
+  metrics?: Metrics;
+  logger: Logger;
+}): OfferLog {
+  return createBatchLog<ServedFact>({
+    ...deps,
+    name: 'offers',
+    encode: (f) => ({
+      key: f.userId,
+      value: JSON.stringify({
+        decision_id: f.decisionId,
+        campaign_id: f.campaignId,
+        business_id: f.businessId,
+        user_id: f.userId,
+        thread_id: f.threadId,
+        channel: f.channel,
+        price_micros: f.priceMicros,
+        offered_at: new Date(f.atMs).toISOString(),
+      }),
+    }),
+  });
+}
+
+/** Canonical events (sponsored.withheld) on the events topic, keyed by user as ingest keys them. */
+export function createEventLog(deps: { bus: Bus; topic: string; metrics?: Metrics; logger: Logger }) {
+  return createBatchLog<CanonicalEvent>({
+    ...deps,
+    name: 'withheld',
+    encode: (e) => ({ key: e.user_id, value: JSON.stringify(e), decoded: e }),
+  });
 }

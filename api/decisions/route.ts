@@ -7,10 +7,11 @@ import type { Auth } from '../../core/http/auth.ts';
 import { type App, errorBody, requireRole } from '../../core/http/fastify.ts';
 import type { Metrics } from '../../core/metrics.ts';
 import { clickEventId, verifyClick } from '../../core/offers/click.ts';
-import { type OfferFacts, signOffer, verifyOffer } from '../../core/offers/token.ts';
+import { derivedEventId, type OfferFacts, signOffer, verifyOffer } from '../../core/offers/token.ts';
+import type { Withheld } from './engine.ts';
 import type { DecisionEngine } from './feed.ts';
-import type { OfferLog } from './offer-log.ts';
-import { REASONS } from './types.ts';
+import type { BatchLog, OfferLog } from './offer-log.ts';
+import { type DecisionRequest, REASONS, threadOf } from './types.ts';
 
 // POST /v1/decisions (ad server): the sponsored message to insert into one thread now, or 204.
 // The answer is an offer, held in this process's memory and answered without waiting for any
@@ -102,6 +103,26 @@ const clickQuery = z.object({
   o: z.string().max(1000).optional().describe('The offer token (click URLs made since offers have tokens)'),
 });
 
+/** The record of a would-be offer of a campaign with a holdout (docs/reports.md, lift). */
+function withheldEvent(req: DecisionRequest, w: Withheld): CanonicalEvent {
+  return {
+    event_id: derivedEventId('withheld', w.decisionId),
+    type: 'sponsored.withheld',
+    occurred_at: new Date().toISOString(),
+    business_id: req.business_id,
+    user_id: req.user_id,
+    thread_id: threadOf(req),
+    channel: req.channel as Channel,
+    props: {
+      decision_id: w.decisionId,
+      campaign_id: w.campaignId,
+      creative_id: w.campaignId,
+      price_micros: w.priceMicros,
+      group: w.group,
+    },
+  };
+}
+
 /**
  * What a click URL says: from its offer token (a click may come long after the offer, so the
  * token's age does not matter, and the destination is the campaign's button URL), or from the
@@ -129,6 +150,8 @@ export async function decisionsRoute(
     eventsTopic: string;
     clickKey: Buffer;
     offerLog?: OfferLog;
+    /** Where the would-be offers of campaigns with a holdout go (sponsored.withheld). */
+    withheldLog?: BatchLog<CanonicalEvent>;
     publicUrl?: string;
     metrics?: Metrics;
   },
@@ -175,7 +198,8 @@ export async function decisionsRoute(
     async (req, reply) => {
       deps.auth.checkBusiness(req.principal!, req.body.business_id);
       if (!deps.engine.isReady()) throw new ParleyError('PARLEY_ERR_NOT_READY');
-      const { decision, candidates } = deps.engine.decide(req.body);
+      const { decision, candidates, withheld } = deps.engine.decide(req.body);
+      if (withheld) for (const w of withheld) deps.withheldLog?.add(withheldEvent(req.body, w));
       if (!decision) {
         none?.inc();
         if (req.body.explain) return { decision_id: null, candidates };

@@ -210,6 +210,7 @@ export class DecisionState {
       freqMax: c.frequency_cap.max,
       freqWindowMs: c.frequency_cap.per_seconds * 1000,
       pacing: c.pacing,
+      holdout: c.holdout ?? 0,
       source: c,
     };
   }
@@ -285,6 +286,12 @@ export class DecisionState {
       this.userIndex(f.userId, true),
     );
     return this.offers.idOf(seq);
+  }
+
+  private ghosts = 0;
+  /** A decision id for a ghost offer (never held): `w_` and this process's instance. */
+  ghostId() {
+    return `w_${this.offers.instance}${(this.ghosts++).toString(36)}`;
   }
 
   /** Releases the offers whose hold (and grace) has ended by nowMs. */

@@ -28,6 +28,8 @@ export type LiveCampaign = {
   freqMax: number;
   freqWindowMs: number;
   pacing: 'even' | 'asap';
+  /** Share of users held out (control group), 0 to 0.5. */
+  holdout: number;
   source: Campaign;
 };
 
@@ -112,5 +114,6 @@ export const REASONS = [
   'no_conversation',
   'channel_daily_limit',
   'paced',
+  'holdout',
 ] as const;
 export type Reason = (typeof REASONS)[number];
