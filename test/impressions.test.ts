@@ -254,6 +254,61 @@ describe('impressions', () => {
     for (const s of stored) expect(s.event_id).toBe(derivedEventId('impression', s.d));
   });
 
+  it('records ghost offers for a holdout’s control users and marks treatment offers, off the answer path', async () => {
+    const users = Array.from({ length: 30 }, (_, i) => `h${i}`);
+    const talk = users.map((u) => ({
+      event_id: `talk-b9-${u}`,
+      type: 'message.received',
+      occurred_at: new Date(now - 60_000).toISOString(),
+      business_id: 'b9',
+      user_id: u,
+      channel: 'webchat',
+      props: { text_length: 4 },
+    }));
+    expect((await call('POST', '/v1/events', t.keys.ingest, talk)).statusCode).toBe(202);
+    const made = await call('POST', '/v1/campaigns', t.keys.marketer, {
+      business_id: 'b9',
+      name: 'Lift',
+      status: 'active',
+      creative: { text: 'Lift' },
+      schedule: { start: new Date(now - 3600_000).toISOString() },
+      budget: { total_micros: 1_000_000 },
+      bid: { cpm_micros: 1_000_000 },
+      frequency_cap: { max: 1, per_seconds: 60 },
+      pacing: 'asap',
+      holdout: 0.5,
+    });
+    expect(made.statusCode).toBe(201);
+    const answers = new Map<string, number>();
+    for (const u of users) {
+      const r = await waitFor(
+        () =>
+          call('POST', '/v1/decisions', t.keys.adserver, {
+            user_id: u,
+            business_id: 'b9',
+            channel: 'webchat',
+            explain: true,
+          }),
+        (x) => ['chosen', 'holdout'].includes(x.json().candidates?.[0]?.reason),
+      );
+      answers.set(u, r.json().decision_id === null ? 0 : 1);
+    }
+    const stored = await waitFor(
+      async () => {
+        const rs = await t.store.client.query({
+          query: `SELECT user_id, JSONExtractString(props, 'group') AS g FROM ${t.store.database}.events FINAL
+            WHERE type = 'sponsored.withheld' AND business_id = 'b9'`,
+          format: 'JSONEachRow',
+        });
+        return (await rs.json()) as { user_id: string; g: string }[];
+      },
+      (l) => l.length === users.length,
+    );
+    for (const r of stored) expect(r.g).toBe(answers.get(r.user_id) === 1 ? 'treatment' : 'control');
+    expect(stored.some((r) => r.g === 'control')).toBe(true);
+    expect(stored.some((r) => r.g === 'treatment')).toBe(true);
+  });
+
   it('shows spend in the campaign report equal to the confirmed offers’ prices, to the micro', async () => {
     const from = new Date(now - 7200_000).toISOString();
     const to = new Date(Date.now() + 60_000).toISOString();
