@@ -394,7 +394,7 @@ async function main() {
       `decisions in process, then`,
       `${after.many} (${after.offersInProcess} offers, ${(after.manyMs / 1000).toFixed(1)} s)`,
     ],
-    ['offers held at the end / their ring', `${after.held} / ${after.ringMb.toFixed(1)} MB`],
+    ['offers held at the end / the bytes of their chunks', `${after.held} / ${after.ringMb.toFixed(1)} MB`],
     ['resident memory after them', `${after.after.rssMb.toFixed(0)} MB`],
     ['… after a full collection', `${after.afterGc.rssMb.toFixed(0)} MB`],
     [
