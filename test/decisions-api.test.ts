@@ -253,7 +253,8 @@ describe('decision engine start', () => {
         price_micros: 100,
       });
     const stored = [
-      ...[0, 1, 2, 3, 4].map((i) => served(i, 30 * h)),
+      ...[0, 1, 2, 3].map((i) => served(i, 30 * h)),
+      served(4, 3 * h),
       row('old-c1', 'sponsored.clicked', 'v1', 29 * h, { decision_id: 'd_old1', campaign_id: 'cmp_old' }),
       row('old-c1b', 'sponsored.clicked', 'v1', 29 * h, { decision_id: 'd_old1', campaign_id: 'cmp_old' }),
       row('old-m8', 'message.received', 'v8', 3 * h, {}),
@@ -269,7 +270,7 @@ describe('decision engine start', () => {
       format: 'JSONEachRow',
     });
     // On the bus: one of the stored serves (before the cutoff) and a new one after it.
-    const onBus = [served(4, 30 * h), served(5, 60_000)];
+    const onBus = [served(4, 3 * h), served(5, 60_000)];
     await t.bus.publish(
       topicNames(t.config).events,
       onBus.map((e) => ({ key: e.user_id, value: JSON.stringify(e) })),
@@ -287,7 +288,8 @@ describe('decision engine start', () => {
       const v8 = engine.state.view('v8', 'b7', 'webchat', 't_b7_v8', Date.now());
       expect(v8.hasConversation).toBe(true);
       expect(engine.state.view('v7', 'b7', 'webchat', 't_b7_v7', Date.now()).optedOut).toBe(true);
-      // The serve 30 h ago still counts for v4's frequency window.
+      // The serve 3 h ago (before the cutoff: delivery from the store) still counts for v4's
+      // frequency window, from the bus.
       expect(
         engine.state
           .view('v4', 'b7', 'webchat', 't_b7_v4', Date.now())

@@ -454,3 +454,29 @@ describe('holdouts', () => {
     expect(explained.withheld?.[0].decisionId).toMatch(/^w_/);
   });
 });
+
+describe('impressions in memory', () => {
+  it('keeps impressions only for the longest window they count in', () => {
+    const s = new DecisionState();
+    s.setCampaigns([campaign({ id: 'c', frequency_cap: { max: 1, per_seconds: 2 * 86_400 } })]);
+    const served = (user: string, atMs: number) => ({
+      event_id: `s-${user}`,
+      type: 'sponsored.served' as never,
+      occurred_at: new Date(atMs).toISOString(),
+      business_id: 'b1',
+      user_id: user,
+      thread_id: `t_b1_${user}`,
+      channel: 'webchat' as const,
+      props: { decision_id: `d-${user}`, campaign_id: 'c', price_micros: 10 },
+    });
+    applyEvent(s, served('now', T0));
+    applyEvent(s, served('yesterday', T0 - 1.5 * DAY_MS)); // within the 2-day cap window: kept
+    applyEvent(s, served('last-week', T0 - 7 * DAY_MS)); // older than every window: not kept
+    expect(s.impressions.made).toBe(2);
+    expect(s.view('yesterday', 'b1', 'webchat', 't_b1_yesterday', T0).servesSince('c', T0 - 2 * DAY_MS)).toBe(
+      1,
+    );
+    // Spend counts every impression all the same.
+    expect(s.statsOf('c')).toMatchObject({ served: 3, spentTotal: 30 });
+  });
+});

@@ -47,6 +47,9 @@ export class DecisionState {
    * user like held offers. A repeated confirmation is recognised in its user's chain.
    */
   readonly impressions: OfferBook;
+  private newestImpressionMs = Number.NEGATIVE_INFINITY;
+  /** The longest window an impression counts in (at least a day); set from campaigns. */
+  private impressionRetentionMs = DAY_MS;
   /** thread → keywords of its latest incoming messages (newest first) and their times. */
   private readonly threadWords = new Map<string, { at: number[]; words: string[][] }>();
   /** The user's held offers and recent impressions, gathered once per decision. */
@@ -132,7 +135,9 @@ export class DecisionState {
     this.byBusiness = new Map();
     this.byId = new Map(this.campaigns.map((c) => [c.id, c]));
     this.servable = new Map();
+    this.impressionRetentionMs = DAY_MS;
     for (const c of this.campaigns) {
+      this.impressionRetentionMs = Math.max(this.impressionRetentionMs, c.freqWindowMs);
       this.campaignIndex(c.id, c.businessId);
       const l = this.byBusiness.get(c.businessId) ?? [];
       l.push(c);
@@ -325,6 +330,12 @@ export class DecisionState {
       }
       if (day === s.day) s.spentDay += f.priceMicros;
     }
+    // Reading the bus from its beginning at start, impressions older than every window are
+    // dropped as they come (relative to the newest read), so a long retention costs no memory.
+    if (f.atMs > this.newestImpressionMs) this.newestImpressionMs = f.atMs;
+    const horizon = this.newestImpressionMs - this.impressionRetentionMs;
+    if (f.atMs < horizon) return;
+    if (this.impressions.made % 4096 === 0) this.impressions.expire(horizon);
     this.impressions.add(
       {
         key,
@@ -409,6 +420,7 @@ export class DecisionState {
     // Impressions are kept for the longest window any of them counts in.
     let longest = Math.max(DAY_MS, quietPeriodMs);
     for (const c of this.campaigns) longest = Math.max(longest, c.freqWindowMs);
+    this.impressionRetentionMs = longest;
     this.impressions.expire(nowMs - longest);
     if (this.clicked.size > 5_000_000) this.clicked.clear();
     for (const [t, w] of this.threadWords) if (nowMs - w.at[0] >= THREAD_WORDS_MS) this.threadWords.delete(t);
