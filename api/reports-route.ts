@@ -10,7 +10,13 @@ import {
   buildAttributionQuery,
   isDefaultWindows,
 } from '../core/reports/attribution.ts';
-import { buildCampaignsQuery, campaignsQuerySchema } from '../core/reports/campaigns.ts';
+import {
+  buildCampaignsQuery,
+  byTargeting,
+  campaignsQuerySchema,
+  TARGETING_KINDS,
+  type TargetingKind,
+} from '../core/reports/campaigns.ts';
 import { buildStoredAttributionQuery } from '../core/reports/credits.ts';
 import {
   type FunnelRow,
@@ -65,6 +71,9 @@ const attributionAnswerSchema = z
 const campaignRow = z.object({
   campaign_id: z.string(),
   campaign_name: campaignName,
+  targeting_kind: z
+    .enum(TARGETING_KINDS)
+    .describe('contextual: keywords only; segment: segments only; both; none: neither'),
   served: z.number(),
   clicks: z.number(),
   click_rate: z.number().nullable(),
@@ -88,6 +97,7 @@ function campaignRows(flat: FlatCampaignRow[]): CampaignRow[] {
       c = {
         campaign_id: id,
         campaign_name: r.campaign_name === null ? null : String(r.campaign_name),
+        targeting_kind: String(r.targeting_kind) as TargetingKind,
         served: Number(r.served),
         clicks: Number(r.clicks),
         click_rate: num(r.click_rate),
@@ -107,7 +117,26 @@ function campaignRows(flat: FlatCampaignRow[]): CampaignRow[] {
   return [...out.values()];
 }
 const campaignsAnswerSchema = z
-  .object({ model: z.enum(MODELS), campaigns: z.array(campaignRow) })
+  .object({
+    model: z.enum(MODELS),
+    campaigns: z.array(campaignRow),
+    by_targeting: z
+      .array(
+        z.object({
+          targeting_kind: z.enum(TARGETING_KINDS),
+          campaigns: z.number(),
+          served: z.number(),
+          clicks: z.number(),
+          click_rate: z.number().nullable(),
+          spend_micros: z.number(),
+          conversions: z.number(),
+          value_by_currency: byCurrency,
+        }),
+      )
+      .describe(
+        'The campaigns summed per targeting kind (JSON only; CSV and Arrow carry targeting_kind per row)',
+      ),
+  })
   .meta({ id: 'CampaignsReport', description: 'Delivery, spend and attributed conversions per campaign' });
 
 const errors = { 400: errorBody, 401: errorBody, 403: errorBody, 406: errorBody };
@@ -233,7 +262,8 @@ export async function reportsRoute(app: App, deps: ReportsDeps) {
       const q = req.query;
       const built = buildCampaignsQuery(store.database, q, scope(auth, req.principal!, q.business_id));
       if (format !== 'json') return streamQuery(reply, store, format, built);
-      return { model: q.model, campaigns: campaignRows(await rows<FlatCampaignRow>(store, built)) };
+      const campaigns = campaignRows(await rows<FlatCampaignRow>(store, built));
+      return { model: q.model, campaigns, by_targeting: byTargeting(campaigns) };
     },
   );
 

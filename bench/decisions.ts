@@ -1,11 +1,14 @@
 // POST /v1/decisions under load, against a baseline measured in the same run: a bare Fastify
 // route that answers constant JSON. The decision engine holds 50 live campaigns and the segment
 // membership of 1M users × 20 segments (loaded into the index directly, as the membership topic
-// would), and every decision is published as sponsored.served on the embedded log before the
-// answer, as in production.
+// would). A served decision is an offer held in memory and logged to the offers topic in batches,
+// as in production; confirmations (POST /v1/impressions, 100 tokens a request) are published
+// durably as sponsored.served. After the HTTP rows, the serving process makes --decisions more
+// offers in process (decide, sign, log: the route's work without HTTP) and reports its memory
+// before, after, and after a full collection.
 //
 //   node bench/run.js decisions [--seconds 10] [--connections 10] [--users 1000000] [--brokers host:port]
-//                               [--profile DIR]
+//                               [--decisions 1000000] [--profile DIR]
 //
 // The servers run in a child process so the load generator (autocannon, on 127.0.0.1) does not
 // share their event loop; the child reports its resident memory after loading the index.
@@ -22,6 +25,8 @@ import Fastify from 'fastify';
 import { z } from 'zod';
 import { decide } from '../api/decisions/engine.ts';
 import type { DecisionEngine } from '../api/decisions/feed.ts';
+import { impressionsRoute } from '../api/decisions/impressions-route.ts';
+import { createOfferLog } from '../api/decisions/offer-log.ts';
 import { decisionsRoute } from '../api/decisions/route.ts';
 import { seededRng } from '../api/decisions/rng.ts';
 import { DecisionState } from '../api/decisions/state.ts';
@@ -32,6 +37,7 @@ import { createAuth } from '../core/http/auth.ts';
 import { createHttp, requireRole } from '../core/http/fastify.ts';
 import { createLogger } from '../core/log.ts';
 import { createMetrics } from '../core/metrics.ts';
+import { signOffer } from '../core/offers/token.ts';
 import { printTable } from './table.ts';
 
 const { values } = parseArgs({
@@ -40,6 +46,7 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '10' },
     users: { type: 'string', default: '1000000' },
     brokers: { type: 'string' },
+    decisions: { type: 'string', default: '1000000' },
     serve: { type: 'boolean', default: false },
     // Writes a V8 CPU profile of the serving process into this directory.
     profile: { type: 'string' },
@@ -50,6 +57,7 @@ const SEGMENTS = 20;
 const CAMPAIGNS = 50;
 const KEY = 'pk_bench_adserver_0123456789abcdef';
 const MB = (n: number) => (n / 1024 / 1024).toFixed(0);
+const TOKEN_KEY = Buffer.alloc(32, 7);
 /** The last 1% of users belong to no segment: every campaign is checked and none matches. */
 const UNTARGETED_FROM = Math.floor(USERS * 0.99);
 
@@ -101,7 +109,7 @@ async function serve() {
   const logger = createLogger({ level: 'silent' });
   gc();
   const rssBefore = process.memoryUsage().rss;
-  const state = new DecisionState();
+  const state = new DecisionState({ holdMs: config.decisions.holdMs });
   const t0 = performance.now();
   loadIndex(state);
   const loadMs = performance.now() - t0;
@@ -109,7 +117,9 @@ async function serve() {
   const mem = process.memoryUsage();
 
   // Decisions are published where production would: the embedded log, or Kafka with --brokers.
-  const topic = values.brokers ? `bench-${Date.now().toString(36)}.parley.events` : 'parley.events';
+  const prefix = values.brokers ? `bench-${Date.now().toString(36)}.` : '';
+  const topic = `${prefix}parley.events`;
+  const offersTopic = `${prefix}parley.offers`;
   const bus = values.brokers
     ? await (await import('../core/bus/kafka.ts')).createKafkaBus({
         brokers: values.brokers.split(','),
@@ -119,7 +129,12 @@ async function serve() {
         replication: 1,
       })
     : await createLocalBus({ dir: join(dir, 'log'), logger });
-  await bus.ensureTopics([{ name: topic, partitions: 4 }]);
+  await bus.ensureTopics([
+    { name: topic, partitions: 4 },
+    { name: offersTopic, partitions: 1 },
+  ]);
+  const metrics = createMetrics();
+  const offerLog = createOfferLog({ bus, topic: offersTopic, metrics, logger });
   const rng = seededRng(7);
   const engine: DecisionEngine = {
     state,
@@ -138,7 +153,7 @@ async function serve() {
     status: () => ({ ready: true, campaigns: state.campaignCount, users: state.users.size, behind: 0 }),
     stop: async () => {},
   };
-  const app = await createHttp({ logger, bodyLimit: 1 << 20, metrics: createMetrics() });
+  const app = await createHttp({ logger, bodyLimit: 1 << 20, metrics });
   const auth = createAuth({ keys: [{ key: KEY, role: 'adserver' }] });
   // Parley's HTTP stack alone (auth, zod body, error shape, metrics) answering constant JSON: how
   // much of the gap to the bare route is the stack every Parley route shares.
@@ -155,7 +170,17 @@ async function serve() {
     bus,
     auth,
     eventsTopic: topic,
-    clickKey: Buffer.alloc(32, 7),
+    clickKey: TOKEN_KEY,
+    offerLog,
+    metrics,
+  });
+  await impressionsRoute(app, {
+    bus,
+    auth,
+    eventsTopic: topic,
+    clickKey: TOKEN_KEY,
+    holdMs: config.decisions.holdMs,
+    metrics,
   });
   const bare = Fastify();
   bare.post('/bare', async () => ({ decision_id: 'd_0', campaign_id: 'cmp_0', price_micros: 1000 }));
@@ -173,12 +198,58 @@ async function serve() {
     })}\n`,
   );
   process.on('SIGTERM', async () => {
-    const served = [...state.stats.values()].reduce((a, s) => a + s.served, 0);
-    const rssAfterMb = process.memoryUsage().rss / 1024 / 1024;
+    const servedHttp = state.offers.made;
+    const memory = () => {
+      const m = process.memoryUsage();
+      return { rssMb: m.rss / 1024 / 1024, heapMb: m.heapUsed / 1024 / 1024 };
+    };
     gc();
-    const m = process.memoryUsage();
-    const [rssAfterGcMb, heapAfterGcMb] = [m.rss / 1024 / 1024, m.heapUsed / 1024 / 1024];
-    process.stdout.write(`${JSON.stringify({ served, rssAfterMb, rssAfterGcMb, heapAfterGcMb })}\n`);
+    const before = memory();
+    // The route's work for each offer, without HTTP: decide, sign the token, log the offer.
+    const many = Number(values.decisions);
+    const r = seededRng(11);
+    const channels = ['webchat', 'messenger', 'whatsapp'];
+    const t1 = performance.now();
+    for (let i = 0; i < many; i++) {
+      const u = Math.floor(r() * UNTARGETED_FROM);
+      const { decision } = engine.decide({
+        user_id: `u_${u.toString(36).padStart(6, '0')}`,
+        business_id: 'biz_bench',
+        channel: channels[i % 3],
+      });
+      if (!decision) continue;
+      const f = decision.served;
+      offerLog.add(f);
+      signOffer(TOKEN_KEY, {
+        decision_id: f.decisionId,
+        campaign_id: f.campaignId,
+        business_id: f.businessId,
+        user_id: f.userId,
+        channel: f.channel as 'webchat',
+        thread_id: f.threadId,
+        price_micros: f.priceMicros,
+        at_ms: f.atMs,
+      });
+      if (i % 20_000 === 0) await new Promise((res) => setImmediate(res)); // let the log flush
+    }
+    const manyMs = performance.now() - t1;
+    const after = memory();
+    gc();
+    const afterGc = memory();
+    process.stdout.write(
+      `${JSON.stringify({
+        servedHttp,
+        many,
+        offersInProcess: state.offers.made - servedHttp,
+        manyMs,
+        held: state.offers.held,
+        ringMb: state.offers.bytes / 1024 / 1024,
+        before,
+        after,
+        afterGc,
+      })}\n`,
+    );
+    await offerLog.stop();
     await app.close();
     await bare.close();
     await bus.close();
@@ -220,7 +291,15 @@ async function load(url: string, body: () => string, headers: Record<string, str
 }
 
 async function main() {
-  const serveArgs = ['bench/run.js', 'decisions', '--serve', '--users', String(USERS)];
+  const serveArgs = [
+    'bench/run.js',
+    'decisions',
+    '--serve',
+    '--users',
+    String(USERS),
+    '--decisions',
+    String(values.decisions),
+  ];
   if (values.brokers) serveArgs.push('--brokers', values.brokers);
   const profile = values.profile ? ['--cpu-prof', '--cpu-prof-dir', values.profile] : [];
   const child = spawn(process.execPath, [...profile, ...serveArgs], {
@@ -246,6 +325,30 @@ async function main() {
   const stack = await load(`${info.decisionsUrl}/bench/constant`, () => decisionBody(), auth);
   const none = await load(`${info.decisionsUrl}/v1/decisions`, () => decisionBody(true), auth);
   const dec = await load(`${info.decisionsUrl}/v1/decisions`, () => decisionBody(), auth);
+  // Confirmations: batches of 100 tokens of offers made now (a pool reused; repeats are still
+  // published, and storage keeps one impression per decision).
+  const pool = Array.from({ length: 20_000 }, (_, i) =>
+    signOffer(TOKEN_KEY, {
+      decision_id: `d_bench${i.toString(36)}`,
+      campaign_id: `cmp_bench_${i % CAMPAIGNS}`,
+      business_id: 'biz_bench',
+      user_id: userId(0, UNTARGETED_FROM),
+      channel: 'webchat',
+      thread_id: `t_bench_${i}`,
+      price_micros: 1000 + (i % 50),
+      at_ms: Date.now(),
+    }),
+  );
+  let next100 = 0;
+  const confirm = await load(
+    `${info.decisionsUrl}/v1/impressions`,
+    () => {
+      const tokens = [];
+      for (let k = 0; k < 100; k++) tokens.push(pool[next100++ % pool.length]);
+      return JSON.stringify({ tokens });
+    },
+    auth,
+  );
   child.kill('SIGTERM');
   const after = JSON.parse(await next());
   const row = (name: string, r: autocannon.Result) => [
@@ -262,8 +365,10 @@ async function main() {
       ['route', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx', 'errors'],
       row('bare Fastify, constant JSON', bare),
       row('Parley HTTP stack, constant JSON', stack),
-      row('POST /v1/decisions → 200, published', dec),
+      row('POST /v1/decisions → 200, offer held', dec),
       row('POST /v1/decisions → 204, all 50 checked', none),
+      row('POST /v1/impressions, 100 tokens, durable', confirm),
+      ['impressions/s confirmed durably', Math.round(confirm.requests.average * 100), '', '', '', ''],
       ['ratio served / bare', (dec.requests.average / bare.requests.average).toFixed(2), '', '', '', ''],
       ['ratio 204 / bare', (none.requests.average / bare.requests.average).toFixed(2), '', '', '', ''],
       [
@@ -283,10 +388,23 @@ async function main() {
     ['resident memory added by the index', `${MB(info.rssIndexMb * 1024 * 1024)} MB`],
     ['resident memory of the process', `${MB(info.rssMb * 1024 * 1024)} MB`],
     ['JS heap used', `${MB(info.heapMb * 1024 * 1024)} MB`],
-    ['decisions served during the run', after.served],
-    ['resident memory after the run', `${MB(after.rssAfterMb * 1024 * 1024)} MB`],
-    ['… after a full garbage collection', `${MB(after.rssAfterGcMb * 1024 * 1024)} MB`],
-    ['JS heap used after the run and a full collection', `${MB(after.heapAfterGcMb * 1024 * 1024)} MB`],
+    ['offers made over HTTP', after.servedHttp],
+    ['resident memory after the HTTP rows (after a full collection)', `${after.before.rssMb.toFixed(0)} MB`],
+    [
+      `decisions in process, then`,
+      `${after.many} (${after.offersInProcess} offers, ${(after.manyMs / 1000).toFixed(1)} s)`,
+    ],
+    ['offers held at the end / the bytes of their chunks', `${after.held} / ${after.ringMb.toFixed(1)} MB`],
+    ['resident memory after them', `${after.after.rssMb.toFixed(0)} MB`],
+    ['… after a full collection', `${after.afterGc.rssMb.toFixed(0)} MB`],
+    [
+      'growth over the in-process decisions (after collection)',
+      `${(after.afterGc.rssMb - after.before.rssMb).toFixed(0)} MB`,
+    ],
+    [
+      'JS heap before / after a full collection',
+      `${after.before.heapMb.toFixed(0)} / ${after.afterGc.heapMb.toFixed(0)} MB`,
+    ],
   ]);
 }
 

@@ -7,8 +7,9 @@ import type { Logger } from '../core/log.ts';
 import type { Metrics } from '../core/metrics.ts';
 import type { Store } from '../core/store/client.ts';
 import { campaignsRoute } from '../api/campaigns-route.ts';
-import { resolveClickKey } from '../api/decisions/click.ts';
 import { createDecisionEngine } from '../api/decisions/feed.ts';
+import { impressionsRoute } from '../api/decisions/impressions-route.ts';
+import { createEventLog, createOfferLog } from '../api/decisions/offer-log.ts';
 import { decisionsRoute } from '../api/decisions/route.ts';
 import { eventsReadRoute } from '../api/events-route.ts';
 import { reportsRoute } from '../api/reports-route.ts';
@@ -16,6 +17,7 @@ import { segmentsRoute } from '../api/segments-route.ts';
 import { eventsRoute } from '../ingest/events-route.ts';
 import { webhooksRoute } from '../ingest/webhooks/route.ts';
 import { resolveHashSecret } from '../ingest/webhooks/secret.ts';
+import { resolveClickKey } from '../core/offers/click.ts';
 
 export type Role = 'ingest' | 'processors' | 'api';
 export const ALL_ROLES: Role[] = ['ingest', 'processors', 'api'];
@@ -32,6 +34,8 @@ const health = z.object({
 });
 
 export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
+  // One key signs offer tokens and click URLs, and every role that verifies them shares it.
+  const offerKey = await resolveClickKey(config, deps.logger);
   const app = await createHttp({
     logger: deps.logger,
     bodyLimit: config.ingest.bodyLimitBytes,
@@ -90,6 +94,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       normalize: { maxFutureMs: config.ingest.maxFutureMs, keywords: config.ingest.keywords },
       meta: config.meta,
       hashSecret: await resolveHashSecret(config),
+      offers: { key: offerKey, holdMs: config.decisions.holdMs },
       bodyLimit: config.ingest.bodyLimitBytes,
     });
   }
@@ -111,8 +116,24 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       logger: deps.logger,
       topics: topicNames(config),
       decisions: config.decisions,
+      holdoutKey: config.holdoutKey,
     });
-    app.addHook('onClose', () => engine.stop());
+    const offerLog = createOfferLog({
+      bus: deps.bus,
+      topic: topicNames(config).offers,
+      metrics: deps.metrics,
+      logger: deps.logger,
+    });
+    const withheldLog = createEventLog({
+      bus: deps.bus,
+      topic: topicNames(config).events,
+      metrics: deps.metrics,
+      logger: deps.logger,
+    });
+    app.addHook('onClose', async () => {
+      await engine.stop();
+      await Promise.all([offerLog.stop(), withheldLog.stop()]);
+    });
     await campaignsRoute(app, {
       store: deps.store,
       auth: deps.auth,
@@ -124,8 +145,18 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       bus: deps.bus,
       auth: deps.auth,
       eventsTopic: topicNames(config).events,
-      clickKey: await resolveClickKey(config, deps.logger),
+      clickKey: offerKey,
+      offerLog,
+      withheldLog,
       publicUrl: config.decisions.publicUrl,
+      metrics: deps.metrics,
+    });
+    await impressionsRoute(app, {
+      bus: deps.bus,
+      auth: deps.auth,
+      eventsTopic: topicNames(config).events,
+      clickKey: offerKey,
+      holdMs: config.decisions.holdMs,
       metrics: deps.metrics,
     });
   }

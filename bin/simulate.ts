@@ -44,7 +44,9 @@ const USAGE = `Usage: parley simulate [options]
   --rate N           at most N events per second (default: as fast as Parley takes them)
 
 Ad-server mode (--adserver): campaigns with known true click rates; each of --users threads asks
-POST /v1/decisions, clicks the click URL at its campaign's true rate, and some who click order.
+POST /v1/decisions (30% mention "haircut", which the first campaign targets), delivers 90% of the
+offers (signed Messenger/WhatsApp webhooks when PARLEY_META_APP_SECRET is set, else
+POST /v1/impressions), clicks delivered ones at the campaign's true rate; some who click order.
   --adserver         play the ad server instead of sending conversation traffic
   --decisions N      decisions to ask for (default: one per user)
   --campaigns N      campaigns to create, true click rates spread from 1% to 8% (default 4)
@@ -208,6 +210,7 @@ export async function simulateCommand(args: string[]): Promise<void> {
       decisions: decisions ?? o.users,
       campaigns: campaigns ?? 4,
       concurrency: o.concurrency,
+      metaAppSecret: parseConfig().meta.appSecret,
     });
     console.log(formatAdServerSummary(r));
     return;

@@ -109,6 +109,7 @@ export const configSchema = z.object({
   PARLEY_DEV_CLICKHOUSE_USER: z.string().default('default'),
   PARLEY_DEV_CLICKHOUSE_PASSWORD: z.string().optional(),
   PARLEY_DECISION_QUIET_SECONDS: int(1800, 0),
+  PARLEY_DECISION_HOLD_SECONDS: int(600, 1),
   PARLEY_DECISION_CHANNEL_POLICY: jsonChannelPolicy.optional(),
   PARLEY_CAMPAIGN_REFRESH_MS: int(3000, 100),
   PARLEY_PUBLIC_URL: z.url().optional(),
@@ -135,6 +136,8 @@ export type Config = {
   devClickhouse?: { user: string; password?: string };
   decisions: {
     quietPeriodMs: number;
+    /** How long an offer is held against caps and budgets, and its token accepted. */
+    holdMs: number;
     channelPolicy: Record<string, ChannelPolicy>;
     campaignRefreshMs: number;
     /** Base of click URLs; default: the address the request came to. */
@@ -203,6 +206,7 @@ export function parseConfig(env: Record<string, string | undefined> = process.en
     devClickhouse: { user: e.PARLEY_DEV_CLICKHOUSE_USER, password: e.PARLEY_DEV_CLICKHOUSE_PASSWORD },
     decisions: {
       quietPeriodMs: e.PARLEY_DECISION_QUIET_SECONDS * 1000,
+      holdMs: e.PARLEY_DECISION_HOLD_SECONDS * 1000,
       channelPolicy: Object.fromEntries(
         Object.entries(DEFAULT_CHANNEL_POLICY).map(([ch, def]) => {
           const o = e.PARLEY_DECISION_CHANNEL_POLICY?.[ch as keyof typeof e.PARLEY_DECISION_CHANNEL_POLICY];
@@ -227,5 +231,6 @@ export function topicNames(config: Pick<Config, 'topics'>) {
     events: `${p}parley.events`,
     dlq: `${p}parley.events.dlq`,
     membership: `${p}parley.membership`,
+    offers: `${p}parley.offers`,
   };
 }

@@ -79,6 +79,24 @@ export function createMetrics() {
       labelNames: ['outcome'],
       registers: r,
     }),
+    decisionRecordsLogged: new Counter({
+      name: 'parley_decision_records_logged_total',
+      help: 'Decision records published off the answer path, by log (offers, withheld)',
+      labelNames: ['log'],
+      registers: r,
+    }),
+    decisionRecordsUnlogged: new Counter({
+      name: 'parley_decision_records_unlogged_total',
+      help: 'Decision records dropped because the bus could not take them in time, by log (offers, withheld)',
+      labelNames: ['log'],
+      registers: r,
+    }),
+    impressions: new Counter({
+      name: 'parley_impressions_total',
+      help: 'Offer tokens presented as delivered, by path and result (recorded or why refused)',
+      labelNames: ['path', 'result'],
+      registers: r,
+    }),
     httpDuration: new Histogram({
       name: 'parley_http_request_duration_seconds',
       help: 'HTTP request duration',

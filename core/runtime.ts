@@ -32,6 +32,9 @@ export function standardTopics(config: Config) {
     { name: t.events, partitions: config.topics.partitions },
     { name: t.dlq, partitions: 1 },
     { name: t.membership, partitions: config.topics.partitions, compacted: true },
+    // Offers are logged for analysis, not consumed in order: one partition is enough, and on the
+    // embedded log it bounds the recent records kept in memory to one partition's worth.
+    { name: t.offers, partitions: 1 },
   ];
 }
 

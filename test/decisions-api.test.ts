@@ -9,7 +9,8 @@ import { testApp } from './helpers/app.ts';
 
 // The decision API on the real wiring (buildApp, embedded store and log): campaigns and segments
 // made through the API, conversations and opt-outs ingested as events, decisions served from
-// memory, published as sponsored.served, and clicks recorded from signed URLs.
+// memory as held offers, impressions recorded from the offer's impression URL, and clicks recorded
+// from signed URLs.
 
 let t: Awaited<ReturnType<typeof testApp>>;
 const seen: CanonicalEvent[] = [];
@@ -81,7 +82,7 @@ describe('decisions API', () => {
   let campaignId: string;
   let clickUrl: string;
 
-  it('serves a live campaign to a targeted user with a conversation, and publishes sponsored.served', async () => {
+  it('offers a live campaign to a targeted user with a conversation; its impression URL records sponsored.served', async () => {
     const seg = await call('POST', '/v1/segments', t.keys.marketer, {
       name: 'talked to us',
       business_id: 'b1',
@@ -119,10 +120,17 @@ describe('decisions API', () => {
       postback_payload: `parley:d:${d.decision_id}:${campaignId}`,
     });
     expect(d.postback_payload).toMatch(/^parley:d:[A-Za-z0-9_.-]{1,128}:[A-Za-z0-9_.-]{1,128}$/);
-    expect(d.tracking.click_url).toMatch(
-      /^https:\/\/ads\.example\.com\/v1\/decisions\/d_[0-9a-f]{32}\/click\?/,
+    expect(d.tracking.click_url).toBe(
+      `https://ads.example.com/v1/decisions/${d.decision_id}/click?o=${d.delivery_tag}`,
     );
+    expect(d.tracking.impression_url).toBe(`https://ads.example.com/v1/impressions/${d.delivery_tag}`);
+    expect(d.hold_seconds).toBe(600);
     clickUrl = d.tracking.click_url;
+    // An offer is not an impression: nothing is published until delivery is seen.
+    await new Promise((r) => setTimeout(r, 200));
+    expect(seen.filter((e) => e.type === 'sponsored.served')).toHaveLength(0);
+    const shown = await t.app.inject({ method: 'GET', url: new URL(d.tracking.impression_url).pathname });
+    expect(shown.statusCode).toBe(204);
     const served = await waitFor(
       () => seen.filter((e) => e.type === 'sponsored.served'),
       (l) => l.length === 1,
@@ -182,7 +190,8 @@ describe('decisions API', () => {
   it('records a click from the signed URL once, and refuses a forged one', async () => {
     const u = new URL(clickUrl);
     const path = `${u.pathname}${u.search}`;
-    const forged = path.replace('u=u1', 'u=u2');
+    const forged = path.replace(`.${campaignId}.`, '.cmp_other.');
+    expect(forged).not.toBe(path);
     expect((await t.app.inject({ method: 'GET', url: forged })).statusCode).toBe(400);
     expect((await t.app.inject({ method: 'GET', url: path })).statusCode).toBe(204);
     expect((await t.app.inject({ method: 'GET', url: path })).statusCode).toBe(204);
@@ -244,7 +253,8 @@ describe('decision engine start', () => {
         price_micros: 100,
       });
     const stored = [
-      ...[0, 1, 2, 3, 4].map((i) => served(i, 30 * h)),
+      ...[0, 1, 2, 3].map((i) => served(i, 30 * h)),
+      served(4, 3 * h),
       row('old-c1', 'sponsored.clicked', 'v1', 29 * h, { decision_id: 'd_old1', campaign_id: 'cmp_old' }),
       row('old-c1b', 'sponsored.clicked', 'v1', 29 * h, { decision_id: 'd_old1', campaign_id: 'cmp_old' }),
       row('old-m8', 'message.received', 'v8', 3 * h, {}),
@@ -260,7 +270,7 @@ describe('decision engine start', () => {
       format: 'JSONEachRow',
     });
     // On the bus: one of the stored serves (before the cutoff) and a new one after it.
-    const onBus = [served(4, 30 * h), served(5, 60_000)];
+    const onBus = [served(4, 3 * h), served(5, 60_000)];
     await t.bus.publish(
       topicNames(t.config).events,
       onBus.map((e) => ({ key: e.user_id, value: JSON.stringify(e) })),
@@ -278,7 +288,8 @@ describe('decision engine start', () => {
       const v8 = engine.state.view('v8', 'b7', 'webchat', 't_b7_v8', Date.now());
       expect(v8.hasConversation).toBe(true);
       expect(engine.state.view('v7', 'b7', 'webchat', 't_b7_v7', Date.now()).optedOut).toBe(true);
-      // The serve 30 h ago still counts for v4's frequency window.
+      // The serve 3 h ago (before the cutoff: delivery from the store) still counts for v4's
+      // frequency window, from the bus.
       expect(
         engine.state
           .view('v4', 'b7', 'webchat', 't_b7_v4', Date.now())

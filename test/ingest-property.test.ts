@@ -3,15 +3,10 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NEXT_CURSOR_HEADER } from '../api/events-route.ts';
 import { csvCell } from '../api/report-formats.ts';
-import { topicNames } from '../core/config.ts';
 import { normalizeEvent } from '../core/events/normalize.ts';
 import { CHANNELS, type CanonicalEvent, EVENT_TYPES } from '../core/events/schema.ts';
-import { createLogger } from '../core/log.ts';
-import { createMetrics } from '../core/metrics.ts';
-import { createPipeline } from '../processors/pipeline.ts';
-import { runProcessors } from '../processors/runner.ts';
-import { createSink } from '../processors/sink.ts';
 import { testApp } from './helpers/app.ts';
+import { startSink } from './helpers/sink.ts';
 
 // Everything acknowledged is storable (docs/ingest.md): arbitrary JSON and Unicode thrown at
 // POST /v1/events is, event by event, either rejected with its index or stored and read back
@@ -22,27 +17,7 @@ let stopSink: () => Promise<void>;
 
 beforeAll(async () => {
   t = await testApp();
-  const logger = createLogger({ level: 'silent' });
-  const metrics = createMetrics();
-  const sink = createSink({
-    pipeline: createPipeline({
-      store: t.store,
-      bus: t.bus,
-      logger,
-      metrics,
-      dlqTopic: topicNames(t.config).dlq,
-    }),
-    store: t.store,
-    logger,
-    metrics,
-    topic: topicNames(t.config).events,
-    batchSize: 1000,
-    batchWaitMs: 20,
-  });
-  const running = await runProcessors(t.bus, [sink], logger, metrics);
-  stopSink = async () => {
-    await running.stop();
-  };
+  stopSink = await startSink(t);
 });
 afterAll(async () => {
   await stopSink();

@@ -161,8 +161,8 @@ describe('reports end to end', () => {
     expect(csv.statusCode).toBe(200);
     // The one CSV dialect: quoted only when needed, CRLF.
     expect(csv.body.split('\r\n')[0]).toBe(
-      'campaign_id,campaign_name,currency,served,clicks,click_rate,spend_micros,campaign_conversions,conversions,value,cost_per_conversion_micros,return_on_spend',
+      'campaign_id,campaign_name,targeting_kind,currency,served,clicks,click_rate,spend_micros,campaign_conversions,conversions,value,cost_per_conversion_micros,return_on_spend',
     );
-    expect(csv.body).toContain('\r\nspring,,USD,1,1,1,2000,1,1,80,2000,40000\r\n');
+    expect(csv.body).toContain('\r\nspring,,none,USD,1,1,1,2000,1,1,80,2000,40000\r\n');
   });
 });

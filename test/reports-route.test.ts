@@ -231,6 +231,7 @@ describe('POST /v1/reports/attribution and GET /v1/reports/campaigns', () => {
     expect(json.campaigns[0]).toEqual({
       campaign_id: 'c1',
       campaign_name: 'Spring sale',
+      targeting_kind: 'none', // no stored campaign: targets nobody in particular
       served: 2,
       clicks: 1,
       click_rate: 0.5,

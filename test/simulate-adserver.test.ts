@@ -8,9 +8,11 @@ import { parseConfig } from '../core/config.ts';
 import { createLogger } from '../core/log.ts';
 
 // `parley simulate --adserver` against a real Parley (embedded engine and log): what it reports
-// served, clicked and ordered is what Parley stored.
+// delivered (through signed Messenger/WhatsApp webhooks and POST /v1/impressions), clicked and
+// ordered is what Parley stored; offers never delivered leave no impression.
 
 const KEY = 'sim-admin-key-0123456789abcdef';
+const APP_SECRET = 'sim-meta-app-secret';
 let dir: string;
 let running: Running;
 
@@ -21,6 +23,8 @@ beforeAll(async () => {
     PARLEY_PORT: '0',
     PARLEY_SINK_BATCH_WAIT_MS: '50',
     PARLEY_API_KEYS: JSON.stringify([{ key: KEY, role: 'admin' }]),
+    PARLEY_META_APP_SECRET: APP_SECRET,
+    PARLEY_HASH_SECRET: 'sim-hash-secret',
   });
   running = await startParley(config, { logger: createLogger({ level: 'silent' }), out: () => {} });
 });
@@ -31,7 +35,7 @@ afterAll(async () => {
 });
 
 describe('parley simulate --adserver', () => {
-  it('asks for decisions, clicks at known rates, orders, and Parley stores exactly that', async () => {
+  it('asks for decisions, delivers 90%, clicks at known rates, orders, and Parley stores exactly that', async () => {
     const r = await runAdServer({
       url: running.url,
       key: KEY,
@@ -39,14 +43,23 @@ describe('parley simulate --adserver', () => {
       users: 600,
       decisions: 600,
       campaigns: 3,
+      metaAppSecret: APP_SECRET,
     });
     expect(r.asked).toBe(600);
-    expect(r.served).toBe(600); // every user talked to the business and was asked once
+    expect(r.offered).toBe(600); // every user talked to the business and was asked once
+    expect(r.served + r.undelivered).toBe(600);
+    expect(r.undelivered).toBeGreaterThan(30);
+    expect(r.undelivered).toBeLessThan(100);
+    expect(r.byWebhook).toBeGreaterThan(100); // Messenger, Instagram and WhatsApp: 3 channels of 5
+    expect(r.byWebhook).toBeLessThan(r.served);
+    // The contextual campaign is offered to some of the 30% who mention its keyword.
+    expect(r.campaigns[0]).toMatchObject({ targeting: 'contextual' });
+    expect(r.campaigns[0].offered).toBeGreaterThan(0);
     expect(r.campaigns.map((c) => c.true_click_rate)).toEqual(trueRates(3));
     const clicks = r.campaigns.reduce((a, c) => a + c.clicks, 0);
     const orders = r.campaigns.reduce((a, c) => a + c.orders, 0);
     expect(clicks).toBeGreaterThan(5);
-    expect(formatAdServerSummary(r)).toContain('600 served');
+    expect(formatAdServerSummary(r)).toContain('600 offered');
 
     const db = running.store.database;
     const stored = async () => {

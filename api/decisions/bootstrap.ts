@@ -60,7 +60,7 @@ export async function bootstrapFromStore(store: Store, state: DecisionState, cut
     spent: string;
     spent_day: string;
   }>(store, q.delivery))
-    state.stats.set(r.campaign_id, {
+    Object.assign(state.statsFor(r.campaign_id), {
       served: Number(r.served),
       clicks: Number(r.clicks),
       spentTotal: Number(r.spent),

@@ -3,6 +3,7 @@ import {
   type LiveCampaign,
   type Policy,
   type Reason,
+  committedTotal,
   spentToday,
   type UserView,
 } from './types.ts';
@@ -11,9 +12,11 @@ import {
 // order DESIGN.md lists the rules (the campaign's business is matched by the caller). Pure: everything it needs is passed in.
 
 export function targetingMatches(
-  c: Pick<LiveCampaign, 'segAll' | 'segAny' | 'segNone'>,
-  u: Pick<UserView, 'inSegment'>,
+  c: Pick<LiveCampaign, 'segAll' | 'segAny' | 'segNone' | 'kwAny' | 'kwNone'>,
+  u: Pick<UserView, 'inSegment' | 'mentions'>,
 ) {
+  if (c.kwAny && !u.mentions(c.kwAny)) return false;
+  if (c.kwNone?.size && u.mentions(c.kwNone)) return false;
   for (const s of c.segAll) if (!u.inSegment(s)) return false;
   if (c.segAny.length > 0) {
     let any = false;
@@ -56,7 +59,7 @@ export function ineligibility(
   if (u.blocked) return 'blocked';
   if (u.servesSince(c.id, nowMs - c.freqWindowMs) >= c.freqMax) return 'frequency_cap';
   const price = impressionPrice(c, stats);
-  if (stats.spentTotal + price > c.totalBudget) return 'total_budget_exhausted';
+  if (committedTotal(stats) + price > c.totalBudget) return 'total_budget_exhausted';
   if (c.dailyBudget !== null && spentToday(stats, nowMs) + price > c.dailyBudget)
     return 'daily_budget_exhausted';
   if (nowMs - u.threadLastMs < policy.quietPeriodMs) return 'thread_quiet_period';

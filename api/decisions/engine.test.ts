@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { inHoldout } from '../../core/campaigns/holdout.ts';
 import type { Campaign } from '../../core/campaigns/schema.ts';
 import { impressionPrice, ineligibility, targetingMatches, userIneligibility } from './eligibility.ts';
 import { applyEvent, decide } from './engine.ts';
@@ -38,6 +39,7 @@ const user = (over: Partial<UserView> = {}): UserView => ({
   hasConversation: true,
   channelToday: 0,
   threadLastMs: Number.NEGATIVE_INFINITY,
+  mentions: () => false,
   servesSince: () => 0,
   ...over,
 });
@@ -133,12 +135,30 @@ describe('eligibility', () => {
   });
 
   it('matches all / any / none targeting', () => {
-    const member = (s: number[]) => ({ inSegment: (i: number) => s.includes(i) });
-    const t = { segAll: [0, 1], segAny: [2, 3], segNone: [4] };
+    const member = (s: number[]) => ({ inSegment: (i: number) => s.includes(i), mentions: () => false });
+    const t = { segAll: [0, 1], segAny: [2, 3], segNone: [4], kwAny: null, kwNone: null };
     expect(targetingMatches(t, member([0, 1, 3]))).toBe(true);
     expect(targetingMatches(t, member([0, 3]))).toBe(false);
     expect(targetingMatches(t, member([0, 1]))).toBe(false);
     expect(targetingMatches(t, member([0, 1, 2, 4]))).toBe(false);
+  });
+
+  it('matches keywords any / none against what the conversation mentions', () => {
+    const said = (words: string[]) => ({
+      inSegment: () => false,
+      mentions: (set: ReadonlySet<string>) => words.some((w) => set.has(w)),
+    });
+    const t = {
+      segAll: [],
+      segAny: [],
+      segNone: [],
+      kwAny: new Set(['haircut', 'beard']),
+      kwNone: new Set(['refund']),
+    };
+    expect(targetingMatches(t, said(['beard']))).toBe(true);
+    expect(targetingMatches(t, said(['nails']))).toBe(false);
+    expect(targetingMatches(t, said(['beard', 'refund']))).toBe(false);
+    expect(targetingMatches({ ...t, kwAny: null }, said([]))).toBe(true);
   });
 
   it('prices CPM per thousand and CPC by the estimated click rate', () => {
@@ -213,8 +233,8 @@ describe('decide', () => {
     props,
   });
 
-  it('serves the best eligible campaign, counts it at once, and explains the others', () => {
-    const s = new DecisionState();
+  it('offers the best eligible campaign, holds it at once, and explains the others', () => {
+    const s = new DecisionState({ holdMs: 2 * 3600_000 });
     s.setCampaigns([
       campaign({ id: 'cheap', bid: { cpm_micros: 1_000_000 } }),
       campaign({ id: 'rich', bid: { cpm_micros: 9_000_000 } }),
@@ -231,23 +251,41 @@ describe('decide', () => {
       rich: 'chosen',
       paused: 'paused',
     });
-    expect(s.statsOf('rich')).toMatchObject({ served: 1, spentTotal: 9000 });
+    // Held, not yet an impression: it counts against the budget, not as spend.
+    expect(s.statsOf('rich')).toMatchObject({ served: 0, spentTotal: 0, heldTotal: 9000, heldDay: 9000 });
     // The same user again today on WhatsApp: the channel's daily limit.
     const again = decide(s, req, { nowMs: T0 + 3600_000, rng: seededRng(3), policy });
     expect(again.decision).toBeNull();
     expect(new Set(again.candidates.map((c) => c.reason))).toEqual(
       new Set(['channel_daily_limit', 'paused']),
     );
-    // The echo of our own decision from the bus does not count twice.
-    applyEvent(s, {
-      ...ev(
-        'sponsored.served',
-        'u1',
-        { decision_id: r.decision!.decisionId, campaign_id: 'rich', price_micros: 9000 },
-        T0,
-      ),
-    });
-    expect(s.statsOf('rich')).toMatchObject({ served: 1, spentTotal: 9000 });
+    // Its impression from the bus ends the hold; a repeated confirmation does not count twice.
+    const impression = ev(
+      'sponsored.served',
+      'u1',
+      { decision_id: r.decision!.decisionId, campaign_id: 'rich', price_micros: 9000 },
+      T0,
+    );
+    applyEvent(s, impression);
+    applyEvent(s, impression);
+    expect(s.statsOf('rich')).toMatchObject({ served: 1, spentTotal: 9000, heldTotal: 0, heldDay: 0 });
+    expect(s.offers.held).toBe(0);
+    const third = decide(s, req, { nowMs: T0 + 3600_000, rng: seededRng(3), policy });
+    expect(third.decision).toBeNull();
+    // Not confirmed within its hold, an offer is released and frees what it held.
+    const later = decide(
+      s,
+      { ...req, user_id: 'u3' },
+      { nowMs: T0 + 3 * 3600_000, rng: seededRng(3), policy },
+    );
+    expect(later.decision).toBeNull(); // u3 never talked to b1
+    applyEvent(s, ev('message.received', 'u4'));
+    const u4 = decide(s, { ...req, user_id: 'u4' }, { nowMs: T0 + 3 * 3600_000, rng: seededRng(3), policy });
+    expect(s.statsOf('rich')).toMatchObject({ heldTotal: 9000 });
+    decide(s, { ...req, user_id: 'u3' }, { nowMs: T0 + 6 * 3600_000, rng: seededRng(3), policy });
+    expect(u4.decision).not.toBeNull();
+    expect(s.statsOf('rich')).toMatchObject({ served: 1, heldTotal: 0, heldDay: 0 });
+    expect(s.offers.held).toBe(0);
     // Served by another process: counts.
     applyEvent(
       s,
@@ -353,5 +391,92 @@ describe('decide', () => {
     expect(d().candidates[0].reason).toBe('chosen');
     expect(d().candidates[0].reason).toBe('chosen');
     expect(d().candidates[0].reason).toBe('frequency_cap'); // max 3 a day
+  });
+});
+
+describe('holdouts', () => {
+  const ev = (type: string, user: string) => ({
+    event_id: `${type}-${user}`,
+    type: type as never,
+    occurred_at: new Date(T0 - 1000).toISOString(),
+    business_id: 'b1',
+    user_id: user,
+    thread_id: `t_b1_${user}`,
+    channel: 'webchat' as const,
+    props: {},
+  });
+  it('records ghost offers for control users and answers with the next best; marks treatment offers', () => {
+    const s = new DecisionState();
+    s.setCampaigns([
+      campaign({ id: 'lift', bid: { cpm_micros: 9_000_000 }, holdout: 0.3 }),
+      campaign({ id: 'plain', bid: { cpm_micros: 1_000_000 } }),
+    ]);
+    const groups = { control: 0, treatment: 0 };
+    for (let i = 0; i < 2000; i++) {
+      const user = `h${i}`;
+      applyEvent(s, { ...ev('message.received', user), thread_id: `t_b1_${user}` });
+      const r = decide(
+        s,
+        { user_id: user, business_id: 'b1', channel: 'webchat' },
+        { nowMs: T0, rng: seededRng(i), policy },
+      );
+      const control = inHoldout('lift', user, 0.3);
+      expect(r.decision?.campaign.id).toBe(control ? 'plain' : 'lift');
+      expect(r.withheld).toEqual([
+        expect.objectContaining({
+          campaignId: 'lift',
+          priceMicros: 9000,
+          group: control ? 'control' : 'treatment',
+          ...(control ? {} : { decisionId: r.decision?.decisionId }),
+        }),
+      ]);
+      groups[control ? 'control' : 'treatment']++;
+    }
+    expect(groups.control / 2000).toBeGreaterThan(0.26);
+    expect(groups.control / 2000).toBeLessThan(0.34);
+    // Control users count against no budget: only treatment offers are held for the campaign.
+    expect(s.statsOf('lift').heldTotal).toBe(groups.treatment * 9000);
+    // A campaign without a holdout records nothing; explain names the holdout.
+    const control = Array.from({ length: 50 }, (_, i) => `h${i}`).find((u) => inHoldout('lift', u, 0.3))!;
+    const fresh = new DecisionState();
+    fresh.setCampaigns([campaign({ id: 'lift', bid: { cpm_micros: 9_000_000 }, holdout: 0.3 })]);
+    applyEvent(fresh, { ...ev('message.received', control), thread_id: `t_b1_${control}` });
+    const explained = decide(
+      fresh,
+      { user_id: control, business_id: 'b1', channel: 'webchat', explain: true },
+      { nowMs: T0, rng: seededRng(1), policy },
+    );
+    expect(explained.decision).toBeNull();
+    expect(explained.candidates).toEqual([
+      expect.objectContaining({ campaign_id: 'lift', reason: 'holdout' }),
+    ]);
+    expect(explained.withheld?.[0]).toMatchObject({ group: 'control' });
+    expect(explained.withheld?.[0].decisionId).toMatch(/^w_/);
+  });
+});
+
+describe('impressions in memory', () => {
+  it('keeps impressions only for the longest window they count in', () => {
+    const s = new DecisionState();
+    s.setCampaigns([campaign({ id: 'c', frequency_cap: { max: 1, per_seconds: 2 * 86_400 } })]);
+    const served = (user: string, atMs: number) => ({
+      event_id: `s-${user}`,
+      type: 'sponsored.served' as never,
+      occurred_at: new Date(atMs).toISOString(),
+      business_id: 'b1',
+      user_id: user,
+      thread_id: `t_b1_${user}`,
+      channel: 'webchat' as const,
+      props: { decision_id: `d-${user}`, campaign_id: 'c', price_micros: 10 },
+    });
+    applyEvent(s, served('now', T0));
+    applyEvent(s, served('yesterday', T0 - 1.5 * DAY_MS)); // within the 2-day cap window: kept
+    applyEvent(s, served('last-week', T0 - 7 * DAY_MS)); // older than every window: not kept
+    expect(s.impressions.made).toBe(2);
+    expect(s.view('yesterday', 'b1', 'webchat', 't_b1_yesterday', T0).servesSince('c', T0 - 2 * DAY_MS)).toBe(
+      1,
+    );
+    // Spend counts every impression all the same.
+    expect(s.statsOf('c')).toMatchObject({ served: 3, spentTotal: 30 });
   });
 });

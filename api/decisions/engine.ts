@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { type HoldoutGroup, inHoldout } from '../../core/campaigns/holdout.ts';
 import type { CanonicalEvent } from '../../core/events/schema.ts';
 import { impressionPrice, ineligibility, userIneligibility } from './eligibility.ts';
 import { serveProbability } from './pacing.ts';
@@ -8,7 +8,8 @@ import type { ServedFact, DecisionState } from './state.ts';
 import { type DecisionRequest, type LiveCampaign, type Policy, type Reason, threadOf } from './types.ts';
 
 // One decision: every campaign of the business is checked for eligibility, paced, valued, and the
-// best one is served and counted at once. Pure over the state, the clock and the random source.
+// best one is offered and held at once (it counts against caps, limits and budgets from then on).
+// Pure over the state, the clock and the random source.
 
 export type Candidate = {
   campaign_id: string;
@@ -25,22 +26,51 @@ export type Decision = {
   served: ServedFact;
 };
 
-export type DecideResult = { decision: Decision | null; candidates: Candidate[] };
+/**
+ * A would-be offer of a campaign with a holdout (docs/reports.md, lift): a ghost offer to a
+ * control user (not made), or the marker of a real offer to a treatment user.
+ */
+export type Withheld = {
+  decisionId: string;
+  campaignId: string;
+  priceMicros: number;
+  group: HoldoutGroup;
+};
+
+export type DecideResult = {
+  decision: Decision | null;
+  candidates: Candidate[];
+  /** Set when a campaign with a holdout would have been offered: record these as sponsored.withheld. */
+  withheld?: Withheld[];
+};
 
 export function decide(
   state: DecisionState,
   req: DecisionRequest,
-  opts: { nowMs: number; rng: Rng; policy: Policy; newId?: () => string },
+  opts: { nowMs: number; rng: Rng; policy: Policy; holdoutKey?: string },
 ): DecideResult {
   const thread = threadOf(req);
-  const view = state.view(req.user_id, req.business_id, req.channel, thread, opts.nowMs);
+  state.releaseExpired(opts.nowMs);
+  const view = state.view(
+    req.user_id,
+    req.business_id,
+    req.channel,
+    thread,
+    opts.nowMs,
+    req.context?.keywords,
+  );
   // Without an explanation to give, a user nothing can be served to is answered at once.
   if (!req.explain && userIneligibility(view, opts.nowMs, opts.policy))
     return { decision: null, candidates: [] };
   // Candidates are only built when asked for: a plain decision keeps just the best so far.
   const explain = req.explain === true;
   const candidates: Candidate[] = [];
-  let win: { c: LiveCampaign; price: number; value: number; cand?: Candidate } | undefined;
+  type Pick = { c: LiveCampaign; price: number; value: number; cand?: Candidate; at: number };
+  let win: Pick | undefined;
+  // Campaigns with a holdout this user is in the control group of: never offered, but recorded as
+  // ghost offers when they would have been (when they rank above the offer made).
+  let control: Pick[] | undefined;
+  let at = 0;
   const campaigns = explain
     ? state.campaignsOf(req.business_id)
     : state.servableCampaignsOf(req.business_id, req.channel);
@@ -63,13 +93,16 @@ export function decide(
     }
     const value = impressionValue(c, stats, opts.rng);
     if (cand) cand.value_micros = value;
-    if (!win || value > win.value) win = { c, price, value, cand }; // ties: the earlier campaign
+    const pick = { c, price, value, cand, at: at++ };
+    if (c.holdout > 0 && inHoldout(c.id, req.user_id, c.holdout, opts.holdoutKey)) {
+      control ??= [];
+      control.push(pick);
+    } else if (!win || value > win.value) win = pick; // ties: the earlier campaign
   }
-  if (!win) return { decision: null, candidates };
+  const withheld = control && ghosts(state, control, win);
+  if (!win) return { decision: null, candidates, ...(withheld ? { withheld } : {}) };
   if (win.cand) win.cand.reason = 'chosen';
-  const decisionId = opts.newId?.() ?? `d_${randomUUID().replaceAll('-', '')}`;
-  const served: ServedFact = {
-    decisionId,
+  const offer: Omit<ServedFact, 'decisionId'> = {
     campaignId: win.c.id,
     businessId: req.business_id,
     userId: req.user_id,
@@ -78,28 +111,33 @@ export function decide(
     priceMicros: win.price,
     atMs: opts.nowMs,
   };
-  state.noteServed(served, true);
-  return { decision: { decisionId, campaign: win.c, priceMicros: win.price, served }, candidates };
+  const decisionId = state.hold(offer);
+  const served: ServedFact = { decisionId, ...offer };
+  const decision = { decisionId, campaign: win.c, priceMicros: win.price, served };
+  // A treatment user's offer of a campaign with a holdout is marked the same way as a ghost.
+  const marked =
+    win.c.holdout > 0
+      ? [
+          ...(withheld ?? []),
+          { decisionId, campaignId: win.c.id, priceMicros: win.price, group: 'treatment' as const },
+        ]
+      : withheld;
+  return { decision, candidates, ...(marked ? { withheld: marked } : {}) };
 }
 
-/** The sponsored.served event a decision publishes. */
-export function servedEvent(d: Decision): CanonicalEvent {
-  const f = d.served;
-  return {
-    event_id: randomUUID(),
-    type: 'sponsored.served',
-    occurred_at: new Date(f.atMs).toISOString(),
-    business_id: f.businessId,
-    user_id: f.userId,
-    thread_id: f.threadId,
-    channel: f.channel as CanonicalEvent['channel'],
-    props: {
-      decision_id: f.decisionId,
-      campaign_id: f.campaignId,
-      creative_id: f.campaignId,
-      price_micros: f.priceMicros,
-    },
-  };
+/** The control campaigns that would have been offered: those ranking above the offer made. */
+function ghosts(
+  state: DecisionState,
+  control: { c: LiveCampaign; price: number; value: number; cand?: Candidate; at: number }[],
+  win: { value: number; at: number } | undefined,
+): Withheld[] | undefined {
+  const out: Withheld[] = [];
+  for (const g of control) {
+    if (win && (g.value < win.value || (g.value === win.value && g.at > win.at))) continue;
+    if (g.cand) g.cand.reason = 'holdout';
+    out.push({ decisionId: state.ghostId(), campaignId: g.c.id, priceMicros: g.price, group: 'control' });
+  }
+  return out.length ? out : undefined;
 }
 
 const CONVERSING = new Set(['message.received', 'postback', 'referral']);
@@ -115,9 +153,12 @@ export const FEED_TYPES = new Set([
 
 /** Applies one event from the events topic to the state. */
 export function applyEvent(state: DecisionState, e: CanonicalEvent) {
-  if (CONVERSING.has(e.type)) return state.noteConversation(e.business_id, e.user_id);
   const atMs = Date.parse(e.occurred_at);
   const p = e.props ?? {};
+  if (CONVERSING.has(e.type)) {
+    if (e.type === 'message.received') state.noteKeywords(e.thread_id, p.keywords, atMs);
+    return state.noteConversation(e.business_id, e.user_id);
+  }
   switch (e.type) {
     case 'optout':
     case 'optin':
@@ -127,19 +168,16 @@ export function applyEvent(state: DecisionState, e: CanonicalEvent) {
       state.noteBlocked(e.business_id, e.user_id);
       break;
     case 'sponsored.served':
-      state.noteServed(
-        {
-          decisionId: String(p.decision_id ?? e.event_id),
-          campaignId: String(p.campaign_id),
-          businessId: e.business_id,
-          userId: e.user_id,
-          threadId: e.thread_id,
-          channel: e.channel,
-          priceMicros: Number(p.price_micros ?? 0) || 0,
-          atMs,
-        },
-        false,
-      );
+      state.noteServed({
+        decisionId: String(p.decision_id ?? e.event_id),
+        campaignId: String(p.campaign_id),
+        businessId: e.business_id,
+        userId: e.user_id,
+        threadId: e.thread_id,
+        channel: e.channel,
+        priceMicros: Number(p.price_micros ?? 0) || 0,
+        atMs,
+      });
       break;
     case 'sponsored.clicked':
       state.noteClicked(String(p.decision_id ?? e.event_id), String(p.campaign_id), atMs);

@@ -37,10 +37,12 @@ export async function createDecisionEngine(deps: {
   logger: Logger;
   topics: { events: string; membership: string };
   decisions: Config['decisions'];
+  /** Keys holdout assignment (PARLEY_HOLDOUT_KEY). */
+  holdoutKey?: string;
   rng?: Rng;
 }): Promise<DecisionEngine> {
   const log = deps.logger.child({ component: 'decisions' });
-  const state = new DecisionState();
+  const state = new DecisionState({ holdMs: deps.decisions.holdMs });
   const campaigns = createCampaignStore(deps.store);
   const rng = deps.rng ?? seededRng(randomBytes(4).readUInt32LE(0));
   const trackers = new Map<string, Tracker>();
@@ -153,6 +155,7 @@ export async function createDecisionEngine(deps: {
         nowMs,
         rng,
         policy: { quietPeriodMs: deps.decisions.quietPeriodMs, channel },
+        holdoutKey: deps.holdoutKey,
       });
     },
     status: () => ({ ready, campaigns: state.campaignCount, users: state.users.size, behind: behind() }),

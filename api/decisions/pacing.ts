@@ -1,4 +1,4 @@
-import { type CampaignStats, DAY_MS, type LiveCampaign, spentToday } from './types.ts';
+import { type CampaignStats, committedTotal, DAY_MS, type LiveCampaign, spentToday } from './types.ts';
 
 // Pacing: `asap` serves whenever eligible. `even` keeps spend on a straight line through the
 // UTC day (daily budget) and through the flight (total budget, when the flight has an end): the
@@ -33,7 +33,7 @@ export function serveProbability(
   if (c.endMs !== null) {
     const fraction = Math.min(1, Math.max(0, (nowMs - c.startMs) / (c.endMs - c.startMs)));
     const band = Math.max(3 * priceMicros, c.totalBudget * 0.002, (c.dailyBudget ?? 0) * 0.005);
-    p = Math.min(p, aheadProbability(stats.spentTotal, c.totalBudget * fraction, band));
+    p = Math.min(p, aheadProbability(committedTotal(stats), c.totalBudget * fraction, band));
   }
   return p;
 }

@@ -1,21 +1,23 @@
-import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Bus } from '../../core/bus/types.ts';
 import { ParleyError } from '../../core/errors.ts';
 import { publishCanonical } from '../../core/events/publish.ts';
-import { CHANNELS, type CanonicalEvent } from '../../core/events/schema.ts';
+import { CHANNELS, type CanonicalEvent, type Channel } from '../../core/events/schema.ts';
 import type { Auth } from '../../core/http/auth.ts';
 import { strictObject } from '../../core/input.ts';
-import type { Metrics } from '../../core/metrics.ts';
 import { type App, errorBody, requireRole } from '../../core/http/fastify.ts';
-import { type ClickFacts, clickEventId, clickUrl, verifyClick } from './click.ts';
-import { servedEvent } from './engine.ts';
+import type { Metrics } from '../../core/metrics.ts';
+import { clickEventId, verifyClick } from '../../core/offers/click.ts';
+import { derivedEventId, type OfferFacts, signOffer, verifyOffer } from '../../core/offers/token.ts';
+import type { Withheld } from './engine.ts';
 import type { DecisionEngine } from './feed.ts';
-import { REASONS } from './types.ts';
+import type { BatchLog, OfferLog } from './offer-log.ts';
+import { type DecisionRequest, REASONS, threadOf } from './types.ts';
 
 // POST /v1/decisions (ad server): the sponsored message to insert into one thread now, or 204.
-// The decision is counted in memory at once and published as sponsored.served before the answer.
-// GET /v1/decisions/:id/click: a signed click URL records sponsored.clicked.
+// The answer is an offer, held in this process's memory and answered without waiting for any
+// write; it carries a signed token that turns into an impression when delivery is seen
+// (impressions-route.ts, the platform webhooks). GET /v1/decisions/:id/click records a click.
 
 const id = z.string().min(1).max(128);
 const decisionInput = strictObject({
@@ -23,7 +25,13 @@ const decisionInput = strictObject({
   business_id: id,
   thread_id: id.optional().describe('Default t_<business_id>_<user_id>, as in events'),
   channel: z.enum(CHANNELS),
-  context: strictObject({ keywords: z.array(z.string().max(512)).max(64).optional() }).optional(),
+  context: strictObject({
+    keywords: z
+      .array(z.string().max(512))
+      .max(64)
+      .optional()
+      .describe("Keywords of the conversation now, matched against campaigns' keywords_any / keywords_none"),
+  }).optional(),
   explain: z.boolean().optional().describe('Also return every candidate and why it was or was not chosen'),
 }).meta({
   examples: [
@@ -54,11 +62,44 @@ const decisionView = z
     campaign_id: z.string(),
     creative: z.unknown(),
     price_micros: z.number(),
-    tracking: z.object({ click_url: z.string() }),
+    delivery_tag: z
+      .string()
+      .describe(
+        'The offer token. Put it on the message you send: Messenger/Instagram Send API message.metadata (echoed in message_echoes), WhatsApp Cloud API biz_opaque_callback_data (echoed in statuses); the echo records the impression. Or confirm it with POST /v1/impressions.',
+      ),
+    tracking: z.object({
+      impression_url: z.string().describe('GET when the message is shown: records the impression'),
+      click_url: z.string().describe('Send the user here on a click: records sponsored.clicked'),
+    }),
     postback_payload: z.string().describe('Put on chat buttons: a tap becomes sponsored.clicked'),
+    hold_seconds: z
+      .number()
+      .describe('How long the offer is held for this thread; confirm delivery within it'),
     candidates: z.array(candidateView).optional(),
   })
-  .meta({ id: 'Decision', description: 'The sponsored message to insert, with its tracking' });
+  .meta({
+    id: 'Decision',
+    description: 'An offer: held for hold_seconds, an impression once its delivery is confirmed',
+    example: {
+      decision_id: 'd_4f1c9a2b7e1a',
+      campaign_id: 'cmp_spring',
+      creative: {
+        text: 'A spring cut, 20% off',
+        buttons: [{ title: 'Book', url: 'https://barber.example/book' }],
+      },
+      price_micros: 5000,
+      delivery_tag:
+        'o1.d_4f1c9a2b7e1a.cmp_spring.biz_barber_42.u_8d1f.1..3uw.mhx9c3k0.Zk3v9Qp0aT1sYw8bLr2nXc',
+      tracking: {
+        impression_url:
+          'https://ads.example.com/v1/impressions/o1.d_4f1c9a2b7e1a.cmp_spring.biz_barber_42.u_8d1f.1..3uw.mhx9c3k0.Zk3v9Qp0aT1sYw8bLr2nXc',
+        click_url:
+          'https://ads.example.com/v1/decisions/d_4f1c9a2b7e1a/click?o=o1.d_4f1c9a2b7e1a.cmp_spring.biz_barber_42.u_8d1f.1..3uw.mhx9c3k0.Zk3v9Qp0aT1sYw8bLr2nXc',
+      },
+      postback_payload: 'parley:d:d_4f1c9a2b7e1a:cmp_spring',
+      hold_seconds: 600,
+    },
+  });
 const explainedNone = z
   .object({ decision_id: z.null(), candidates: z.array(candidateView) })
   .meta({ id: 'NoDecisionExplained', description: 'Nothing was chosen; why, for each candidate' });
@@ -71,10 +112,45 @@ const clickQuery = z.object({
   t: z.string().max(128).optional(),
   to: z.string().max(2048).optional(),
   s: z.string().max(64).optional(),
+  o: z.string().max(1000).optional().describe('The offer token (click URLs made since offers have tokens)'),
 });
 
-function baseUrl(req: FastifyRequest, configured?: string) {
-  return configured ?? `${req.protocol}://${req.host}`;
+/** The record of a would-be offer of a campaign with a holdout (docs/reports.md, lift). */
+function withheldEvent(req: DecisionRequest, w: Withheld): CanonicalEvent {
+  return {
+    event_id: derivedEventId('withheld', w.decisionId),
+    type: 'sponsored.withheld',
+    occurred_at: new Date().toISOString(),
+    business_id: req.business_id,
+    user_id: req.user_id,
+    thread_id: threadOf(req),
+    channel: req.channel as Channel,
+    props: {
+      decision_id: w.decisionId,
+      campaign_id: w.campaignId,
+      creative_id: w.campaignId,
+      price_micros: w.priceMicros,
+      group: w.group,
+    },
+  };
+}
+
+/**
+ * What a click URL says: from its offer token (a click may come long after the offer, so the
+ * token's age does not matter, and the destination is the campaign's button URL), or from the
+ * signed query of click URLs made before offers had tokens.
+ */
+function clickFacts(
+  deps: { clickKey: Buffer; engine: DecisionEngine },
+  decisionId: string,
+  q: z.infer<typeof clickQuery>,
+) {
+  if (q.o === undefined) return verifyClick(deps.clickKey, decisionId, q);
+  const check = verifyOffer(deps.clickKey, q.o, Date.now(), Number.POSITIVE_INFINITY);
+  if (!check.ok || check.facts.decision_id !== decisionId) return undefined;
+  const o: OfferFacts = check.facts;
+  const to = deps.engine.state.campaign(o.campaign_id)?.source.creative.buttons?.find((b) => b.url)?.url;
+  return { ...o, ...(to ? { to } : {}) };
 }
 
 export async function decisionsRoute(
@@ -85,10 +161,16 @@ export async function decisionsRoute(
     auth: Auth;
     eventsTopic: string;
     clickKey: Buffer;
+    offerLog?: OfferLog;
+    /** Where the would-be offers of campaigns with a holdout go (sponsored.withheld). */
+    withheldLog?: BatchLog<CanonicalEvent>;
     publicUrl?: string;
     metrics?: Metrics;
   },
 ) {
+  const served = deps.metrics?.decisions.labels('served');
+  const none = deps.metrics?.decisions.labels('none');
+  const holdSeconds = deps.engine.state.holdMs / 1000;
   const pre = requireRole(deps.auth, 'adserver');
 
   app.get(
@@ -123,7 +205,9 @@ export async function decisionsRoute(
         response: {
           200: z
             .union([decisionView, explainedNone])
-            .describe('The message to insert; with explain, every candidate and why'),
+            .describe(
+              'An offer, held for hold_seconds; with explain and nothing eligible, only the candidates',
+            ),
           204: z.null().describe('Nothing is eligible for this thread now'),
           400: errorBody,
           401: errorBody,
@@ -135,35 +219,41 @@ export async function decisionsRoute(
     async (req, reply) => {
       deps.auth.checkBusiness(req.principal!, req.body.business_id);
       if (!deps.engine.isReady()) throw new ParleyError('PARLEY_ERR_NOT_READY');
-      const { decision, candidates } = deps.engine.decide(req.body);
-      const explained = req.body.explain ? { candidates } : {};
+      const { decision, candidates, withheld } = deps.engine.decide(req.body);
+      if (withheld) for (const w of withheld) deps.withheldLog?.add(withheldEvent(req.body, w));
       if (!decision) {
-        deps.metrics?.decisions.labels('none').inc();
+        none?.inc();
         if (req.body.explain) return { decision_id: null, candidates };
         return reply.code(204).send(null);
       }
-      await publishCanonical(deps.bus, deps.eventsTopic, [servedEvent(decision)]);
-      deps.metrics?.decisions.labels('served').inc();
-      const c = decision.campaign;
+      served?.inc();
       const f = decision.served;
-      const to = c.source.creative.buttons?.find((b) => b.url)?.url;
-      const facts: ClickFacts = {
+      deps.offerLog?.add(f);
+      const c = decision.campaign;
+      const token = signOffer(deps.clickKey, {
         decision_id: f.decisionId,
-        campaign_id: c.id,
-        user_id: f.userId,
+        campaign_id: f.campaignId,
         business_id: f.businessId,
-        channel: f.channel,
+        user_id: f.userId,
+        channel: f.channel as Channel,
         thread_id: f.threadId,
-        ...(to ? { to } : {}),
-      };
+        price_micros: f.priceMicros,
+        at_ms: f.atMs,
+      });
+      const base = deps.publicUrl ?? `${req.protocol}://${req.host}`;
       return {
         decision_id: f.decisionId,
         campaign_id: c.id,
         creative: c.source.creative,
-        price_micros: decision.priceMicros,
-        tracking: { click_url: clickUrl(baseUrl(req, deps.publicUrl), deps.clickKey, facts) },
+        price_micros: f.priceMicros,
+        delivery_tag: token,
+        tracking: {
+          impression_url: `${base}/v1/impressions/${token}`,
+          click_url: `${base}/v1/decisions/${f.decisionId}/click?o=${token}`,
+        },
         postback_payload: `parley:d:${f.decisionId}:${c.id}`,
-        ...explained,
+        hold_seconds: holdSeconds,
+        ...(req.body.explain ? { candidates } : {}),
       };
     },
   );
@@ -185,7 +275,7 @@ export async function decisionsRoute(
       },
     },
     async (req, reply) => {
-      const f = verifyClick(deps.clickKey, req.params.id, req.query);
+      const f = clickFacts(deps, req.params.id, req.query);
       if (!f)
         throw new ParleyError(
           'PARLEY_ERR_BAD_REQUEST',

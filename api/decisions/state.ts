@@ -1,13 +1,17 @@
 import type { Campaign } from '../../core/campaigns/schema.ts';
+import { CHANNELS } from '../../core/events/schema.ts';
+import { type HeldOffer, OfferBook, threadHash } from './offers.ts';
 import { type CampaignStats, DAY_MS, dayOf, emptyStats, type LiveCampaign, type UserView } from './types.ts';
 
-// The decision engine's memory: campaigns, segment membership and delivery counters. It is fed
-// from the bus (membership topic, events topic) and by this process's own decisions, and read
-// on every decision without any I/O.
+// The decision engine's memory: campaigns, segment membership, delivery counters and the offers
+// this process holds. It is fed from the bus (membership topic, events topic) and by this
+// process's own offers, and read on every decision without any I/O.
 //
 // Memory: user ids are interned once to small integers; each segment is a bitset over those
 // integers (1M users → 125 KB per segment), so 1M users × 20 segments cost the intern table and
-// 2.5 MB of bits. Counters exist only for users who were served.
+// 2.5 MB of bits. Held offers and recent impressions live in queues of typed-array chunks
+// (offers.ts, 32 bytes each), linked per user; impressions are kept for the longest window they
+// count in (at least a day), offers until confirmed or released.
 
 export type ServedFact = {
   decisionId: string;
@@ -21,11 +25,35 @@ export type ServedFact = {
 };
 
 const NO_STATS: Readonly<CampaignStats> = Object.freeze(emptyStats());
+const CHANNEL_CODE = new Map<string, number>(CHANNELS.map((c, i) => [c, i]));
+/** Keywords of the thread's latest incoming messages that contextual targeting reads. */
+const THREAD_MESSAGES = 3;
+const THREAD_WORDS_MS = DAY_MS;
+/** Held offers are released this long after their token expires, so a last-moment confirmation arrives first. */
+export const RELEASE_GRACE_MS = 60_000;
 const k2 = (a: string, b: string) => `${a}\u0000${b}`;
-const k3 = (a: string, b: string, c: string) => `${a}\u0000${b}\u0000${c}`;
 
 export class DecisionState {
   readonly users = new Map<string, number>();
+  /** How long an offer is held (and its token accepted). */
+  readonly holdMs: number;
+  readonly offers: OfferBook;
+  private readonly campIndex = new Map<string, number>();
+  private readonly campStats: CampaignStats[] = [];
+  private readonly campBusiness: string[] = [];
+  /**
+   * Impressions from the bus, for the windows they count in (frequency caps, channel daily limits,
+   * the quiet period): kept in the order read, for the longest window (at least a day), linked per
+   * user like held offers. A repeated confirmation is recognised in its user's chain.
+   */
+  readonly impressions: OfferBook;
+  private newestImpressionMs = Number.NEGATIVE_INFINITY;
+  /** The longest window an impression counts in (at least a day); set from campaigns. */
+  private impressionRetentionMs = DAY_MS;
+  /** thread → keywords of its latest incoming messages (newest first) and their times. */
+  private readonly threadWords = new Map<string, { at: number[]; words: string[][] }>();
+  /** The user's held offers and recent impressions, gathered once per decision. */
+  private readonly recent: { campaign: number; channel: number; thread: number; atMs: number }[] = [];
   private readonly segIndex = new Map<string, number>();
   private segBits: Uint32Array[] = [];
   private words = 1024;
@@ -33,22 +61,25 @@ export class DecisionState {
   /** `${business}\0${user}` → latest optout/optin (by occurred time). */
   private readonly optState = new Map<string, { out: boolean; atMs: number }>();
   private readonly blocked = new Set<string>();
-  /** user → campaign → serve times, newest last, at most the campaign's cap kept. */
-  private readonly freq = new Map<string, Map<string, number[]>>();
-  /** `${user}\0${business}\0${channel}` → serves on a UTC day. */
-  private readonly channelDay = new Map<string, { day: number; n: number }>();
-  private readonly threadLast = new Map<string, number>();
   readonly stats = new Map<string, CampaignStats>();
   private readonly clicked = new Set<string>();
-  /** Decisions this process served and counted, whose echo from the bus must not count again. */
-  private readonly pendingEcho = new Set<string>();
   private campaigns: LiveCampaign[] = [];
   private byBusiness = new Map<string, LiveCampaign[]>();
+  private byId = new Map<string, LiveCampaign>();
   /** `${business}\0${channel}` → the active campaigns allowed on that channel, built on first use. */
   private servable = new Map<string, LiveCampaign[]>();
-  private freqKeep = new Map<string, number>();
   /** Delivery before this time was loaded from the store; the bus's copy of it only feeds windows. */
   statsCutoffMs = Number.NEGATIVE_INFINITY;
+
+  constructor(opts: { holdMs?: number } = {}) {
+    this.holdMs = opts.holdMs ?? 600_000;
+    this.offers = new OfferBook((c, price, atMs) => {
+      const s = this.campStats[c];
+      s.heldTotal -= price;
+      if (dayOf(atMs) === s.heldDayOf) s.heldDay -= price;
+    });
+    this.impressions = new OfferBook(() => {}, 16_384);
+  }
 
   // ---- identity
 
@@ -102,14 +133,20 @@ export class DecisionState {
   setCampaigns(list: Campaign[]) {
     this.campaigns = list.filter((c) => !c.deleted).map((c) => this.compile(c));
     this.byBusiness = new Map();
+    this.byId = new Map(this.campaigns.map((c) => [c.id, c]));
     this.servable = new Map();
-    this.freqKeep = new Map();
+    this.impressionRetentionMs = DAY_MS;
     for (const c of this.campaigns) {
+      this.impressionRetentionMs = Math.max(this.impressionRetentionMs, c.freqWindowMs);
+      this.campaignIndex(c.id, c.businessId);
       const l = this.byBusiness.get(c.businessId) ?? [];
       l.push(c);
       this.byBusiness.set(c.businessId, l);
-      this.freqKeep.set(c.id, c.freqMax);
     }
+  }
+
+  campaign(id: string): LiveCampaign | undefined {
+    return this.byId.get(id);
   }
 
   campaignsOf(businessId: string): readonly LiveCampaign[] {
@@ -137,8 +174,26 @@ export class DecisionState {
     return this.campaigns.length;
   }
 
+  private campaignIndex(id: string, businessId?: string) {
+    let i = this.campIndex.get(id);
+    if (i === undefined) {
+      i = this.campStats.length;
+      this.campIndex.set(id, i);
+      this.campStats.push(this.stats.get(id) ?? emptyStats());
+      this.stats.set(id, this.campStats[i]);
+    }
+    if (businessId !== undefined) this.campBusiness[i] = businessId;
+    return i;
+  }
+
+  /** The writable delivery record of a campaign. */
+  statsFor(campaignId: string, businessId?: string): CampaignStats {
+    return this.campStats[this.campaignIndex(campaignId, businessId)];
+  }
+
   private compile(c: Campaign): LiveCampaign {
     const t = c.targeting;
+    const words = (l?: string[]) => (l?.length ? new Set(l.map((w) => w.toLowerCase())) : null);
     return {
       id: c.id,
       businessId: c.business_id,
@@ -149,6 +204,8 @@ export class DecisionState {
       segAll: (t.segments_all ?? []).map((s) => this.segmentIndex(s)),
       segAny: (t.segments_any ?? []).map((s) => this.segmentIndex(s)),
       segNone: (t.segments_none ?? []).map((s) => this.segmentIndex(s)),
+      kwAny: words(t.keywords_any),
+      kwNone: words(t.keywords_none),
       bid:
         'cpm_micros' in c.bid
           ? { kind: 'cpm', micros: c.bid.cpm_micros }
@@ -158,6 +215,7 @@ export class DecisionState {
       freqMax: c.frequency_cap.max,
       freqWindowMs: c.frequency_cap.per_seconds * 1000,
       pacing: c.pacing,
+      holdout: c.holdout ?? 0,
       source: c,
     };
   }
@@ -168,6 +226,24 @@ export class DecisionState {
   }
 
   // ---- facts from the events topic
+
+  /** Keeps the keywords of a thread's latest incoming messages (never their text). */
+  noteKeywords(threadId: string, keywords: unknown, atMs: number) {
+    if (!Array.isArray(keywords) || keywords.length === 0) return;
+    const words = keywords.filter((k): k is string => typeof k === 'string').map((k) => k.toLowerCase());
+    let t = this.threadWords.get(threadId);
+    if (!t) {
+      t = { at: [], words: [] };
+      this.threadWords.set(threadId, t);
+    }
+    let i = 0;
+    while (i < t.at.length && t.at[i] > atMs) i++;
+    if (i >= THREAD_MESSAGES) return; // older than the messages kept
+    t.at.splice(i, 0, atMs);
+    t.words.splice(i, 0, words);
+    t.at.length = Math.min(t.at.length, THREAD_MESSAGES);
+    t.words.length = t.at.length;
+  }
 
   noteConversation(businessId: string, userId: string) {
     const u = this.userIndex(userId, true);
@@ -190,14 +266,62 @@ export class DecisionState {
     this.blocked.add(k2(businessId, userId));
   }
 
-  /** A served decision, counted once whether it comes from this process or the bus. */
-  noteServed(f: ServedFact, local: boolean) {
-    if (local) this.pendingEcho.add(f.decisionId);
-    else if (this.pendingEcho.delete(f.decisionId)) return;
+  /**
+   * Holds a new offer: from now on it counts against caps, limits and budgets in this process.
+   * Returns its decision id.
+   */
+  hold(f: Omit<ServedFact, 'decisionId'>): string {
+    const stats = this.statsFor(f.campaignId, f.businessId);
+    stats.heldTotal += f.priceMicros;
     const day = dayOf(f.atMs);
-    if (local || f.atMs >= this.statsCutoffMs) {
-      const s = this.stats.get(f.campaignId) ?? emptyStats();
-      this.stats.set(f.campaignId, s);
+    if (day > stats.heldDayOf) {
+      stats.heldDayOf = day;
+      stats.heldDay = 0;
+    }
+    if (day === stats.heldDayOf) stats.heldDay += f.priceMicros;
+    const seq = this.offers.add(
+      {
+        key: 0,
+        campaign: this.campIndex.get(f.campaignId)!,
+        channel: CHANNEL_CODE.get(f.channel) ?? 255,
+        thread: threadHash(f.threadId),
+        atMs: f.atMs,
+        priceMicros: f.priceMicros,
+      },
+      this.userIndex(f.userId, true),
+    );
+    return this.offers.idOf(seq);
+  }
+
+  private ghosts = 0;
+  /** A decision id for a ghost offer (never held): `w_` and this process's instance. */
+  ghostId() {
+    return `w_${this.offers.instance}${(this.ghosts++).toString(36)}`;
+  }
+
+  /** Releases the offers whose hold (and grace) has ended by nowMs. */
+  releaseExpired(nowMs: number) {
+    this.offers.expire(nowMs - this.holdMs - RELEASE_GRACE_MS);
+  }
+
+  /**
+   * An impression (sponsored.served from the bus), counted once per decision however often it is
+   * confirmed. If this process holds the offer, the hold ends: the impression counts instead.
+   */
+  noteServed(f: ServedFact) {
+    const mine = this.offers.seqOf(f.decisionId);
+    if (mine >= 0 && this.offers.confirm(mine) === 'seen') return;
+    const u = this.userIndex(f.userId, true);
+    const campaign = this.campaignIndex(f.campaignId, f.businessId);
+    const key = threadHash(f.decisionId);
+    let repeated = false;
+    this.impressions.forEachHeld(u, (o) => {
+      if (o.key === key && o.campaign === campaign) repeated = true;
+    });
+    if (repeated) return;
+    if (f.atMs >= this.statsCutoffMs) {
+      const s = this.campStats[campaign];
+      const day = dayOf(f.atMs);
       s.served++;
       s.spentTotal += f.priceMicros;
       if (day > s.day) {
@@ -206,72 +330,100 @@ export class DecisionState {
       }
       if (day === s.day) s.spentDay += f.priceMicros;
     }
-
-    let perUser = this.freq.get(f.userId);
-    if (!perUser) {
-      perUser = new Map();
-      this.freq.set(f.userId, perUser);
-    }
-    const times = perUser.get(f.campaignId) ?? [];
-    times.push(f.atMs);
-    if (times.length > 1 && times[times.length - 2] > f.atMs) times.sort((a, b) => a - b);
-    const keep = this.freqKeep.get(f.campaignId) ?? 1;
-    if (times.length > keep) times.splice(0, times.length - keep);
-    perUser.set(f.campaignId, times);
-
-    const ck = k3(f.userId, f.businessId, f.channel);
-    const cd = this.channelDay.get(ck);
-    if (!cd || day > cd.day) this.channelDay.set(ck, { day, n: 1 });
-    else if (day === cd.day) cd.n++;
-
-    const last = this.threadLast.get(f.threadId) ?? Number.NEGATIVE_INFINITY;
-    if (f.atMs > last) this.threadLast.set(f.threadId, f.atMs);
+    // Reading the bus from its beginning at start, impressions older than every window are
+    // dropped as they come (relative to the newest read), so a long retention costs no memory.
+    if (f.atMs > this.newestImpressionMs) this.newestImpressionMs = f.atMs;
+    const horizon = this.newestImpressionMs - this.impressionRetentionMs;
+    if (f.atMs < horizon) return;
+    if (this.impressions.made % 4096 === 0) this.impressions.expire(horizon);
+    this.impressions.add(
+      {
+        key,
+        campaign,
+        channel: CHANNEL_CODE.get(f.channel) ?? 255,
+        thread: threadHash(f.threadId),
+        atMs: f.atMs,
+        priceMicros: 0,
+      },
+      u,
+    );
   }
 
   noteClicked(decisionId: string, campaignId: string, atMs = Number.POSITIVE_INFINITY) {
     if (this.clicked.has(decisionId)) return;
     this.clicked.add(decisionId);
     if (atMs < this.statsCutoffMs) return; // counted in the stored delivery
-    const s = this.stats.get(campaignId) ?? emptyStats();
-    this.stats.set(campaignId, s);
-    s.clicks++;
+    this.statsFor(campaignId).clicks++;
   }
 
   // ---- reads
 
-  view(userId: string, businessId: string, channel: string, threadId: string, nowMs: number): UserView {
+  view(
+    userId: string,
+    businessId: string,
+    channel: string,
+    threadId: string,
+    nowMs: number,
+    context?: readonly string[],
+  ): UserView {
     const u = this.users.get(userId) ?? -1;
     const opt = this.optState.get(k2(businessId, userId));
-    const cd = this.channelDay.get(k3(userId, businessId, channel));
-    const served = this.freq.get(userId);
+    const today = dayOf(nowMs);
+    let channelToday = 0;
+    let threadLastMs = Number.NEGATIVE_INFINITY;
+    // The user's recent impressions, and the offers this user holds here, which count like them.
+    const held = this.recent;
+    held.length = 0;
+    const gather = (o: HeldOffer) => {
+      held.push({ campaign: o.campaign, channel: o.channel, thread: o.thread, atMs: o.atMs });
+    };
+    this.impressions.forEachHeld(u, gather);
+    if (this.offers.held > 0) this.offers.forEachHeld(u, gather);
+    if (held.length > 0) {
+      const ch = CHANNEL_CODE.get(channel) ?? 255;
+      const th = threadHash(threadId);
+      for (const o of held) {
+        if (o.channel === ch && dayOf(o.atMs) === today && this.campBusiness[o.campaign] === businessId)
+          channelToday++;
+        if (o.thread === th && o.atMs > threadLastMs) threadLastMs = o.atMs;
+      }
+    }
+    const thread = this.threadWords.get(threadId);
     return {
       inSegment: (s) => this.isMember(s, u),
       optedOut: opt?.out === true,
       blocked: this.blocked.has(k2(businessId, userId)),
       hasConversation: u >= 0 && (this.conversations.get(businessId)?.has(u) ?? false),
-      channelToday: cd && cd.day === dayOf(nowMs) ? cd.n : 0,
-      threadLastMs: this.threadLast.get(threadId) ?? Number.NEGATIVE_INFINITY,
+      channelToday,
+      threadLastMs,
       servesSince: (campaignId, sinceMs) => {
-        const times = served?.get(campaignId);
-        if (!times) return 0;
         let n = 0;
-        for (let i = times.length - 1; i >= 0 && times[i] >= sinceMs; i--) n++;
+        if (held.length > 0) {
+          const c = this.campIndex.get(campaignId);
+          for (const o of held) if (o.campaign === c && o.atMs >= sinceMs) n++;
+        }
         return n;
+      },
+      mentions: (words) => {
+        if (context) for (const k of context) if (words.has(k.toLowerCase())) return true;
+        if (thread)
+          for (let i = 0; i < thread.at.length; i++)
+            if (nowMs - thread.at[i] < THREAD_WORDS_MS)
+              for (const k of thread.words[i]) if (words.has(k)) return true;
+        return false;
       },
     };
   }
 
   /** Drops counters that can no longer affect a decision; run now and then. */
   prune(nowMs: number, quietPeriodMs: number) {
-    const today = dayOf(nowMs);
-    for (const [k, v] of this.channelDay) if (v.day < today) this.channelDay.delete(k);
-    for (const [k, t] of this.threadLast) if (nowMs - t >= quietPeriodMs) this.threadLast.delete(k);
-    let longest = DAY_MS;
+    // Impressions are kept for the longest window any of them counts in.
+    let longest = Math.max(DAY_MS, quietPeriodMs);
     for (const c of this.campaigns) longest = Math.max(longest, c.freqWindowMs);
-    for (const [u, perUser] of this.freq) {
-      for (const [c, times] of perUser) if (times[times.length - 1] < nowMs - longest) perUser.delete(c);
-      if (perUser.size === 0) this.freq.delete(u);
-    }
+    this.impressionRetentionMs = longest;
+    this.impressions.expire(nowMs - longest);
     if (this.clicked.size > 5_000_000) this.clicked.clear();
+    for (const [t, w] of this.threadWords) if (nowMs - w.at[0] >= THREAD_WORDS_MS) this.threadWords.delete(t);
+    this.releaseExpired(nowMs);
   }
 }

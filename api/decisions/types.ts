@@ -18,16 +18,25 @@ export type LiveCampaign = {
   segAll: number[];
   segAny: number[];
   segNone: number[];
+  /** Lower-cased keywords: at least one must be in the conversation's context (null: no rule). */
+  kwAny: ReadonlySet<string> | null;
+  /** Lower-cased keywords none of which may be in the conversation's context. */
+  kwNone: ReadonlySet<string> | null;
   bid: { kind: 'cpm' | 'cpc'; micros: number };
   totalBudget: number;
   dailyBudget: number | null;
   freqMax: number;
   freqWindowMs: number;
   pacing: 'even' | 'asap';
+  /** Share of users held out (control group), 0 to 0.5. */
+  holdout: number;
   source: Campaign;
 };
 
-/** Delivery so far, from sponsored.served / sponsored.clicked on the bus (and local decisions). */
+/**
+ * Delivery so far: impressions (sponsored.served) and clicks from the bus, plus the price of the
+ * offers this process holds (`held…`), which count against budgets until confirmed or released.
+ */
 export type CampaignStats = {
   served: number;
   clicks: number;
@@ -35,9 +44,28 @@ export type CampaignStats = {
   /** Spend on the UTC day `day`. */
   spentDay: number;
   day: number;
+  heldTotal: number;
+  /** Price of held offers made on the UTC day `heldDayOf`. */
+  heldDay: number;
+  heldDayOf: number;
 };
-export const emptyStats = (): CampaignStats => ({ served: 0, clicks: 0, spentTotal: 0, spentDay: 0, day: 0 });
-export const spentToday = (s: CampaignStats, nowMs: number) => (s.day === dayOf(nowMs) ? s.spentDay : 0);
+export const emptyStats = (): CampaignStats => ({
+  served: 0,
+  clicks: 0,
+  spentTotal: 0,
+  spentDay: 0,
+  day: 0,
+  heldTotal: 0,
+  heldDay: 0,
+  heldDayOf: 0,
+});
+/** Spend today, the offers held today included. */
+export const spentToday = (s: CampaignStats, nowMs: number) => {
+  const today = dayOf(nowMs);
+  return (s.day === today ? s.spentDay : 0) + (s.heldDayOf === today ? s.heldDay : 0);
+};
+/** Spend in total, the offers held included. */
+export const committedTotal = (s: CampaignStats) => s.spentTotal + s.heldTotal;
 
 export type DecisionRequest = {
   user_id: string;
@@ -63,6 +91,8 @@ export type UserView = {
   threadLastMs: number;
   /** Serves of a campaign to this user at or after sinceMs. */
   servesSince(campaignId: string, sinceMs: number): number;
+  /** Whether any of these keywords is in the request's context or the thread's latest messages. */
+  mentions(keywords: ReadonlySet<string>): boolean;
 };
 
 export type Policy = { quietPeriodMs: number; channel: ChannelPolicy };
@@ -84,5 +114,6 @@ export const REASONS = [
   'no_conversation',
   'channel_daily_limit',
   'paced',
+  'holdout',
 ] as const;
 export type Reason = (typeof REASONS)[number];

@@ -1,10 +1,14 @@
+import { createDeliveries } from './delivery.ts';
 import { createRng } from './random.ts';
 import { SimulateError } from './sender.ts';
 
 // `parley simulate --adserver`: Parley's ad-server side. Users who talk to a business get
-// campaigns with known true click rates; each thread asks POST /v1/decisions, the user clicks the
-// click URL with the campaign's true rate, and some who click place an order. The summary puts
-// each campaign's observed delivery next to its truth, so one can watch ranking and exploration.
+// campaigns with known true click rates (the first one contextual: it targets the keyword
+// "haircut", which 30% of requests mention); each thread asks POST /v1/decisions, delivers 90% of
+// the offers (confirmed by signed Messenger/WhatsApp webhooks when the app secret is known, else
+// by POST /v1/impressions) and never delivers the rest; the user clicks a delivered message at
+// its campaign's true rate, and some who click place an order. The summary puts each campaign's
+// observed delivery next to its truth, so one can watch ranking and exploration.
 
 export type AdServerOptions = {
   url: string;
@@ -13,6 +17,8 @@ export type AdServerOptions = {
   users: number;
   decisions: number;
   campaigns: number;
+  /** Signs Messenger and WhatsApp deliveries; without it every delivery is confirmed in batches. */
+  metaAppSecret?: string;
   /** Of users who click, the share who then order. */
   conversionRate?: number;
   concurrency?: number;
@@ -22,6 +28,9 @@ export type CampaignOutcome = {
   campaign_id: string;
   name: string;
   true_click_rate: number;
+  targeting: 'contextual' | 'none';
+  offered: number;
+  /** Offers delivered: the impressions Parley records. */
   served: number;
   clicks: number;
   orders: number;
@@ -32,7 +41,11 @@ export type AdServerResult = {
   seed: string;
   business_id: string;
   asked: number;
+  offered: number;
   served: number;
+  undelivered: number;
+  /** Deliveries confirmed by the platforms' webhooks (the rest by POST /v1/impressions). */
+  byWebhook: number;
   nothing: number;
   campaigns: CampaignOutcome[];
 };
@@ -92,6 +105,7 @@ export async function runAdServer(opts: AdServerOptions): Promise<AdServerResult
       status: 'active',
       creative: { text: `${name}: book this week and save`, buttons: [{ title: 'Book' }] },
       schedule: { start: new Date(now - 3600_000).toISOString() },
+      ...(i === 0 ? { targeting: { keywords_any: ['haircut'] } } : {}),
       budget: { total_micros: 1_000_000_000 },
       bid: { cpc_micros: 500_000 },
       frequency_cap: { max: 1, per_seconds: 86_400 },
@@ -102,6 +116,8 @@ export async function runAdServer(opts: AdServerOptions): Promise<AdServerResult
       campaign_id: id,
       name,
       true_click_rate: rates[i],
+      targeting: i === 0 ? 'contextual' : 'none',
+      offered: 0,
       served: 0,
       clicks: 0,
       orders: 0,
@@ -119,16 +135,26 @@ export async function runAdServer(opts: AdServerOptions): Promise<AdServerResult
 
   let asked = 0;
   let nothing = 0;
+  let undelivered = 0;
+  let byWebhook = 0;
+  const deliveries = createDeliveries(opts);
   let order = 0;
   const queue = users.slice(0, Math.min(opts.decisions, users.length)).map((u) => ({
     user: u,
     channel: rng.pick(CHANNELS),
     clickDraw: rng.next(),
     orderDraw: rng.next(),
+    deliverDraw: rng.next(),
+    keywords: rng.next() < 0.3 ? ['haircut'] : undefined,
   }));
   async function worker() {
     for (let job = queue.shift(); job; job = queue.shift()) {
-      const body = { user_id: job.user, business_id: business, channel: job.channel };
+      const body = {
+        user_id: job.user,
+        business_id: business,
+        channel: job.channel,
+        ...(job.keywords ? { context: { keywords: job.keywords } } : {}),
+      };
       let res = await http(opts, 'POST', '/v1/decisions', body);
       // Nothing eligible: ask why. Only "no conversation" means the engine has not yet seen this
       // user's first message; then ask again shortly.
@@ -145,10 +171,21 @@ export async function runAdServer(opts: AdServerOptions): Promise<AdServerResult
         nothing++;
         continue;
       }
-      const d = res.json as { campaign_id: string; price_micros: number; tracking: { click_url: string } };
+      const d = res.json as {
+        campaign_id: string;
+        price_micros: number;
+        delivery_tag: string;
+        tracking: { click_url: string };
+      };
       const o = outcomes.get(d.campaign_id);
       if (!o)
         throw new SimulateError(`a decision named campaign ${d.campaign_id}, which this run did not make`);
+      o.offered++;
+      if (job.deliverDraw < 0.1) {
+        undelivered++; // never sent: the offer is released when its hold ends
+        continue;
+      }
+      if ((await deliveries.deliver(job.channel, d.delivery_tag)) === 'webhook') byWebhook++;
       o.served++;
       o.spend_micros += d.price_micros;
       if (job.clickDraw >= o.true_click_rate) continue;
@@ -173,12 +210,16 @@ export async function runAdServer(opts: AdServerOptions): Promise<AdServerResult
     }
   }
   await Promise.all(Array.from({ length: opts.concurrency ?? 4 }, worker));
+  await deliveries.flush();
   const campaigns = [...outcomes.values()];
   return {
     seed: opts.seed,
     business_id: business,
     asked,
+    offered: campaigns.reduce((a, c) => a + c.offered, 0),
     served: campaigns.reduce((a, c) => a + c.served, 0),
+    undelivered,
+    byWebhook,
     nothing,
     campaigns,
   };
@@ -187,10 +228,23 @@ export async function runAdServer(opts: AdServerOptions): Promise<AdServerResult
 export function formatAdServerSummary(r: AdServerResult): string {
   const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
   const rows = [
-    ['campaign', 'true CTR', 'served', 'share', 'clicks', 'observed CTR', 'orders', 'spend'],
+    [
+      'campaign',
+      'targeting',
+      'true CTR',
+      'offered',
+      'served',
+      'share',
+      'clicks',
+      'observed CTR',
+      'orders',
+      'spend',
+    ],
     ...r.campaigns.map((c) => [
       c.name,
+      c.targeting,
       pct(c.true_click_rate),
+      String(c.offered),
       String(c.served),
       pct(r.served ? c.served / r.served : 0),
       String(c.clicks),
@@ -203,7 +257,7 @@ export function formatAdServerSummary(r: AdServerResult): string {
   const line = (x: string[]) =>
     x.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
   return [
-    `Ad server: ${r.asked} decisions asked for business ${r.business_id} (seed ${r.seed}); ${r.served} served, ${r.nothing} with nothing eligible`,
+    `Ad server: ${r.asked} decisions asked for business ${r.business_id} (seed ${r.seed}); ${r.offered} offered, ${r.served} served (delivered; ${r.byWebhook} confirmed by platform webhooks), ${r.undelivered} never delivered, ${r.nothing} with nothing eligible`,
     '',
     ...rows.map(line),
   ].join('\n');

@@ -12,6 +12,10 @@ const micros = (what: string) =>
     .positive(`${what} must be positive`)
     .max(1e15, `${what} is implausibly large`);
 const segmentIds = z.array(z.string().min(1).max(128)).max(50, 'at most 50 segments per list');
+// Keywords are matched as ingest keeps them: lower-cased words from PARLEY_KEYWORDS.
+const keywords = z
+  .array(z.string().trim().toLowerCase().min(1, 'keywords must not be empty').max(64))
+  .max(100, 'at most 100 keywords per list');
 
 export const CAMPAIGN_STATUSES = ['active', 'paused'] as const;
 
@@ -33,6 +37,18 @@ export const campaignInputSchema = z
         segments_any: segmentIds.optional().describe('The user must be in at least one of these'),
         segments_none: segmentIds.optional().describe('The user must be in none of these'),
         channels: z.array(z.enum(CHANNELS)).min(1).optional().describe('Default: every channel'),
+        keywords_any: keywords
+          .min(1)
+          .optional()
+          .describe(
+            "Contextual: at least one of these must be in the request's context.keywords or the thread's latest incoming messages",
+          )
+          .meta({ example: ['haircut', 'beard'] }),
+        keywords_none: keywords
+          .optional()
+          .describe(
+            "Contextual: none of these may be in the request's context or the thread's latest messages",
+          ),
       })
       .default({}),
     schedule: strictObject({

@@ -102,6 +102,9 @@ export async function createHttp(opts: {
       (reply as FastifyReply).code(e.statusCode).send(e.toJSON());
     },
   }).withTypeProvider<ZodTypeProvider>() as unknown as App;
+  // No child logger per request: request logging is off, and the few lines logged per request
+  // (5xx) name their request id themselves. On the decision route this is measurable work saved.
+  app.setChildLoggerFactory((logger) => logger);
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
 

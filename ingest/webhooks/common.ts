@@ -2,6 +2,7 @@
 // payload. Adapters are pure: a delivery body and a context in, input events and ignored items out.
 import { createHash } from 'node:crypto';
 import type { Channel, InputEvent } from '../../core/events/schema.ts';
+import { impressionEvent, verifyOffer } from '../../core/offers/token.ts';
 
 export type Platform = 'messenger' | 'whatsapp' | 'instagram';
 
@@ -10,6 +11,8 @@ export type AdapterContext = {
   businessMap: Readonly<Record<string, string>>;
   /** Keys the hashes of WhatsApp phone numbers; required for WhatsApp deliveries. */
   hashSecret?: string;
+  /** Verifies the offer tokens (delivery tags) that echoes and statuses carry back. */
+  offers?: { key: Buffer; holdMs: number; nowMs?: number };
 };
 
 export type Ignored = { kind: string };
@@ -87,4 +90,18 @@ export function tapEvent(base: Base, key: (string | number)[], payload: unknown,
     type: 'postback',
     props: props({ payload: clip(payload), title: clip(title) }),
   };
+}
+
+/**
+ * The impression a delivery tag records: a Messenger/Instagram echo's `metadata` or a WhatsApp
+ * status's `biz_opaque_callback_data` carrying a Parley offer token. Strings that are not offer
+ * tokens are the business's own and pass unnoticed; a forged, altered or expired token is ignored
+ * (and counted), never recorded.
+ */
+export function impressionFromTag(tag: unknown, ctx: AdapterContext, out: AdaptResult) {
+  if (typeof tag !== 'string' || !tag.startsWith('o1.')) return;
+  if (!ctx.offers) return void out.ignored.push({ kind: 'delivery_tag:not_configured' });
+  const check = verifyOffer(ctx.offers.key, tag, ctx.offers.nowMs ?? Date.now(), ctx.offers.holdMs);
+  if (!check.ok) return void out.ignored.push({ kind: `delivery_tag:${check.error}` });
+  out.events.push(impressionEvent(check.facts));
 }

@@ -13,6 +13,7 @@ import {
   businessId,
   clip,
   eventId,
+  impressionFromTag,
   isoTime,
   obj,
   props,
@@ -49,7 +50,7 @@ export function adaptMessaging(
       out.ignored.push({ kind: `field:${str(obj(change)?.field) ?? 'unknown'}` });
     for (const item of [...arr(entry.messaging), ...arr(entry.standby)]) {
       const it = obj(item);
-      if (it) adaptItem(it, businessId(ctx, accountId), accountId, channel, entry.time, out);
+      if (it) adaptItem(it, businessId(ctx, accountId), accountId, channel, entry.time, ctx, out);
       else out.ignored.push({ kind: 'malformed_item' });
     }
   }
@@ -62,6 +63,7 @@ function adaptItem(
   accountId: string,
   channel: Channel,
   entryTime: unknown,
+  ctx: AdapterContext,
   out: AdaptResult,
 ) {
   const message = obj(it.message);
@@ -81,7 +83,11 @@ function adaptItem(
   // A fallback key for items without a message id: same account, user, time and kind.
   const fallback = [channel, accountId, user, String(it.timestamp ?? occurred)];
 
-  if (message) return adaptMessage(message, echo, base, channel, out);
+  if (message) {
+    // An echo of a message the ad server sent with an offer's delivery tag is its impression.
+    if (echo) impressionFromTag(message.metadata, ctx, out);
+    return adaptMessage(message, echo, base, channel, out);
+  }
   if (delivery) {
     const watermark = Number(delivery.watermark);
     const key = Number.isFinite(watermark)

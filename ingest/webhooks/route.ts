@@ -26,6 +26,8 @@ export type WebhookDeps = {
   meta: { appSecret?: string; verifyToken?: string; businessMap: Readonly<Record<string, string>> };
   /** Keys WhatsApp user ids; without it WhatsApp deliveries are refused (see secret.ts). */
   hashSecret?: string;
+  /** The key and hold of offer tokens: echoes and statuses carrying one record its impression. */
+  offers?: { key: Buffer; holdMs: number };
   bodyLimit?: number;
 };
 
@@ -88,7 +90,11 @@ const notConfigured = (what: string) =>
   );
 
 export async function webhooksRoute(app: App, deps: WebhookDeps) {
-  const ctx: AdapterContext = { businessMap: deps.meta.businessMap, hashSecret: deps.hashSecret };
+  const ctx: AdapterContext = {
+    businessMap: deps.meta.businessMap,
+    hashSecret: deps.hashSecret,
+    offers: deps.offers,
+  };
   const log = deps.logger?.child({ component: 'webhooks' });
   if (!deps.meta.appSecret)
     log?.info('PARLEY_META_APP_SECRET is not set: platform webhook deliveries will be refused');

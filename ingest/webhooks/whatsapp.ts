@@ -15,6 +15,7 @@ import {
   businessId,
   clip,
   eventId,
+  impressionFromTag,
   isoTime,
   obj,
   props,
@@ -57,7 +58,7 @@ export function adaptWhatsApp(body: unknown, ctx: AdapterContext): AdaptResult {
       const business = businessId(ctx, waba);
       const contacts = arr(value.contacts).map(obj);
       for (const m of arr(value.messages)) adaptMessage(obj(m), business, contacts, secret, out);
-      for (const s of arr(value.statuses)) adaptStatus(obj(s), business, secret, out);
+      for (const s of arr(value.statuses)) adaptStatus(obj(s), business, secret, ctx, out);
       if (arr(value.errors).length > 0) out.ignored.push({ kind: 'errors' });
       for (const k of Object.keys(value)) {
         if (!['messaging_product', 'metadata', 'contacts', 'messages', 'statuses', 'errors'].includes(k))
@@ -171,7 +172,13 @@ const STATUS_TYPES: Record<string, InputEvent['type']> = {
   read: 'message.read',
 };
 
-function adaptStatus(s: Obj | undefined, business: string, secret: string, out: AdaptResult) {
+function adaptStatus(
+  s: Obj | undefined,
+  business: string,
+  secret: string,
+  ctx: AdapterContext,
+  out: AdaptResult,
+) {
   const status = str(s?.status) ?? 'unknown';
   const type = STATUS_TYPES[status];
   const id = str(s?.id);
@@ -182,6 +189,8 @@ function adaptStatus(s: Obj | undefined, business: string, secret: string, out: 
     out.ignored.push({ kind: `status:${type ? 'incomplete' : status}` });
     return;
   }
+  // A sent or delivered message that carries an offer's delivery tag is its impression.
+  if (type !== 'message.read') impressionFromTag(s?.biz_opaque_callback_data, ctx, out);
   out.events.push({
     event_id: eventId('whatsapp', id, type),
     type,

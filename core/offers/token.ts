@@ -1,0 +1,156 @@
+import { createHash, createHmac } from 'node:crypto';
+import { CHANNELS, type CanonicalEvent, type Channel } from '../events/schema.ts';
+import { safeEqual } from '../http/auth.ts';
+
+// The offer token: everything an impression needs (decision, campaign, business, user, channel,
+// thread, price, time) and an HMAC over it, so any process holding the key can turn a delivery
+// into an impression without looking anything up, and nobody can forge or alter one.
+//
+//   o1.<decision>.<campaign>.<business>.<user>.<channel>.<thread>.<price36>.<time36>.<mac>
+//
+// Ids keep letters, digits, `_` and `-` as they are; any other byte is `~` and two hex digits, so a
+// token is safe in a URL path, a query, Messenger `metadata` (< 1000 characters) and WhatsApp
+// `biz_opaque_callback_data` (≤ 512). `thread` is empty when it is the default thread of the
+// business and user. The MAC is 128 bits of HMAC-SHA256 (22 characters).
+
+export type OfferFacts = {
+  decision_id: string;
+  campaign_id: string;
+  business_id: string;
+  user_id: string;
+  channel: Channel;
+  thread_id: string;
+  price_micros: number;
+  /** When the offer was made (ms since the epoch); the impression's time. */
+  at_ms: number;
+};
+
+const VERSION = 'o1';
+const MAC_CHARS = 22;
+const CHANNEL_CODE = Object.fromEntries(CHANNELS.map((c, i) => [c, i.toString(36)])) as Record<
+  Channel,
+  string
+>;
+const defaultThread = (business: string, user: string) => `t_${business}_${user}`;
+
+function encodeId(s: string): string {
+  // The fast path: most ids need no escaping at all.
+  if (/^[A-Za-z0-9_-]*$/.test(s)) return s;
+  let out = '';
+  for (const b of Buffer.from(s, 'utf8')) {
+    const c = String.fromCharCode(b);
+    out += /[A-Za-z0-9_-]/.test(c) ? c : `~${b.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
+
+function decodeId(s: string): string | undefined {
+  if (!s.includes('~')) return s;
+  if (!/^(?:[A-Za-z0-9_-]|~[0-9A-F]{2})*$/.test(s)) return undefined;
+  const bytes: number[] = [];
+  for (let i = 0; i < s.length; i++) {
+    if (s[i] === '~') {
+      bytes.push(Number.parseInt(s.slice(i + 1, i + 3), 16));
+      i += 2;
+    } else bytes.push(s.charCodeAt(i));
+  }
+  return Buffer.from(bytes).toString('utf8');
+}
+
+const mac = (key: Buffer, body: string) =>
+  createHmac('sha256', key).update(body).digest('base64url').slice(0, MAC_CHARS);
+
+export function signOffer(key: Buffer, f: OfferFacts): string {
+  const thread = f.thread_id === defaultThread(f.business_id, f.user_id) ? '' : encodeId(f.thread_id);
+  const body = [
+    VERSION,
+    encodeId(f.decision_id),
+    encodeId(f.campaign_id),
+    encodeId(f.business_id),
+    encodeId(f.user_id),
+    CHANNEL_CODE[f.channel],
+    thread,
+    f.price_micros.toString(36),
+    f.at_ms.toString(36),
+  ].join('.');
+  return `${body}.${mac(key, body)}`;
+}
+
+export type TokenCheck =
+  | { ok: true; facts: OfferFacts }
+  | { ok: false; error: 'malformed' | 'bad_signature' | 'expired' };
+
+const INT36 = /^[0-9a-z]{1,12}$/;
+
+/**
+ * The facts of a token when its signature holds and the offer is at most `maxAgeMs` old (and not
+ * from the future beyond a minute of clock skew).
+ */
+export function verifyOffer(key: Buffer, token: unknown, nowMs: number, maxAgeMs: number): TokenCheck {
+  if (typeof token !== 'string' || token.length > 1000) return { ok: false, error: 'malformed' };
+  const parts = token.split('.');
+  if (parts.length !== 10 || parts[0] !== VERSION) return { ok: false, error: 'malformed' };
+  const body = token.slice(0, token.length - parts[9].length - 1);
+  if (parts[9].length !== MAC_CHARS || !safeEqual(mac(key, body), parts[9]))
+    return { ok: false, error: 'bad_signature' };
+  const [, d, c, b, u, ch, t, price, at] = parts;
+  const channel = CHANNELS[Number.parseInt(ch, 36)];
+  const ids = [d, c, b, u, t].map(decodeId);
+  if (
+    ids.some((x) => x === undefined) ||
+    !ids[0] ||
+    !ids[1] ||
+    !ids[2] ||
+    !ids[3] ||
+    !channel ||
+    ch.length !== 1 ||
+    !INT36.test(price) ||
+    !INT36.test(at)
+  )
+    return { ok: false, error: 'malformed' };
+  const [decision, campaign, business, user, thread] = ids as string[];
+  const atMs = Number.parseInt(at, 36);
+  if (atMs + maxAgeMs < nowMs || atMs > nowMs + 60_000) return { ok: false, error: 'expired' };
+  return {
+    ok: true,
+    facts: {
+      decision_id: decision,
+      campaign_id: campaign,
+      business_id: business,
+      user_id: user,
+      channel,
+      thread_id: thread || defaultThread(business, user),
+      price_micros: Number.parseInt(price, 36),
+      at_ms: atMs,
+    },
+  };
+}
+
+/** A UUID derived from a name, so the same decision always gives the same event id. */
+export function derivedEventId(kind: string, decisionId: string): string {
+  const h = createHash('sha256').update(`parley-${kind}:${decisionId}`).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+}
+
+/**
+ * The impression of an offer: one `sponsored.served` per decision (its event id derives from the
+ * decision, so every confirmation of it is the same event), at the time the offer was made, so
+ * frequency caps, daily limits and the quiet period count it where the engine held it.
+ */
+export function impressionEvent(f: OfferFacts): CanonicalEvent {
+  return {
+    event_id: derivedEventId('impression', f.decision_id),
+    type: 'sponsored.served',
+    occurred_at: new Date(f.at_ms).toISOString(),
+    business_id: f.business_id,
+    user_id: f.user_id,
+    thread_id: f.thread_id,
+    channel: f.channel,
+    props: {
+      decision_id: f.decision_id,
+      campaign_id: f.campaign_id,
+      creative_id: f.campaign_id,
+      price_micros: f.price_micros,
+    },
+  };
+}
