@@ -93,8 +93,13 @@ describe('duplicates seen in use', () => {
         business_id: 'barber',
         channel: 'whatsapp',
       });
-      return r.statusCode === 200 && (r.json() as { tracking: { click_url: string } });
+      return (
+        r.statusCode === 200 && (r.json() as { tracking: { click_url: string; impression_url: string } })
+      );
     });
+    // The offer becomes an impression once its delivery is seen.
+    const shown = new URL(decision.tracking.impression_url);
+    expect((await running.app.inject({ url: shown.pathname + shown.search })).statusCode).toBeLessThan(400);
     const path = new URL(decision.tracking.click_url).pathname + new URL(decision.tracking.click_url).search;
     const before = Date.now();
     expect((await running.app.inject({ url: path })).statusCode).toBeLessThan(400);
