@@ -1,6 +1,14 @@
 # The Parley image: one image for every role; the role is chosen by the command
-# (`start --role ingest|processors|api`). TypeScript runs through tsx, a runtime dependency:
-# there is no build step.
+# (`start --role ingest|processors|api`). TypeScript runs through tsx, a runtime dependency; the
+# one build is the dashboards' (Vite, a dev dependency), made in a stage of its own.
+FROM node:20.20.2-bookworm-slim AS dashboards
+WORKDIR /build
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY bin/dashboards.js bin/
+COPY dashboards dashboards
+RUN node bin/dashboards.js --force
+
 FROM node:20.20.2-bookworm-slim
 
 ENV NODE_ENV=production \
@@ -11,9 +19,10 @@ WORKDIR /app
 
 # Dependencies first, so that a code change does not reinstall them.
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 
 COPY --chown=node:node . .
+COPY --from=dashboards --chown=node:node /build/dashboards/dist dashboards/dist
 RUN mkdir -p /var/lib/parley && chown node:node /var/lib/parley
 USER node
 

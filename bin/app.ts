@@ -5,7 +5,11 @@ import { type App, createHttp } from '../core/http/fastify.ts';
 import type { Logger } from '../core/log.ts';
 import type { Metrics } from '../core/metrics.ts';
 import type { Store } from '../core/store/client.ts';
+import { fileURLToPath } from 'node:url';
 import { campaignsRoute } from '../api/campaigns-route.ts';
+import { dashboardsRoute } from '../api/dashboards-route.ts';
+import { statsRoute } from '../api/stats-route.ts';
+import { createSessions, sessionRoutes } from '../core/http/session.ts';
 import { resolveClickKey } from '../api/decisions/click.ts';
 import { createDecisionEngine } from '../api/decisions/feed.ts';
 import { decisionsRoute } from '../api/decisions/route.ts';
@@ -18,6 +22,8 @@ import { resolveHashSecret } from '../ingest/webhooks/secret.ts';
 
 export type Role = 'ingest' | 'processors' | 'api';
 export const ALL_ROLES: Role[] = ['ingest', 'processors', 'api'];
+
+export const DASHBOARDS_DIST = fileURLToPath(new URL('../dashboards/dist/', import.meta.url));
 
 export type AppDeps = { logger: Logger; metrics: Metrics; auth: Auth; bus: Bus; store: Store; roles: Role[] };
 
@@ -70,6 +76,9 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     });
   }
   if (deps.roles.includes('api')) {
+    await sessionRoutes(app, { auth: deps.auth, sessions: createSessions() });
+    await dashboardsRoute(app, { dist: DASHBOARDS_DIST });
+    await statsRoute(app, { store: deps.store, auth: deps.auth, metrics: deps.metrics });
     await eventsReadRoute(app, { store: deps.store, auth: deps.auth });
     // Attribution at the default windows reads the credits the attribution processor stores.
     await reportsRoute(app, { store: deps.store, auth: deps.auth, storedCredits: true });
