@@ -24,7 +24,9 @@ export function DataTable<R>(props: {
 }) {
   const { sort } = props;
   return (
-    <div class="table-wrap">
+    // Focusable, so a keyboard can scroll a table wider than the screen.
+    // biome-ignore lint/a11y/noNoninteractiveTabindex: a scrollable region must take focus (WCAG 2.1.1)
+    <section class="table-wrap" tabIndex={0} aria-label={props.caption}>
       <table data-testid={props.testId}>
         <caption>{props.caption}</caption>
         <thead>
@@ -69,7 +71,7 @@ export function DataTable<R>(props: {
         </tbody>
         {props.foot}
       </table>
-    </div>
+    </section>
   );
 }
 

@@ -1,9 +1,10 @@
 import { useState } from 'preact/hooks';
 import { call, errorPaths, get, post } from '../api.ts';
 import { useData } from '../data.ts';
-import { CHANNELS } from '../dates.ts';
+import { CHANNELS, daysAgo, endOf, startOf, today, validDay } from '../dates.ts';
 import { fileName } from '../export.ts';
 import type { Ctx } from '../main.tsx';
+import { DateRange } from '../range.tsx';
 import { DataTable, ErrorText, Exports, Field, Loading, num, pct, value } from '../ui.tsx';
 import { setParams, useLocation } from '../url.ts';
 
@@ -70,11 +71,16 @@ export function Campaigns(props: { ctx: Ctx }) {
   const edit = q.get('edit');
   const sort = q.get('sort') ?? 'name';
   const dir = q.get('dir') === 'desc' ? 'desc' : 'asc';
-  const bq = business ? `?business_id=${encodeURIComponent(business)}` : '';
-  const data = useData(`campaigns|${business ?? ''}`, async () => {
+  const from = validDay(q.get('from')) ?? daysAgo(29);
+  const to = validDay(q.get('to')) ?? today();
+  const bq = business ? `business_id=${encodeURIComponent(business)}` : '';
+  const range = `from=${encodeURIComponent(startOf(from))}&to=${encodeURIComponent(endOf(to))}`;
+  const data = useData(`campaigns|${bq}|${range}`, async () => {
     const [list, perf] = await Promise.all([
-      ctx.can('marketer') ? get<{ campaigns: Campaign[] }>(`/v1/campaigns${bq}`) : null,
-      ctx.can('analyst') ? get<{ campaigns: Perf[] }>(`/v1/reports/campaigns${bq}`) : null,
+      ctx.can('marketer') ? get<{ campaigns: Campaign[] }>(`/v1/campaigns${bq ? `?${bq}` : ''}`) : null,
+      ctx.can('analyst')
+        ? get<{ campaigns: Perf[] }>(`/v1/reports/campaigns?${range}${bq ? `&${bq}` : ''}`)
+        : null,
     ]);
     return { campaigns: list?.campaigns ?? [], perf: perf?.campaigns ?? [] };
   });
@@ -163,7 +169,11 @@ export function Campaigns(props: { ctx: Ctx }) {
           </button>
         </div>
       )}
-      {!ctx.can('analyst') && <p class="muted">Performance figures need the analyst role.</p>}
+      {ctx.can('analyst') ? (
+        <DateRange from={from} to={to} />
+      ) : (
+        <p class="muted">Performance figures need the analyst role.</p>
+      )}
       <Loading loading={data.loading} />
       <ErrorText error={data.error} />
       <DataTable
@@ -192,7 +202,7 @@ export function Campaigns(props: { ctx: Ctx }) {
           </tfoot>
         }
       />
-      <Exports name={fileName('campaigns', business)} columns={columns} rows={rows} />
+      <Exports name={fileName('campaigns', business, from, to)} columns={columns} rows={rows} />
       {marketer && edit && (
         <CampaignForm
           key={edit}

@@ -85,7 +85,12 @@ export function Funnels(props: { ctx: Ctx }) {
     ...(breakdown ? { breakdown } : {}),
   };
   const key = useDebounced(JSON.stringify(request), 300);
-  const { data, error, loading } = useData(key, () => post<Answer>('/v1/reports/funnel', JSON.parse(key)));
+  const {
+    data,
+    error,
+    loading,
+    key: shown,
+  } = useData(key, () => post<Answer>('/v1/reports/funnel', JSON.parse(key)));
   const rows = data ? funnelRows(data) : [];
   const drop = biggestDrop(rows);
 
@@ -176,7 +181,7 @@ export function Funnels(props: { ctx: Ctx }) {
       <Loading loading={loading} />
       <ErrorText error={error} />
       {data && (
-        <>
+        <div data-testid="funnel-result" data-request={shown}>
           {drop && (
             <p class="drop" data-testid="biggest-drop">
               Biggest drop-off{drop.from.value ? ` (${drop.from.value})` : ''}: step {drop.from.step} (
@@ -216,7 +221,7 @@ export function Funnels(props: { ctx: Ctx }) {
             columns={EXPORT_COLUMNS}
             rows={rows}
           />
-        </>
+        </div>
       )}
       <details>
         <summary>API request</summary>
