@@ -8,6 +8,7 @@ import { eventsReadRoute } from '../api/events-route.ts';
 import { segmentsRoute } from '../api/segments-route.ts';
 import { statsRoute } from '../api/stats-route.ts';
 import { DASHBOARDS_DIST } from '../bin/app.ts';
+import { measureDashboards } from '../bench/dashboards-size.js';
 import { ensureDashboards } from '../bin/dashboards.js';
 import { createLocalBus } from '../core/bus/local.ts';
 import type { Bus } from '../core/bus/types.ts';
@@ -105,6 +106,21 @@ describe('serving the app', () => {
     expect(CSP).toBe(
       "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
     );
+  });
+
+  it('keeps the first page’s JavaScript within 150 KB gzipped (and prints it)', () => {
+    const r = measureDashboards();
+    const kb = (n: number) => `${(n / 1024).toFixed(1)} KB`;
+    process.stdout.write(
+      `dashboards: first page JavaScript ${kb(r.firstPageGzip)} gzipped (budget ${kb(r.budget)}); on demand: ${r.files
+        .filter((f) => !f.initial)
+        .map((f) => `${f.file} ${kb(f.gzip)}`)
+        .join(', ')}\n`,
+    );
+    expect(r.files.some((f) => f.initial)).toBe(true);
+    expect(r.firstPageGzip).toBeLessThanOrEqual(150 * 1024);
+    // Arrow is loaded only for an export.
+    expect(r.files.find((f) => f.file.startsWith('arrow-'))?.initial).toBe(false);
   });
 
   it('serves the hashed assets for a year, with the same headers', async () => {
