@@ -8,6 +8,7 @@ import type { Store } from '../core/store/client.ts';
 import { fileURLToPath } from 'node:url';
 import { campaignsRoute } from '../api/campaigns-route.ts';
 import { dashboardsRoute } from '../api/dashboards-route.ts';
+import { segmentHistoryRoute } from '../api/segment-history-route.ts';
 import { statsRoute } from '../api/stats-route.ts';
 import { createSessions, sessionRoutes } from '../core/http/session.ts';
 import { resolveClickKey } from '../api/decisions/click.ts';
@@ -89,6 +90,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       membershipTopic: topicNames(config).membership,
       minAudienceSize: config.segments.minAudienceSize,
     });
+    await segmentHistoryRoute(app, { store: deps.store, auth: deps.auth });
     // The decision engine: in memory, fed by the bus, stopped with the app.
     const engine = await createDecisionEngine({
       store: deps.store,

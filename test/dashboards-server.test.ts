@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dashboardsRoute, CSP, PAGES } from '../api/dashboards-route.ts';
 import { eventsReadRoute } from '../api/events-route.ts';
+import { segmentHistoryRoute } from '../api/segment-history-route.ts';
 import { segmentsRoute } from '../api/segments-route.ts';
 import { statsRoute } from '../api/stats-route.ts';
 import { DASHBOARDS_DIST } from '../bin/app.ts';
@@ -33,6 +34,7 @@ const KEYS = {
   analyst: 'pk_sess_analyst_0123456789',
   analystB1: 'pk_sess_analyst_b1_0123456789',
   marketer: 'pk_sess_marketer_0123456789',
+  marketerB1: 'pk_sess_marketer_b1_0123456789',
 };
 const sha = (k: string) => createHash('sha256').update(k).digest('hex');
 
@@ -50,6 +52,7 @@ beforeAll(async () => {
   await storeKey(KEYS.analyst, 'analyst');
   await storeKey(KEYS.analystB1, 'analyst', ['b1']);
   await storeKey(KEYS.marketer, 'marketer');
+  await storeKey(KEYS.marketerB1, 'marketer', ['b1']);
   const logger = createLogger({ level: 'silent' });
   bus = await createLocalBus({ dir: await mkdtemp(join(tmpdir(), 'parley-dash-log-')), logger });
   const auth = createAuth({ store, refreshMs: 0 });
@@ -60,6 +63,7 @@ beforeAll(async () => {
   await statsRoute(app, { store, auth, metrics });
   await eventsReadRoute(app, { store, auth });
   await segmentsRoute(app, { store, bus, auth, membershipTopic: 'm', minAudienceSize: 1 });
+  await segmentHistoryRoute(app, { store, auth });
   const now = Date.now() - 5 * 60_000;
   await insertEvents(store, [
     ev('message.received', 'u1', now - T0),
@@ -308,5 +312,49 @@ describe('GET /v1/stats/overview', () => {
   it('is in the OpenAPI document, with the session routes', async () => {
     const doc = (await app.inject({ method: 'GET', url: '/openapi.json' })).json();
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/v1/stats/overview', '/v1/session']));
+  });
+});
+
+describe('GET /v1/segments/:id/history', () => {
+  it('gives the size at the end of each UTC day, with entries and exits', async () => {
+    const DAY = 86_400_000;
+    const twoDaysAgo = Math.floor(Date.now() / DAY) * DAY - 2 * DAY;
+    await insertEvents(store, [
+      ev('message.received', 'h1', twoDaysAgo + 3_600_000 - T0, { business_id: 'bh' }),
+      ev('message.received', 'h2', twoDaysAgo - 3 * DAY - T0, { business_id: 'bh' }),
+    ]);
+    const id = cookieOf(await signIn(KEYS.marketer));
+    const write = { origin: ORIGIN, 'x-parley-request': '1' };
+    const created = await app.inject({
+      method: 'POST',
+      url: '/v1/segments',
+      headers: asSession(id, write),
+      payload: {
+        name: 'wrote in the last day',
+        business_id: 'bh',
+        rule: { performed: 'message.received', within_seconds: 86_400 },
+      },
+    });
+    expect(created.statusCode).toBe(201);
+    const res = await app.inject({
+      method: 'GET',
+      url: `/v1/segments/${created.json().id}/history?days=3`,
+      headers: asSession(id),
+    });
+    expect(res.statusCode).toBe(200);
+    const day = (n: number) => new Date(twoDaysAgo + n * DAY).toISOString().slice(0, 10);
+    expect(res.json().days).toEqual([
+      { day: day(0), size: 1, entered: 1, exited: 0 },
+      { day: day(1), size: 0, entered: 0, exited: 1 },
+      { day: day(2), size: 0, entered: 0, exited: 0 },
+    ]);
+    const limited = cookieOf(await signIn(KEYS.marketerB1));
+    const other = await app.inject({
+      method: 'GET',
+      url: `/v1/segments/${created.json().id}/history`,
+      headers: asSession(limited),
+    });
+    expect(other.statusCode).toBe(403);
+    expect(other.json().message).toMatch(/limited to businesses b1/);
   });
 });

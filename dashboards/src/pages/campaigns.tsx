@@ -148,12 +148,17 @@ export function Campaigns(props: { ctx: Ctx }) {
           {r.status}
           <button
             type="button"
+            aria-label={`${r.status === 'active' ? 'Pause' : 'Resume'} ${r.name}`}
             onClick={() => setStatus(r.campaign!, r.status === 'active' ? 'paused' : 'active')}
           >
-            {r.status === 'active' ? 'Pause' : 'Resume'} {r.name}
+            {r.status === 'active' ? 'Pause' : 'Resume'}
           </button>
-          <button type="button" onClick={() => setParams({ edit: r.campaign_id })}>
-            Edit {r.name}
+          <button
+            type="button"
+            aria-label={`Edit ${r.name}`}
+            onClick={() => setParams({ edit: r.campaign_id })}
+          >
+            Edit
           </button>
         </span>
       ) : (

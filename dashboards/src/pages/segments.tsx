@@ -3,7 +3,7 @@ import { call, errorPaths, get, post } from '../api.ts';
 import { useData } from '../data.ts';
 import { fileName } from '../export.ts';
 import type { Ctx } from '../main.tsx';
-import { DataTable, ErrorText, Exports, Field, Loading, num, value } from '../ui.tsx';
+import { Columns, DataTable, ErrorText, Exports, Field, Loading, num, value } from '../ui.tsx';
 import { jsonParam, setParams, useDebounced, useLocation } from '../url.ts';
 import { type Rule, RuleNode } from './rule.tsx';
 
@@ -77,6 +77,7 @@ export function Segments(props: { ctx: Ctx }) {
       {id && (id === 'new' || current) && (
         <Editor key={id} ctx={props.ctx} segment={current} onSaved={() => list.reload()} q={q} />
       )}
+      {current && <History id={current.id} />}
       {current && <MembersList id={current.id} />}
     </section>
   );
@@ -164,6 +165,39 @@ function MembersList(props: { id: string }) {
         </button>
       </div>
       <Exports name={fileName('segment', props.id, 'members')} columns={columns} rows={rows} />
+    </section>
+  );
+}
+
+type Day = { day: string; size: number; entered: number; exited: number };
+
+/** Size at the end of each UTC day over the last 30 days, with entries and exits. */
+function History(props: { id: string }) {
+  const h = useData(props.id, () =>
+    get<{ days: Day[] }>(`/v1/segments/${encodeURIComponent(props.id)}/history?days=30`),
+  );
+  const rows = h.data?.days ?? [];
+  const columns = [
+    { key: 'day' as const, label: 'Day (UTC)' },
+    { key: 'size' as const, label: 'Members', kind: 'number' as const },
+    { key: 'entered' as const, label: 'Entered', kind: 'number' as const },
+    { key: 'exited' as const, label: 'Exited', kind: 'number' as const },
+  ];
+  return (
+    <section>
+      <h2>Last 30 days</h2>
+      <Loading loading={h.loading} />
+      <ErrorText error={h.error} />
+      {h.data && (
+        <>
+          <Columns values={rows.map((r) => r.size)} />
+          <details>
+            <summary>Size, entered and exited per day</summary>
+            <DataTable caption="Members at the end of each day (today: now)" rows={rows} columns={columns} />
+          </details>
+          <Exports name={fileName('segment', props.id, 'history-30d')} columns={columns} rows={rows} />
+        </>
+      )}
     </section>
   );
 }
