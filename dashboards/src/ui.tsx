@@ -14,6 +14,9 @@ export const num = (n: number | null | undefined, digits = 0) =>
 export const pct = (n: number | null | undefined) =>
   n === null || n === undefined ? '—' : `${num(n * 100, 1)}%`;
 
+const cell = (v: unknown, kind?: string) =>
+  kind === 'number' && typeof v === 'number' ? num(v, 2) : String(v ?? '');
+
 export function DataTable<R>(props: {
   caption: string;
   columns: (Column<R> & { render?: (r: R) => ComponentChildren })[];
@@ -62,7 +65,7 @@ export function DataTable<R>(props: {
               <tr key={i}>
                 {props.columns.map((c) => (
                   <td key={c.key} class={c.kind === 'number' ? 'n' : undefined}>
-                    {c.render ? c.render(r) : String(r[c.key] ?? '')}
+                    {c.render ? c.render(r) : cell(r[c.key], c.kind)}
                   </td>
                 ))}
               </tr>

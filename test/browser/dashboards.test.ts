@@ -132,6 +132,23 @@ describe('the dashboards in a browser', () => {
     await expect.poll(() => page.url()).not.toBe(shared);
   });
 
+  it('compares a funnel with the previous period, with the API’s numbers for it', async () => {
+    await page.getByLabel('Compare with the previous period').check();
+    await expect.poll(() => new URL(page.url()).searchParams.get('compare')).toBe('1');
+    const request = JSON.parse((await page.getByTestId('funnel-request').textContent())!);
+    const from = Date.parse(request.from);
+    const previous = {
+      ...request,
+      from: new Date(2 * from - Date.parse(request.to)).toISOString(),
+      to: request.from,
+    };
+    const answer = await (await w.api('POST', '/v1/reports/funnel', previous)).json();
+    await expect
+      .poll(async () => (await tableText(page, 'funnel-table')).map((r) => r[6]))
+      .toEqual(answer.steps.map((s: { users: number }) => fmt(s.users)));
+    await page.getByLabel('Compare with the previous period').uncheck();
+  });
+
   it('previews a segment rule as it is edited, with the size the API gives, and shows errors by the field', async () => {
     await page.getByRole('link', { name: 'Segments' }).click();
     await page.getByRole('button', { name: 'New segment' }).click();

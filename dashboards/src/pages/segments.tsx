@@ -117,8 +117,7 @@ function Editor(props: { ctx: Ctx; segment?: Segment; q: URLSearchParams; onSave
         <input name="name" value={name} required onInput={(e) => setParams({ name: value(e) }, true)} />
       </Field>
       <p class="muted">Business: {business ?? 'every business'}</p>
-      <RuleNode rule={rule} path="rule" errors={errors} onChange={setRule} />
-      <div class="preview" aria-live="polite">
+      <div class="preview card" aria-live="polite">
         {preview.loading && <span class="muted">Previewing…</span>}
         {preview.data && !preview.error && (
           <p>
@@ -128,6 +127,7 @@ function Editor(props: { ctx: Ctx; segment?: Segment; q: URLSearchParams; onSave
         )}
         {preview.error && errors.size === 0 ? <ErrorText error={preview.error} /> : null}
       </div>
+      <RuleNode rule={rule} path="rule" errors={errors} onChange={setRule} />
       <button type="submit">Save segment</button>
       <ErrorText error={saveError} />
       {saved && <p role="status">{saved}</p>}
