@@ -8,6 +8,7 @@ import { Funnels } from './pages/funnels.tsx';
 import { Login } from './pages/login.tsx';
 import { Overview } from './pages/overview.tsx';
 import { Segments } from './pages/segments.tsx';
+import { ErrorText } from './ui.tsx';
 import { navigate, setParams, useLocation } from './url.ts';
 import './styles.css';
 
@@ -86,12 +87,16 @@ function BusinessPicker(props: { session: Session; business?: string }) {
 
 function App() {
   const [session, setSession] = useState<Session | null | undefined>(undefined);
+  const [failure, setFailure] = useState<unknown>(null);
   const { path, q } = useLocation();
   useEffect(() => {
-    get<Session>('/v1/session').then(setSession, (e) =>
-      setSession(e instanceof ApiError && e.status === 401 ? null : null),
-    );
+    get<Session>('/v1/session').then(setSession, (e) => {
+      // 401: not signed in (or the session ended); anything else is shown as it is.
+      if (e instanceof ApiError && e.status === 401) setSession(null);
+      else setFailure(e);
+    });
   }, []);
+  if (failure) return <ErrorText error={failure} />;
   if (session === undefined) return <p class="muted">Loading…</p>;
   if (session === null) return <Login onSignedIn={setSession} />;
 

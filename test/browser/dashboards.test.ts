@@ -19,6 +19,8 @@ import {
 
 const SCREENSHOTS = process.env.PARLEY_SCREENSHOTS === '1';
 const shot = (name: string) => fileURLToPath(new URL(`../../docs/dashboards/${name}.png`, import.meta.url));
+// The machine may be busy (the whole suite runs in parallel): waits are generous.
+const poll = <T>(fn: () => T | Promise<T>) => expect.poll(fn, { timeout: 20_000, interval: 100 });
 let w: World;
 /** The funnel built in the editor (the screenshots show it). */
 let funnelPath = '/funnels';
@@ -83,9 +85,9 @@ describe('the dashboards in a browser', () => {
     // The biggest drop-off is named: the step pair that loses the largest share.
     const losses = steps.slice(1).map((s, i) => 1 - s.users / steps[i].users);
     const k = losses.indexOf(Math.max(...losses));
-    await expect
-      .poll(() => page.getByTestId('biggest-drop').textContent())
-      .toContain(`step ${k + 1} (${steps[k].type}) → step ${k + 2} (${steps[k + 1].type})`);
+    await poll(() => page.getByTestId('biggest-drop').textContent()).toContain(
+      `step ${k + 1} (${steps[k].type}) → step ${k + 2} (${steps[k + 1].type})`,
+    );
   });
 
   it('exports the funnel as the API’s CSV, and as Arrow, under a descriptive name', async () => {
@@ -119,22 +121,22 @@ describe('the dashboards in a browser', () => {
     const before = await tableText(page, 'funnel-table');
     const other = await newContext(w);
     const p2 = await signIn(w, other, KEYS.analyst, new URL(shared).pathname + new URL(shared).search);
-    await expect.poll(() => tableText(p2, 'funnel-table')).toEqual(before);
+    await poll(() => tableText(p2, 'funnel-table')).toEqual(before);
     expect(p2.url()).toBe(shared);
     await other.close();
 
     await page.getByRole('button', { name: 'Last 7 days' }).click();
-    await expect.poll(() => page.url()).not.toBe(shared);
+    await poll(() => page.url()).not.toBe(shared);
     await page.goBack();
-    await expect.poll(() => page.url()).toBe(shared);
-    await expect.poll(() => tableText(page, 'funnel-table')).toEqual(before);
+    await poll(() => page.url()).toBe(shared);
+    await poll(() => tableText(page, 'funnel-table')).toEqual(before);
     await page.goForward();
-    await expect.poll(() => page.url()).not.toBe(shared);
+    await poll(() => page.url()).not.toBe(shared);
   });
 
   it('compares a funnel with the previous period, with the API’s numbers for it', async () => {
     await page.getByLabel('Compare with the previous period').check();
-    await expect.poll(() => new URL(page.url()).searchParams.get('compare')).toBe('1');
+    await poll(() => new URL(page.url()).searchParams.get('compare')).toBe('1');
     const request = JSON.parse((await page.getByTestId('funnel-request').textContent())!);
     const from = Date.parse(request.from);
     const previous = {
@@ -143,9 +145,9 @@ describe('the dashboards in a browser', () => {
       to: request.from,
     };
     const answer = await (await w.api('POST', '/v1/reports/funnel', previous)).json();
-    await expect
-      .poll(async () => (await tableText(page, 'funnel-table')).map((r) => r[6]))
-      .toEqual(answer.steps.map((s: { users: number }) => fmt(s.users)));
+    await poll(async () => (await tableText(page, 'funnel-table')).map((r) => r[6])).toEqual(
+      answer.steps.map((s: { users: number }) => fmt(s.users)),
+    );
     await page.getByLabel('Compare with the previous period').uncheck();
   });
 
@@ -154,22 +156,22 @@ describe('the dashboards in a browser', () => {
     await page.getByRole('button', { name: 'New segment' }).click();
     const gte = page.locator('input[name=count-gte]').first();
     await gte.fill('2');
-    await expect.poll(() => new URL(page.url()).searchParams.get('rule')).toContain('"gte":2');
+    await poll(() => new URL(page.url()).searchParams.get('rule')).toContain('"gte":2');
     const rule = JSON.parse(new URL(page.url()).searchParams.get('rule')!);
     const expected = (await (await w.api('POST', '/v1/segments/preview', { rule })).json()).size;
-    await expect.poll(() => page.getByTestId('preview-size').textContent()).toBe(fmt(expected));
+    await poll(() => page.getByTestId('preview-size').textContent()).toBe(fmt(expected));
 
     await gte.fill('-1');
-    await expect.poll(() => page.locator('.field-error').first().textContent()).toMatch(/0 or more/);
+    await poll(() => page.locator('.field-error').first().textContent()).toMatch(/0 or more/);
 
     await gte.fill('2');
     await page.getByLabel('Name').fill('Talked twice in 30 days');
     await page.getByRole('button', { name: 'Save segment' }).click();
-    await expect
-      .poll(async () => (await tableText(page, 'segments-table')).map((r) => r[0]))
-      .toContain('Talked twice in 30 days');
+    await poll(async () => (await tableText(page, 'segments-table')).map((r) => r[0])).toContain(
+      'Talked twice in 30 days',
+    );
     // Saved: the page now shows the stored segment, by id.
-    await expect.poll(() => new URL(page.url()).searchParams.get('id')).toMatch(/^seg_/);
+    await poll(() => new URL(page.url()).searchParams.get('id')).toMatch(/^seg_/);
     segmentPath = new URL(page.url()).pathname + new URL(page.url()).search;
   });
 
@@ -181,13 +183,11 @@ describe('the dashboards in a browser', () => {
     await form.getByLabel('Name').fill('Winter haircut offer');
     await form.getByLabel('Message text').fill('20% off a haircut this week');
     await form.getByRole('button', { name: 'Save campaign' }).click();
-    await expect
-      .poll(async () => (await tableText(page, 'campaigns-table')).map((r) => r[0]))
-      .toContain('Winter haircut offer');
+    await poll(async () => (await tableText(page, 'campaigns-table')).map((r) => r[0])).toContain(
+      'Winter haircut offer',
+    );
     await page.getByRole('button', { name: 'Pause Winter haircut offer' }).click();
-    await expect
-      .poll(() => page.getByRole('button', { name: 'Resume Winter haircut offer' }).count())
-      .toBe(1);
+    await poll(() => page.getByRole('button', { name: 'Resume Winter haircut offer' }).count()).toBe(1);
     const list = await (await w.api('GET', '/v1/campaigns')).json();
     expect(list.campaigns.find((c: { name: string }) => c.name === 'Winter haircut offer').status).toBe(
       'paused',
@@ -213,7 +213,7 @@ describe('the dashboards in a browser', () => {
     const p = await signIn(w, c, KEYS.limited, '/events');
     const picker = p.getByLabel('Business');
     expect(await picker.locator('option').allTextContents()).toEqual([BUSINESSES[0]]);
-    await expect.poll(async () => (await tableText(p, 'events-table')).length).toBeGreaterThan(1);
+    await poll(async () => (await tableText(p, 'events-table')).length).toBeGreaterThan(1);
     const businesses = new Set((await tableText(p, 'events-table')).map((r) => r[2]));
     expect([...businesses]).toEqual([BUSINESSES[0]]);
     await p.goto(`${w.url}/overview`);
@@ -281,7 +281,7 @@ describe('the dashboards in a browser', () => {
       s.textContent = 'window.parleyInline = 1';
       document.body.append(s);
     });
-    await expect.poll(() => w.cspViolations.length).toBeGreaterThan(seen.length);
+    await poll(() => w.cspViolations.length).toBeGreaterThan(seen.length);
     expect(w.cspViolations.slice(seen.length).join('\n')).toMatch(/script-src/);
     expect(await p.evaluate(() => 'parleyInline' in window)).toBe(false);
     await c.close();
@@ -292,16 +292,14 @@ describe('the dashboards in a browser', () => {
 /** Waits until the page shows the answer to its current request for these steps; returns the request. */
 async function waitForFunnel(p: Page, types: string[]) {
   let request: { steps: { type: string }[] } | undefined;
-  await expect
-    .poll(async () => {
-      request = JSON.parse((await p.getByTestId('funnel-request').textContent()) ?? '{}');
-      const shown = await p
-        .getByTestId('funnel-result')
-        .getAttribute('data-request', { timeout: 500 })
-        .catch(() => null);
-      const same = shown !== null && JSON.stringify(JSON.parse(shown)) === JSON.stringify(request);
-      return same && JSON.stringify(request?.steps.map((s) => s.type));
-    })
-    .toBe(JSON.stringify(types));
+  await poll(async () => {
+    request = JSON.parse((await p.getByTestId('funnel-request').textContent()) ?? '{}');
+    const shown = await p
+      .getByTestId('funnel-result')
+      .getAttribute('data-request', { timeout: 500 })
+      .catch(() => null);
+    const same = shown !== null && JSON.stringify(JSON.parse(shown)) === JSON.stringify(request);
+    return same && JSON.stringify(request?.steps.map((s) => s.type));
+  }).toBe(JSON.stringify(types));
   return request!;
 }

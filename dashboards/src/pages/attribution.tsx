@@ -54,7 +54,8 @@ export function Attribution(props: { ctx: Ctx }) {
       { key: `${m}_value`, label: `${m} value`, kind: 'number' as const },
     ]),
   ];
-  const fmt = (k: string) => (r: Row) => num(Number(r[k] ?? 0), k.endsWith('value') ? 2 : 2);
+  // Linear, time-decay and position-based models split conversions: two decimals.
+  const fmt = (k: string) => (r: Row) => num(Number(r[k] ?? 0), 2);
   return (
     <section>
       <form class="editor" onSubmit={(e) => e.preventDefault()}>
