@@ -181,32 +181,34 @@ export function Campaigns(props: { ctx: Ctx }) {
       )}
       <Loading loading={data.loading} />
       <ErrorText error={data.error} />
-      <DataTable
-        testId="campaigns-table"
-        caption="Campaigns: delivery, spend and conversions (money in the campaign's currency units)"
-        rows={rows}
-        sort={{
-          key: sort,
-          dir,
-          onSort: (k) => setParams({ sort: k, dir: k === sort && dir === 'asc' ? 'desc' : 'asc' }),
-        }}
-        columns={columns.map((c) => ({ ...c, render: render[c.key] }))}
-        foot={
-          <tfoot>
-            <tr>
-              <th scope="row">Total</th>
-              <td />
-              <td class="n">{num(total('impressions'))}</td>
-              <td class="n">{num(total('clicks'))}</td>
-              <td class="n">{pct(total('impressions') ? total('clicks') / total('impressions') : null)}</td>
-              <td class="n">{num(total('spend'), 2)}</td>
-              <td colSpan={2} />
-              <td class="n">{num(total('conversions'))}</td>
-              <td colSpan={2} />
-            </tr>
-          </tfoot>
-        }
-      />
+      {data.data && (
+        <DataTable
+          testId="campaigns-table"
+          caption="Campaigns: delivery, spend and conversions (money in the campaign's currency units)"
+          rows={rows}
+          sort={{
+            key: sort,
+            dir,
+            onSort: (k) => setParams({ sort: k, dir: k === sort && dir === 'asc' ? 'desc' : 'asc' }),
+          }}
+          columns={columns.map((c) => ({ ...c, render: render[c.key] }))}
+          foot={
+            <tfoot>
+              <tr>
+                <th scope="row">Total</th>
+                <td />
+                <td class="n">{num(total('impressions'))}</td>
+                <td class="n">{num(total('clicks'))}</td>
+                <td class="n">{pct(total('impressions') ? total('clicks') / total('impressions') : null)}</td>
+                <td class="n">{num(total('spend'), 2)}</td>
+                <td colSpan={2} />
+                <td class="n">{num(total('conversions'))}</td>
+                <td colSpan={2} />
+              </tr>
+            </tfoot>
+          }
+        />
+      )}
       <Exports name={fileName('campaigns', business, from, to)} columns={columns} rows={rows} />
       {marketer && edit && (
         <CampaignForm

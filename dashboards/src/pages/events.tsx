@@ -62,12 +62,14 @@ export function Events(props: { ctx: Ctx }) {
       </form>
       <Loading loading={loading} />
       <ErrorText error={error} />
-      <DataTable
-        testId="events-table"
-        caption="Stored events, newest first (50 a page)"
-        rows={rows}
-        columns={columns}
-      />
+      {data && (
+        <DataTable
+          testId="events-table"
+          caption="Stored events, newest first (50 a page)"
+          rows={rows}
+          columns={columns}
+        />
+      )}
       <div class="row">
         <button type="button" disabled={!cursor} onClick={() => setParams({ cursor: undefined })}>
           Newest

@@ -48,31 +48,33 @@ export function Segments(props: { ctx: Ctx }) {
       </div>
       <Loading loading={list.loading} />
       <ErrorText error={list.error} />
-      <DataTable
-        testId="segments-table"
-        caption="Segments"
-        rows={segments}
-        columns={columns.map((c) =>
-          c.key === 'name'
-            ? {
-                ...c,
-                render: (s: Sized) => (
-                  <a
-                    href={`/segments?id=${encodeURIComponent(s.id)}`}
-                    onClick={(e) => {
-                      e.preventDefault();
-                      setParams({ id: s.id, rule: undefined, name: undefined });
-                    }}
-                  >
-                    {s.name}
-                  </a>
-                ),
-              }
-            : c.key === 'size'
-              ? { ...c, render: (s: Sized) => num(s.size) }
-              : c,
-        )}
-      />
+      {list.data && (
+        <DataTable
+          testId="segments-table"
+          caption="Segments"
+          rows={segments}
+          columns={columns.map((c) =>
+            c.key === 'name'
+              ? {
+                  ...c,
+                  render: (s: Sized) => (
+                    <a
+                      href={`/segments?id=${encodeURIComponent(s.id)}`}
+                      onClick={(e) => {
+                        e.preventDefault();
+                        setParams({ id: s.id, rule: undefined, name: undefined });
+                      }}
+                    >
+                      {s.name}
+                    </a>
+                  ),
+                }
+              : c.key === 'size'
+                ? { ...c, render: (s: Sized) => num(s.size) }
+                : c,
+          )}
+        />
+      )}
       <Exports name={fileName('segments', props.ctx.business)} columns={columns} rows={segments} />
       {id && (id === 'new' || current) && (
         <Editor key={id} ctx={props.ctx} segment={current} onSaved={() => list.reload()} q={q} />
