@@ -95,26 +95,28 @@ export function Exports<R>(props: { name: string; columns: Column<R>[]; rows: R[
   );
 }
 
-/** Horizontal bars; the numbers are in the table beside them, so the drawing is decoration. */
-export function Bars(props: { items: { label: string; value: number; note?: string }[]; max?: number }) {
+/** Horizontal bars with their labels; the numbers are in the table under them. */
+export function Bars(props: { items: { key?: string; label: string; value: number }[]; max?: number }) {
   const max = props.max ?? Math.max(1, ...props.items.map((i) => i.value));
-  const h = 28;
   return (
-    <svg
-      class="bars"
-      viewBox={`0 0 1000 ${props.items.length * h}`}
-      preserveAspectRatio="none"
-      width="100%"
-      height={props.items.length * h}
-      aria-hidden="true"
-    >
-      {props.items.map((it, i) => (
-        <g key={it.label}>
-          <rect class="bar-bg" x="0" y={i * h + 4} width="1000" height={h - 8} />
-          <rect class="bar" x="0" y={i * h + 4} width={Math.max(0, (it.value / max) * 1000)} height={h - 8} />
-        </g>
+    <ul class="barlist" aria-hidden="true">
+      {props.items.map((it) => (
+        <li key={it.key ?? it.label}>
+          <span class="bar-label">{it.label}</span>
+          <svg class="bar-track" width="100%" height="18">
+            <rect class="bar-bg" x="0" y="0" width="100%" height="18" />
+            <rect
+              class="bar"
+              x="0"
+              y="0"
+              width={`${Math.max(0, Math.min(1, it.value / max)) * 100}%`}
+              height="18"
+            />
+          </svg>
+          <span class="bar-value">{num(it.value, 2)}</span>
+        </li>
       ))}
-    </svg>
+    </ul>
   );
 }
 

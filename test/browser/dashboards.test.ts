@@ -28,6 +28,10 @@ let segmentPath = '/segments';
 let ctx: BrowserContext;
 let page: Page;
 const PAGES = ['/overview', '/segments', '/campaigns', '/funnels', '/attribution', '/events'];
+const DAY = 86_400_000;
+const dayStart = (ms: number) => new Date(Math.floor(ms / DAY) * DAY).toISOString();
+const daysAgoStart = (n: number) => dayStart(Date.now() - n * DAY);
+const tomorrowStart = () => dayStart(Date.now() + DAY);
 const fmt = (n: number) => n.toLocaleString('en-US', { maximumFractionDigits: 0 });
 const pct = (n: number) => `${(n * 100).toLocaleString('en-US', { maximumFractionDigits: 1 })}%`;
 
@@ -192,6 +196,28 @@ describe('the dashboards in a browser', () => {
     expect(list.campaigns.find((c: { name: string }) => c.name === 'Winter haircut offer').status).toBe(
       'paused',
     );
+  });
+
+  it('shows each campaign’s delivery with the campaigns report’s numbers', async () => {
+    expect(new URL(page.url()).pathname).toBe('/campaigns');
+    const request = await (
+      await w.api(
+        'GET',
+        `/v1/reports/campaigns?from=${encodeURIComponent(daysAgoStart(29))}&to=${encodeURIComponent(tomorrowStart())}`,
+      )
+    ).json();
+    const served = (request.campaigns as { campaign_id: string; served: number; clicks: number }[]).filter(
+      (c) => c.served > 0,
+    );
+    expect(served.length).toBeGreaterThan(0);
+    const { campaigns } = await (await w.api('GET', '/v1/campaigns')).json();
+    const names = new Map((campaigns as { id: string; name: string }[]).map((c) => [c.id, c.name]));
+    await poll(async () => (await tableText(page, 'campaigns-table')).length).toBeGreaterThan(served.length);
+    const rows = await tableText(page, 'campaigns-table');
+    for (const c of served) {
+      const row = rows.find((r) => r[0] === names.get(c.campaign_id));
+      expect(row?.slice(2, 4), c.campaign_id).toEqual([fmt(c.served), fmt(c.clicks)]);
+    }
   });
 
   it('does not show campaign editing to an analyst key', async () => {

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import AxeBuilder from '@axe-core/playwright';
 import { type Browser, type BrowserContext, type Page, chromium } from 'playwright-core';
+import { runAdServer } from '../../bin/sim/adserver.ts';
 import { runSimulation } from '../../bin/simulate.ts';
 import { makeBusinesses } from '../../bin/sim/traffic.ts';
 import { type ParleyProcess, freePort, spawnParley, waitFor } from '../helpers/parley-process.ts';
@@ -58,16 +59,29 @@ export async function startWorld(): Promise<World> {
     seed: SEED,
     concurrency: 2,
   });
-  // Every accepted event stored before anything is read.
+  // Campaigns with impressions, clicks and orders, from the simulated ad server.
+  const ads = await runAdServer({
+    url,
+    key: KEYS.admin,
+    seed: SEED,
+    users: 120,
+    decisions: 120,
+    campaigns: 3,
+  });
+  // Every accepted event stored before anything is read (the impressions, clicks and orders the
+  // ad server caused included): at least that many rows, and no new row for a second.
+  let last = -1;
   await waitFor(
     'the sink to store every simulated event',
     async () => {
       const text = await (await fetch(`${url}/metrics`)).text();
       const rows = Number(/^parley_sink_rows_total (\d+)/m.exec(text)?.[1] ?? 0);
-      return rows >= sim.accepted;
+      const settled = rows >= sim.accepted + ads.served && rows === last;
+      last = rows;
+      return settled;
     },
     90_000,
-    250,
+    1000,
   );
   const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
   const api = (method: string, path: string, body?: unknown, accept?: string) =>

@@ -294,7 +294,11 @@ export function Funnels(props: { ctx: Ctx }) {
               </p>
             )}
             <Bars
-              items={rows.map((r) => ({ label: `${r.value}|${r.step}`, value: r.users }))}
+              items={rows.map((r) => ({
+                key: `${r.value}|${r.step}`,
+                label: `${r.value ? `${r.value}: ` : ''}${r.step}. ${r.type}`,
+                value: r.users,
+              }))}
               max={Math.max(1, ...rows.map((r) => r.users))}
             />
             <DataTable
