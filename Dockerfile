@@ -1,12 +1,13 @@
 # The Parley image: one image for every role; the role is chosen by the command
 # (`start --role ingest|processors|api`). It runs JavaScript compiled by `npm run build`, which
-# starts with less CPU and memory than running the TypeScript through tsx (README, "Run it").
+# starts with less CPU and memory than running the TypeScript through tsx (README, "Run it"), and
+# serves the dashboards built by Vite (a dev dependency) in the same stage.
 FROM node:20.20.2-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY . .
-RUN npm run build
+RUN npm run build && node bin/dashboards.js --force
 
 FROM node:20.20.2-bookworm-slim
 
@@ -18,10 +19,11 @@ WORKDIR /app
 
 # Dependencies first, so that a code change does not reinstall them.
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 
 COPY --chown=node:node . .
 COPY --from=build --chown=node:node /app/dist ./dist
+COPY --from=build --chown=node:node /app/dashboards/dist dashboards/dist
 RUN mkdir -p /var/lib/parley && chown node:node /var/lib/parley
 USER node
 

@@ -6,7 +6,14 @@ import { type App, createHttp } from '../core/http/fastify.ts';
 import type { Logger } from '../core/log.ts';
 import type { Metrics } from '../core/metrics.ts';
 import type { Store } from '../core/store/client.ts';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { campaignsRoute } from '../api/campaigns-route.ts';
+import { dashboardsRoute } from '../api/dashboards-route.ts';
+import { segmentHistoryRoute } from '../api/segment-history-route.ts';
+import { statsRoute } from '../api/stats-route.ts';
+import { createSessions, sessionRoutes } from '../core/http/session.ts';
 import { createDecisionEngine } from '../api/decisions/feed.ts';
 import { impressionsRoute } from '../api/decisions/impressions-route.ts';
 import { createEventLog, createOfferLog } from '../api/decisions/offer-log.ts';
@@ -21,6 +28,20 @@ import { resolveClickKey } from '../core/offers/click.ts';
 
 export type Role = 'ingest' | 'processors' | 'api';
 export const ALL_ROLES: Role[] = ['ingest', 'processors', 'api'];
+
+/** The checkout's (or image's) root: the nearest folder above this file holding package.json. */
+function packageRoot(from: string): string {
+  for (let d = from; ; d = dirname(d)) {
+    if (existsSync(join(d, 'package.json'))) return d;
+    if (dirname(d) === d) return from;
+  }
+}
+/** The built dashboards, found the same way from sources (bin/) and from compiled code (dist/bin/). */
+export const DASHBOARDS_DIST = join(
+  packageRoot(fileURLToPath(new URL('.', import.meta.url))),
+  'dashboards',
+  'dist',
+);
 
 export type AppDeps = { logger: Logger; metrics: Metrics; auth: Auth; bus: Bus; store: Store; roles: Role[] };
 
@@ -99,6 +120,9 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     });
   }
   if (deps.roles.includes('api')) {
+    await sessionRoutes(app, { auth: deps.auth, sessions: createSessions() });
+    await dashboardsRoute(app, { dist: DASHBOARDS_DIST });
+    await statsRoute(app, { store: deps.store, auth: deps.auth, metrics: deps.metrics });
     await eventsReadRoute(app, { store: deps.store, auth: deps.auth });
     // Attribution at the default windows reads the credits the attribution processor stores.
     await reportsRoute(app, { store: deps.store, auth: deps.auth, storedCredits: true });
@@ -109,6 +133,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       membershipTopic: topicNames(config).membership,
       minAudienceSize: config.segments.minAudienceSize,
     });
+    await segmentHistoryRoute(app, { store: deps.store, auth: deps.auth });
     // The decision engine: in memory, fed by the bus, stopped with the app.
     const engine = await createDecisionEngine({
       store: deps.store,

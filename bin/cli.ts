@@ -92,11 +92,13 @@ async function start(args: string[]) {
   if (bad.length) throw new Error(`unknown role ${bad.join(', ')}; roles are ${ALL_ROLES.join(', ')}`);
   const config = parseConfig();
   const logger = createLogger({ level: config.logLevel });
+  if (roles.includes('api')) (await import('./dashboards.js')).ensureDashboards();
   const { startParley } = await import('./server.ts');
   const running = await startParley(config, { roles, logger });
   console.log(
     `Parley is listening on ${running.url} (roles: ${roles.join(', ')}; docs at ${running.url}/docs)`,
   );
+  if (roles.includes('api')) console.log(`Dashboards: ${running.url}/`);
   let signals = 0;
   const shutdown = (sig: string) => {
     if (++signals > 1) {

@@ -3,12 +3,18 @@
 // PARLEY_KAFKA_BROKERS set: that broker is used. Unset: the local broker (scripts/kafka.sh) is
 // started for the run and stopped afterwards if this runner started it. If no broker can be had,
 // the run fails loudly; PARLEY_SKIP_KAFKA=1 skips the Kafka suite on purpose, and says so.
+// The browser suite (the dashboards) drives Debian's Chromium at /usr/bin/chromium: when it is
+// missing, it is installed through apt-get if this runs as root on Debian, else the run fails
+// with how to install it; PARLEY_SKIP_BROWSER=1 skips the browser suite on purpose, and says so.
 import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 const script = 'scripts/kafka.sh';
 const KAFKA_TESTS = 'test/kafka/**';
+const BROWSER_TESTS = 'test/browser/**';
+const CHROMIUM = '/usr/bin/chromium';
 const env = { ...process.env };
 const args = process.argv.slice(2);
 
@@ -24,6 +30,39 @@ function kafka(cmd, { quiet = false } = {}) {
   const stdio = ['ignore', quiet ? 'ignore' : 'inherit', 'pipe'];
   const r = spawnSync('bash', [script, cmd], { cwd: root, env, encoding: 'utf8', stdio });
   return { ok: r.status === 0, out: `${r.stderr ?? ''}${r.error ? String(r.error) : ''}`.trim() };
+}
+
+if (env.PARLEY_SKIP_BROWSER === '1') {
+  args.push('--exclude', BROWSER_TESTS);
+  banner([
+    'THE BROWSER SUITE WAS SKIPPED (PARLEY_SKIP_BROWSER=1).',
+    'Nothing about the dashboards in a browser was tested in this run.',
+    'Unset PARLEY_SKIP_BROWSER to run it (it needs Chromium at /usr/bin/chromium).',
+  ]);
+} else if (existsSync(CHROMIUM)) {
+  process.stderr.write(`Browser suite: using ${CHROMIUM}\n`);
+} else if (process.getuid?.() === 0 && existsSync('/etc/debian_version')) {
+  process.stderr.write('Browser suite: installing Chromium (apt-get install chromium fonts-liberation)...\n');
+  const apt = (a) =>
+    spawnSync('apt-get', a, { stdio: 'inherit', env: { ...env, DEBIAN_FRONTEND: 'noninteractive' } });
+  const ok =
+    apt(['update']).status === 0 && apt(['install', '-y', 'chromium', 'fonts-liberation']).status === 0;
+  if (!ok || !existsSync(CHROMIUM)) {
+    banner([
+      'THE BROWSER SUITE CANNOT RUN: installing Chromium with apt-get failed.',
+      'Install it with: apt-get update && apt-get install -y chromium fonts-liberation',
+      'To run everything else on purpose, set PARLEY_SKIP_BROWSER=1.',
+    ]);
+    process.exit(1);
+  }
+} else {
+  banner([
+    `THE BROWSER SUITE CANNOT RUN: no Chromium at ${CHROMIUM}.`,
+    'On Debian or Ubuntu, as root: apt-get update && apt-get install -y chromium fonts-liberation',
+    '(npm test installs it itself when run as root on Debian.)',
+    'To run everything else on purpose, set PARLEY_SKIP_BROWSER=1.',
+  ]);
+  process.exit(1);
 }
 
 let startedBroker = false;

@@ -3,11 +3,19 @@ import { DEFAULT_HOLDOUT_KEY } from './campaigns/holdout.ts';
 
 // The one place that reads the environment. Everything else receives a Config.
 
-const apiKeySchema = z.object({
-  key: z.string().min(16, 'API keys must be at least 16 characters'),
-  role: z.enum(['ingest', 'marketer', 'adserver', 'analyst', 'admin']),
-  businesses: z.array(z.string().min(1)).optional(),
-});
+const keyRole = z.enum(['ingest', 'marketer', 'adserver', 'analyst', 'admin']);
+// A key holds one role (`role`) or several (`roles`, e.g. a marketer who also reads reports).
+const apiKeySchema = z
+  .object({
+    key: z.string().min(16, 'API keys must be at least 16 characters'),
+    role: keyRole.optional(),
+    roles: z.array(keyRole).min(1).optional(),
+    businesses: z.array(z.string().min(1)).optional(),
+  })
+  .strict()
+  .refine((k) => (k.role === undefined) !== (k.roles === undefined), {
+    message: 'give each key either "role" or "roles"',
+  });
 export type ApiKeyConfig = z.infer<typeof apiKeySchema>;
 
 const csv = z.string().transform((s) =>

@@ -36,6 +36,11 @@ export const ERRORS = {
     retriable: true,
     message: 'The decision engine is still catching up from the bus; retry',
   },
+  PARLEY_ERR_DASHBOARDS_NOT_BUILT: {
+    status: 503,
+    retriable: false,
+    message: 'The dashboards are not built: run `npm run build:dashboards`',
+  },
   PARLEY_ERR_INTERNAL: { status: 500, retriable: true, message: 'Internal error' },
   PARLEY_ERR_MIGRATION_CHANGED: {
     status: 500,

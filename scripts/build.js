@@ -19,3 +19,5 @@ const tsc = spawnSync(
 );
 if (tsc.status !== 0) process.exit(tsc.status ?? 1);
 cpSync(join(root, 'migrations'), join(out, 'migrations'), { recursive: true });
+// The dashboards' build step runs from JavaScript as it is (it finds the checkout's dashboards/).
+cpSync(join(root, 'bin', 'dashboards.js'), join(out, 'bin', 'dashboards.js'));

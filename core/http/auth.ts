@@ -5,7 +5,14 @@ import type { Store } from '../store/client.ts';
 
 export const ROLES = ['ingest', 'marketer', 'adserver', 'analyst', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
-export type Principal = { role: Role; businesses?: string[]; keyHash: string };
+/** `role` is the key's first role, or admin when it holds admin; `roles` all it holds. */
+export type Principal = { role: Role; roles: Role[]; businesses?: string[]; keyHash: string };
+type Grant = { role: Role; roles: Role[]; businesses?: string[] };
+const grant = (roles: Role[], businesses?: string[]): Grant => ({
+  role: roles.includes('admin') ? 'admin' : roles[0],
+  roles,
+  businesses,
+});
 
 const hash = (key: string) => createHash('sha256').update(key).digest('hex');
 
@@ -16,6 +23,8 @@ export type Auth = {
   authorize(p: Principal, roles: readonly Role[]): void;
   /** Throws 403 when the principal is limited to businesses and this one is not among them. */
   checkBusiness(p: Principal, businessId: string | undefined): void;
+  /** The principal of a key known by its hash (a dashboards session), if it still exists. */
+  byHash(keyHash: string): Promise<Principal | undefined>;
 };
 
 /**
@@ -24,9 +33,9 @@ export type Auth = {
  */
 export function createAuth(opts: { keys?: ApiKeyConfig[]; store?: Store; refreshMs?: number }): Auth {
   const fixed = new Map(
-    (opts.keys ?? []).map((k) => [hash(k.key), { role: k.role, businesses: k.businesses }]),
+    (opts.keys ?? []).map((k) => [hash(k.key), grant(k.roles ?? [k.role!], k.businesses)]),
   );
-  let stored = new Map<string, { role: Role; businesses?: string[] }>();
+  let stored = new Map<string, Grant>();
   let loadedAt = 0;
   const refreshMs = opts.refreshMs ?? 30_000;
   // The hash of each recently seen raw key, so a busy client's key is hashed once, not per
@@ -65,11 +74,15 @@ export function createAuth(opts: { keys?: ApiKeyConfig[]; store?: Store; refresh
       return { ...found, keyHash: h };
     },
     authorize(p, roles) {
-      if (p.role === 'admin' || roles.includes(p.role)) return;
+      if (p.roles.includes('admin') || p.roles.some((r) => roles.includes(r))) return;
       throw new ParleyError(
         'PARLEY_ERR_FORBIDDEN',
-        `This needs a key with role ${roles.join(' or ')}; this key has role ${p.role}`,
+        `This needs a key with role ${roles.join(' or ')}; this key has role ${p.roles.join(', ')}`,
       );
+    },
+    async byHash(h) {
+      const found = await lookup(h);
+      return found && { ...found, keyHash: h };
     },
     checkBusiness(p, businessId) {
       if (!p.businesses || p.role === 'admin') return;
@@ -90,10 +103,7 @@ async function loadStoredKeys(store: Store) {
   });
   const rows = await rs.json<{ key_hash: string; role: Role; businesses: string[] }>();
   return new Map(
-    rows.map((r) => [
-      r.key_hash,
-      { role: r.role, businesses: r.businesses.length ? r.businesses : undefined },
-    ]),
+    rows.map((r) => [r.key_hash, grant([r.role], r.businesses.length ? r.businesses : undefined)]),
   );
 }
 

@@ -204,10 +204,10 @@ function describeValidation(err: FastifyError): string {
   return parts.join('; ') || err.message;
 }
 
-/** A preHandler that authenticates the request and checks its role. */
+/** A preHandler that authenticates the request (or takes its session's key) and checks its role. */
 export function requireRole(auth: Auth, ...roles: Role[]) {
   return async (req: FastifyRequest, _reply: FastifyReply) => {
-    const p = await auth.authenticate(req.headers.authorization);
+    const p = req.principal ?? (await auth.authenticate(req.headers.authorization));
     auth.authorize(p, roles);
     req.principal = p;
   };

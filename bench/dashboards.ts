@@ -1,0 +1,153 @@
+// How fast each dashboards page shows its data, in Chromium, against Parley on the embedded
+// defaults filled by the simulator. Per page: the time from navigation to the data on screen,
+// beside the time the API alone takes for the same data (the baseline measured in the same run;
+// the page's overhead is the difference). Budget: 1,500 ms per page.
+//
+//   node bench/run.js dashboards [--users 1100000] [--days 30] [--runs 3]
+//
+// About 9 events per simulated user: the default makes about 10M events. Needs /usr/bin/chromium.
+
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { chromium } from 'playwright-core';
+import { ensureDashboards } from '../bin/dashboards.js';
+import { startParley } from '../bin/server.ts';
+import { runSimulation } from '../bin/simulate.ts';
+import { parseConfig } from '../core/config.ts';
+import { createLogger } from '../core/log.ts';
+import { printTable } from './table.ts';
+
+const { values } = parseArgs({
+  options: {
+    users: { type: 'string', default: '1100000' },
+    days: { type: 'string', default: '30' },
+    runs: { type: 'string', default: '3' },
+  },
+});
+const RUNS = Number(values.runs);
+const BUDGET_MS = 1500;
+const key = `pk_bench_admin_${Date.now()}_0123456789`;
+
+ensureDashboards();
+const dir = await mkdtemp(join(tmpdir(), 'parley-bench-dashboards-'));
+const config = parseConfig({
+  PARLEY_DATA_DIR: dir,
+  PARLEY_PORT: '0',
+  PARLEY_API_KEYS: JSON.stringify([{ key, role: 'admin' }]),
+});
+const running = await startParley(config, { logger: createLogger({ level: 'warn' }), out: () => {} });
+const url = running.url;
+const sim = await runSimulation({
+  url,
+  key,
+  businesses: 20,
+  users: Number(values.users),
+  days: Number(values.days),
+  seed: 'bench-dashboards',
+  concurrency: 4,
+});
+for (;;) {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  if (Number(/^parley_sink_rows_total (\d+)/m.exec(text)?.[1] ?? 0) >= sim.accepted) break;
+  await new Promise((r) => setTimeout(r, 500));
+}
+
+const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+const from = `${day(Date.now() - 29 * 86_400_000)}T00:00:00.000Z`;
+const to = new Date(Date.parse(`${day(Date.now())}T00:00:00.000Z`) + 86_400_000).toISOString();
+const funnel = {
+  steps: ['message.received', 'message.sent', 'message.read', 'order.placed'].map((type) => ({ type })),
+  window_seconds: 604_800,
+  from,
+  to,
+  mode: 'ordered',
+};
+const api = (path: string, body?: unknown) =>
+  fetch(`${url}${path}`, {
+    method: body === undefined ? 'GET' : 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  }).then((r) => r.json());
+const MODELS = ['last_touch', 'first_touch', 'linear', 'time_decay', 'position_based'];
+const range = { from, to, click_window_seconds: 604_800, view_window_seconds: 86_400 };
+
+// Each page: its URL, what shows that its data is on screen, and the API calls it needs.
+const pages = [
+  {
+    name: 'overview',
+    path: '/overview',
+    ready: 'main table tbody tr',
+    api: () => api('/v1/stats/overview?minutes=180'),
+  },
+  {
+    name: 'funnels',
+    path: `/funnels?steps=${encodeURIComponent(JSON.stringify(funnel.steps))}`,
+    ready: '[data-testid=funnel-result]',
+    api: () => api('/v1/reports/funnel', funnel),
+  },
+  {
+    name: 'attribution',
+    path: '/attribution',
+    ready: '[data-testid=attribution-table] tbody tr',
+    api: () => Promise.all(MODELS.map((model) => api('/v1/reports/attribution', { ...range, model }))),
+  },
+  {
+    name: 'campaigns',
+    path: '/campaigns',
+    ready: '[data-testid=campaigns-table] tbody tr',
+    api: () =>
+      Promise.all([
+        api('/v1/campaigns'),
+        api(`/v1/reports/campaigns?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`),
+      ]),
+  },
+  {
+    name: 'events',
+    path: '/events',
+    ready: '[data-testid=events-table] tbody tr',
+    api: () => api('/v1/events?limit=50'),
+  },
+];
+
+const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true });
+const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+const page = await ctx.newPage();
+await page.goto(`${url}/`);
+await page.getByLabel('API key').fill(key);
+await page.getByRole('button', { name: 'Sign in' }).click();
+await page.getByRole('button', { name: 'Sign out' }).waitFor();
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const rows: (string | number)[][] = [['page', 'page ms', 'API ms', 'page − API ms', 'budget ms', 'within']];
+for (const p of pages) {
+  const pageMs: number[] = [];
+  const apiMs: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    const t = performance.now();
+    await p.api();
+    apiMs.push(performance.now() - t);
+    await page.goto(`${url}${p.path}`);
+    await page.locator(p.ready).first().waitFor({ timeout: 120_000 });
+    // Since the navigation started, by the page's own clock.
+    pageMs.push(await page.evaluate(() => performance.now()));
+  }
+  const pm = median(pageMs);
+  const am = median(apiMs);
+  rows.push([
+    p.name,
+    Math.round(pm),
+    Math.round(am),
+    Math.round(pm - am),
+    BUDGET_MS,
+    pm <= BUDGET_MS ? 'yes' : 'NO',
+  ]);
+}
+printTable(
+  `Dashboards: time to data on screen, median of ${RUNS} (${sim.accepted.toLocaleString('en-US')} events, ${values.users} users, ${values.days} days)`,
+  rows,
+);
+await browser.close();
+await running.stop();
+await rm(dir, { recursive: true, force: true });

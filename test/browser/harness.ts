@@ -1,0 +1,168 @@
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import AxeBuilder from '@axe-core/playwright';
+import { type Browser, type BrowserContext, type Page, chromium } from 'playwright-core';
+import { runAdServer } from '../../bin/sim/adserver.ts';
+import { runSimulation } from '../../bin/simulate.ts';
+import { makeBusinesses } from '../../bin/sim/traffic.ts';
+import { type ParleyProcess, freePort, spawnParley, waitFor } from '../helpers/parley-process.ts';
+
+// One Parley (a real `parley start`, embedded defaults, its own data directory and port) filled
+// by the simulator, and Debian's Chromium driven by playwright-core, for the whole browser suite.
+
+export const CHROMIUM = '/usr/bin/chromium';
+export const SEED = 'dashboards-e2e';
+export const BUSINESSES = makeBusinesses({ seed: SEED, businesses: 3 }).map((b) => b.id);
+const key = (name: string) => `pk_e2e_${name}_${Math.random().toString(36).slice(2)}0123456789`;
+
+export const KEYS = {
+  admin: key('admin'),
+  ingest: key('ingest'),
+  both: key('both'),
+  analyst: key('analyst'),
+  limited: key('limited'),
+};
+
+export type World = {
+  parley: ParleyProcess;
+  url: string;
+  browser: Browser;
+  accepted: number;
+  /** CSP violations seen by any page of any context. */
+  cspViolations: string[];
+  api(method: string, path: string, body?: unknown, accept?: string): Promise<Response>;
+  close(): Promise<void>;
+};
+
+export async function startWorld(): Promise<World> {
+  const port = await freePort();
+  const dir = await mkdtemp(join(tmpdir(), 'parley-dashboards-'));
+  const parley = spawnParley('parley', ['start'], {
+    PARLEY_DATA_DIR: dir,
+    PARLEY_PORT: String(port),
+    PARLEY_API_KEYS: JSON.stringify([
+      { key: KEYS.admin, role: 'admin' },
+      { key: KEYS.ingest, role: 'ingest' },
+      { key: KEYS.both, roles: ['marketer', 'analyst'] },
+      { key: KEYS.analyst, role: 'analyst' },
+      { key: KEYS.limited, roles: ['marketer', 'analyst'], businesses: [BUSINESSES[0]] },
+    ]),
+  });
+  const url = (await parley.waitForOutput(/Dashboards: (http:\/\/\S+?)\/?\s/, 120_000)).replace(/\/$/, '');
+  const sim = await runSimulation({
+    url,
+    key: KEYS.ingest,
+    businesses: 3,
+    users: 150,
+    days: 7,
+    seed: SEED,
+    concurrency: 2,
+  });
+  // Campaigns with impressions, clicks and orders, from the simulated ad server.
+  const ads = await runAdServer({
+    url,
+    key: KEYS.admin,
+    seed: SEED,
+    users: 120,
+    decisions: 120,
+    campaigns: 3,
+  });
+  // Every accepted event stored before anything is read (the impressions, clicks and orders the
+  // ad server caused included): at least that many rows, and no new row for a second.
+  let last = -1;
+  await waitFor(
+    'the sink to store every simulated event',
+    async () => {
+      const text = await (await fetch(`${url}/metrics`)).text();
+      const rows = Number(/^parley_sink_rows_total (\d+)/m.exec(text)?.[1] ?? 0);
+      const settled = rows >= sim.accepted + ads.served && rows === last;
+      last = rows;
+      return settled;
+    },
+    90_000,
+    1000,
+  );
+  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
+  const api = (method: string, path: string, body?: unknown, accept?: string) =>
+    fetch(`${url}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${KEYS.admin}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...(accept ? { accept } : {}),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  return {
+    parley,
+    url,
+    browser,
+    accepted: sim.accepted,
+    cspViolations: [],
+    api,
+    async close() {
+      await browser.close();
+      await parley.stop();
+    },
+  };
+}
+
+/** A fresh context (no cookies) whose pages report CSP violations and script errors to the world. */
+export async function newContext(
+  w: World,
+  opts: { viewport?: { width: number; height: number }; colorScheme?: 'light' | 'dark' } = {},
+): Promise<BrowserContext> {
+  const ctx = await w.browser.newContext({
+    viewport: opts.viewport ?? { width: 1280, height: 800 },
+    colorScheme: opts.colorScheme ?? 'light',
+    acceptDownloads: true,
+  });
+  // Violations are reported by the page itself, caught or not (an eval refused inside a try
+  // throws an EvalError the app may swallow, yet still fires the event).
+  await ctx.exposeBinding('__parleyCspViolation', (_src, text: string) => {
+    w.cspViolations.push(text);
+  });
+  await ctx.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', (e) => {
+      (window as unknown as { __parleyCspViolation(t: string): void }).__parleyCspViolation(
+        `${e.violatedDirective} ${e.blockedURI} at ${e.sourceFile}:${e.lineNumber}`,
+      );
+    });
+  });
+  ctx.on('page', (page) => watch(w, page));
+  return ctx;
+}
+
+function watch(w: World, page: Page) {
+  page.on('console', (m) => {
+    if (/Content[ -]Security[ -]Policy/i.test(m.text())) w.cspViolations.push(m.text());
+  });
+  page.on('pageerror', (e) => w.cspViolations.push(`page error: ${e.message}`));
+}
+
+/** Opens `path` and signs in with the key on the login page the app shows first. */
+export async function signIn(w: World, ctx: BrowserContext, apiKey: string, path = '/'): Promise<Page> {
+  const page = await ctx.newPage();
+  await page.goto(`${w.url}${path}`);
+  await page.getByLabel('API key').fill(apiKey);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign out' }).waitFor();
+  return page;
+}
+
+/** axe (WCAG 2 A and AA): the serious and critical violations on the page as it is. */
+export async function seriousA11y(page: Page) {
+  const r = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa']).analyze();
+  return r.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`);
+}
+
+/** The text of every cell of a table, row by row (header row excluded). */
+export async function tableText(page: Page, testId: string): Promise<string[][]> {
+  return page
+    .getByTestId(testId)
+    .locator('tbody tr')
+    .evaluateAll((rows) => rows.map((r) => [...r.querySelectorAll('td')].map((td) => td.textContent ?? '')));
+}
