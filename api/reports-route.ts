@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { Auth, Principal } from '../core/http/auth.ts';
+import { type Auth, type Principal, limitedTo } from '../core/http/auth.ts';
 import { type App, errorBody, requireRole } from '../core/http/fastify.ts';
 import {
   type AttributionRow,
@@ -70,7 +70,7 @@ export type ReportsDeps = {
 /** The businesses a key may read (undefined: all), after checking an explicit business_id. */
 function scope(auth: Auth, p: Principal, businessId: string | undefined): string[] | undefined {
   if (businessId !== undefined) auth.checkBusiness(p, businessId);
-  return p.role !== 'admin' && p.businesses ? p.businesses : undefined;
+  return limitedTo(p);
 }
 
 async function rows<T>(
@@ -96,7 +96,7 @@ export async function reportsRoute(app: App, deps: ReportsDeps) {
   app.post(
     '/v1/reports/funnel',
     {
-      preHandler: pre,
+      onRequest: pre,
       schema: {
         summary: 'Funnel: users reaching each step',
         description: FORMATS_NOTE,
@@ -125,7 +125,7 @@ export async function reportsRoute(app: App, deps: ReportsDeps) {
   app.post(
     '/v1/reports/attribution',
     {
-      preHandler: pre,
+      onRequest: pre,
       schema: {
         summary: 'Attribution of conversions to campaigns by model',
         description: `${FORMATS_NOTE} In CSV and Arrow, the unattributed row has an empty campaign_id.`,
@@ -153,7 +153,7 @@ export async function reportsRoute(app: App, deps: ReportsDeps) {
   app.get(
     '/v1/reports/campaigns',
     {
-      preHandler: pre,
+      onRequest: pre,
       schema: {
         summary: 'Campaign performance: delivery, spend and attributed conversions',
         description: `${FORMATS_NOTE} Conversions use the model at the default windows.`,

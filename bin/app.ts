@@ -1,7 +1,7 @@
 import type { Bus } from '../core/bus/types.ts';
 import { type Config, topicNames } from '../core/config.ts';
 import type { Auth } from '../core/http/auth.ts';
-import { type App, createHttp } from '../core/http/fastify.ts';
+import { type App, createHttp, requireRole } from '../core/http/fastify.ts';
 import type { Logger } from '../core/log.ts';
 import type { Metrics } from '../core/metrics.ts';
 import type { Store } from '../core/store/client.ts';
@@ -27,6 +27,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     logger: deps.logger,
     bodyLimit: config.ingest.bodyLimitBytes,
     metrics: deps.metrics,
+    rateLimit: config.rateLimit,
   });
 
   app.get(
@@ -46,9 +47,19 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       });
     },
   );
-  app.get('/metrics', { schema: { summary: 'Prometheus metrics', tags: ['ops'] } }, async (_req, reply) => {
-    return reply.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
-  });
+  // With a metrics port, /metrics is served there (server.ts) and not here.
+  if (config.metricsPort === undefined) {
+    app.get(
+      '/metrics',
+      {
+        onRequest: requireRole(deps.auth, 'metrics'),
+        schema: { summary: 'Prometheus metrics (a key with role metrics or admin)', tags: ['ops'] },
+      },
+      async (_req, reply) => {
+        return reply.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+      },
+    );
+  }
 
   if (deps.roles.includes('ingest')) {
     await eventsRoute(app, {

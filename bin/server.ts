@@ -1,10 +1,11 @@
+import { createServer } from 'node:http';
 import type { Bus } from '../core/bus/types.ts';
 import type { Config } from '../core/config.ts';
 import { topicNames } from '../core/config.ts';
 import { createAuth, ensureFirstAdminKey } from '../core/http/auth.ts';
 import type { App } from '../core/http/fastify.ts';
 import { createLogger, type Logger } from '../core/log.ts';
-import { createMetrics } from '../core/metrics.ts';
+import { type Metrics, createMetrics } from '../core/metrics.ts';
 import { createBus, lockDataDir, standardTopics } from '../core/runtime.ts';
 import { type Store, createStore } from '../core/store/client.ts';
 import { migrate } from '../core/store/migrations.ts';
@@ -14,9 +15,27 @@ import { createSegmentsProcessor } from '../processors/segments.ts';
 import { createSink } from '../processors/sink.ts';
 import { ALL_ROLES, type Role, buildApp } from './app.ts';
 
+/** /metrics without a key, on a listener of its own (a port only Prometheus can reach). */
+async function serveMetrics(metrics: Metrics, host: string, port: number) {
+  const server = createServer((req, res) => {
+    if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
+      res.writeHead(404).end();
+      return;
+    }
+    metrics.registry.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
+      () => res.writeHead(500).end(),
+    );
+  });
+  await new Promise<void>((ok, fail) => server.once('error', fail).listen(port, host, ok));
+  return server;
+}
+
 export type Running = {
   app: App;
   url: string;
+  /** Where /metrics is served without a key, with PARLEY_METRICS_PORT. */
+  metricsUrl?: string;
   stop(): Promise<void>;
   adminKey?: string;
   store: Store;
@@ -97,6 +116,10 @@ export async function startParley(
 
   const app = await buildApp(config, { logger, metrics, auth, bus, store, roles });
   const address = await app.listen({ host: config.host, port: config.port });
+  const metricsServer =
+    config.metricsPort === undefined
+      ? undefined
+      : await serveMetrics(metrics, config.host, config.metricsPort);
   logger.info({ address, roles, bus: bus.kind, store: store.kind }, 'parley started');
 
   let stopping: Promise<void> | undefined;
@@ -105,10 +128,13 @@ export async function startParley(
     store,
     bus,
     url: address,
+    metricsUrl:
+      metricsServer && `http://${config.host}:${(metricsServer.address() as { port: number }).port}`,
     adminKey,
     stop() {
       stopping ??= (async () => {
         await app.close(); // stop accepting, finish in-flight requests
+        metricsServer?.close();
         await processors?.stop(); // finish the current batches and commit
         await bus.close();
         await store.close();

@@ -2,11 +2,21 @@ import { z } from 'zod';
 
 // The one place that reads the environment. Everything else receives a Config.
 
-const apiKeySchema = z.object({
-  key: z.string().min(16, 'API keys must be at least 16 characters'),
-  role: z.enum(['ingest', 'marketer', 'adserver', 'analyst', 'admin']),
-  businesses: z.array(z.string().min(1)).optional(),
-});
+const roleSchema = z.enum(['ingest', 'marketer', 'adserver', 'analyst', 'metrics', 'admin']);
+// A key holds one role (`role`) or several (`roles`); either way it is read as a list.
+const apiKeySchema = z
+  .strictObject({
+    key: z.string().min(16, 'API keys must be at least 16 characters'),
+    role: roleSchema.optional(),
+    roles: z.array(roleSchema).min(1).optional(),
+    businesses: z.array(z.string().min(1)).optional(),
+  })
+  .refine((k) => (k.role === undefined) !== (k.roles === undefined), 'give either role or roles')
+  .transform(({ key, role, roles, businesses }) => ({
+    key,
+    roles: roles ?? (role ? [role] : []),
+    ...(businesses ? { businesses } : {}),
+  }));
 export type ApiKeyConfig = z.infer<typeof apiKeySchema>;
 
 const csv = z.string().transform((s) =>
@@ -109,6 +119,10 @@ export const configSchema = z.object({
   PARLEY_DECISION_CHANNEL_POLICY: jsonChannelPolicy.optional(),
   PARLEY_CAMPAIGN_REFRESH_MS: int(3000, 100),
   PARLEY_PUBLIC_URL: z.url().optional(),
+  PARLEY_RATE_LIMIT_WINDOW_SECONDS: int(60, 1),
+  PARLEY_RATE_LIMIT_AUTH_FAILURES: int(30, 0),
+  PARLEY_RATE_LIMIT_KEY_REQUESTS: int(600_000, 0),
+  PARLEY_METRICS_PORT: z.coerce.number().int().min(0).optional(),
 });
 
 export type Config = {
@@ -135,6 +149,10 @@ export type Config = {
     /** Base of click URLs; default: the address the request came to. */
     publicUrl?: string;
   };
+  /** Per window: failed authentications per client address, requests per key on ingest and decisions (0: no limit). */
+  rateLimit: { windowMs: number; authFailures: number; keyRequests: number };
+  /** Serve /metrics without a key on this port of PARLEY_HOST (and not on the main port). */
+  metricsPort?: number;
 };
 
 export class ConfigError extends Error {
@@ -212,6 +230,12 @@ export function parseConfig(env: Record<string, string | undefined> = process.en
       campaignRefreshMs: e.PARLEY_CAMPAIGN_REFRESH_MS,
       publicUrl: e.PARLEY_PUBLIC_URL,
     },
+    rateLimit: {
+      windowMs: e.PARLEY_RATE_LIMIT_WINDOW_SECONDS * 1000,
+      authFailures: e.PARLEY_RATE_LIMIT_AUTH_FAILURES,
+      keyRequests: e.PARLEY_RATE_LIMIT_KEY_REQUESTS,
+    },
+    metricsPort: e.PARLEY_METRICS_PORT,
   };
 }
 

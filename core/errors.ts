@@ -15,6 +15,11 @@ export const ERRORS = {
   PARLEY_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, retriable: false, message: 'Unsupported content type' },
   PARLEY_ERR_NOT_ACCEPTABLE: { status: 406, retriable: false, message: 'Unsupported Accept type' },
   PARLEY_ERR_UNPROCESSABLE: { status: 422, retriable: false, message: 'The request cannot be carried out' },
+  PARLEY_ERR_RATE_LIMITED: {
+    status: 429,
+    retriable: true,
+    message: 'Too many requests; retry after Retry-After seconds',
+  },
   PARLEY_ERR_BUS_UNAVAILABLE: {
     status: 503,
     retriable: true,

@@ -2,8 +2,8 @@ import { z } from 'zod';
 import type { Bus } from '../core/bus/types.ts';
 import { ParleyError } from '../core/errors.ts';
 import { type CanonicalEvent, normalizeEvent } from '../core/events/index.ts';
-import type { Auth } from '../core/http/auth.ts';
-import { type App, errorBody, parseJson, requireRole } from '../core/http/fastify.ts';
+import { type Auth, canSee } from '../core/http/auth.ts';
+import { type App, errorBody, limitPerKey, parseJson, requireRole } from '../core/http/fastify.ts';
 import type { Metrics } from '../core/metrics.ts';
 import { type Rejection, publishEvents, rawLineSummary, scrub } from './publish.ts';
 
@@ -30,7 +30,7 @@ export async function eventsRoute(app: App, deps: IngestDeps) {
   app.post(
     '/v1/events',
     {
-      preHandler: requireRole(deps.auth, 'ingest'),
+      onRequest: [requireRole(deps.auth, 'ingest'), limitPerKey],
       schema: {
         summary: 'Ingest canonical events',
         description:
@@ -62,7 +62,7 @@ export async function eventsRoute(app: App, deps: IngestDeps) {
         } else {
           const r = normalizeEvent(item.value, { now, ...deps.normalize });
           if (r.ok) {
-            if (!p.businesses || p.role === 'admin' || p.businesses.includes(r.value.business_id)) {
+            if (canSee(p, r.value.business_id)) {
               accepted.push(r.value);
               return;
             }

@@ -6,7 +6,7 @@ import { publishCanonical } from '../../core/events/publish.ts';
 import { CHANNELS, type CanonicalEvent } from '../../core/events/schema.ts';
 import type { Auth } from '../../core/http/auth.ts';
 import type { Metrics } from '../../core/metrics.ts';
-import { type App, errorBody, requireRole } from '../../core/http/fastify.ts';
+import { type App, errorBody, limitPerKey, requireRole } from '../../core/http/fastify.ts';
 import { type ClickFacts, clickEventId, clickUrl, verifyClick } from './click.ts';
 import { servedEvent } from './engine.ts';
 import type { DecisionEngine } from './feed.ts';
@@ -76,7 +76,10 @@ export async function decisionsRoute(
 
   app.get(
     '/v1/decisions/ready',
-    { schema: { summary: 'Whether this process’s decision engine has caught up', tags: ['decisions'] } },
+    {
+      onRequest: requireRole(deps.auth, 'adserver', 'metrics'),
+      schema: { summary: 'Whether this process’s decision engine has caught up', tags: ['decisions'] },
+    },
     async (_req, reply) => {
       const s = deps.engine.status();
       return reply.code(s.ready ? 200 : 503).send(s);
@@ -86,7 +89,7 @@ export async function decisionsRoute(
   app.post(
     '/v1/decisions',
     {
-      preHandler: pre,
+      onRequest: [pre, limitPerKey],
       // The answer is built here with exactly the documented fields: written as it is, not checked
       // against its schema again on every decision (the schema still documents it).
       serializerCompiler: () => (data) => JSON.stringify(data),

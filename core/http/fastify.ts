@@ -1,4 +1,5 @@
 import { isUtf8 } from 'node:buffer';
+import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, {
@@ -25,7 +26,18 @@ declare module 'fastify' {
   interface FastifyRequest {
     principal?: Principal;
   }
+  interface FastifyInstance {
+    parleyLimits: Limits;
+  }
 }
+
+type Limiter = (
+  req: FastifyRequest,
+  opts?: { increment: boolean },
+) => Promise<{ isAllowed: boolean; isExceeded?: boolean; ttlInSeconds?: number }>;
+/** Limiters of failed authentications per client address and of requests per key; absent: no limit. */
+type Limits = { authFailures?: Limiter; perKey?: Limiter };
+export type RateLimitOptions = { windowMs: number; authFailures: number; keyRequests: number };
 
 export type App = FastifyInstance<
   import('node:http').Server,
@@ -68,6 +80,7 @@ export async function createHttp(opts: {
   logger: Logger;
   bodyLimit: number;
   metrics: Metrics;
+  rateLimit?: RateLimitOptions;
 }): Promise<App> {
   const app = Fastify({
     loggerInstance: opts.logger.child({ component: 'http' }),
@@ -138,6 +151,17 @@ export async function createHttp(opts: {
     done();
   });
 
+  await app.register(rateLimit, { global: false });
+  const rl = opts.rateLimit;
+  const limiter = (max: number, keyGenerator: (req: FastifyRequest) => string) =>
+    rl && max > 0
+      ? (app.createRateLimit({ max, timeWindow: rl.windowMs, keyGenerator }) as Limiter)
+      : undefined;
+  app.decorate('parleyLimits', {
+    authFailures: limiter(rl?.authFailures ?? 0, (req) => req.ip),
+    perKey: limiter(rl?.keyRequests ?? 0, (req) => req.principal?.keyHash ?? req.ip),
+  });
+
   await app.register(swagger, {
     openapi: {
       info: { title: 'Parley API', version: '1', description: 'Targeted conversational ads and analytics' },
@@ -147,7 +171,15 @@ export async function createHttp(opts: {
     transform: jsonSchemaTransform,
     transformObject: jsonSchemaTransformObject,
   });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
+  await app.register(swaggerUi, {
+    routePrefix: '/docs',
+    uiHooks: {
+      onRequest: (_req, reply, done) => {
+        reply.header('content-security-policy', DOCS_CSP).header('x-content-type-options', 'nosniff');
+        done();
+      },
+    },
+  });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return app;
 }
@@ -160,11 +192,45 @@ function describeValidation(err: FastifyError): string {
   return parts.join('; ') || err.message;
 }
 
-/** A preHandler that authenticates the request and checks its role. */
+// The documentation page loads only its own scripts and styles, and no one may frame it.
+const DOCS_CSP =
+  "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+function rateLimited(reply: FastifyReply, seconds: number | undefined) {
+  reply.header('retry-after', String(Math.max(1, seconds ?? 1)));
+  return new ParleyError('PARLEY_ERR_RATE_LIMITED');
+}
+
+/**
+ * An onRequest hook that authenticates the request and checks its role before its body is read,
+ * so a request that is not allowed costs nothing. Failed authentications are limited per client
+ * address. Authenticated answers are never cached and never sniffed.
+ */
 export function requireRole(auth: Auth, ...roles: Role[]) {
-  return async (req: FastifyRequest, _reply: FastifyReply) => {
-    const p = await auth.authenticate(req.headers.authorization);
+  return async (req: FastifyRequest, reply: FastifyReply) => {
+    reply.header('x-content-type-options', 'nosniff').header('cache-control', 'no-store');
+    const failures = req.server.parleyLimits?.authFailures;
+    if (failures) {
+      const seen = await failures(req, { increment: false });
+      if (seen.isExceeded) throw rateLimited(reply, seen.ttlInSeconds);
+    }
+    let p: Principal;
+    try {
+      p = await auth.authenticate(req.headers.authorization);
+    } catch (err) {
+      const after = failures && (await failures(req));
+      if (after?.isExceeded) throw rateLimited(reply, after.ttlInSeconds);
+      throw err;
+    }
     auth.authorize(p, roles);
     req.principal = p;
   };
+}
+
+/** An onRequest hook, after requireRole: limits requests per key (ingest, decisions). */
+export async function limitPerKey(req: FastifyRequest, reply: FastifyReply) {
+  const perKey = req.server.parleyLimits?.perKey;
+  if (!perKey) return;
+  const r = await perKey(req);
+  if (r.isExceeded) throw rateLimited(reply, r.ttlInSeconds);
 }
