@@ -10,6 +10,9 @@ import { resolveClickKey } from '../api/decisions/click.ts';
 import { createDecisionEngine } from '../api/decisions/feed.ts';
 import { decisionsRoute } from '../api/decisions/route.ts';
 import { eventsReadRoute } from '../api/events-route.ts';
+import { keysRoute } from '../api/keys-route.ts';
+import { createAuditLog } from '../core/audit.ts';
+import { createKeyStore } from '../core/http/keys.ts';
 import { reportsRoute } from '../api/reports-route.ts';
 import { segmentsRoute } from '../api/segments-route.ts';
 import { eventsRoute } from '../ingest/events-route.ts';
@@ -82,6 +85,12 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   }
   if (deps.roles.includes('api')) {
     await eventsReadRoute(app, { store: deps.store, auth: deps.auth });
+    await keysRoute(app, {
+      auth: deps.auth,
+      keys: createKeyStore(deps.store),
+      audit: createAuditLog(deps.store),
+      configKeys: config.apiKeys ?? [],
+    });
     // Attribution at the default windows reads the credits the attribution processor stores.
     await reportsRoute(app, { store: deps.store, auth: deps.auth, storedCredits: true });
     await segmentsRoute(app, {

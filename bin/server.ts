@@ -3,6 +3,7 @@ import type { Bus } from '../core/bus/types.ts';
 import type { Config } from '../core/config.ts';
 import { topicNames } from '../core/config.ts';
 import { createAuth, ensureFirstAdminKey } from '../core/http/auth.ts';
+import { createKeyStore } from '../core/http/keys.ts';
 import type { App } from '../core/http/fastify.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 import { type Metrics, createMetrics } from '../core/metrics.ts';
@@ -72,6 +73,10 @@ export async function startParley(
     }
   }
   const auth = createAuth({ keys: config.apiKeys, store });
+  const stored = (await createKeyStore(store).list()).length;
+  out(
+    `API keys in force: ${config.apiKeys?.length ?? 0} from PARLEY_API_KEYS and ${stored} stored (made at first start or through /v1/keys); both are accepted.`,
+  );
 
   const processors = roles.includes('processors')
     ? await runProcessors(

@@ -18,6 +18,8 @@ export function canSee(p: Principal, businessId: string | null | undefined) {
 }
 
 export const hashKey = (key: string) => createHash('sha256').update(key).digest('hex');
+/** A key's id: the first 16 hex digits of its hash (a fingerprint that reveals nothing usable). */
+export const keyId = (keyHash: string) => keyHash.slice(0, 16);
 
 type KeyGrant = { roles: Role[]; businesses?: string[] };
 /** A configured key: ApiKeyConfig, or the same with one `role`. */
@@ -144,7 +146,7 @@ export async function ensureFirstAdminKey(store: Store): Promise<string | undefi
     values: [
       {
         key_hash: hashKey(key),
-        id: randomBytes(8).toString('hex'),
+        id: keyId(hashKey(key)),
         name: 'first-start admin key',
         role: 'admin',
         roles: ['admin'],
