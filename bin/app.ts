@@ -11,6 +11,8 @@ import { createDecisionEngine } from '../api/decisions/feed.ts';
 import { decisionsRoute } from '../api/decisions/route.ts';
 import { eventsReadRoute } from '../api/events-route.ts';
 import { keysRoute } from '../api/keys-route.ts';
+import { usersRoute } from '../api/users-route.ts';
+import type { Erasures } from '../core/erasure/registry.ts';
 import { createAuditLog } from '../core/audit.ts';
 import { createKeyStore } from '../core/http/keys.ts';
 import { reportsRoute } from '../api/reports-route.ts';
@@ -22,7 +24,19 @@ import { resolveHashSecret } from '../ingest/webhooks/secret.ts';
 export type Role = 'ingest' | 'processors' | 'api';
 export const ALL_ROLES: Role[] = ['ingest', 'processors', 'api'];
 
-export type AppDeps = { logger: Logger; metrics: Metrics; auth: Auth; bus: Bus; store: Store; roles: Role[] };
+export type AppDeps = {
+  logger: Logger;
+  metrics: Metrics;
+  auth: Auth;
+  bus: Bus;
+  store: Store;
+  roles: Role[];
+  /** Erased people (absent on Kafka without PARLEY_HASH_SECRET: erasure is then refused). */
+  erasures?: Erasures;
+};
+
+/** How long every process is given to read a new erasure before the tables are swept again. */
+export const ERASURE_SETTLE_MS = 3000;
 
 /** The HTTP app for the given roles. It does not listen; server.ts does. */
 export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
@@ -85,11 +99,20 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   }
   if (deps.roles.includes('api')) {
     await eventsReadRoute(app, { store: deps.store, auth: deps.auth });
+    const audit = createAuditLog(deps.store);
     await keysRoute(app, {
       auth: deps.auth,
       keys: createKeyStore(deps.store),
-      audit: createAuditLog(deps.store),
+      audit,
       configKeys: config.apiKeys ?? [],
+    });
+    await usersRoute(app, {
+      store: deps.store,
+      auth: deps.auth,
+      erasures: deps.erasures,
+      audit,
+      logger: deps.logger,
+      settleMs: ERASURE_SETTLE_MS,
     });
     // Attribution at the default windows reads the credits the attribution processor stores.
     await reportsRoute(app, { store: deps.store, auth: deps.auth, storedCredits: true });
@@ -108,6 +131,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       topics: topicNames(config),
       groupPrefix: config.topics.prefix,
       decisions: config.decisions,
+      erasures: deps.erasures,
     });
     app.addHook('onClose', () => engine.stop());
     await campaignsRoute(app, {

@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { Bus } from '../core/bus/types.ts';
 import type { Config } from '../core/config.ts';
@@ -14,6 +15,8 @@ import { createAttributionProcessor } from '../processors/attribution.ts';
 import { runProcessors } from '../processors/runner.ts';
 import { createSegmentsProcessor } from '../processors/segments.ts';
 import { createSink } from '../processors/sink.ts';
+import { createErasures } from '../core/erasure/registry.ts';
+import { resolveHashSecret } from '../ingest/webhooks/secret.ts';
 import { ALL_ROLES, type Role, buildApp } from './app.ts';
 
 /** /metrics without a key, on a listener of its own (a port only Prometheus can reach). */
@@ -78,6 +81,37 @@ export async function startParley(
     `API keys in force: ${config.apiKeys?.length ?? 0} from PARLEY_API_KEYS and ${stored} stored (made at first start or through /v1/keys); both are accepted.`,
   );
 
+  // Erasures are read before anything consumes the bus, so no replay brings an erased person back.
+  const hashSecret = await resolveHashSecret(config);
+  const erasures = hashSecret
+    ? createErasures({
+        store,
+        logger,
+        key: createHmac('sha256', hashSecret).update('parley-erasure-v1').digest(),
+      })
+    : undefined;
+  if (!erasures) logger.warn('PARLEY_HASH_SECRET is not set: erasure of people is off on Kafka');
+  await erasures?.start();
+  const segmentsProcessor =
+    roles.includes('processors') && config.segments.processor
+      ? createSegmentsProcessor({
+          store,
+          bus,
+          logger,
+          metrics,
+          topic: topicNames(config).events,
+          membershipTopic: topicNames(config).membership,
+          groupId: `${config.topics.prefix}parley-segments`,
+          storedBy: `${config.topics.prefix}parley-sink`,
+        })
+      : undefined;
+  if (segmentsProcessor)
+    erasures?.onErased((match) =>
+      segmentsProcessor.forget((userId, segment) =>
+        match(userId).some((e) => e.businessId === null || !segment || segment.businessId === e.businessId),
+      ),
+    );
+
   const processors = roles.includes('processors')
     ? await runProcessors(
         bus,
@@ -99,27 +133,15 @@ export async function startParley(
             topic: topicNames(config).events,
             groupId: `${config.topics.prefix}parley-attribution`,
           }),
-          ...(config.segments.processor
-            ? [
-                createSegmentsProcessor({
-                  store,
-                  bus,
-                  logger,
-                  metrics,
-                  topic: topicNames(config).events,
-                  membershipTopic: topicNames(config).membership,
-                  groupId: `${config.topics.prefix}parley-segments`,
-                  storedBy: `${config.topics.prefix}parley-sink`,
-                }),
-              ]
-            : []),
+          ...(segmentsProcessor ? [segmentsProcessor] : []),
         ],
         logger,
         metrics,
+        erasures?.set,
       )
     : undefined;
 
-  const app = await buildApp(config, { logger, metrics, auth, bus, store, roles });
+  const app = await buildApp(config, { logger, metrics, auth, bus, store, roles, erasures });
   const address = await app.listen({ host: config.host, port: config.port });
   const metricsServer =
     config.metricsPort === undefined
@@ -141,6 +163,7 @@ export async function startParley(
         await app.close(); // stop accepting, finish in-flight requests
         metricsServer?.close();
         await processors?.stop(); // finish the current batches and commit
+        erasures?.stop();
         await bus.close();
         await store.close();
         await unlock();

@@ -35,6 +35,11 @@ export const ERRORS = {
     retriable: false,
     message: 'Platform webhooks are not configured on this server',
   },
+  PARLEY_ERR_NOT_CONFIGURED: {
+    status: 503,
+    retriable: false,
+    message: 'This server is not configured for that',
+  },
   PARLEY_ERR_SHUTTING_DOWN: { status: 503, retriable: true, message: 'The server is shutting down; retry' },
   PARLEY_ERR_NOT_READY: {
     status: 503,

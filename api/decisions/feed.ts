@@ -10,6 +10,8 @@ import { type Rng, seededRng } from './rng.ts';
 import { DecisionState } from './state.ts';
 import type { DecisionRequest } from './types.ts';
 import { eventOf, typeOf } from '../../core/events/decoded.ts';
+import type { Erasures } from '../../core/erasure/registry.ts';
+import { createSegmentStore } from '../../core/segments/store.ts';
 
 // The decision engine of one api process: its state is rebuilt at start from the store (delivery,
 // conversations and opt-outs before an hour ago) and the bus (the compacted membership topic and
@@ -38,6 +40,8 @@ export async function createDecisionEngine(deps: {
   groupPrefix: string;
   decisions: Config['decisions'];
   rng?: Rng;
+  /** Erased people: their messages are skipped and their memory forgotten. */
+  erasures?: Erasures;
 }): Promise<DecisionEngine> {
   const log = deps.logger.child({ component: 'decisions' });
   const state = new DecisionState();
@@ -81,8 +85,11 @@ export async function createDecisionEngine(deps: {
   await reload();
   await bootstrapFromStore(deps.store, state, Date.now() - BOOTSTRAP_CUTOFF_MS);
 
+  // Erased people's messages are skipped, whenever the bus replays them.
+  const erased = deps.erasures?.set;
   const onMembership = async (b: Batch) => {
     for (const m of b.messages) {
+      if (erased?.coversMessage(m)) continue;
       let msg: { type?: string; segment_id?: string; user_id?: string };
       try {
         msg = JSON.parse(m.value.toString('utf8'));
@@ -100,7 +107,7 @@ export async function createDecisionEngine(deps: {
       // rather than stopping the engine's view of everything after it.
       // Most events (deliveries, reads, the business's own messages) change nothing here.
       const type = typeOf(m);
-      if (type !== undefined && !FEED_TYPES.has(type)) continue;
+      if ((type !== undefined && !FEED_TYPES.has(type)) || erased?.coversMessage(m)) continue;
       try {
         const e = eventOf(m);
         if (typeof e.type === 'string' && typeof e.user_id === 'string') applyEvent(state, e);
@@ -140,6 +147,18 @@ export async function createDecisionEngine(deps: {
     );
   }
   checkReady();
+  deps.erasures?.onErased(async (match) => {
+    const segments = await createSegmentStore(deps.store).list();
+    for (const userId of [...state.users.keys()]) {
+      for (const e of match(userId)) {
+        if (e.businessId === null) state.forget(userId);
+        else {
+          const own = segments.filter((s) => s.business_id === e.businessId).map((s) => s.id);
+          state.forget(userId, { businessId: e.businessId, segmentIds: own });
+        }
+      }
+    }
+  });
 
   const refresh = setInterval(() => {
     reload().catch((err) => log.warn({ err }, 'campaign reload failed; serving the last loaded'));
