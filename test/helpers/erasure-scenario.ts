@@ -35,6 +35,7 @@ function events() {
   return out;
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: answers of several shapes, checked by the assertions
 export type Api = (method: string, path: string, body?: unknown) => Promise<{ status: number; body: any }>;
 export const apiOf =
   (p: Running, key: string): Api =>
