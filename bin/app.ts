@@ -85,6 +85,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       metrics: deps.metrics,
       topics: topicNames(config),
       normalize: { maxFutureMs: config.ingest.maxFutureMs, keywords: config.ingest.keywords },
+      maxPendingEvents: config.ingest.maxPendingEvents,
     });
     await webhooksRoute(app, {
       bus: deps.bus,

@@ -123,6 +123,8 @@ export const configSchema = z.object({
   PARLEY_RATE_LIMIT_AUTH_FAILURES: int(30, 0),
   PARLEY_RATE_LIMIT_KEY_REQUESTS: int(600_000, 0),
   PARLEY_METRICS_PORT: z.coerce.number().int().min(0).optional(),
+  PARLEY_INGEST_MAX_PENDING_EVENTS: int(100_000, 1),
+  PARLEY_CLICKHOUSE_TIMEOUT_MS: int(30_000, 100),
 });
 
 export type Config = {
@@ -131,11 +133,11 @@ export type Config = {
   dataDir: string;
   logLevel: z.infer<typeof configSchema>['PARLEY_LOG_LEVEL'];
   apiKeys?: ApiKeyConfig[];
-  clickhouse: { url?: string; database: string; cluster?: string };
+  clickhouse: { url?: string; database: string; cluster?: string; timeoutMs?: number };
   kafka?: { brokers: string[]; clientId: string };
   topics: { prefix: string; partitions: number; replication: number };
   localLog: { retentionMs: number; retentionBytes: number };
-  ingest: { bodyLimitBytes: number; maxFutureMs: number; keywords: string[] };
+  ingest: { bodyLimitBytes: number; maxFutureMs: number; keywords: string[]; maxPendingEvents: number };
   hashSecret?: string;
   meta: { appSecret?: string; verifyToken?: string; businessMap: Record<string, string> };
   segments: { minAudienceSize: number; processor: boolean };
@@ -183,6 +185,7 @@ export function parseConfig(env: Record<string, string | undefined> = process.en
       url: e.PARLEY_CLICKHOUSE_URL,
       database: e.PARLEY_CLICKHOUSE_DATABASE,
       cluster: e.PARLEY_CLICKHOUSE_CLUSTER,
+      timeoutMs: e.PARLEY_CLICKHOUSE_TIMEOUT_MS,
     },
     kafka: e.PARLEY_KAFKA_BROKERS?.length
       ? { brokers: e.PARLEY_KAFKA_BROKERS, clientId: e.PARLEY_KAFKA_CLIENT_ID }
@@ -200,6 +203,7 @@ export function parseConfig(env: Record<string, string | undefined> = process.en
       bodyLimitBytes: e.PARLEY_BODY_LIMIT_BYTES,
       maxFutureMs: e.PARLEY_MAX_FUTURE_SECONDS * 1000,
       keywords: e.PARLEY_KEYWORDS.map((k) => k.toLowerCase()),
+      maxPendingEvents: e.PARLEY_INGEST_MAX_PENDING_EVENTS,
     },
     hashSecret: e.PARLEY_HASH_SECRET,
     meta: {

@@ -15,6 +15,8 @@ export type IngestDeps = {
   metrics: Metrics;
   topics: { events: string; dlq: string };
   normalize: { maxFutureMs: number; keywords: readonly string[] };
+  /** Events waiting for the bus, beyond which requests get 503 at once instead of queueing. */
+  maxPendingEvents?: number;
 };
 
 const ingestResponse = z
@@ -27,6 +29,9 @@ const ingestResponse = z
   .meta({ id: 'IngestResult' });
 
 export async function eventsRoute(app: App, deps: IngestDeps) {
+  // Back-pressure: when the bus is slow, events waiting for it are bounded, not memory.
+  let pending = 0;
+  const maxPending = deps.maxPendingEvents ?? Number.POSITIVE_INFINITY;
   app.post(
     '/v1/events',
     {
@@ -77,11 +82,22 @@ export async function eventsRoute(app: App, deps: IngestDeps) {
           input: item.error !== undefined ? rawLineSummary(item.raw ?? '') : scrub(item.value),
         });
       });
+      const n = accepted.length + dead.length;
+      if (pending > 0 && pending + n > maxPending) {
+        deps.metrics.ingestUnavailable.inc();
+        throw new ParleyError(
+          'PARLEY_ERR_BUS_UNAVAILABLE',
+          `The bus is behind (${pending} events waiting to be made durable); nothing was acknowledged, retry`,
+        );
+      }
+      pending += n;
       try {
         await publishEvents(deps.bus, deps.topics, accepted, dead);
       } catch (err) {
         deps.metrics.ingestUnavailable.inc();
         throw err;
+      } finally {
+        pending -= n;
       }
       deps.metrics.eventsAccepted.labels('api').inc(accepted.length);
       deps.metrics.eventsRejected.labels('api').inc(rejected.length);
