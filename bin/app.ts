@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import type { Bus } from '../core/bus/types.ts';
 import { type Config, topicNames } from '../core/config.ts';
 import type { Auth } from '../core/http/auth.ts';
@@ -22,6 +23,16 @@ import { webhooksRoute } from '../ingest/webhooks/route.ts';
 import { resolveHashSecret } from '../ingest/webhooks/secret.ts';
 
 export type Role = 'ingest' | 'processors' | 'api';
+
+const health = z
+  .object({
+    status: z.enum(['ok', 'degraded']),
+    roles: z.array(z.string()),
+    bus: z.string(),
+    store: z.string(),
+    checks: z.object({ store: z.boolean() }),
+  })
+  .meta({ id: 'Health' });
 export const ALL_ROLES: Role[] = ['ingest', 'processors', 'api'];
 
 export type AppDeps = {
@@ -49,7 +60,9 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
 
   app.get(
     '/healthz',
-    { schema: { summary: 'Liveness and dependencies', tags: ['ops'] } },
+    {
+      schema: { summary: 'Liveness and dependencies', tags: ['ops'], response: { 200: health, 503: health } },
+    },
     async (_req, reply) => {
       const store = await deps.store.client.ping().then(
         (r) => r.success,
@@ -70,7 +83,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       '/metrics',
       {
         onRequest: requireRole(deps.auth, 'metrics'),
-        schema: { summary: 'Prometheus metrics (a key with role metrics or admin)', tags: ['ops'] },
+        // Prometheus text, not part of the JSON API's document.
+        schema: { summary: 'Prometheus metrics (a key with role metrics or admin)', hide: true },
       },
       async (_req, reply) => {
         return reply.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());

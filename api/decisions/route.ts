@@ -60,6 +60,10 @@ function baseUrl(req: FastifyRequest, configured?: string) {
   return configured ?? `${req.protocol}://${req.host}`;
 }
 
+const readiness = z
+  .object({ ready: z.boolean(), campaigns: z.number(), users: z.number(), behind: z.number() })
+  .meta({ id: 'DecisionReadiness' });
+
 export async function decisionsRoute(
   app: App,
   deps: {
@@ -78,7 +82,11 @@ export async function decisionsRoute(
     '/v1/decisions/ready',
     {
       onRequest: requireRole(deps.auth, 'adserver', 'metrics'),
-      schema: { summary: 'Whether this process’s decision engine has caught up', tags: ['decisions'] },
+      schema: {
+        summary: 'Whether this process’s decision engine has caught up',
+        tags: ['decisions'],
+        response: { 200: readiness, 503: readiness },
+      },
     },
     async (_req, reply) => {
       const s = deps.engine.status();

@@ -89,6 +89,8 @@ export async function createHttp(opts: {
     requestIdHeader: 'x-request-id',
     genReqId: () => crypto.randomUUID(),
     return503OnClosing: true,
+    // Over-long ids are refused by their schema (400), not by the router (a bare 414).
+    routerOptions: { maxParamLength: 16 * 1024 },
   }).withTypeProvider<ZodTypeProvider>() as unknown as App;
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
@@ -168,7 +170,7 @@ export async function createHttp(opts: {
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
     },
-    transform: jsonSchemaTransform,
+    transform: (arg) => documentAnswers(arg, jsonSchemaTransform),
     transformObject: jsonSchemaTransformObject,
   });
   await app.register(swaggerUi, {
@@ -192,6 +194,32 @@ function describeValidation(err: FastifyError): string {
   return parts.join('; ') || err.message;
 }
 
+const AUTHENTICATED = Symbol('parley.authenticated');
+type TransformArg = Parameters<typeof jsonSchemaTransform>[0] & {
+  route?: { onRequest?: unknown; schema?: { hide?: boolean } };
+};
+
+/**
+ * Documents every answer a route really gives, beside those its schema names: 400 for bad
+ * input; 401, 403 and 429 when it needs a key; 503 when the store or bus may be unavailable (all
+ * but /healthz and the docs). 204 and 302 answers have no body, and the document says so.
+ */
+function documentAnswers(arg: TransformArg, transform: typeof jsonSchemaTransform) {
+  const schema = arg.schema as { response?: Record<string, unknown>; hide?: boolean } | undefined;
+  if (!schema || schema.hide) return transform(arg);
+  const hooks = [arg.route?.onRequest].flat() as ({ [AUTHENTICATED]?: boolean } | undefined)[];
+  const authenticated = hooks.some((h) => h?.[AUTHENTICATED]);
+  const extra: Record<string, unknown> = { 400: errorBody, 503: errorBody };
+  if (authenticated) Object.assign(extra, { 401: errorBody, 403: errorBody, 429: errorBody });
+  const response = { ...extra, ...schema.response };
+  const out = transform({ ...arg, schema: { ...schema, response } } as typeof arg);
+  const doc = out.schema as { response?: Record<string, unknown> };
+  for (const code of ['204', '302'])
+    if (doc.response?.[code])
+      doc.response[code] = { type: 'null', description: code === '204' ? 'No content' : 'Redirect' };
+  return out;
+}
+
 // The documentation page loads only its own scripts and styles, and no one may frame it.
 const DOCS_CSP =
   "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
@@ -207,7 +235,7 @@ function rateLimited(reply: FastifyReply, seconds: number | undefined) {
  * address. Authenticated answers are never cached and never sniffed.
  */
 export function requireRole(auth: Auth, ...roles: Role[]) {
-  return async (req: FastifyRequest, reply: FastifyReply) => {
+  const hook = async (req: FastifyRequest, reply: FastifyReply) => {
     reply.header('x-content-type-options', 'nosniff').header('cache-control', 'no-store');
     const failures = req.server.parleyLimits?.authFailures;
     if (failures) {
@@ -225,6 +253,7 @@ export function requireRole(auth: Auth, ...roles: Role[]) {
     auth.authorize(p, roles);
     req.principal = p;
   };
+  return Object.assign(hook, { [AUTHENTICATED]: true });
 }
 
 /** An onRequest hook, after requireRole: limits requests per key (ingest, decisions). */
