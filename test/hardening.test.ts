@@ -149,6 +149,25 @@ describe('what a key may see', () => {
   });
 });
 
+describe('the OpenAPI document and the answers', () => {
+  it('refuses an over-long id with 400 in the error shape, not a bare 414', async () => {
+    const res = await t.app.inject({
+      url: `/v1/segments/${'x'.repeat(300)}`,
+      headers: { authorization: `Bearer ${t.keys.admin}` },
+    });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error).toBe('PARLEY_ERR_VALIDATION');
+  });
+
+  it('documents 204 without a body, and the error answers of authenticated routes', async () => {
+    const doc = (await t.app.inject({ url: '/openapi.json' })).json();
+    const del = doc.paths['/v1/segments/{id}'].delete.responses;
+    expect(del['204'].content).toBeUndefined();
+    for (const code of ['400', '401', '403', '404', '429', '503']) expect(del[code], code).toBeDefined();
+    expect(doc.paths['/v1/decisions/{id}/click'].get.responses['401']).toBeUndefined();
+  });
+});
+
 describe('headers', () => {
   it('marks authenticated answers and exports no-store and nosniff', async () => {
     for (const accept of ['application/json', 'text/csv']) {
