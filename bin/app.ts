@@ -149,6 +149,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       erasures: deps.erasures,
     });
     app.addHook('onClose', () => engine.stop());
+    deps.metrics.decisionsReady.set(0);
+    engine.ready.then(() => deps.metrics.decisionsReady.set(1));
     await campaignsRoute(app, {
       store: deps.store,
       auth: deps.auth,

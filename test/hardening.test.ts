@@ -132,7 +132,7 @@ describe('what a key may see', () => {
     const auth = { authorization: `Bearer ${metricsKey}` };
     const m = await t.app.inject({ url: '/metrics', headers: auth });
     expect(m.statusCode).toBe(200);
-    expect(m.body).toMatch(/parley_/);
+    expect(m.body).toMatch(/parley_decision_engine_ready [01]/);
     expect((await t.app.inject({ url: '/v1/decisions/ready', headers: auth })).statusCode).not.toBe(401);
     const analyst = { authorization: `Bearer ${t.keys.analyst}` };
     expect((await t.app.inject({ url: '/metrics', headers: analyst })).statusCode).toBe(403);
