@@ -12,6 +12,11 @@ export const ERRORS = {
   PARLEY_ERR_NOT_FOUND: { status: 404, retriable: false, message: 'Not found' },
   PARLEY_ERR_CONFLICT: { status: 409, retriable: false, message: 'Conflict' },
   PARLEY_ERR_PAYLOAD_TOO_LARGE: { status: 413, retriable: false, message: 'The body is too large' },
+  PARLEY_ERR_HEADERS_TOO_LARGE: {
+    status: 431,
+    retriable: false,
+    message: 'The request line and headers are too large',
+  },
   PARLEY_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, retriable: false, message: 'Unsupported content type' },
   PARLEY_ERR_NOT_ACCEPTABLE: { status: 406, retriable: false, message: 'Unsupported Accept type' },
   PARLEY_ERR_UNPROCESSABLE: { status: 422, retriable: false, message: 'The request cannot be carried out' },

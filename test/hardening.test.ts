@@ -159,6 +159,12 @@ describe('the OpenAPI document and the answers', () => {
     expect(res.json().error).toBe('PARLEY_ERR_VALIDATION');
   });
 
+  it('answers an over-long request line with 431 in the error shape', async () => {
+    const res = await fetch(`http://127.0.0.1:${port()}/v1/decisions/${'x'.repeat(20_000)}/click`);
+    expect(res.status).toBe(431);
+    expect(((await res.json()) as { error: string }).error).toBe('PARLEY_ERR_HEADERS_TOO_LARGE');
+  });
+
   it('documents 204 without a body, and the error answers of authenticated routes', async () => {
     const doc = (await t.app.inject({ url: '/openapi.json' })).json();
     const del = doc.paths['/v1/segments/{id}'].delete.responses;

@@ -91,6 +91,7 @@ export async function createHttp(opts: {
     return503OnClosing: true,
     // Over-long ids are refused by their schema (400), not by the router (a bare 414).
     routerOptions: { maxParamLength: 16 * 1024 },
+    clientErrorHandler,
   }).withTypeProvider<ZodTypeProvider>() as unknown as App;
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
@@ -194,6 +195,25 @@ function describeValidation(err: FastifyError): string {
   return parts.join('; ') || err.message;
 }
 
+/**
+ * Requests Node's parser refuses before Fastify sees them (request line and headers over 16 KB,
+ * malformed HTTP) are answered in Parley's error shape too.
+ */
+function clientErrorHandler(err: NodeJS.ErrnoException, socket: import('node:net').Socket) {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const e =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? new ParleyError('PARLEY_ERR_HEADERS_TOO_LARGE', 'The request line and headers exceed 16 KB')
+      : new ParleyError('PARLEY_ERR_BAD_REQUEST', 'The request is not valid HTTP');
+  const body = JSON.stringify(e.toJSON());
+  socket.end(
+    `HTTP/1.1 ${e.statusCode} ${e.statusCode === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
 const AUTHENTICATED = Symbol('parley.authenticated');
 type TransformArg = Parameters<typeof jsonSchemaTransform>[0] & {
   route?: { onRequest?: unknown; schema?: { hide?: boolean } };
@@ -209,7 +229,7 @@ function documentAnswers(arg: TransformArg, transform: typeof jsonSchemaTransfor
   if (!schema || schema.hide) return transform(arg);
   const hooks = [arg.route?.onRequest].flat() as ({ [AUTHENTICATED]?: boolean } | undefined)[];
   const authenticated = hooks.some((h) => h?.[AUTHENTICATED]);
-  const extra: Record<string, unknown> = { 400: errorBody, 503: errorBody };
+  const extra: Record<string, unknown> = { 400: errorBody, 431: errorBody, 503: errorBody };
   if (authenticated) Object.assign(extra, { 401: errorBody, 403: errorBody, 429: errorBody });
   const response = { ...extra, ...schema.response };
   const out = transform({ ...arg, schema: { ...schema, response } } as typeof arg);
