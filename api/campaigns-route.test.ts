@@ -183,6 +183,43 @@ describe('campaigns API', () => {
     expect(other.json().message).toMatch(/belongs to business b2, not b1/);
   });
 
+  it('tells a key limited to businesses nothing of segments it may not see', async () => {
+    const asB2 = (id: string) =>
+      call(
+        'POST',
+        '/v1/campaigns',
+        campaign({ business_id: 'b2', targeting: { segments_all: [id] } }),
+        keys.marketerB2,
+      );
+    const hidden = await asB2(seg.small); // b1's, and below the minimum size
+    const missing = await asB2('seg_nope');
+    expect(hidden.statusCode).toBe(422);
+    expect(hidden.json()).toEqual({
+      ...missing.json(),
+      message: `targeting: segment ${seg.small} does not exist`,
+      details: { segment_id: seg.small },
+    });
+    expect((await asB2(seg.global)).json().message).toBe(`targeting: segment ${seg.global} does not exist`);
+  });
+
+  it('accepts only http and https button URLs', async () => {
+    for (const url of ['javascript:alert(1)', 'data:text/html,<b>x</b>', 'file:///etc/passwd']) {
+      const res = await call(
+        'POST',
+        '/v1/campaigns',
+        campaign({ creative: { text: 'x', buttons: [{ title: 'Go', url }] } }),
+      );
+      expect(res.statusCode, url).toBe(400);
+      expect(res.json().message).toMatch(/http or https/);
+    }
+    const ok = await call(
+      'POST',
+      '/v1/campaigns',
+      campaign({ creative: { text: 'x', buttons: [{ title: 'Go', url: 'https://example.com/book' }] } }),
+    );
+    expect(ok.statusCode).toBe(201);
+  });
+
   it('validates dates, money, caps and bids with messages a marketer can act on', async () => {
     const cases: [Record<string, unknown>, RegExp][] = [
       [
@@ -235,7 +272,9 @@ describe('campaigns API', () => {
     const b1 = (await call('GET', '/v1/campaigns'))
       .json()
       .campaigns.find((c: { business_id: string }) => c.business_id === 'b1');
-    expect((await call('GET', `/v1/campaigns/${b1.id}`, undefined, keys.marketerB2)).statusCode).toBe(403);
+    const hidden = await call('GET', `/v1/campaigns/${b1.id}`, undefined, keys.marketerB2);
+    expect(hidden.statusCode).toBe(404);
+    expect(hidden.json().message).toBe(`No campaign ${b1.id}`);
     expect((await call('GET', '/v1/campaigns?business_id=b1', undefined, keys.marketerB2)).statusCode).toBe(
       403,
     );

@@ -7,7 +7,7 @@ import {
 } from '../core/campaigns/schema.ts';
 import { createCampaignStore } from '../core/campaigns/store.ts';
 import { ParleyError } from '../core/errors.ts';
-import type { Auth, Principal } from '../core/http/auth.ts';
+import { type Auth, type Principal, canSee, limitedTo } from '../core/http/auth.ts';
 import { type App, errorBody, requireRole } from '../core/http/fastify.ts';
 import { strictObject } from '../core/input.ts';
 import { compileRule } from '../core/segments/rule.ts';
@@ -73,8 +73,9 @@ export async function campaignsRoute(
 
   async function load(id: string, p: Principal) {
     const c = await campaigns.get(id);
-    if (!c || c.deleted) throw new ParleyError('PARLEY_ERR_NOT_FOUND', `No campaign ${id}`);
-    deps.auth.checkBusiness(p, c.business_id);
+    // What a key may not see is answered as what does not exist.
+    if (!c || c.deleted || !canSee(p, c.business_id))
+      throw new ParleyError('PARLEY_ERR_NOT_FOUND', `No campaign ${id}`);
     return c;
   }
 
@@ -90,11 +91,11 @@ export async function campaignsRoute(
   }
 
   /** Refuses targeting a marketer must change, saying what and why. */
-  async function checkTargeting(input: CampaignInput) {
+  async function checkTargeting(input: CampaignInput, p: Principal) {
     const { all, positive } = targetedSegments(input);
     for (const id of all) {
       const s = await segments.get(id);
-      if (!s || s.deleted)
+      if (!s || s.deleted || !canSee(p, s.business_id))
         throw new ParleyError('PARLEY_ERR_UNPROCESSABLE', `targeting: segment ${id} does not exist`, {
           details: { segment_id: id },
         });
@@ -118,7 +119,7 @@ export async function campaignsRoute(
   app.post(
     '/v1/campaigns',
     {
-      preHandler: pre,
+      onRequest: pre,
       schema: {
         summary: 'Create a campaign',
         tags: ['campaigns'],
@@ -128,7 +129,7 @@ export async function campaignsRoute(
     },
     async (req, reply) => {
       deps.auth.checkBusiness(req.principal!, req.body.business_id);
-      await checkTargeting(req.body);
+      await checkTargeting(req.body, req.principal!);
       const c = await campaigns.create(req.body);
       await deps.onChange?.();
       return reply.code(201).send(campaignView_(c));
@@ -138,7 +139,7 @@ export async function campaignsRoute(
   app.get(
     '/v1/campaigns',
     {
-      preHandler: pre,
+      onRequest: pre,
       schema: {
         summary: 'List campaigns',
         tags: ['campaigns'],
@@ -152,7 +153,7 @@ export async function campaignsRoute(
     async (req) => {
       const p = req.principal!;
       if (req.query.business_id !== undefined) deps.auth.checkBusiness(p, req.query.business_id);
-      const limited = p.role !== 'admin' && p.businesses ? p.businesses : undefined;
+      const limited = limitedTo(p);
       const businesses = req.query.business_id !== undefined ? [req.query.business_id] : limited;
       return { campaigns: (await campaigns.list({ businesses })).map(campaignView_) };
     },
@@ -161,7 +162,7 @@ export async function campaignsRoute(
   app.get(
     '/v1/campaigns/:id',
     {
-      preHandler: pre,
+      onRequest: pre,
       schema: {
         summary: 'Read a campaign',
         tags: ['campaigns'],
@@ -175,7 +176,7 @@ export async function campaignsRoute(
   app.put(
     '/v1/campaigns/:id',
     {
-      preHandler: pre,
+      onRequest: pre,
       schema: {
         summary: 'Replace a campaign',
         tags: ['campaigns'],
@@ -192,7 +193,7 @@ export async function campaignsRoute(
           'PARLEY_ERR_UNPROCESSABLE',
           `business_id cannot change (campaign ${prev.id} belongs to ${prev.business_id}); create a new campaign instead`,
         );
-      await checkTargeting(req.body);
+      await checkTargeting(req.body, req.principal!);
       const c = await campaigns.update(prev, req.body);
       await deps.onChange?.();
       return campaignView_(c);
@@ -202,7 +203,7 @@ export async function campaignsRoute(
   app.delete(
     '/v1/campaigns/:id',
     {
-      preHandler: pre,
+      onRequest: pre,
       schema: {
         summary: 'Delete a campaign; it is no longer served',
         tags: ['campaigns'],

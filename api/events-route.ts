@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { canonicalEventSchema, eventTypeSchema } from '../core/events/schema.ts';
-import type { Auth } from '../core/http/auth.ts';
+import { type Auth, limitedTo } from '../core/http/auth.ts';
 import { type App, errorBody, requireRole } from '../core/http/fastify.ts';
 import { TABLE_FORMATS } from '../core/http/openapi.ts';
 import { rangeTime, strictObject } from '../core/input.ts';
@@ -55,7 +55,7 @@ export async function eventsReadRoute(app: App, deps: { store: Store; auth: Auth
   app.get(
     '/v1/events',
     {
-      preHandler: requireRole(deps.auth, 'analyst'),
+      onRequest: requireRole(deps.auth, 'analyst'),
       schema: {
         summary: 'Read stored events, newest first',
         description:
@@ -71,7 +71,7 @@ export async function eventsReadRoute(app: App, deps: { store: Store; auth: Auth
       const q = req.query;
       const p = req.principal!;
       if (q.business_id) deps.auth.checkBusiness(p, q.business_id);
-      const businesses = p.role !== 'admin' && p.businesses ? p.businesses : undefined;
+      const businesses = limitedTo(p);
       // One row past the page says whether there is a next page.
       const rs = await deps.store.client.query({
         ...buildEventsQuery(deps.store.database, { ...q, limit: q.limit + 1, businesses }),

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { Auth, Principal } from '../core/http/auth.ts';
+import { type Auth, type Principal, limitedTo } from '../core/http/auth.ts';
 import { type App, errorBody, requireRole } from '../core/http/fastify.ts';
 import { TABLE_FORMATS } from '../core/http/openapi.ts';
 import {
@@ -153,7 +153,7 @@ export type ReportsDeps = {
 /** The businesses a key may read (undefined: all), after checking an explicit business_id. */
 function scope(auth: Auth, p: Principal, businessId: string | undefined): string[] | undefined {
   if (businessId !== undefined) auth.checkBusiness(p, businessId);
-  return p.role !== 'admin' && p.businesses ? p.businesses : undefined;
+  return limitedTo(p);
 }
 
 async function rows<T>(
@@ -179,7 +179,7 @@ export async function reportsRoute(app: App, deps: ReportsDeps) {
   app.post(
     '/v1/reports/funnel',
     {
-      preHandler: pre,
+      onRequest: pre,
       schema: {
         summary: 'Funnel: users reaching each step',
         description: FORMATS_NOTE,
@@ -219,7 +219,7 @@ export async function reportsRoute(app: App, deps: ReportsDeps) {
   app.post(
     '/v1/reports/attribution',
     {
-      preHandler: pre,
+      onRequest: pre,
       schema: {
         summary: 'Attribution of conversions to campaigns by model',
         description: `${FORMATS_NOTE} Value is reported per currency. CSV and Arrow have one row per campaign and currency (campaign_id, campaign_name, currency, conversions, value); unattributed rows have an empty campaign_id.`,
@@ -247,7 +247,7 @@ export async function reportsRoute(app: App, deps: ReportsDeps) {
   app.get(
     '/v1/reports/campaigns',
     {
-      preHandler: pre,
+      onRequest: pre,
       schema: {
         summary: 'Campaign performance: delivery, spend and attributed conversions',
         description: `${FORMATS_NOTE} Conversions use the model at the default windows; value and return on spend are per currency. CSV and Arrow have one row per campaign and conversion currency: delivery and spend repeat on each, conversions and value are that currency’s, campaign_conversions the campaign’s; currency is empty for a campaign without conversions.`,

@@ -241,7 +241,11 @@ describe('segments API', () => {
       await call('POST', '/v1/segments', { name: 'b2 only', business_id: 'b2', rule: rule3 })
     ).json();
     expect(other.size).toBe(1);
-    expect((await call('GET', `/v1/segments/${other.id}`, undefined, keys.marketerB1)).statusCode).toBe(403);
+    for (const path of [`/v1/segments/${other.id}`, `/v1/segments/${other.id}/size`]) {
+      const hidden = await call('GET', path, undefined, keys.marketerB1);
+      expect(hidden.statusCode, path).toBe(404);
+      expect(hidden.json().message).toBe(`No segment ${other.id}`);
+    }
     expect((await call('GET', `/v1/segments/${id}`, undefined, keys.marketerB1)).statusCode).toBe(200);
     const listed = (await call('GET', '/v1/segments', undefined, keys.marketerB1))
       .json()

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Bus } from '../core/bus/types.ts';
 import { ParleyError } from '../core/errors.ts';
-import type { Auth, Principal } from '../core/http/auth.ts';
+import { type Auth, type Principal, canSee, limitedTo } from '../core/http/auth.ts';
 import { type App, errorBody, requireRole } from '../core/http/fastify.ts';
 import {
   buildStoredMembersQuery,
@@ -105,8 +105,9 @@ export async function segmentsRoute(
 
   async function load(id: string, p: Principal) {
     const s = await segments.get(id);
-    if (!s || s.deleted) throw new ParleyError('PARLEY_ERR_NOT_FOUND', `No segment ${id}`);
-    checkScope(p, s.business_id);
+    // What a key may not see is answered as what does not exist.
+    if (!s || s.deleted || !canSee(p, s.business_id))
+      throw new ParleyError('PARLEY_ERR_NOT_FOUND', `No segment ${id}`);
     return s;
   }
 
@@ -125,7 +126,7 @@ export async function segmentsRoute(
   app.post(
     '/v1/segments',
     {
-      preHandler: pre,
+      onRequest: pre,
       schema: {
         summary: 'Define a segment',
         tags: ['segments'],
@@ -148,7 +149,7 @@ export async function segmentsRoute(
   app.get(
     '/v1/segments',
     {
-      preHandler: pre,
+      onRequest: pre,
       schema: {
         summary: 'List segments',
         tags: ['segments'],
@@ -161,7 +162,7 @@ export async function segmentsRoute(
     async (req) => {
       const p = req.principal!;
       const list = await segments.list({
-        businesses: p.role !== 'admin' && p.businesses ? p.businesses : undefined,
+        businesses: limitedTo(p),
       });
       return { segments: list.map(view) };
     },
@@ -170,7 +171,7 @@ export async function segmentsRoute(
   app.get(
     '/v1/segments/:id',
     {
-      preHandler: pre,
+      onRequest: pre,
       schema: {
         summary: 'Read a segment',
         tags: ['segments'],
@@ -184,7 +185,7 @@ export async function segmentsRoute(
   app.put(
     '/v1/segments/:id',
     {
-      preHandler: pre,
+      onRequest: pre,
       schema: {
         summary: 'Replace a segment’s name, scope and rule',
         tags: ['segments'],
@@ -209,7 +210,7 @@ export async function segmentsRoute(
   app.delete(
     '/v1/segments/:id',
     {
-      preHandler: pre,
+      onRequest: pre,
       schema: {
         summary: 'Delete a segment; its members exit',
         tags: ['segments'],
@@ -227,7 +228,7 @@ export async function segmentsRoute(
   app.get(
     '/v1/segments/:id/size',
     {
-      preHandler: pre,
+      onRequest: pre,
       schema: {
         summary: 'Size of a segment now, from stored events',
         tags: ['segments'],
@@ -251,7 +252,7 @@ export async function segmentsRoute(
   app.get(
     '/v1/segments/:id/members',
     {
-      preHandler: pre,
+      onRequest: pre,
       schema: {
         summary: 'Current members, by user_id',
         tags: ['segments'],
@@ -283,7 +284,7 @@ export async function segmentsRoute(
   app.post(
     '/v1/segments/preview',
     {
-      preHandler: pre,
+      onRequest: pre,
       schema: {
         summary: 'Size and a sample of a rule, from stored events',
         tags: ['segments'],

@@ -160,7 +160,7 @@ async function serve() {
   app.post(
     '/bench/constant',
     {
-      preHandler: requireRole(auth, 'adserver'),
+      onRequest: requireRole(auth, 'adserver'),
       schema: { body: z.object({ user_id: z.string(), business_id: z.string(), channel: z.string() }) },
     },
     async () => ({ decision_id: 'd_0', campaign_id: 'cmp_0', price_micros: 1000 }),

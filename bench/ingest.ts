@@ -170,7 +170,7 @@ async function parley(): Promise<{ secs: number; cpu: number; ackSecs: number; p
     const ackSecs = (performance.now() - t0) / 1000;
     await waitFor(
       'all events queryable',
-      async () => ((await metric(url, 'parley_sink_rows_total')) ?? 0) >= n,
+      async () => ((await metric(url, key, 'parley_sink_rows_total')) ?? 0) >= n,
       300_000,
       20,
     );

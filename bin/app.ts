@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { Bus } from '../core/bus/types.ts';
 import { type Config, topicNames } from '../core/config.ts';
 import type { Auth } from '../core/http/auth.ts';
-import { type App, createHttp } from '../core/http/fastify.ts';
+import { type App, createHttp, requireRole } from '../core/http/fastify.ts';
 import type { Logger } from '../core/log.ts';
 import type { Metrics } from '../core/metrics.ts';
 import type { Store } from '../core/store/client.ts';
@@ -19,6 +19,11 @@ import { impressionsRoute } from '../api/decisions/impressions-route.ts';
 import { createEventLog, createOfferLog } from '../api/decisions/offer-log.ts';
 import { decisionsRoute } from '../api/decisions/route.ts';
 import { eventsReadRoute } from '../api/events-route.ts';
+import { keysRoute } from '../api/keys-route.ts';
+import { usersRoute } from '../api/users-route.ts';
+import type { Erasures } from '../core/erasure/registry.ts';
+import { createAuditLog } from '../core/audit.ts';
+import { createKeyStore } from '../core/http/keys.ts';
 import { reportsRoute } from '../api/reports-route.ts';
 import { segmentsRoute } from '../api/segments-route.ts';
 import { eventsRoute } from '../ingest/events-route.ts';
@@ -27,6 +32,16 @@ import { resolveHashSecret } from '../ingest/webhooks/secret.ts';
 import { resolveClickKey } from '../core/offers/click.ts';
 
 export type Role = 'ingest' | 'processors' | 'api';
+
+const health = z
+  .object({
+    status: z.enum(['ok', 'degraded']),
+    roles: z.array(z.string()),
+    bus: z.string(),
+    store: z.string(),
+    checks: z.object({ store: z.boolean() }),
+  })
+  .meta({ id: 'Health' });
 export const ALL_ROLES: Role[] = ['ingest', 'processors', 'api'];
 
 /** The checkout's (or image's) root: the nearest folder above this file holding package.json. */
@@ -43,17 +58,21 @@ export const DASHBOARDS_DIST = join(
   'dist',
 );
 
-export type AppDeps = { logger: Logger; metrics: Metrics; auth: Auth; bus: Bus; store: Store; roles: Role[] };
+export type AppDeps = {
+  logger: Logger;
+  metrics: Metrics;
+  auth: Auth;
+  bus: Bus;
+  store: Store;
+  roles: Role[];
+  /** Erased people (absent on Kafka without PARLEY_HASH_SECRET: erasure is then refused). */
+  erasures?: Erasures;
+};
+
+/** How long every process is given to read a new erasure before the tables are swept again. */
+export const ERASURE_SETTLE_MS = 3000;
 
 /** The HTTP app for the given roles. It does not listen; server.ts does. */
-const health = z.object({
-  status: z.enum(['ok', 'degraded']),
-  roles: z.array(z.string()),
-  bus: z.string(),
-  store: z.string(),
-  checks: z.object({ store: z.boolean() }),
-});
-
 export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   // One key signs offer tokens and click URLs, and every role that verifies them shares it.
   const offerKey = await resolveClickKey(config, deps.logger);
@@ -61,6 +80,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     logger: deps.logger,
     bodyLimit: config.ingest.bodyLimitBytes,
     metrics: deps.metrics,
+    rateLimit: config.rateLimit,
   });
 
   app.get(
@@ -89,15 +109,20 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       });
     },
   );
-  const metricsSchema = {
-    summary: 'Prometheus metrics',
-    tags: ['ops'],
-    produces: ['text/plain'],
-    response: { 200: z.string().describe('Prometheus text exposition format') },
-  };
-  app.get('/metrics', { schema: metricsSchema }, async (_req, reply) => {
-    return reply.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
-  });
+  // With a metrics port, /metrics is served there (server.ts) and not here.
+  if (config.metricsPort === undefined) {
+    app.get(
+      '/metrics',
+      {
+        onRequest: requireRole(deps.auth, 'metrics'),
+        // Prometheus text, not part of the JSON API's document.
+        schema: { summary: 'Prometheus metrics (a key with role metrics or admin)', hide: true },
+      },
+      async (_req, reply) => {
+        return reply.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+      },
+    );
+  }
 
   if (deps.roles.includes('ingest')) {
     await eventsRoute(app, {
@@ -106,6 +131,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       metrics: deps.metrics,
       topics: topicNames(config),
       normalize: { maxFutureMs: config.ingest.maxFutureMs, keywords: config.ingest.keywords },
+      maxPendingEvents: config.ingest.maxPendingEvents,
     });
     await webhooksRoute(app, {
       bus: deps.bus,
@@ -124,6 +150,21 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     await dashboardsRoute(app, { dist: DASHBOARDS_DIST });
     await statsRoute(app, { store: deps.store, auth: deps.auth, metrics: deps.metrics });
     await eventsReadRoute(app, { store: deps.store, auth: deps.auth });
+    const audit = createAuditLog(deps.store);
+    await keysRoute(app, {
+      auth: deps.auth,
+      keys: createKeyStore(deps.store),
+      audit,
+      configKeys: config.apiKeys ?? [],
+    });
+    await usersRoute(app, {
+      store: deps.store,
+      auth: deps.auth,
+      erasures: deps.erasures,
+      audit,
+      logger: deps.logger,
+      settleMs: ERASURE_SETTLE_MS,
+    });
     // Attribution at the default windows reads the credits the attribution processor stores.
     await reportsRoute(app, { store: deps.store, auth: deps.auth, storedCredits: true });
     await segmentsRoute(app, {
@@ -142,6 +183,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       topics: topicNames(config),
       decisions: config.decisions,
       holdoutKey: config.holdoutKey,
+      erasures: deps.erasures,
     });
     const offerLog = createOfferLog({
       bus: deps.bus,
@@ -159,6 +201,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       await engine.stop();
       await Promise.all([offerLog.stop(), withheldLog.stop()]);
     });
+    deps.metrics.decisionsReady.set(0);
+    engine.ready.then(() => deps.metrics.decisionsReady.set(1));
     await campaignsRoute(app, {
       store: deps.store,
       auth: deps.auth,

@@ -1,10 +1,13 @@
+import { createHmac } from 'node:crypto';
+import { createServer } from 'node:http';
 import type { Bus } from '../core/bus/types.ts';
 import type { Config } from '../core/config.ts';
 import { topicNames } from '../core/config.ts';
 import { createAuth, ensureFirstAdminKey } from '../core/http/auth.ts';
+import { createKeyStore } from '../core/http/keys.ts';
 import type { App } from '../core/http/fastify.ts';
 import { createLogger, type Logger } from '../core/log.ts';
-import { createMetrics } from '../core/metrics.ts';
+import { type Metrics, createMetrics } from '../core/metrics.ts';
 import { createBus, lockDataDir, standardTopics } from '../core/runtime.ts';
 import { type Store, createStore } from '../core/store/client.ts';
 import { migrate } from '../core/store/migrations.ts';
@@ -13,12 +16,32 @@ import { STOP_DEADLINE_MS, runProcessors, settlesWithin } from '../processors/ru
 import { createSegmentsProcessor } from '../processors/segments.ts';
 import { createPipeline } from '../processors/pipeline.ts';
 import { createSink } from '../processors/sink.ts';
+import { createErasures } from '../core/erasure/registry.ts';
+import { resolveHashSecret } from '../ingest/webhooks/secret.ts';
 import { ALL_ROLES, type Role, buildApp } from './app.ts';
+
+/** /metrics without a key, on a listener of its own (a port only Prometheus can reach). */
+async function serveMetrics(metrics: Metrics, host: string, port: number) {
+  const server = createServer((req, res) => {
+    if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
+      res.writeHead(404).end();
+      return;
+    }
+    metrics.registry.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
+      () => res.writeHead(500).end(),
+    );
+  });
+  await new Promise<void>((ok, fail) => server.once('error', fail).listen(port, host, ok));
+  return server;
+}
 
 export type Running = {
   app: App;
   config: Config;
   url: string;
+  /** Where /metrics is served without a key, with PARLEY_METRICS_PORT. */
+  metricsUrl?: string;
   stop(): Promise<void>;
   adminKey?: string;
   store: Store;
@@ -55,9 +78,45 @@ export async function startParley(
     }
   }
   const auth = createAuth({ keys: config.apiKeys, store });
+  const stored = (await createKeyStore(store).list()).length;
+  out(
+    `API keys in force: ${config.apiKeys?.length ?? 0} from PARLEY_API_KEYS and ${stored} stored (made at first start or through /v1/keys); both are accepted.`,
+  );
 
+  // Erasures are read before anything consumes the bus, so no replay brings an erased person back.
+  const hashSecret = await resolveHashSecret(config);
+  const erasures = hashSecret
+    ? createErasures({
+        store,
+        logger,
+        key: createHmac('sha256', hashSecret).update('parley-erasure-v1').digest(),
+      })
+    : undefined;
+  if (!erasures) logger.warn('PARLEY_HASH_SECRET is not set: erasure of people is off on Kafka');
+  await erasures?.start();
   const pipeline = createPipeline({ store, bus, logger, metrics, dlqTopic: topicNames(config).dlq });
   const sinkGroup = `${config.topics.prefix}parley-sink`;
+  const segmentsProcessor =
+    roles.includes('processors') && config.segments.processor
+      ? createSegmentsProcessor({
+          store,
+          bus,
+          logger,
+          metrics,
+          topic: topicNames(config).events,
+          membershipTopic: topicNames(config).membership,
+          groupId: `${config.topics.prefix}parley-segments`,
+          storedBy: sinkGroup,
+          pipeline,
+        })
+      : undefined;
+  if (segmentsProcessor)
+    erasures?.onErased((match) =>
+      segmentsProcessor.forget((userId, segment) =>
+        match(userId).some((e) => e.businessId === null || !segment || segment.businessId === e.businessId),
+      ),
+    );
+
   // On Kafka another process's sink may store the partitions this one's processors read.
   if (roles.includes('processors') && config.kafka) pipeline.index.refreshEvery(5000);
   const processors = roles.includes('processors')
@@ -84,29 +143,20 @@ export async function startParley(
             pipeline,
             storedBy: { bus, group: sinkGroup },
           }),
-          ...(config.segments.processor
-            ? [
-                createSegmentsProcessor({
-                  store,
-                  bus,
-                  logger,
-                  metrics,
-                  topic: topicNames(config).events,
-                  membershipTopic: topicNames(config).membership,
-                  groupId: `${config.topics.prefix}parley-segments`,
-                  storedBy: sinkGroup,
-                  pipeline,
-                }),
-              ]
-            : []),
+          ...(segmentsProcessor ? [segmentsProcessor] : []),
         ],
         logger,
         metrics,
+        erasures?.set,
       )
     : undefined;
 
-  const app = await buildApp(config, { logger, metrics, auth, bus, store, roles });
+  const app = await buildApp(config, { logger, metrics, auth, bus, store, roles, erasures });
   const address = await app.listen({ host: config.host, port: config.port });
+  const metricsServer =
+    config.metricsPort === undefined
+      ? undefined
+      : await serveMetrics(metrics, config.host, config.metricsPort);
   logger.info({ address, roles, bus: bus.kind, store: store.kind }, 'parley started');
 
   let stopping: Promise<void> | undefined;
@@ -116,6 +166,8 @@ export async function startParley(
     store,
     bus,
     url: address,
+    metricsUrl:
+      metricsServer && `http://${config.host}:${(metricsServer.address() as { port: number }).port}`,
     adminKey,
     stop() {
       stopping ??= (async () => {
@@ -124,9 +176,11 @@ export async function startParley(
         const deadline = Date.now() + STOP_DEADLINE_MS;
         // Stop accepting, finish in-flight requests.
         const answered = await settlesWithin(app.close(), STOP_DEADLINE_MS);
+        metricsServer?.close();
         // Finish the current batches and commit.
         const stopped = (await processors?.stop(Math.max(0, deadline - Date.now()))) ?? true;
         const drained = answered && stopped;
+        erasures?.stop();
         pipeline.index.close();
         // After a missed deadline a batch may still hold the bus or the store: what is committed
         // is durable already, so closing them is not waited for long.

@@ -17,6 +17,7 @@ const BROWSER_TESTS = 'test/browser/**';
 const CHROMIUM = '/usr/bin/chromium';
 const env = { ...process.env };
 const args = process.argv.slice(2);
+const wholeSuite = args.length === 0;
 
 function banner(lines) {
   const width = Math.max(...lines.map((l) => l.length)) + 4;
@@ -114,5 +115,19 @@ child.on('exit', (code, signal) => {
     const down = kafka('down');
     if (!down.ok) process.stderr.write(`stopping the local broker failed:\n${down.out}\n`);
   }
-  process.exit(code ?? (signal ? 1 : 0));
+  process.exit(code === 0 && wholeSuite ? fuzz() : (code ?? (signal ? 1 : 0)));
 });
+
+// The OpenAPI fuzz run (scripts/fuzz.js, schemathesis), after the whole suite passed.
+function fuzz() {
+  if (env.PARLEY_SKIP_FUZZ === '1') {
+    banner([
+      'THE OPENAPI FUZZ RUN WAS SKIPPED (PARLEY_SKIP_FUZZ=1).',
+      'No answer was checked against the OpenAPI document in this run.',
+      'Unset PARLEY_SKIP_FUZZ to run it (node scripts/fuzz.js).',
+    ]);
+    return 0;
+  }
+  process.stderr.write('OpenAPI fuzz run: node scripts/fuzz.js\n');
+  return spawnSync(process.execPath, ['scripts/fuzz.js'], { cwd: root, env, stdio: 'inherit' }).status ?? 1;
+}

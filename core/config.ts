@@ -3,19 +3,21 @@ import { DEFAULT_HOLDOUT_KEY } from './campaigns/holdout.ts';
 
 // The one place that reads the environment. Everything else receives a Config.
 
-const keyRole = z.enum(['ingest', 'marketer', 'adserver', 'analyst', 'admin']);
-// A key holds one role (`role`) or several (`roles`, e.g. a marketer who also reads reports).
+const roleSchema = z.enum(['ingest', 'marketer', 'adserver', 'analyst', 'metrics', 'admin']);
+// A key holds one role (`role`) or several (`roles`); either way it is read as a list.
 const apiKeySchema = z
-  .object({
+  .strictObject({
     key: z.string().min(16, 'API keys must be at least 16 characters'),
-    role: keyRole.optional(),
-    roles: z.array(keyRole).min(1).optional(),
+    role: roleSchema.optional(),
+    roles: z.array(roleSchema).min(1).optional(),
     businesses: z.array(z.string().min(1)).optional(),
   })
-  .strict()
-  .refine((k) => (k.role === undefined) !== (k.roles === undefined), {
-    message: 'give each key either "role" or "roles"',
-  });
+  .refine((k) => (k.role === undefined) !== (k.roles === undefined), 'give either role or roles')
+  .transform(({ key, role, roles, businesses }) => ({
+    key,
+    roles: roles ?? (role ? [role] : []),
+    ...(businesses ? { businesses } : {}),
+  }));
 export type ApiKeyConfig = z.infer<typeof apiKeySchema>;
 
 const csv = z.string().transform((s) =>
@@ -121,6 +123,12 @@ export const configSchema = z.object({
   PARLEY_DECISION_CHANNEL_POLICY: jsonChannelPolicy.optional(),
   PARLEY_CAMPAIGN_REFRESH_MS: int(3000, 100),
   PARLEY_PUBLIC_URL: z.url().optional(),
+  PARLEY_RATE_LIMIT_WINDOW_SECONDS: int(60, 1),
+  PARLEY_RATE_LIMIT_AUTH_FAILURES: int(30, 0),
+  PARLEY_RATE_LIMIT_KEY_REQUESTS: int(600_000, 0),
+  PARLEY_METRICS_PORT: z.coerce.number().int().min(0).optional(),
+  PARLEY_INGEST_MAX_PENDING_EVENTS: int(100_000, 1),
+  PARLEY_CLICKHOUSE_TIMEOUT_MS: int(30_000, 100),
 });
 
 export type Config = {
@@ -129,11 +137,11 @@ export type Config = {
   dataDir: string;
   logLevel: z.infer<typeof configSchema>['PARLEY_LOG_LEVEL'];
   apiKeys?: ApiKeyConfig[];
-  clickhouse: { url?: string; database: string; cluster?: string };
+  clickhouse: { url?: string; database: string; cluster?: string; timeoutMs?: number };
   kafka?: { brokers: string[]; clientId: string };
   topics: { prefix: string; partitions: number; replication: number };
   localLog: { retentionMs: number; retentionBytes: number };
-  ingest: { bodyLimitBytes: number; maxFutureMs: number; keywords: string[] };
+  ingest: { bodyLimitBytes: number; maxFutureMs: number; keywords: string[]; maxPendingEvents: number };
   hashSecret?: string;
   /** Keys the treatment/control assignment of campaign holdouts; the same everywhere, never changed mid-campaign. */
   holdoutKey: string;
@@ -151,6 +159,10 @@ export type Config = {
     /** Base of click URLs; default: the address the request came to. */
     publicUrl?: string;
   };
+  /** Per window: failed authentications per client address, requests per key on ingest and decisions (0: no limit). */
+  rateLimit: { windowMs: number; authFailures: number; keyRequests: number };
+  /** Serve /metrics without a key on this port of PARLEY_HOST (and not on the main port). */
+  metricsPort?: number;
 };
 
 export class ConfigError extends Error {
@@ -181,6 +193,7 @@ export function parseConfig(env: Record<string, string | undefined> = process.en
       url: e.PARLEY_CLICKHOUSE_URL,
       database: e.PARLEY_CLICKHOUSE_DATABASE,
       cluster: e.PARLEY_CLICKHOUSE_CLUSTER,
+      timeoutMs: e.PARLEY_CLICKHOUSE_TIMEOUT_MS,
     },
     kafka: e.PARLEY_KAFKA_BROKERS?.length
       ? { brokers: e.PARLEY_KAFKA_BROKERS, clientId: e.PARLEY_KAFKA_CLIENT_ID }
@@ -198,6 +211,7 @@ export function parseConfig(env: Record<string, string | undefined> = process.en
       bodyLimitBytes: e.PARLEY_BODY_LIMIT_BYTES,
       maxFutureMs: e.PARLEY_MAX_FUTURE_SECONDS * 1000,
       keywords: e.PARLEY_KEYWORDS.map((k) => k.toLowerCase()),
+      maxPendingEvents: e.PARLEY_INGEST_MAX_PENDING_EVENTS,
     },
     hashSecret: e.PARLEY_HASH_SECRET,
     holdoutKey: e.PARLEY_HOLDOUT_KEY,
@@ -230,6 +244,12 @@ export function parseConfig(env: Record<string, string | undefined> = process.en
       campaignRefreshMs: e.PARLEY_CAMPAIGN_REFRESH_MS,
       publicUrl: e.PARLEY_PUBLIC_URL,
     },
+    rateLimit: {
+      windowMs: e.PARLEY_RATE_LIMIT_WINDOW_SECONDS * 1000,
+      authFailures: e.PARLEY_RATE_LIMIT_AUTH_FAILURES,
+      keyRequests: e.PARLEY_RATE_LIMIT_KEY_REQUESTS,
+    },
+    metricsPort: e.PARLEY_METRICS_PORT,
   };
 }
 

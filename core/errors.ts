@@ -12,9 +12,19 @@ export const ERRORS = {
   PARLEY_ERR_NOT_FOUND: { status: 404, retriable: false, message: 'Not found' },
   PARLEY_ERR_CONFLICT: { status: 409, retriable: false, message: 'Conflict' },
   PARLEY_ERR_PAYLOAD_TOO_LARGE: { status: 413, retriable: false, message: 'The body is too large' },
+  PARLEY_ERR_HEADERS_TOO_LARGE: {
+    status: 431,
+    retriable: false,
+    message: 'The request line and headers are too large',
+  },
   PARLEY_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, retriable: false, message: 'Unsupported content type' },
   PARLEY_ERR_NOT_ACCEPTABLE: { status: 406, retriable: false, message: 'Unsupported Accept type' },
   PARLEY_ERR_UNPROCESSABLE: { status: 422, retriable: false, message: 'The request cannot be carried out' },
+  PARLEY_ERR_RATE_LIMITED: {
+    status: 429,
+    retriable: true,
+    message: 'Too many requests; retry after Retry-After seconds',
+  },
   PARLEY_ERR_BUS_UNAVAILABLE: {
     status: 503,
     retriable: true,
@@ -29,6 +39,11 @@ export const ERRORS = {
     status: 503,
     retriable: false,
     message: 'Platform webhooks are not configured on this server',
+  },
+  PARLEY_ERR_NOT_CONFIGURED: {
+    status: 503,
+    retriable: false,
+    message: 'This server is not configured for that',
   },
   PARLEY_ERR_SHUTTING_DOWN: { status: 503, retriable: true, message: 'The server is shutting down; retry' },
   PARLEY_ERR_NOT_READY: {

@@ -97,6 +97,11 @@ export function createMetrics() {
       labelNames: ['path', 'result'],
       registers: r,
     }),
+    decisionsReady: new Gauge({
+      name: 'parley_decision_engine_ready',
+      help: '1 once this process’s decision engine has caught up with the bus, else 0',
+      registers: r,
+    }),
     httpDuration: new Histogram({
       name: 'parley_http_request_duration_seconds',
       help: 'HTTP request duration',

@@ -2,8 +2,8 @@ import { z } from 'zod';
 import type { Bus } from '../core/bus/types.ts';
 import { ParleyError } from '../core/errors.ts';
 import { type CanonicalEvent, normalizeEvent } from '../core/events/index.ts';
-import type { Auth } from '../core/http/auth.ts';
-import { type App, errorBody, parseJson, requireRole } from '../core/http/fastify.ts';
+import { type Auth, canSee } from '../core/http/auth.ts';
+import { type App, errorBody, limitPerKey, parseJson, requireRole } from '../core/http/fastify.ts';
 import type { Metrics } from '../core/metrics.ts';
 import { type Rejection, publishEvents, rawLineSummary, scrub } from './publish.ts';
 
@@ -15,6 +15,8 @@ export type IngestDeps = {
   metrics: Metrics;
   topics: { events: string; dlq: string };
   normalize: { maxFutureMs: number; keywords: readonly string[] };
+  /** Events waiting for the bus, beyond which requests get 503 at once instead of queueing. */
+  maxPendingEvents?: number;
 };
 
 const ingestResponse = z
@@ -31,10 +33,13 @@ const ingestResponse = z
   });
 
 export async function eventsRoute(app: App, deps: IngestDeps) {
+  // Back-pressure: when the bus is slow, events waiting for it are bounded, not memory.
+  let pending = 0;
+  const maxPending = deps.maxPendingEvents ?? Number.POSITIVE_INFINITY;
   app.post(
     '/v1/events',
     {
-      preHandler: requireRole(deps.auth, 'ingest'),
+      onRequest: [requireRole(deps.auth, 'ingest'), limitPerKey],
       schema: {
         summary: 'Ingest canonical events',
         description:
@@ -84,7 +89,7 @@ export async function eventsRoute(app: App, deps: IngestDeps) {
         } else {
           const r = normalizeEvent(item.value, { now, ...deps.normalize });
           if (r.ok) {
-            if (!p.businesses || p.role === 'admin' || p.businesses.includes(r.value.business_id)) {
+            if (canSee(p, r.value.business_id)) {
               accepted.push(r.value);
               continue;
             }
@@ -99,11 +104,22 @@ export async function eventsRoute(app: App, deps: IngestDeps) {
           input: item.error !== undefined ? rawLineSummary(item.raw ?? '') : scrub(item.value),
         });
       }
+      const n = accepted.length + dead.length;
+      if (pending > 0 && pending + n > maxPending) {
+        deps.metrics.ingestUnavailable.inc();
+        throw new ParleyError(
+          'PARLEY_ERR_BUS_UNAVAILABLE',
+          `The bus is behind (${pending} events waiting to be made durable); nothing was acknowledged, retry`,
+        );
+      }
+      pending += n;
       try {
         await publishEvents(deps.bus, deps.topics, accepted, dead);
       } catch (err) {
         deps.metrics.ingestUnavailable.inc();
         throw err;
+      } finally {
+        pending -= n;
       }
       deps.metrics.eventsAccepted.labels('api').inc(accepted.length);
       deps.metrics.eventsRejected.labels('api').inc(rejected.length);

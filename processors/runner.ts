@@ -1,6 +1,7 @@
 import type { Bus, Subscription } from '../core/bus/types.ts';
 import type { Logger } from '../core/log.ts';
 import type { Metrics } from '../core/metrics.ts';
+import { type ErasedSet, withoutErased } from '../core/erasure/filter.ts';
 import type { Processor } from './types.ts';
 
 /** How long stopping waits for the current batches to finish and commit. */
@@ -26,7 +27,13 @@ export async function settlesWithin(p: Promise<unknown>, ms: number): Promise<bo
 }
 
 /** Hosts processors on the bus: each is one consumer group. Stopping drains and commits. */
-export async function runProcessors(bus: Bus, processors: Processor[], logger: Logger, metrics: Metrics) {
+export async function runProcessors(
+  bus: Bus,
+  processors: Processor[],
+  logger: Logger,
+  metrics: Metrics,
+  erased?: ErasedSet,
+) {
   const subs: Subscription[] = [];
   for (const p of processors) {
     await p.init?.();
@@ -41,7 +48,8 @@ export async function runProcessors(bus: Bus, processors: Processor[], logger: L
         onAssign: p.onAssign,
         handler: async (batch, ctx) => {
           try {
-            return await p.handle(batch, ctx);
+            // Erased people's events never reach a processor, whenever the bus replays them.
+            return await (erased ? withoutErased(erased, p.handle)(batch, ctx) : p.handle(batch, ctx));
           } catch (err) {
             metrics.processorErrors.labels(p.name).inc();
             log.warn(

@@ -70,6 +70,8 @@ export type SegmentsProcessor = Processor & {
   readonly evaluator: StreamingEvaluator;
   /** Partitions of the events topic this member announces changes for; null before the first assignment. */
   held(): number[] | null;
+  /** Forgets erased people: their state and the consumed events kept for loads. */
+  forget(erased: (userId: string, segment: SegmentDef | undefined) => boolean): Promise<void>;
 };
 
 export function createSegmentsProcessor(opts: SegmentsProcessorOptions): SegmentsProcessor {
@@ -310,6 +312,13 @@ export function createSegmentsProcessor(opts: SegmentsProcessorOptions): Segment
     maxWaitMs: 10,
     evaluator,
     held: () => (owned ? [...owned].sort((a, b) => a - b) : null),
+    forget: (erased) =>
+      exclusive(async () => {
+        const n = evaluator.forget(erased);
+        recent = recent.slice(recentHead).filter(({ m }) => !erased(m.key, undefined));
+        recentHead = 0;
+        if (n) log.info({ states: n }, 'erased people forgotten');
+      }),
     refresh: () => exclusive(refresh),
     sweep: () => exclusive(sweep),
     onAssign(assigned) {

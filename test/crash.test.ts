@@ -85,7 +85,7 @@ it(`survives ${KILLS} SIGKILLs while ingesting: every acknowledged event stored 
   // Wait until the sink has committed everything, then stop cleanly and look at the store.
   await waitFor(
     'the sink to catch up',
-    async () => (await metric(url, 'parley_processor_lag_messages', { group: 'parley-sink' })) === 0,
+    async () => (await metric(url, key, 'parley_processor_lag_messages', { group: 'parley-sink' })) === 0,
     60_000,
     250,
   );

@@ -227,7 +227,13 @@ describe('decisions API', () => {
     const bad = await call('POST', '/v1/decisions', t.keys.adserver, { ...body, channel: 'fax' });
     expect(bad.statusCode).toBe(400);
     expect(bad.json().error).toBe('PARLEY_ERR_VALIDATION');
-    const metrics = (await t.app.inject({ method: 'GET', url: '/metrics' })).body;
+    const metrics = (
+      await t.app.inject({
+        method: 'GET',
+        url: '/metrics',
+        headers: { authorization: `Bearer ${t.keys.admin}` },
+      })
+    ).body;
     expect(metrics).toMatch(/parley_decisions_total\{outcome="served"\} [1-9]/);
     expect(metrics).toMatch(/parley_decisions_total\{outcome="none"\} [1-9]/);
   });

@@ -118,7 +118,7 @@ describe('duplicates seen in use', () => {
     expect(at).toBeGreaterThanOrEqual(before - 1);
     expect(at).toBeLessThanOrEqual(between);
     expect(
-      await metric(running.url, 'parley_duplicate_events_total', { stage: 'sink' }),
+      await metric(running.url, adminKey, 'parley_duplicate_events_total', { stage: 'sink' }),
     ).toBeGreaterThanOrEqual(1);
   });
 

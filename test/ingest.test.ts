@@ -345,7 +345,11 @@ describe('GET /v1/events', () => {
       store: 'embedded',
       bus: 'local',
     });
-    const metrics = await t.app.inject({ url: '/metrics' });
+    expect((await t.app.inject({ url: '/metrics' })).statusCode).toBe(401);
+    const metrics = await t.app.inject({
+      url: '/metrics',
+      headers: { authorization: `Bearer ${t.keys.admin}` },
+    });
     expect(metrics.body).toMatch(/parley_ingest_events_accepted_total\{source="api"\} \d+/);
     const doc = (await t.app.inject({ url: '/openapi.json' })).json();
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/v1/events']));

@@ -123,7 +123,9 @@ describe('poison records', () => {
     expect(bySource.sink.error).toBeTruthy();
     expect(bySource.segments.input.user_id).toBe('x\ud800y');
     expect(bySource.attribution.input.user_id).toBe('x\ud800y');
-    expect(await metric(running.url, 'parley_processor_dead_letters_total', { stage: 'sink' })).toBe(1);
+    expect(
+      await metric(running.url, adminKey, 'parley_processor_dead_letters_total', { stage: 'sink' }),
+    ).toBe(1);
     await watch.stop();
   }, 60_000);
 });

@@ -11,6 +11,8 @@ import { DecisionState } from './state.ts';
 import type { DecisionRequest } from './types.ts';
 import { eventOf, typeOf } from '../../core/events/decoded.ts';
 import { isFirstSeen, RecentIds } from '../../core/events/dedup.ts';
+import type { Erasures } from '../../core/erasure/registry.ts';
+import { createSegmentStore } from '../../core/segments/store.ts';
 
 // The decision engine of one api process: its state is rebuilt at start from the store (delivery,
 // conversations and opt-outs before an hour ago) and the bus (the compacted membership topic and
@@ -40,6 +42,8 @@ export async function createDecisionEngine(deps: {
   /** Keys holdout assignment (PARLEY_HOLDOUT_KEY). */
   holdoutKey?: string;
   rng?: Rng;
+  /** Erased people: their messages are skipped and their memory forgotten. */
+  erasures?: Erasures;
 }): Promise<DecisionEngine> {
   const log = deps.logger.child({ component: 'decisions' });
   const state = new DecisionState({ holdMs: deps.decisions.holdMs });
@@ -82,8 +86,11 @@ export async function createDecisionEngine(deps: {
   await reload();
   await bootstrapFromStore(deps.store, state, Date.now() - BOOTSTRAP_CUTOFF_MS);
 
+  // Erased people's messages are skipped, whenever the bus replays them.
+  const erased = deps.erasures?.set;
   const onMembership = async (b: Batch) => {
     for (const m of b.messages) {
+      if (erased?.coversMessage(m)) continue;
       let msg: { type?: string; segment_id?: string; user_id?: string };
       try {
         msg = JSON.parse(m.value.toString('utf8'));
@@ -105,7 +112,7 @@ export async function createDecisionEngine(deps: {
       // rather than stopping the engine's view of everything after it.
       // Most events (deliveries, reads, the business's own messages) change nothing here.
       const type = typeOf(m);
-      if (type !== undefined && !FEED_TYPES.has(type)) continue;
+      if ((type !== undefined && !FEED_TYPES.has(type)) || erased?.coversMessage(m)) continue;
       try {
         const e = eventOf(m);
         if (typeof e.type === 'string' && typeof e.user_id === 'string') applyEvent(state, e);
@@ -133,6 +140,18 @@ export async function createDecisionEngine(deps: {
     subs.push(await deps.bus.read({ topic, from: 'earliest', handler, maxBatchSize: 5000, maxWaitMs: 5 }));
   }
   checkReady();
+  deps.erasures?.onErased(async (match) => {
+    const segments = await createSegmentStore(deps.store).list();
+    for (const userId of [...state.users.keys()]) {
+      for (const e of match(userId)) {
+        if (e.businessId === null) state.forget(userId);
+        else {
+          const own = segments.filter((s) => s.business_id === e.businessId).map((s) => s.id);
+          state.forget(userId, { businessId: e.businessId, segmentIds: own });
+        }
+      }
+    }
+  });
 
   const refresh = setInterval(() => {
     reload().catch((err) => log.warn({ err }, 'campaign reload failed; serving the last loaded'));

@@ -5,7 +5,7 @@ import { publishCanonical } from '../../core/events/publish.ts';
 import { CHANNELS, type CanonicalEvent, type Channel } from '../../core/events/schema.ts';
 import type { Auth } from '../../core/http/auth.ts';
 import { strictObject } from '../../core/input.ts';
-import { type App, errorBody, requireRole } from '../../core/http/fastify.ts';
+import { type App, errorBody, limitPerKey, requireRole } from '../../core/http/fastify.ts';
 import type { Metrics } from '../../core/metrics.ts';
 import { clickEventId, verifyClick } from '../../core/offers/click.ts';
 import { derivedEventId, type OfferFacts, signOffer, verifyOffer } from '../../core/offers/token.ts';
@@ -176,6 +176,7 @@ export async function decisionsRoute(
   app.get(
     '/v1/decisions/ready',
     {
+      onRequest: requireRole(deps.auth, 'adserver', 'metrics'),
       schema: {
         summary: 'Whether this process’s decision engine has caught up',
         tags: ['decisions'],
@@ -194,7 +195,7 @@ export async function decisionsRoute(
   app.post(
     '/v1/decisions',
     {
-      preHandler: pre,
+      onRequest: [pre, limitPerKey],
       // The answer is built here with exactly the documented fields: written as it is, not checked
       // against its schema again on every decision (the schema still documents it).
       serializerCompiler: () => (data) => JSON.stringify(data),

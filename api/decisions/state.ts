@@ -54,6 +54,8 @@ export class DecisionState {
   private readonly threadWords = new Map<string, { at: number[]; words: string[][] }>();
   /** The user's held offers and recent impressions, gathered once per decision. */
   private readonly recent: { campaign: number; channel: number; thread: number; atMs: number }[] = [];
+  /** The next user index: not users.size, since an erased user's entry is removed. */
+  private nextUser = 0;
   private readonly segIndex = new Map<string, number>();
   private segBits: Uint32Array[] = [];
   private words = 1024;
@@ -86,7 +88,7 @@ export class DecisionState {
   private userIndex(id: string, create: boolean): number {
     let i = this.users.get(id);
     if (i === undefined && create) {
-      i = this.users.size;
+      i = this.nextUser++;
       this.users.set(id, i);
       if (i >= this.words * 32) this.grow();
     }
@@ -413,6 +415,28 @@ export class DecisionState {
         return false;
       },
     };
+  }
+
+  /**
+   * Forgets a person (an erasure): everywhere, or in one business (there, membership only of
+   * the given segments, the business's own). Thread quiet periods are keyed by thread and expire.
+   */
+  forget(userId: string, scope?: { businessId: string; segmentIds: readonly string[] }) {
+    const u = this.users.get(userId);
+    const inScope = (business: string) => !scope || business === scope.businessId;
+    if (u !== undefined) {
+      const segs = scope ? scope.segmentIds.map((s) => this.segIndex.get(s)) : this.segBits.keys();
+      for (const s of segs) if (s !== undefined) this.segBits[s][u >>> 5] &= ~(1 << (u & 31));
+      for (const [business, set] of this.conversations) if (inScope(business)) set.delete(u);
+      if (!scope) this.users.delete(userId);
+    }
+    const tail = `\u0000${userId}`;
+    for (const key of this.optState.keys())
+      if (key.endsWith(tail) && inScope(key.slice(0, -tail.length))) this.optState.delete(key);
+    for (const key of this.blocked)
+      if (key.endsWith(tail) && inScope(key.slice(0, -tail.length))) this.blocked.delete(key);
+    // Held offers and impressions are chained per user index: with the index dropped above, they
+    // belong to no one and expire with their windows.
   }
 
   /** Drops counters that can no longer affect a decision; run now and then. */

@@ -126,7 +126,9 @@ export async function runAdServer(opts: AdServerOptions): Promise<AdServerResult
   }
   const deadline = Date.now() + 30_000;
   for (;;) {
-    const probe = await fetch(`${opts.url}/v1/decisions/ready`);
+    const probe = await fetch(`${opts.url}/v1/decisions/ready`, {
+      headers: { authorization: `Bearer ${opts.key}` },
+    });
     if (probe.status === 200) break;
     if (Date.now() > deadline)
       throw new SimulateError('the decision engine did not become ready within 30 s');

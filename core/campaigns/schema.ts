@@ -27,7 +27,16 @@ export const campaignInputSchema = z
     creative: strictObject({
       text: z.string().min(1, 'creative.text must not be empty').max(2000),
       buttons: z
-        .array(strictObject({ title: z.string().min(1).max(40), url: z.url().optional() }))
+        .array(
+          strictObject({
+            title: z.string().min(1).max(40),
+            // A click redirects there: only web addresses, never javascript:, data: or file:.
+            url: z
+              .url({ protocol: /^https?$/, error: 'url must be an http or https address' })
+              .max(2048)
+              .optional(),
+          }),
+        )
         .max(3, 'at most 3 buttons')
         .optional(),
     }),

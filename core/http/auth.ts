@@ -3,18 +3,27 @@ import type { ApiKeyConfig } from '../config.ts';
 import { ParleyError } from '../errors.ts';
 import type { Store } from '../store/client.ts';
 
-export const ROLES = ['ingest', 'marketer', 'adserver', 'analyst', 'admin'] as const;
+export const ROLES = ['ingest', 'marketer', 'adserver', 'analyst', 'metrics', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
-/** `role` is the key's first role, or admin when it holds admin; `roles` all it holds. */
-export type Principal = { role: Role; roles: Role[]; businesses?: string[]; keyHash: string };
-type Grant = { role: Role; roles: Role[]; businesses?: string[] };
-const grant = (roles: Role[], businesses?: string[]): Grant => ({
-  role: roles.includes('admin') ? 'admin' : roles[0],
-  roles,
-  businesses,
-});
+export type Principal = { roles: Role[]; businesses?: string[]; keyHash: string };
 
-const hash = (key: string) => createHash('sha256').update(key).digest('hex');
+/** The businesses a principal is limited to; undefined when it may see every business. */
+export const limitedTo = (p: Principal) =>
+  p.businesses && !p.roles.includes('admin') ? p.businesses : undefined;
+
+/** Whether a principal may see data of this business (null: data that spans every business). */
+export function canSee(p: Principal, businessId: string | null | undefined) {
+  const only = limitedTo(p);
+  return !only || (businessId != null && only.includes(businessId));
+}
+
+export const hashKey = (key: string) => createHash('sha256').update(key).digest('hex');
+/** A key's id: the first 16 hex digits of its hash (a fingerprint that reveals nothing usable). */
+export const keyId = (keyHash: string) => keyHash.slice(0, 16);
+
+type KeyGrant = { roles: Role[]; businesses?: string[] };
+/** A configured key: ApiKeyConfig, or the same with one `role`. */
+type KeyInput = Omit<ApiKeyConfig, 'roles'> & { roles?: Role[]; role?: Role };
 
 export type Auth = {
   /** The principal for an Authorization header; throws 401 when missing or unknown. */
@@ -25,17 +34,22 @@ export type Auth = {
   checkBusiness(p: Principal, businessId: string | undefined): void;
   /** The principal of a key known by its hash (a dashboards session), if it still exists. */
   byHash(keyHash: string): Promise<Principal | undefined>;
+  /** Re-reads the stored keys now (after a key was made, revoked or rotated here). */
+  reload(): Promise<void>;
 };
 
 /**
- * Keys from config are held in memory by hash; with none configured, keys live hashed in the
- * store's api_keys table (the first-start admin key is made there).
+ * Keys from config are held in memory by hash; keys made through the keys API (and the
+ * first-start admin key) live hashed in the store's api_keys table. Both are in force together.
  */
-export function createAuth(opts: { keys?: ApiKeyConfig[]; store?: Store; refreshMs?: number }): Auth {
-  const fixed = new Map(
-    (opts.keys ?? []).map((k) => [hash(k.key), grant(k.roles ?? [k.role!], k.businesses)]),
+export function createAuth(opts: { keys?: KeyInput[]; store?: Store; refreshMs?: number }): Auth {
+  const fixed = new Map<string, KeyGrant>(
+    (opts.keys ?? []).map((k) => [
+      hashKey(k.key),
+      { roles: k.roles ?? (k.role ? [k.role] : []), businesses: k.businesses },
+    ]),
   );
-  let stored = new Map<string, Grant>();
+  let stored = new Map<string, KeyGrant & { expiresAt?: number }>();
   let loadedAt = 0;
   const refreshMs = opts.refreshMs ?? 30_000;
   // The hash of each recently seen raw key, so a busy client's key is hashed once, not per
@@ -45,22 +59,25 @@ export function createAuth(opts: { keys?: ApiKeyConfig[]; store?: Store; refresh
     let h = hashes.get(key);
     if (h === undefined) {
       if (hashes.size >= 1024) hashes.clear();
-      h = hash(key);
+      h = hashKey(key);
       hashes.set(key, h);
     }
     return h;
   };
 
-  async function lookup(h: string) {
+  async function reload() {
+    if (!opts.store) return;
+    stored = await loadStoredKeys(opts.store);
+    loadedAt = Date.now();
+  }
+
+  async function lookup(h: string): Promise<KeyGrant | undefined> {
     const f = fixed.get(h);
-    if (f || opts.keys?.length) return f;
-    if (!opts.store) return undefined;
+    if (f || !opts.store) return f;
     if (!stored.has(h) && Date.now() - loadedAt > 1000) loadedAt = 0; // a new key: re-read, at most once a second
-    if (Date.now() - loadedAt > refreshMs) {
-      stored = await loadStoredKeys(opts.store);
-      loadedAt = Date.now();
-    }
-    return stored.get(h);
+    if (Date.now() - loadedAt > refreshMs) await reload();
+    const s = stored.get(h);
+    return s && (s.expiresAt === undefined || s.expiresAt > Date.now()) ? s : undefined;
   }
 
   return {
@@ -71,7 +88,7 @@ export function createAuth(opts: { keys?: ApiKeyConfig[]; store?: Store; refresh
       const h = hashOf(m[1]);
       const found = await lookup(h);
       if (!found) throw new ParleyError('PARLEY_ERR_UNAUTHORIZED', 'Unknown API key');
-      return { ...found, keyHash: h };
+      return { roles: found.roles, businesses: found.businesses, keyHash: h };
     },
     authorize(p, roles) {
       if (p.roles.includes('admin') || p.roles.some((r) => roles.includes(r))) return;
@@ -82,28 +99,42 @@ export function createAuth(opts: { keys?: ApiKeyConfig[]; store?: Store; refresh
     },
     async byHash(h) {
       const found = await lookup(h);
-      return found && { ...found, keyHash: h };
+      return found && { roles: found.roles, businesses: found.businesses, keyHash: h };
     },
     checkBusiness(p, businessId) {
-      if (!p.businesses || p.role === 'admin') return;
-      if (businessId === undefined || !p.businesses.includes(businessId)) {
+      const only = limitedTo(p);
+      if (only && (businessId === undefined || !only.includes(businessId))) {
         throw new ParleyError(
           'PARLEY_ERR_FORBIDDEN',
-          `This key is limited to businesses ${p.businesses.join(', ')}; pass one of them as business_id`,
+          `This key is limited to businesses ${only.join(', ')}; pass one of them as business_id`,
         );
       }
     },
+    reload,
   };
 }
 
 async function loadStoredKeys(store: Store) {
   const rs = await store.client.query({
-    query: `SELECT key_hash, role, businesses FROM ${store.database}.api_keys FINAL WHERE revoked = 0`,
+    query: `SELECT key_hash, roles, businesses, toUnixTimestamp64Milli(expires_at) AS expires_ms
+            FROM ${store.database}.api_keys FINAL WHERE revoked = 0`,
     format: 'JSONEachRow',
   });
-  const rows = await rs.json<{ key_hash: string; role: Role; businesses: string[] }>();
+  const rows = await rs.json<{
+    key_hash: string;
+    roles: Role[];
+    businesses: string[];
+    expires_ms: number | null;
+  }>();
   return new Map(
-    rows.map((r) => [r.key_hash, grant([r.role], r.businesses.length ? r.businesses : undefined)]),
+    rows.map((r) => [
+      r.key_hash,
+      {
+        roles: r.roles,
+        businesses: r.businesses.length ? r.businesses : undefined,
+        expiresAt: r.expires_ms === null ? undefined : Number(r.expires_ms),
+      },
+    ]),
   );
 }
 
@@ -118,7 +149,18 @@ export async function ensureFirstAdminKey(store: Store): Promise<string | undefi
   const key = `pk_admin_${randomBytes(24).toString('base64url')}`;
   await store.client.insert({
     table: `${store.database}.api_keys`,
-    values: [{ key_hash: hash(key), role: 'admin', businesses: [], created_at: new Date().toISOString() }],
+    values: [
+      {
+        key_hash: hashKey(key),
+        id: keyId(hashKey(key)),
+        name: 'first-start admin key',
+        role: 'admin',
+        roles: ['admin'],
+        businesses: [],
+        created_at: new Date().toISOString(),
+        created_by: 'parley',
+      },
+    ],
     format: 'JSONEachRow',
   });
   return key;

@@ -40,7 +40,7 @@ describe('createHttp', () => {
       await expect(auth.authenticate('Bearer pk_b')).rejects.toMatchObject({
         code: 'PARLEY_ERR_UNAUTHORIZED',
       });
-      await expect(auth.authenticate('Bearer pk_a')).resolves.toMatchObject({ role: 'analyst' });
+      await expect(auth.authenticate('Bearer pk_a')).resolves.toMatchObject({ roles: ['analyst'] });
     }
   });
 });

@@ -1,4 +1,5 @@
 import { isUtf8 } from 'node:buffer';
+import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, {
@@ -9,6 +10,7 @@ import Fastify, {
   type FastifyRequest,
 } from 'fastify';
 import {
+  type jsonSchemaTransform,
   jsonSchemaTransformObject,
   serializerCompiler,
   validatorCompiler,
@@ -26,7 +28,18 @@ declare module 'fastify' {
   interface FastifyRequest {
     principal?: Principal;
   }
+  interface FastifyInstance {
+    parleyLimits: Limits;
+  }
 }
+
+type Limiter = (
+  req: FastifyRequest,
+  opts?: { increment: boolean },
+) => Promise<{ isAllowed: boolean; isExceeded?: boolean; ttlInSeconds?: number }>;
+/** Limiters of failed authentications per client address and of requests per key; absent: no limit. */
+type Limits = { authFailures?: Limiter; perKey?: Limiter };
+export type RateLimitOptions = { windowMs: number; authFailures: number; keyRequests: number };
 
 export type App = FastifyInstance<
   import('node:http').Server,
@@ -80,6 +93,7 @@ export async function createHttp(opts: {
   logger: Logger;
   bodyLimit: number;
   metrics: Metrics;
+  rateLimit?: RateLimitOptions;
 }): Promise<App> {
   const app = Fastify({
     loggerInstance: opts.logger.child({ component: 'http' }),
@@ -88,6 +102,7 @@ export async function createHttp(opts: {
     requestIdHeader: 'x-request-id',
     genReqId: () => crypto.randomUUID(),
     return503OnClosing: true,
+    // Over-long ids are refused by their schema (400), not by the router (a bare 414).
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     // What the router refuses itself (a malformed URL) answers in the same shape as everything else.
     frameworkErrors: (err, req, reply) => {
@@ -101,6 +116,7 @@ export async function createHttp(opts: {
       );
       (reply as FastifyReply).code(e.statusCode).send(e.toJSON());
     },
+    clientErrorHandler,
   }).withTypeProvider<ZodTypeProvider>() as unknown as App;
   // No child logger per request: request logging is off, and the few lines logged per request
   // (5xx) name their request id themselves. On the decision route this is measurable work saved.
@@ -176,16 +192,35 @@ export async function createHttp(opts: {
     done();
   });
 
+  await app.register(rateLimit, { global: false });
+  const rl = opts.rateLimit;
+  const limiter = (max: number, keyGenerator: (req: FastifyRequest) => string) =>
+    rl && max > 0
+      ? (app.createRateLimit({ max, timeWindow: rl.windowMs, keyGenerator }) as Limiter)
+      : undefined;
+  app.decorate('parleyLimits', {
+    authFailures: limiter(rl?.authFailures ?? 0, (req) => req.ip),
+    perKey: limiter(rl?.keyRequests ?? 0, (req) => req.principal?.keyHash ?? req.ip),
+  });
+
   await app.register(swagger, {
     openapi: {
       info: { title: 'Parley API', version: '1', description: 'Targeted conversational ads and analytics' },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
     },
-    transform: openapiTransform,
+    transform: (arg) => documentAnswers(arg, openapiTransform),
     transformObject: jsonSchemaTransformObject,
   });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
+  await app.register(swaggerUi, {
+    routePrefix: '/docs',
+    uiHooks: {
+      onRequest: (_req, reply, done) => {
+        reply.header('content-security-policy', DOCS_CSP).header('x-content-type-options', 'nosniff');
+        done();
+      },
+    },
+  });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return app;
 }
@@ -204,11 +239,92 @@ function describeValidation(err: FastifyError): string {
   return parts.join('; ') || err.message;
 }
 
-/** A preHandler that authenticates the request (or takes its session's key) and checks its role. */
+/**
+ * Requests Node's parser refuses before Fastify sees them (request line and headers over 16 KB,
+ * malformed HTTP) are answered in Parley's error shape too.
+ */
+function clientErrorHandler(err: NodeJS.ErrnoException, socket: import('node:net').Socket) {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const e =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? new ParleyError('PARLEY_ERR_HEADERS_TOO_LARGE', 'The request line and headers exceed 16 KB')
+      : new ParleyError('PARLEY_ERR_BAD_REQUEST', 'The request is not valid HTTP');
+  const body = JSON.stringify(e.toJSON());
+  socket.end(
+    `HTTP/1.1 ${e.statusCode} ${e.statusCode === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
+const AUTHENTICATED = Symbol('parley.authenticated');
+type TransformArg = Parameters<typeof jsonSchemaTransform>[0] & {
+  route?: { onRequest?: unknown; schema?: { hide?: boolean } };
+};
+
+/**
+ * Documents every answer a route really gives, beside those its schema names: 400 for bad
+ * input; 401, 403 and 429 when it needs a key; 503 when the store or bus may be unavailable (all
+ * but /healthz and the docs). 204 and 302 answers have no body, and the document says so.
+ */
+function documentAnswers(arg: TransformArg, transform: typeof jsonSchemaTransform) {
+  const schema = arg.schema as { response?: Record<string, unknown>; hide?: boolean } | undefined;
+  if (!schema || schema.hide) return transform(arg);
+  const hooks = [arg.route?.onRequest].flat() as ({ [AUTHENTICATED]?: boolean } | undefined)[];
+  const authenticated = hooks.some((h) => h?.[AUTHENTICATED]);
+  const extra: Record<string, unknown> = { 400: errorBody, 431: errorBody, 503: errorBody };
+  if (authenticated) Object.assign(extra, { 401: errorBody, 403: errorBody, 429: errorBody });
+  const response = { ...extra, ...schema.response };
+  const out = transform({ ...arg, schema: { ...schema, response } } as typeof arg);
+  const doc = out.schema as { response?: Record<string, unknown> };
+  for (const code of ['204', '302'])
+    if (doc.response?.[code])
+      doc.response[code] = { type: 'null', description: code === '204' ? 'No content' : 'Redirect' };
+  return out;
+}
+
+// The documentation page loads only its own scripts and styles, and no one may frame it.
+const DOCS_CSP =
+  "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+function rateLimited(reply: FastifyReply, seconds: number | undefined) {
+  reply.header('retry-after', String(Math.max(1, seconds ?? 1)));
+  return new ParleyError('PARLEY_ERR_RATE_LIMITED');
+}
+
+/**
+ * An onRequest hook that authenticates the request and checks its role before its body is read,
+ * so a request that is not allowed costs nothing. Failed authentications are limited per client
+ * address. Authenticated answers are never cached and never sniffed.
+ */
 export function requireRole(auth: Auth, ...roles: Role[]) {
-  return async (req: FastifyRequest, _reply: FastifyReply) => {
-    const p = req.principal ?? (await auth.authenticate(req.headers.authorization));
+  const hook = async (req: FastifyRequest, reply: FastifyReply) => {
+    reply.header('x-content-type-options', 'nosniff').header('cache-control', 'no-store');
+    const failures = req.server.parleyLimits?.authFailures;
+    if (failures) {
+      const seen = await failures(req, { increment: false });
+      if (seen.isExceeded) throw rateLimited(reply, seen.ttlInSeconds);
+    }
+    // A dashboards session has set the principal already (its key is re-checked there).
+    let p: Principal;
+    try {
+      p = req.principal ?? (await auth.authenticate(req.headers.authorization));
+    } catch (err) {
+      const after = failures && (await failures(req));
+      if (after?.isExceeded) throw rateLimited(reply, after.ttlInSeconds);
+      throw err;
+    }
     auth.authorize(p, roles);
     req.principal = p;
   };
+  return Object.assign(hook, { [AUTHENTICATED]: true });
+}
+
+/** An onRequest hook, after requireRole: limits requests per key (ingest, decisions). */
+export async function limitPerKey(req: FastifyRequest, reply: FastifyReply) {
+  const perKey = req.server.parleyLimits?.perKey;
+  if (!perKey) return;
+  const r = await perKey(req);
+  if (r.isExceeded) throw rateLimited(reply, r.ttlInSeconds);
 }

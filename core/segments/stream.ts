@@ -98,6 +98,18 @@ export class StreamingEvaluator {
     return out;
   }
 
+  /** Forgets the users `erased` names in a segment (an erasure): no change is announced. */
+  forget(erased: (userId: string, def: SegmentDef) => boolean): number {
+    let n = 0;
+    for (const seg of this.segments.values())
+      for (const userId of seg.users.keys())
+        if (erased(userId, seg.def)) {
+          seg.users.delete(userId);
+          n++;
+        }
+    return n;
+  }
+
   /** Drops a segment; its members are returned as exits. */
   remove(id: string, nowMs: number): Change[] {
     this.tick(nowMs);

@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { type ClickHouseClient, createClient } from '@clickhouse/client';
 import type { Config } from '../config.ts';
+import { ParleyError, isParleyError } from '../errors.ts';
 
 export type { ClickHouseClient };
 
@@ -26,7 +27,7 @@ type InsertSettings = Record<string, string | number | boolean>;
  * is configured, a ClickHouse server over HTTP otherwise. Callers cannot tell them apart.
  */
 export async function createStore(config: Pick<Config, 'clickhouse' | 'dataDir'>): Promise<Store> {
-  const { url, database, cluster } = config.clickhouse;
+  const { url, database, cluster, timeoutMs = 30_000 } = config.clickhouse;
   const settings = {
     date_time_input_format: 'best_effort' as const,
     // Reads see inserts at once; deduplication on event_id is done by queries (FINAL).
@@ -43,20 +44,24 @@ export async function createStore(config: Pick<Config, 'clickhouse' | 'dataDir'>
       // No default database: every statement names its tables in full (as the embedded engine
       // needs), and a fresh server must be able to run CREATE DATABASE before the database exists.
       clickhouse_settings: settings,
-      request_timeout: 60_000,
+      request_timeout: timeoutMs,
     });
     return {
-      client: server,
+      client: guarded(server),
       database: db,
       cluster,
       kind: 'server',
       async insertJsonLines(table, data, insertSettings) {
-        const res = await server.exec({
-          query: `INSERT INTO ${table} FORMAT JSONEachRow`,
-          values: Readable.from([data]),
-          clickhouse_settings: insertSettings,
-        });
-        res.stream.resume();
+        try {
+          const res = await server.exec({
+            query: `INSERT INTO ${table} FORMAT JSONEachRow`,
+            values: Readable.from([data]),
+            clickhouse_settings: insertSettings,
+          });
+          res.stream.resume();
+        } catch (err) {
+          throw asOutage(err);
+        }
       },
       close: () => server.close(),
     };
@@ -104,4 +109,42 @@ export async function createStore(config: Pick<Config, 'clickhouse' | 'dataDir'>
 export function isClickHouseError(err: unknown): err is Error & { code: string; type?: string } {
   const code = (err as { code?: unknown } | null)?.code;
   return err instanceof Error && typeof code === 'string' && /^\d+$/.test(code);
+}
+
+/**
+ * The store boundary: a failure to reach the store (refused or reset connection, timeout) becomes
+ * STORE_UNAVAILABLE (503, retriable, Retry-After) for every caller; ClickHouse's own errors (bad
+ * SQL or data) pass as they are.
+ */
+export function asOutage(err: unknown): unknown {
+  if (isClickHouseError(err) || isParleyError(err)) return err;
+  return new ParleyError('PARLEY_ERR_STORE_UNAVAILABLE', undefined, { cause: err });
+}
+
+type ResultLike = { json(): Promise<unknown>; text(): Promise<string> };
+
+function guarded(client: ClickHouseClient): ClickHouseClient {
+  const call =
+    <A extends unknown[], R>(fn: (...a: A) => Promise<R>) =>
+    (...a: A) =>
+      fn(...a).catch((err) => {
+        throw asOutage(err);
+      });
+  const query = call(client.query.bind(client));
+  return Object.assign(Object.create(client) as ClickHouseClient, {
+    query: (async (params: Parameters<ClickHouseClient['query']>[0]) => {
+      const rs = (await query(params)) as unknown as ResultLike;
+      // The body is read after the answer's head: an outage may cut it short there too.
+      const json = rs.json.bind(rs);
+      const text = rs.text.bind(rs);
+      rs.json = call(json);
+      rs.text = call(text);
+      return rs;
+    }) as ClickHouseClient['query'],
+    command: call(client.command.bind(client)),
+    insert: call(client.insert.bind(client)) as ClickHouseClient['insert'],
+    exec: call(client.exec.bind(client)),
+    ping: client.ping.bind(client),
+    close: client.close.bind(client),
+  });
 }

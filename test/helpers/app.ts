@@ -16,7 +16,7 @@ import { ALL_ROLES, buildApp } from '../../bin/app.ts';
 export const newKey = (role: string) => `pk_test_${role}_${randomBytes(12).toString('hex')}`;
 
 /** Keys for every role, plus one analyst limited to business b1. */
-export function testKeys() {
+export function testKeys(extra: object[] = []) {
   const keys = {
     admin: newKey('admin'),
     ingest: newKey('ingest'),
@@ -33,13 +33,16 @@ export function testKeys() {
     { key: keys.adserver, role: 'adserver' },
     { key: keys.analystB1, role: 'analyst', businesses: ['b1'] },
   ];
-  return { keys, env: JSON.stringify(list) };
+  return { keys, env: JSON.stringify([...list, ...extra]) };
 }
 
 /** A real store and bus on a fresh data directory, and the app built on them (not listening). */
-export async function testApp(env: Record<string, string> = {}, opts: { wrapBus?: (bus: Bus) => Bus } = {}) {
+export async function testApp(
+  env: Record<string, string> = {},
+  opts: { wrapBus?: (bus: Bus) => Bus; extraKeys?: object[] } = {},
+) {
   const dir = await mkdtemp(join(tmpdir(), 'parley-test-'));
-  const { keys, env: keyEnv } = testKeys();
+  const { keys, env: keyEnv } = testKeys(opts.extraKeys);
   const config: Config = parseConfig({
     PARLEY_DATA_DIR: dir,
     PARLEY_API_KEYS: keyEnv,

@@ -83,13 +83,14 @@ export async function waitHealthy(url: string, proc?: Proc, ms = 60_000) {
   );
 }
 
-/** Reads one gauge or counter value from /metrics. */
+/** Reads one gauge or counter value from /metrics, with a key of role metrics or admin. */
 export async function metric(
   url: string,
+  key: string,
   name: string,
   labels: Record<string, string> = {},
 ): Promise<number | undefined> {
-  const text = await (await fetch(`${url}/metrics`)).text();
+  const text = await (await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${key}` } })).text();
   const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
   for (const line of text.split('\n')) {
     if (!line.startsWith(name)) continue;
