@@ -103,7 +103,7 @@ export function Bars(props: { items: { key?: string; label: string; value: numbe
       {props.items.map((it) => (
         <li key={it.key ?? it.label}>
           <span class="bar-label">{it.label}</span>
-          <svg class="bar-track" width="100%" height="18">
+          <svg class="bar-track" width="100%" height="18" aria-hidden="true">
             <rect class="bar-bg" x="0" y="0" width="100%" height="18" />
             <rect
               class="bar"
