@@ -22,20 +22,26 @@ const keyView = z
   })
   .meta({ id: 'ApiKey' });
 const keyMade = keyView.extend({ key: z.string().describe('The secret: shown only this once') });
-const keyInput = z.strictObject({
-  name: z.string().trim().min(1).max(200),
-  roles: z.array(z.enum(ROLES)).min(1).max(ROLES.length),
-  businesses: z.array(z.string().min(1).max(128)).max(1000).optional(),
-});
-const rotateInput = z.strictObject({
-  overlap_seconds: z
-    .number()
-    .int()
-    .min(0)
-    .max(30 * 86400)
-    .default(86400)
-    .describe('How long the old secret stays valid'),
-});
+const keyInput = z
+  .strictObject({
+    name: z.string().trim().min(1).max(200),
+    roles: z.array(z.enum(ROLES)).min(1).max(ROLES.length),
+    businesses: z.array(z.string().min(1).max(128)).max(1000).optional(),
+  })
+  .meta({
+    examples: [{ name: 'Barber reports', roles: ['marketer', 'analyst'], businesses: ['biz_barber_42'] }],
+  });
+const rotateInput = z
+  .strictObject({
+    overlap_seconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(30 * 86400)
+      .default(86400)
+      .describe('How long the old secret stays valid'),
+  })
+  .meta({ examples: [{ overlap_seconds: 3600 }] });
 const idParams = z.strictObject({ id: z.string().regex(/^[0-9a-f]{16}$/, 'id: 16 hex digits') });
 const auditQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(1000).default(100),
@@ -91,7 +97,7 @@ export async function keysRoute(
         summary: 'Make an API key (its secret is shown only in this answer)',
         tags: ['keys'],
         body: keyInput,
-        response: { 201: keyMade, ...errors },
+        response: { 201: keyMade.describe('The key, with its secret shown only this once'), ...errors },
       },
     },
     async (req, reply) => {
@@ -113,7 +119,10 @@ export async function keysRoute(
       schema: {
         summary: 'Keys in force, without their secrets',
         tags: ['keys'],
-        response: { 200: z.object({ keys: z.array(keyView) }), ...errors },
+        response: {
+          200: z.object({ keys: z.array(keyView) }).describe('Keys in force, without their secrets'),
+          ...errors,
+        },
       },
     },
     async () => ({
@@ -151,7 +160,12 @@ export async function keysRoute(
         tags: ['keys'],
         params: idParams,
         body: rotateInput.optional(),
-        response: { 201: keyMade.extend({ replaces: keyView }), ...errors },
+        response: {
+          201: keyMade
+            .extend({ replaces: keyView })
+            .describe('The new key (its secret shown once) and the key it replaces'),
+          ...errors,
+        },
       },
     },
     async (req, reply) => {
@@ -181,7 +195,7 @@ export async function keysRoute(
         summary: 'The audit log: who changed keys or erased people, and when (newest first)',
         tags: ['keys'],
         querystring: auditQuery,
-        response: { 200: auditView, ...errors },
+        response: { 200: auditView.describe('Changes to keys and erasures, newest first'), ...errors },
       },
     },
     async (req) => ({ entries: await deps.audit.list(req.query) }),

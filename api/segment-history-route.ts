@@ -44,7 +44,13 @@ export async function segmentHistoryRoute(app: App, deps: { store: Store; auth: 
         tags: ['segments'],
         params,
         querystring: query,
-        response: { 200: history, 400: errorBody, 401: errorBody, 403: errorBody, 404: errorBody },
+        response: {
+          200: history.describe('The segment’s size at the end of each UTC day, with entries and exits'),
+          400: errorBody,
+          401: errorBody,
+          403: errorBody,
+          404: errorBody,
+        },
       },
     },
     async (req) => {

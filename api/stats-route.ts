@@ -46,7 +46,12 @@ export async function statsRoute(app: App, deps: { store: Store; auth: Auth; met
         summary: 'Events per minute by type and channel, the most active businesses, ingest and lag',
         tags: ['stats'],
         querystring: overviewQuery,
-        response: { 200: overview, 400: errorBody, 401: errorBody, 403: errorBody },
+        response: {
+          200: overview.describe('Events per minute, rejections, lag and the busiest businesses'),
+          400: errorBody,
+          401: errorBody,
+          403: errorBody,
+        },
       },
     },
     async (req) => {

@@ -98,7 +98,10 @@ export async function usersRoute(
         querystring: z.strictObject({
           business_id: z.string().min(1).max(128).optional().describe('Erase only this business’s data'),
         }),
-        response: { 202: erasureView, ...errors },
+        response: {
+          202: erasureView.describe('The erasure, accepted; follow it at /v1/erasures/{id}'),
+          ...errors,
+        },
       },
     },
     async (req, reply) => {
@@ -123,7 +126,7 @@ export async function usersRoute(
         summary: 'Progress of an erasure',
         tags: ['users'],
         params: z.strictObject({ id: z.uuid() }),
-        response: { 200: erasureView, ...errors },
+        response: { 200: erasureView.describe('The erasure and its progress'), ...errors },
       },
     },
     async (req) => {

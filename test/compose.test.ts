@@ -161,7 +161,8 @@ describe('Dockerfile', () => {
     const dockerfile = await readFile(join(work, 'Dockerfile'), 'utf8');
     const [build, runtime] = dockerfile.split(/^FROM /m).slice(1);
     expect(build).toMatch(/^node:20\.\d+\.\d+-bookworm-slim AS build$/m);
-    expect(build).toMatch(/^RUN npm run build$/m);
+    expect(build).toMatch(/^RUN npm run build( && node bin\/dashboards.js --force)?$/m);
+    expect(runtime).toMatch(/^COPY --from=build .*\/app\/dashboards\/dist dashboards\/dist$/m);
     expect(runtime).toMatch(/^node:20\.\d+\.\d+-bookworm-slim$/m);
     expect(runtime).toMatch(/npm ci --omit=dev/);
     expect(runtime).toMatch(/^COPY --from=build .*\/app\/dist \.\/dist$/m);

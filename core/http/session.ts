@@ -130,8 +130,11 @@ export async function sessionRoutes(app: App, deps: { auth: Auth; sessions: Sess
         summary: 'Sign in to the dashboards with an API key; answers with a session cookie',
         tags: ['session'],
         security: [],
-        body: z.object({ key: z.string().min(1).max(512) }).strict(),
-        response: { 200: sessionView, ...errors },
+        body: z
+          .object({ key: z.string().min(1).max(512) })
+          .strict()
+          .meta({ examples: [{ key: 'pk_analyst_0123456789abcdef' }] }),
+        response: { 200: sessionView.describe('Signed in: the session cookie is set'), ...errors },
       },
     },
     async (req, reply) => {
@@ -155,7 +158,7 @@ export async function sessionRoutes(app: App, deps: { auth: Auth; sessions: Sess
       schema: {
         summary: 'Who is signed in: the roles and businesses of the session’s (or bearer) key',
         tags: ['session'],
-        response: { 200: sessionView, ...errors },
+        response: { 200: sessionView.describe('The signed-in key’s roles and businesses'), ...errors },
       },
     },
     async (req) => {
