@@ -1,7 +1,8 @@
 import type { Store } from '../store/client.ts';
 
 // Removes a person's rows from every table that holds a user_id column: found in the schema, so
-// a table added later is covered without a change here. Per business when asked, from the tables
+// a table added later is covered without a change here (and from the first-copy register of event
+// ids, through the person's events). Per business when asked, from the tables
 // that also hold a business_id.
 
 export function buildUserTablesQuery(db: string) {
@@ -36,6 +37,26 @@ export async function eraseFromTables(
     await store.client.query({ ...buildUserTablesQuery(db), format: 'JSONEachRow' })
   ).json<{ table: string; columns: string[] }>();
   const out: Record<string, number> = {};
+  // The first-copy register (event_ids) has no user_id; its rows are found through the person's
+  // events, so it is cleared before them.
+  if (tables.some((t) => t.table === 'events')) {
+    const { where, query_params } = buildEraseWhere(userId, businessId);
+    const theirs = `event_id IN (SELECT event_id FROM ${db}.events WHERE ${where})`;
+    const [{ n }] = await (
+      await store.client.query({
+        query: `SELECT count() AS n FROM ${db}.event_ids WHERE ${theirs}`,
+        query_params,
+        format: 'JSONEachRow',
+      })
+    ).json<{ n: number | string }>();
+    out.event_ids = Number(n);
+    if (Number(n) > 0)
+      await store.client.command({
+        query: `ALTER TABLE ${db}.event_ids ${onCluster} DELETE WHERE ${theirs}`,
+        query_params,
+        clickhouse_settings: { mutations_sync: '2' },
+      });
+  }
   for (const t of tables) {
     if (businessId !== null && !t.columns.includes('business_id')) continue;
     const { where, query_params } = buildEraseWhere(userId, businessId);
