@@ -49,7 +49,7 @@ const sim = await runSimulation({
   concurrency: 4,
 });
 for (;;) {
-  const text = await (await fetch(`${url}/metrics`)).text();
+  const text = await (await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${key}` } })).text();
   if (Number(/^parley_sink_rows_total (\d+)/m.exec(text)?.[1] ?? 0) >= sim.accepted) break;
   await new Promise((r) => setTimeout(r, 500));
 }

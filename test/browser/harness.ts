@@ -74,7 +74,9 @@ export async function startWorld(): Promise<World> {
   await waitFor(
     'the sink to store every simulated event',
     async () => {
-      const text = await (await fetch(`${url}/metrics`)).text();
+      const text = await (
+        await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${KEYS.admin}` } })
+      ).text();
       const rows = Number(/^parley_sink_rows_total (\d+)/m.exec(text)?.[1] ?? 0);
       const settled = rows >= sim.accepted + ads.served && rows === last;
       last = rows;
