@@ -90,4 +90,23 @@ describe('StreamingEvaluator', () => {
     expect(s.members('s')).toEqual(['a']);
     expect(s.resync('s', new Set(['a']), T + 2)).toEqual([]);
   });
+
+  it('dates changes by event time: the third of three, the end of a blocking window, never before the last change', () => {
+    const three = evaluator({ performed: 'message.received', count: { gte: 3 }, within_seconds: 60 });
+    three.ingest(ev('u', 'message.received', T - 40_000), T);
+    three.ingest(ev('u', 'message.received', T - 30_000), T);
+    expect(brief(three.ingest(ev('u', 'message.received', T - 20_000), T + 5))).toEqual(['+u@-20000']);
+    expect(brief(three.advance(T + 20_000))).toEqual(['-u@20000']); // the first left its window
+
+    const noOrder = evaluator({ not: { performed: 'order.placed', within_seconds: 10 } });
+    expect(brief(noOrder.ingest(ev('u', 'message.received', T - 50_000), T))).toEqual(['+u@-50000']);
+    expect(brief(noOrder.ingest(ev('u', 'order.placed', T - 3_000), T))).toEqual(['-u@-3000']);
+    expect(brief(noOrder.advance(T + 7_500))).toEqual(['+u@7000']); // the order's window closed at T + 7 s
+
+    // A late event that would bridge the gap does not move the stay before the announced exit.
+    const either = evaluator({ any: [{ not: { performed: 'optout' } }, { performed: 'optin' }] });
+    expect(brief(either.ingest(ev('u', 'message.received', T - 10_000), T))).toEqual(['+u@-10000']);
+    expect(brief(either.ingest(ev('u', 'optout', T), T))).toEqual(['-u@0']);
+    expect(brief(either.ingest(ev('u', 'optin', T - 20_000), T + 1))).toEqual(['+u@0']);
+  });
 });

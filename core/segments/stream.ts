@@ -29,6 +29,8 @@ type UserState = {
   firstMs: number;
   /** The state holds every event that counts at any time from here on (older ones were pruned). */
   exactFromMs: number;
+  /** When this evaluator last dated a change of the user: a later change is never dated before it. */
+  changedMs: number;
   events: Map<string, { ms: number; mask: number }>;
   member: boolean;
   nextMs: number;
@@ -75,6 +77,7 @@ export class StreamingEvaluator {
       const u: UserState = {
         firstMs: r.firstMs,
         exactFromMs,
+        changedMs: -Infinity,
         events: new Map(),
         member: was.has(r.userId),
         nextMs: Infinity,
@@ -100,7 +103,8 @@ export class StreamingEvaluator {
     if (!seg) return [];
     const out: Change[] = [];
     for (const [userId, u] of seg.users)
-      if (u.member !== stored.has(userId)) out.push(this.change(seg, userId, u.member, this.since(seg, u)));
+      if (u.member !== stored.has(userId))
+        out.push(this.change(seg, userId, u.member, Math.max(this.since(seg, u), u.changedMs)));
     for (const userId of stored) if (!seg.users.has(userId)) out.push(this.change(seg, userId, false));
     return out;
   }
@@ -124,7 +128,14 @@ export class StreamingEvaluator {
       if (def.businessId !== undefined && e.business_id !== def.businessId) continue;
       let u = seg.users.get(e.user_id);
       if (!u) {
-        u = { firstMs: e.ms, exactFromMs: -Infinity, events: new Map(), member: false, nextMs: Infinity };
+        u = {
+          firstMs: e.ms,
+          exactFromMs: -Infinity,
+          changedMs: -Infinity,
+          events: new Map(),
+          member: false,
+          nextMs: Infinity,
+        };
         seg.users.set(e.user_id, u);
       }
       u.firstMs = Math.min(u.firstMs, e.ms);
@@ -251,7 +262,8 @@ export class StreamingEvaluator {
     const member = u.firstMs <= T && evalTree(root, (l: Leaf) => countHolds(l, counts[l.index]));
     if (member !== u.member) {
       u.member = member;
-      changes.push(this.change(seg, userId, member, this.since(seg, u)));
+      u.changedMs = Math.max(this.since(seg, u), u.changedMs);
+      changes.push(this.change(seg, userId, member, u.changedMs));
     }
     for (const [id, end] of expired) {
       u.events.delete(id);
