@@ -236,7 +236,7 @@ export class StreamingEvaluator {
     const { leaves, root } = seg.def.rule;
     const counts = new Array<number>(leaves.length).fill(0);
     let next = u.firstMs > T ? u.firstMs : Infinity;
-    const expired: [string, number][] = [];
+    let expired: [string, number][] | undefined; // rarely any: allocated only then
     for (const [id, ev] of u.events) {
       let live = false;
       let lastEnd = ev.ms;
@@ -257,7 +257,7 @@ export class StreamingEvaluator {
           }
         }
       }
-      if (!live) expired.push([id, lastEnd]); // out of every window for good: time only moves forward
+      if (!live) (expired ??= []).push([id, lastEnd]); // out of every window for good: time only moves forward
     }
     const member = u.firstMs <= T && evalTree(root, (l: Leaf) => countHolds(l, counts[l.index]));
     if (member !== u.member) {
@@ -265,7 +265,7 @@ export class StreamingEvaluator {
       u.changedMs = Math.max(this.since(seg, u), u.changedMs);
       changes.push(this.change(seg, userId, member, u.changedMs));
     }
-    for (const [id, end] of expired) {
+    for (const [id, end] of expired ?? []) {
       u.events.delete(id);
       u.exactFromMs = Math.max(u.exactFromMs, end);
     }
