@@ -257,7 +257,11 @@ export class StreamingEvaluator {
           }
         }
       }
-      if (!live) (expired ??= []).push([id, lastEnd]); // out of every window for good: time only moves forward
+      // Out of every window for good: time only moves forward.
+      if (!live) {
+        expired ??= [];
+        expired.push([id, lastEnd]);
+      }
     }
     const member = u.firstMs <= T && evalTree(root, (l: Leaf) => countHolds(l, counts[l.index]));
     if (member !== u.member) {
