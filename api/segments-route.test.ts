@@ -147,10 +147,11 @@ describe('segments API', () => {
     expect(size).toMatchObject({ size: 2, min_audience_size: 2, targetable: true });
     expect(Math.abs(Date.parse(size.as_of) - Date.now())).toBeLessThan(10_000);
     const p1 = (await call('GET', `/v1/segments/${id}/members?limit=1`)).json();
-    expect(p1.members.map((m: { user_id: string }) => m.user_id)).toEqual(['u1']);
+    // Each since is when the member entered: their third message within the hour.
+    expect(p1.members).toEqual([{ user_id: 'u1', since: at(10) }]);
     expect(p1.next).toEqual(expect.any(String));
     const p2 = (await call('GET', `/v1/segments/${id}/members?limit=1&cursor=${p1.next}`)).json();
-    expect(p2.members.map((m: { user_id: string }) => m.user_id)).toEqual(['u3']);
+    expect(p2.members).toEqual([{ user_id: 'u3', since: at(20) }]);
     const p3 = (await call('GET', `/v1/segments/${id}/members?limit=1&cursor=${p2.next}`)).json();
     expect(p3).toEqual({ members: [], next: null });
     expect((await call('GET', `/v1/segments/${id}/members?cursor=%%%`)).statusCode).toBe(400);

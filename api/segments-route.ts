@@ -59,7 +59,12 @@ const membersQuery = strictObject({
 });
 const membersPage = z
   .object({
-    members: z.array(z.object({ user_id: z.string(), since: z.string() })),
+    members: z.array(
+      z.object({
+        user_id: z.string(),
+        since: z.string().describe('When the user entered the segment (event time), for the current stay'),
+      }),
+    ),
     next: z.string().nullable(),
   })
   .meta({ id: 'SegmentMembers', description: 'One page of current members and the cursor of the next page' });

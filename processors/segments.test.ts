@@ -7,6 +7,7 @@ import type { Bus } from '../core/bus/types.ts';
 import { createLogger } from '../core/log.ts';
 import { createMetrics } from '../core/metrics.ts';
 import {
+  buildStoredMembersQuery,
   createMembershipWriter,
   type MembershipMessage,
   membershipMessageSchema,
@@ -257,6 +258,84 @@ describe('segments processor', () => {
     await proc.refresh();
     await waitFor('u2 is corrected', () => changesFor(seg.id).includes('-u2'));
     expect(await storedSoon(seg.id, ['u1'])).toEqual(['u1']);
+    await running.stop();
+  });
+
+  it('dates each member from the event that made the rule true, keeps it across restarts, and re-dates a re-entry', async () => {
+    const DAY = 86_400_000;
+    const biz = 'b_since';
+    const at = (agoMs: number) => Date.now() - agoMs;
+    const since = async (segmentId: string) => {
+      const rs = await store.client.query({
+        ...buildStoredMembersQuery(store.database, { segmentId, limit: 100 }),
+        format: 'JSONEachRow',
+      });
+      const rows = await rs.json<{ user_id: string; since_ms: number | string }>();
+      return Object.fromEntries(rows.map((r) => [r.user_id, Number(r.since_ms)]));
+    };
+    const storedSince = async (segmentId: string, users: string[]) => {
+      const end = Date.now() + 8000;
+      for (;;) {
+        const got = await since(segmentId);
+        if (users.every((u) => u in got) || Date.now() > end) return got;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    // Stored history: h1 messaged 5, 4 and 3 days ago, so has been a regular since 3 days ago.
+    const hist = [5, 4, 3].map((d) => event('h1', 'message.received', d * DAY, { business_id: biz }));
+    await store.client.insert({
+      table: `${store.database}.events`,
+      values: hist.map((e) => ({ ...e, props: '{}', ingested_at: new Date().toISOString() })),
+      format: 'JSONEachRow',
+    });
+    const rule: Rule = { performed: 'message.received', count: { gte: 3 }, within_seconds: 7 * 86_400 };
+    const segs = createSegmentStore(store);
+    const regulars = await segs.create({ name: 'regulars', business_id: biz, rule }, at(10 * DAY));
+    const writer = createMembershipWriter({ store, bus, topic: MEMBERSHIP });
+    await reconcileMembership(store, writer, regulars, Date.now());
+    expect(await since(regulars.id)).toEqual({ h1: Date.parse(hist[2].occurred_at) });
+
+    const sink = createSink({
+      pipeline: createPipeline({ store, bus, logger, metrics, dlqTopic: 'parley.events.dlq' }),
+      store,
+      logger,
+      metrics,
+      topic: EVENTS,
+      groupId: 'sink',
+      batchSize: 1000,
+      batchWaitMs: 20,
+    });
+    let running = await runProcessors(bus, [sink, processor('segments-since', 'sink')], logger, metrics);
+    // s1's third message (2 days ago) arrives now: s1 entered 2 days ago, 8 days after the segment was made.
+    const live = [4, 3, 2].map((d) => event('s1', 'message.received', d * DAY, { business_id: biz }));
+    await publish(live);
+    await waitFor('s1 enters regulars', () => changesFor(regulars.id).includes('+s1'));
+    const expected = { h1: Date.parse(hist[2].occurred_at), s1: Date.parse(live[2].occurred_at) };
+    expect(await storedSince(regulars.id, ['h1', 's1'])).toEqual(expected);
+
+    // Enters with a message, exits when its 2 s window passes, re-enters with the next message.
+    const active = await segs.create({
+      name: 'active',
+      business_id: biz,
+      rule: { performed: 'message.received', within_seconds: 2 },
+    });
+    await new Promise((r) => setTimeout(r, 400)); // polled and loaded
+    const m1 = event('a1', 'message.received', 500, { business_id: biz });
+    await publish([m1]);
+    await waitFor('a1 enters active', () => changesFor(active.id).includes('+a1'));
+    expect(await storedSince(active.id, ['a1'])).toEqual({ a1: Date.parse(m1.occurred_at) });
+    await waitFor('a1 exits active', () => changesFor(active.id).includes('-a1'), 12_000);
+    const m2 = event('a1', 'message.received', 0, { business_id: biz }); // after the exit
+    await publish([m2]);
+    await waitFor('a1 enters again', () => changesFor(active.id).filter((c) => c === '+a1').length === 2);
+    expect(await storedSince(active.id, ['a1'])).toEqual({ a1: Date.parse(m2.occurred_at) });
+
+    // A restart reloads from the store and the API reconciles again: nobody's since moves.
+    await running.stop();
+    running = await runProcessors(bus, [sink, processor('segments-since', 'sink')], logger, metrics);
+    await new Promise((r) => setTimeout(r, 400));
+    await reconcileMembership(store, writer, regulars, Date.now());
+    expect(await since(regulars.id)).toEqual(expected);
     await running.stop();
   });
 });

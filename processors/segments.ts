@@ -5,19 +5,18 @@ import type { Logger } from '../core/log.ts';
 import type { Metrics } from '../core/metrics.ts';
 import {
   createMembershipWriter,
+  loadSegmentState,
   type MembershipWriter,
   reconcileMembership,
   storedMembers,
 } from '../core/segments/membership.ts';
 import { compileRule } from '../core/segments/rule.ts';
-import { buildSegmentStateQuery } from '../core/segments/sql.ts';
 import { createSegmentStore, type SegmentRecord } from '../core/segments/store.ts';
 import {
   type Change,
   type SegmentDef,
   StreamingEvaluator,
   type StreamEvent,
-  type UserRow,
 } from '../core/segments/stream.ts';
 import type { Store } from '../core/store/client.ts';
 import type { Pipeline } from './pipeline.ts';
@@ -159,25 +158,7 @@ export function createSegmentsProcessor(opts: SegmentsProcessorOptions): Segment
       version: s.version,
     };
     const t = now();
-    const rs = await opts.store.client.query({
-      ...buildSegmentStateQuery(opts.store.database, def.rule, { nowMs: t, businessId: def.businessId }),
-      format: 'JSONCompactEachRow',
-    });
-    const rows: UserRow[] = [];
-    for await (const batch of rs.stream()) {
-      for (const r of batch) {
-        const [userId, firstMs, events] = r.json() as [
-          string,
-          number | string,
-          [string, number | string, number | string][],
-        ];
-        rows.push({
-          userId,
-          firstMs: Number(firstMs),
-          events: events.map(([id, ms, mask]) => [id, Number(ms), Number(mask)]),
-        });
-      }
-    }
+    const rows = await loadSegmentState(opts.store, def.rule, { nowMs: t, businessId: def.businessId });
     await writer.flush();
     const changes = evaluator.load(def, rows, await storedMembers(opts.store, s.id), t);
     // Events consumed but perhaps not yet stored by the sink still count.

@@ -3,9 +3,10 @@ import type { Bus } from '../bus/types.ts';
 import type { Store } from '../store/client.ts';
 import { insertIsolating, type Refused } from '../store/isolate.ts';
 import { compileRule } from './rule.ts';
-import { buildSegmentMembersQuery } from './sql.ts';
+import type { CompiledRule } from './rule.ts';
+import { buildSegmentMembersQuery, buildSegmentStateQuery } from './sql.ts';
 import type { SegmentRecord } from './store.ts';
-import type { Change } from './stream.ts';
+import { type Change, StreamingEvaluator, type UserRow } from './stream.ts';
 
 // Membership changes: the rows of segment_membership and the messages on the membership topic
 // (key `${segment_id}:${user_id}`, compacted, so the latest message per key is the current state).
@@ -206,9 +207,39 @@ LIMIT {limit:UInt32}`,
   };
 }
 
+/** The streaming evaluator's starting state of a segment at nowMs, read from stored events. */
+export async function loadSegmentState(
+  store: Store,
+  rule: CompiledRule,
+  opts: { nowMs: number; businessId?: string },
+): Promise<UserRow[]> {
+  const rs = await store.client.query({
+    ...buildSegmentStateQuery(store.database, rule, opts),
+    format: 'JSONCompactEachRow',
+  });
+  const rows: UserRow[] = [];
+  for await (const batch of rs.stream()) {
+    for (const r of batch) {
+      const [userId, firstMs, events] = r.json() as [
+        string,
+        number | string,
+        [string, number | string, number | string][],
+      ];
+      rows.push({
+        userId,
+        firstMs: Number(firstMs),
+        events: events.map(([id, ms, mask]) => [id, Number(ms), Number(mask)]),
+      });
+    }
+  }
+  return rows;
+}
+
 /**
  * Brings the stored and published membership of a segment to its batch evaluation at asOf:
- * users who should be in and are not enter, the others exit. A deleted segment empties.
+ * users who should be in and are not enter, dated when they entered by the events (as the
+ * streaming evaluator dates them); the others exit. Members already stored keep their row, and
+ * so their `since`. A deleted segment empties.
  */
 export async function reconcileMembership(
   store: Store,
@@ -228,8 +259,15 @@ export async function reconcileMembership(
   const have = await storedMembers(store, seg.id);
   const businessId = seg.business_id ?? undefined;
   const changes: Change[] = [];
+  const since = new Map<string, number>();
+  if ([...want].some((u) => !have.has(u))) {
+    const def = { id: seg.id, businessId, rule: compileRule(seg.rule), version: seg.version };
+    const rows = await loadSegmentState(store, def.rule, { nowMs: asOfMs, businessId });
+    for (const c of new StreamingEvaluator().load(def, rows, [], asOfMs)) since.set(c.userId, c.atMs);
+  }
   for (const u of want)
-    if (!have.has(u)) changes.push({ segmentId: seg.id, userId: u, businessId, member: true, atMs: asOfMs });
+    if (!have.has(u))
+      changes.push({ segmentId: seg.id, userId: u, businessId, member: true, atMs: since.get(u) ?? asOfMs });
   for (const u of have)
     if (!want.has(u)) changes.push({ segmentId: seg.id, userId: u, businessId, member: false, atMs: asOfMs });
   await writer.write(changes);

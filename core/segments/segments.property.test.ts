@@ -7,7 +7,7 @@ import { createLogger } from '../log.ts';
 import { createStore, type Store } from '../store/client.ts';
 import { migrate } from '../store/migrations.ts';
 import { type RefEvent, referenceMembers } from './reference.ts';
-import { compileRule, type Rule, validateRule } from './rule.ts';
+import { type CompiledRule, compileRule, type Rule, validateRule } from './rule.ts';
 import { buildSegmentMembersQuery, buildSegmentSizeQuery, buildSegmentStateQuery } from './sql.ts';
 import { StreamingEvaluator, type StreamEvent, type UserRow } from './stream.ts';
 
@@ -221,6 +221,31 @@ describe('segments: reference, batch SQL and streaming agree', () => {
           expect(restarted.members('s'), `rebuilt state vs reference for ${JSON.stringify(c.rule)}`).toEqual(
             want,
           );
+
+          // Since when each member has been in: a reload at T dates them as the reference does (no
+          // earlier than one shortest window before T for windowed rules, where its state begins).
+          const atT = await sqlRows<{
+            user_id: string;
+            first_ms: number | string;
+            events: [string, number | string, number | string][];
+          }>(buildSegmentStateQuery(db, rule, { nowMs: T, businessId }));
+          const entered = new StreamingEvaluator().load(
+            def,
+            atT.map((r) => ({
+              userId: r.user_id,
+              firstMs: Number(r.first_ms),
+              events: r.events.map(([id, ms, mask]) => [id, Number(ms), Number(mask)]),
+            })),
+            [],
+            T,
+          );
+          const windows = rule.leaves.flatMap((l) => (l.withinMs === undefined ? [] : [l.withinMs]));
+          const from = windows.length ? T - Math.min(...windows) : -Infinity;
+          const since = Object.fromEntries(entered.map((ch) => [ch.userId, ch.atMs]));
+          const wantSince = Object.fromEntries(
+            want.map((u) => [u, Math.max(referenceSince(rule, history, T, businessId, u), from)]),
+          );
+          expect(since, `since vs reference for ${JSON.stringify(c.rule)}`).toEqual(wantSince);
         } finally {
           await store.client.command({ query: `DROP DATABASE ${db} SYNC` });
         }
@@ -229,6 +254,29 @@ describe('segments: reference, batch SQL and streaming agree', () => {
     );
   });
 });
+
+/** The earliest time from which the user has been a member without a break up to T, by brute force. */
+function referenceSince(
+  rule: CompiledRule,
+  history: RefEvent[],
+  T: number,
+  businessId: string | undefined,
+  user: string,
+): number {
+  // Membership only changes where an event starts counting, leaves a window, or first appears.
+  const times = new Set<number>();
+  for (const e of history) {
+    const ms = Number(e.occurred_at);
+    times.add(ms);
+    for (const l of rule.leaves) if (l.withinMs !== undefined) times.add(ms + l.withinMs);
+  }
+  let at = T;
+  for (const t of [...times].filter((x) => x <= T).sort((a, b) => b - a)) {
+    if (!referenceMembers(rule, history, t, businessId).includes(user)) break;
+    at = t;
+  }
+  return at;
+}
 
 function toStream(e: RefEvent): StreamEvent {
   return {

@@ -71,7 +71,7 @@ describe('segment SQL builders (pure)', () => {
     const { query, query_params } = buildSegmentStateQuery(DB, rule, { nowMs: T, businessId: 'b1' });
     expect(query).toContain('* 1 + toUInt32(');
     expect(query).toContain('* 2 AS mask');
-    expect(query_params).toMatchObject({ business_id: 'b1', l1_from: T - 60_000 });
+    expect(query_params).toMatchObject({ business_id: 'b1', l1_from: T - 120_000 }); // kept for two windows;
   });
 });
 
@@ -236,7 +236,7 @@ describe('segment SQL on the embedded engine', () => {
 
   it('state query returns the universe and leaf masks', async () => {
     const rule = compileRule({
-      any: [{ performed: 'order.placed' }, { performed: 'message.received', within_seconds: 3 * 3600 }],
+      any: [{ performed: 'order.placed' }, { performed: 'message.received', within_seconds: 1.5 * 3600 }],
     });
     const rs = await store.client.query({
       ...buildSegmentStateQuery(DB, rule, { nowMs: T, businessId: 'b1' }),
@@ -245,7 +245,7 @@ describe('segment SQL on the embedded engine', () => {
     const rows = await rs.json<{ user_id: string; first_ms: number; events: [string, number, number][] }>();
     const u3 = rows.find((r) => r.user_id === 'u3');
     expect(Number(u3?.first_ms)).toBe(T - 3 * H);
-    expect(u3?.events.map((e) => Number(e[2]))).toEqual([1]); // the 3h-old message is out of its window
+    expect(u3?.events.map((e) => Number(e[2]))).toEqual([1]); // the 3h-old message is two 1.5h windows old: out
     const u6 = rows.find((r) => r.user_id === 'u6');
     expect(u6?.events.map((e) => Number(e[2]))).toEqual([2]); // future events are kept
   });

@@ -155,14 +155,15 @@ export function buildSegmentMembersQuery(
 /**
  * What the streaming evaluator needs to start: per in-scope user, the first event time (the
  * universe) and the events matching some leaf as (event_id, ms, leaf bitmask). Events that fell
- * out of every window they match before `nowMs` are left out: time only moves forward.
+ * out of every window they match one window before `nowMs` are left out: time only moves forward,
+ * and the window before now is kept to find when current members entered.
  */
 export function buildSegmentStateQuery(db: string, rule: CompiledRule, opts: Scope & { nowMs: number }): Sql {
   const params: Record<string, unknown> = {};
   const masks = rule.leaves.map((l) => {
     const conds = [leafMatchSql(l, params)];
     if (l.withinMs !== undefined) {
-      params[`l${l.index}_from`] = opts.nowMs - l.withinMs;
+      params[`l${l.index}_from`] = opts.nowMs - 2 * l.withinMs;
       conds.push(`occurred_at > fromUnixTimestamp64Milli({l${l.index}_from:Int64})`);
     }
     return `toUInt32(${conds.join(' AND ')}) * ${2 ** l.index}`;

@@ -45,7 +45,7 @@ describe('StreamingEvaluator', () => {
     expect(s.ingest(a, T)).toEqual([]);
     expect(s.ingest(a, T)).toEqual([]);
     expect(s.ingest({ ...a }, T + 1)).toEqual([]);
-    expect(brief(s.ingest(ev('u', 'message.received', T - 50_000), T + 2))).toEqual(['+u@2']); // late, still in window
+    expect(brief(s.ingest(ev('u', 'message.received', T - 50_000), T + 2))).toEqual(['+u@-30000']); // late, still in window: in since the second message
     expect(brief(s.advance(T + 10_000))).toEqual(['-u@10000']); // the late one (T − 50 s) left at T + 10 s
   });
 
@@ -77,7 +77,7 @@ describe('StreamingEvaluator', () => {
       ['b', 'gone'],
       T,
     );
-    expect(brief(changes).sort()).toEqual(['+a@0', '-b@0', '-gone@0']);
+    expect(brief(changes).sort()).toEqual(['+a@-5', '-b@0', '-gone@0']);
     expect(brief(s.remove('s', T + 1))).toEqual(['-a@1']);
     expect(s.segment('s')).toBeUndefined();
   });
@@ -86,8 +86,27 @@ describe('StreamingEvaluator', () => {
     const s = evaluator({ performed: 'optin' });
     s.ingest(ev('a', 'optin', T), T);
     s.ingest(ev('b', 'message.received', T), T);
-    expect(brief(s.resync('s', new Set(['b', 'x']), T + 1)).sort()).toEqual(['+a@1', '-b@1', '-x@1']);
+    expect(brief(s.resync('s', new Set(['b', 'x']), T + 1)).sort()).toEqual(['+a@0', '-b@1', '-x@1']);
     expect(s.members('s')).toEqual(['a']);
     expect(s.resync('s', new Set(['a']), T + 2)).toEqual([]);
+  });
+
+  it('dates changes by event time: the third of three, the end of a blocking window, never before the last change', () => {
+    const three = evaluator({ performed: 'message.received', count: { gte: 3 }, within_seconds: 60 });
+    three.ingest(ev('u', 'message.received', T - 40_000), T);
+    three.ingest(ev('u', 'message.received', T - 30_000), T);
+    expect(brief(three.ingest(ev('u', 'message.received', T - 20_000), T + 5))).toEqual(['+u@-20000']);
+    expect(brief(three.advance(T + 20_000))).toEqual(['-u@20000']); // the first left its window
+
+    const noOrder = evaluator({ not: { performed: 'order.placed', within_seconds: 10 } });
+    expect(brief(noOrder.ingest(ev('u', 'message.received', T - 50_000), T))).toEqual(['+u@-50000']);
+    expect(brief(noOrder.ingest(ev('u', 'order.placed', T - 3_000), T))).toEqual(['-u@-3000']);
+    expect(brief(noOrder.advance(T + 7_500))).toEqual(['+u@7000']); // the order's window closed at T + 7 s
+
+    // A late event that would bridge the gap does not move the stay before the announced exit.
+    const either = evaluator({ any: [{ not: { performed: 'optout' } }, { performed: 'optin' }] });
+    expect(brief(either.ingest(ev('u', 'message.received', T - 10_000), T))).toEqual(['+u@-10000']);
+    expect(brief(either.ingest(ev('u', 'optout', T), T))).toEqual(['-u@0']);
+    expect(brief(either.ingest(ev('u', 'optin', T - 20_000), T + 1))).toEqual(['+u@0']);
   });
 });

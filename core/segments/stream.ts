@@ -27,6 +27,10 @@ export type UserRow = { userId: string; firstMs: number; events: [string, number
 
 type UserState = {
   firstMs: number;
+  /** The state holds every event that counts at any time from here on (older ones were pruned). */
+  exactFromMs: number;
+  /** When this evaluator last dated a change of the user: a later change is never dated before it. */
+  changedMs: number;
   events: Map<string, { ms: number; mask: number }>;
   member: boolean;
   nextMs: number;
@@ -65,9 +69,15 @@ export class StreamingEvaluator {
     const seg: SegmentState = { def, users: new Map() };
     this.segments.set(def.id, seg);
     const was = new Set(published);
+    // The state query keeps each windowed event until two windows have passed (sql.ts), so the
+    // state is exact from one (shortest) window before now.
+    const windows = def.rule.leaves.flatMap((l) => (l.withinMs === undefined ? [] : [l.withinMs]));
+    const exactFromMs = windows.length ? nowMs - Math.min(...windows) : -Infinity;
     for (const r of rows) {
       const u: UserState = {
         firstMs: r.firstMs,
+        exactFromMs,
+        changedMs: -Infinity,
         events: new Map(),
         member: was.has(r.userId),
         nextMs: Infinity,
@@ -93,7 +103,8 @@ export class StreamingEvaluator {
     if (!seg) return [];
     const out: Change[] = [];
     for (const [userId, u] of seg.users)
-      if (u.member !== stored.has(userId)) out.push(this.change(seg, userId, u.member));
+      if (u.member !== stored.has(userId))
+        out.push(this.change(seg, userId, u.member, Math.max(this.since(seg, u), u.changedMs)));
     for (const userId of stored) if (!seg.users.has(userId)) out.push(this.change(seg, userId, false));
     return out;
   }
@@ -129,7 +140,14 @@ export class StreamingEvaluator {
       if (def.businessId !== undefined && e.business_id !== def.businessId) continue;
       let u = seg.users.get(e.user_id);
       if (!u) {
-        u = { firstMs: e.ms, events: new Map(), member: false, nextMs: Infinity };
+        u = {
+          firstMs: e.ms,
+          exactFromMs: -Infinity,
+          changedMs: -Infinity,
+          events: new Map(),
+          member: false,
+          nextMs: Infinity,
+        };
         seg.users.set(e.user_id, u);
       }
       u.firstMs = Math.min(u.firstMs, e.ms);
@@ -178,8 +196,50 @@ export class StreamingEvaluator {
     if (nowMs > this.clock) this.clock = nowMs;
   }
 
-  private change(seg: SegmentState, userId: string, member: boolean): Change {
-    return { segmentId: seg.def.id, userId, businessId: seg.def.businessId, member, atMs: this.clock };
+  private change(seg: SegmentState, userId: string, member: boolean, atMs = this.clock): Change {
+    return { segmentId: seg.def.id, userId, businessId: seg.def.businessId, member, atMs };
+  }
+
+  /** Whether the rule holds for the user at t, from the events in the state. */
+  private holdsAt(seg: SegmentState, u: UserState, t: number): boolean {
+    const { leaves, root } = seg.def.rule;
+    const counts = new Array<number>(leaves.length).fill(0);
+    for (const ev of u.events.values())
+      for (const l of leaves)
+        if (
+          (ev.mask & (1 << l.index)) !== 0 &&
+          ev.ms <= t &&
+          (l.withinMs === undefined || ev.ms + l.withinMs > t)
+        )
+          counts[l.index]++;
+    return u.firstMs <= t && evalTree(root, (l: Leaf) => countHolds(l, counts[l.index]));
+  }
+
+  /**
+   * Event time since which the user's current membership holds without a break: the latest time
+   * at or before the clock where the rule's value last changed (an event counting from its
+   * occurred_at, a window closing at occurred_at + W, the user's first event). Evaluation only
+   * changes at those times, so walking them back from the clock finds it; it is not looked for
+   * before the state is exact (exactFromMs).
+   */
+  private since(seg: SegmentState, u: UserState): number {
+    const T = this.clock;
+    const times = new Set<number>([u.firstMs]);
+    if (Number.isFinite(u.exactFromMs)) times.add(u.exactFromMs);
+    for (const ev of u.events.values()) {
+      times.add(ev.ms);
+      for (const l of seg.def.rule.leaves)
+        if (l.withinMs !== undefined && (ev.mask & (1 << l.index)) !== 0) times.add(ev.ms + l.withinMs);
+    }
+    const candidates = [...times].filter((t) => t <= T && t >= u.exactFromMs).sort((a, b) => b - a);
+    let at = T;
+    for (const t of candidates) {
+      if (this.holdsAt(seg, u, t) !== u.member) return at;
+      at = t;
+    }
+    // Members since before what the state holds count from there; an exit with no earlier stay
+    // in the state is dated now.
+    return u.member ? at : T;
   }
 
   /** Evaluates one user at the clock, records a change if any, prunes expired events, reschedules. */
@@ -188,8 +248,10 @@ export class StreamingEvaluator {
     const { leaves, root } = seg.def.rule;
     const counts = new Array<number>(leaves.length).fill(0);
     let next = u.firstMs > T ? u.firstMs : Infinity;
+    let expired: [string, number][] | undefined; // rarely any: allocated only then
     for (const [id, ev] of u.events) {
       let live = false;
+      let lastEnd = ev.ms;
       for (const l of leaves) {
         if ((ev.mask & (1 << l.index)) === 0) continue;
         if (l.withinMs === undefined) {
@@ -199,6 +261,7 @@ export class StreamingEvaluator {
         } else {
           const end = ev.ms + l.withinMs; // the event counts while ms <= T < ms + W
           if (end > T) live = true;
+          lastEnd = Math.max(lastEnd, end);
           if (ev.ms > T) next = Math.min(next, ev.ms);
           else if (end > T) {
             counts[l.index]++;
@@ -206,12 +269,21 @@ export class StreamingEvaluator {
           }
         }
       }
-      if (!live) u.events.delete(id); // out of every window for good: time only moves forward
+      // Out of every window for good: time only moves forward.
+      if (!live) {
+        expired ??= [];
+        expired.push([id, lastEnd]);
+      }
     }
     const member = u.firstMs <= T && evalTree(root, (l: Leaf) => countHolds(l, counts[l.index]));
     if (member !== u.member) {
       u.member = member;
-      changes.push(this.change(seg, userId, member));
+      u.changedMs = Math.max(this.since(seg, u), u.changedMs);
+      changes.push(this.change(seg, userId, member, u.changedMs));
+    }
+    for (const [id, end] of expired ?? []) {
+      u.events.delete(id);
+      u.exactFromMs = Math.max(u.exactFromMs, end);
     }
     if (next !== u.nextMs) {
       u.nextMs = next;
