@@ -14,6 +14,10 @@ export const num = (n: number | null | undefined, digits = 0) =>
 export const pct = (n: number | null | undefined) =>
   n === null || n === undefined ? '—' : `${num(n * 100, 1)}%`;
 
+/** The currencies of money given per currency, sorted ("XXX": conversions without a currency). */
+export const currenciesOf = (maps: Record<string, number>[]) =>
+  [...new Set(maps.flatMap((m) => Object.keys(m)))].sort();
+
 const cell = (v: unknown, kind?: string) =>
   kind === 'number' && typeof v === 'number' ? num(v, 2) : String(v ?? '');
 
@@ -103,7 +107,7 @@ export function Bars(props: { items: { key?: string; label: string; value: numbe
       {props.items.map((it) => (
         <li key={it.key ?? it.label}>
           <span class="bar-label">{it.label}</span>
-          <svg class="bar-track" width="100%" height="18">
+          <svg class="bar-track" width="100%" height="18" aria-hidden="true">
             <rect class="bar-bg" x="0" y="0" width="100%" height="18" />
             <rect
               class="bar"
