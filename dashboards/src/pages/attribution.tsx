@@ -31,7 +31,12 @@ export function Attribution(props: { ctx: Ctx }) {
     ...(business ? { business_id: business } : {}),
   };
   const key = useDebounced(JSON.stringify(base), 300);
-  const { data, error, loading } = useData(key, async () => {
+  const {
+    data,
+    error,
+    loading,
+    key: shown,
+  } = useData(key, async () => {
     const answers = await Promise.all(
       MODELS.map((model) => post<Answer>('/v1/reports/attribution', { ...JSON.parse(key), model })),
     );
@@ -94,7 +99,7 @@ export function Attribution(props: { ctx: Ctx }) {
       <Loading loading={loading} />
       <ErrorText error={error} />
       {data && (
-        <>
+        <div data-testid="attribution-result" data-request={shown}>
           {rows
             .filter((r) => r.campaign_id !== UNATTRIBUTED)
             .map((r) => (
@@ -116,7 +121,7 @@ export function Attribution(props: { ctx: Ctx }) {
             columns={columns.map((c) => (c.kind === 'number' ? { ...c, render: fmt(c.key) } : c))}
           />
           <Exports name={fileName('attribution', business, from, to)} columns={columns} rows={rows} />
-        </>
+        </div>
       )}
     </section>
   );

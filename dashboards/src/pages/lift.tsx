@@ -71,9 +71,12 @@ const SHARES = new Set(['absolute lift (rate points)', 'relative lift', 'probabi
 export function Lift(props: { campaignId: string; from: string; to: string; business?: string }) {
   const request = { campaign_id: props.campaignId, from: startOf(props.from), to: endOf(props.to) };
   const key = JSON.stringify(request);
-  const { data, error, loading } = useData(key, () =>
-    post<{ campaigns: CampaignLift[] }>('/v1/reports/lift', request),
-  );
+  const {
+    data,
+    error,
+    loading,
+    key: shown,
+  } = useData(key, () => post<{ campaigns: CampaignLift[] }>('/v1/reports/lift', request));
   const l = data?.campaigns.find((c) => c.campaign_id === props.campaignId);
   const groups: GroupRow[] = l
     ? [
@@ -99,7 +102,7 @@ export function Lift(props: { campaignId: string; from: string; to: string; busi
   const name = (part: string) =>
     fileName(`lift-${part}`, props.business, props.campaignId, props.from, props.to);
   return (
-    <section class="lift" aria-labelledby="lift-title" data-testid="lift" data-request={key}>
+    <section class="lift" aria-labelledby="lift-title" data-testid="lift" data-request={shown}>
       <h2 id="lift-title">Lift of {l?.name ?? props.campaignId}</h2>
       <Loading loading={loading} />
       <ErrorText error={error} />
