@@ -279,9 +279,11 @@ describe('the dashboards in a browser', () => {
     const lines = (await readFile((await csv.path())!, 'utf8')).trim().split('\r\n');
     const header = lines[0].split(',');
     for (const cur of currencies) expect(header).toContain(`value_${cur}`);
-    const first = perf.find((c) => Object.keys(c.value_by_currency).length > 0);
+    const shownName = (c: CampaignPerf) => names.get(c.campaign_id) ?? c.campaign_name ?? c.campaign_id;
+    const first = perf.find((c) => Object.keys(c.value_by_currency).length > 0 && !/[",]/.test(shownName(c)));
+    expect(first).toBeDefined();
     if (first) {
-      const line = lines.find((l) => l.split(',')[header.indexOf('campaign_id')] === first.campaign_id)!;
+      const line = lines.find((l) => l.split(',')[header.indexOf('name')] === shownName(first))!;
       for (const [cur, v] of Object.entries(first.value_by_currency))
         expect(Number(line.split(',')[header.indexOf(`value_${cur}`)])).toBeCloseTo(v, 9);
     }
@@ -458,6 +460,15 @@ describe('the dashboards in a browser', () => {
         expect(await seriousA11y(p), `${path} (${scheme})`).toEqual([]);
         if (SCREENSHOTS && (scheme === 'light' || path === '/funnels'))
           await p.screenshot({ path: shot(`${path.slice(1)}${scheme === 'dark' ? '-dark' : ''}`) });
+      }
+      // The lift view on the campaign page.
+      await p.goto(`${w.url}/campaigns?lift=${encodeURIComponent(w.liftCampaigns[1])}`);
+      await p.getByTestId('lift-measures').waitFor();
+      await p.waitForLoadState('networkidle');
+      expect(await seriousA11y(p), `lift (${scheme})`).toEqual([]);
+      if (SCREENSHOTS && scheme === 'light') {
+        await p.getByTestId('lift').scrollIntoViewIfNeeded();
+        await p.screenshot({ path: shot('lift') });
       }
       await c.close();
     }

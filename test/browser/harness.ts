@@ -180,11 +180,16 @@ export async function tableHead(page: Page, testId: string): Promise<string[]> {
   return labels.map((l) => l.replace(/ [▲▼]$/, ''));
 }
 
-/** The text of every cell of a table's footer row (its header cell included). */
+/** The text of every cell of a table's footer row (its header cell included), one per column. */
 export async function tableFoot(page: Page, testId: string): Promise<string[]> {
   return page
     .getByTestId(testId)
     .locator('tfoot tr')
     .first()
-    .evaluate((r) => [...r.querySelectorAll('th, td')].map((c) => c.textContent ?? ''));
+    .evaluate((r) =>
+      [...r.querySelectorAll('th, td')].flatMap((c) => [
+        c.textContent ?? '',
+        ...Array<string>((c as HTMLTableCellElement).colSpan - 1).fill(''),
+      ]),
+    );
 }
