@@ -112,14 +112,14 @@ describe('the dashboards in a browser', () => {
     const request = JSON.parse((await page.getByTestId('funnel-request').textContent())!);
     const [csv] = await Promise.all([
       page.waitForEvent('download'),
-      page.getByRole('button', { name: 'Export CSV' }).click(),
+      page.getByRole('button', { name: 'Export CSV', exact: true }).click(),
     ]);
     expect(csv.suggestedFilename()).toMatch(/^parley-funnel-\d{4}-\d{2}-\d{2}-\d{4}-\d{2}-\d{2}\.csv$/);
     const apiCsv = await (await w.api('POST', '/v1/reports/funnel', request, 'text/csv')).text();
     expect(await readFile((await csv.path())!, 'utf8')).toBe(apiCsv);
     const [arrow] = await Promise.all([
       page.waitForEvent('download'),
-      page.getByRole('button', { name: 'Export Arrow' }).click(),
+      page.getByRole('button', { name: 'Export Arrow' }).first().click(),
     ]);
     expect(arrow.suggestedFilename()).toMatch(/\.arrow$/);
     const table = tableFromIPC(await readFile((await arrow.path())!));
@@ -132,6 +132,33 @@ describe('the dashboards in a browser', () => {
     );
     expect(table.numRows).toBe(apiTable.numRows);
     expect([...table.getChild('users')!].map(Number)).toEqual([...apiTable.getChild('users')!].map(Number));
+  });
+
+  it('shows the time to convert under the funnel with the API’s histogram, and exports it', async () => {
+    const request = JSON.parse((await page.getByTestId('funnel-request').textContent())!);
+    expect(request.time_to_convert).toBe(true);
+    const answer = await (await w.api('POST', '/v1/reports/funnel', request)).json();
+    const ttc = answer.time_to_convert as {
+      median_seconds: number | null;
+      buckets: { from_seconds: number; to_seconds: number; users: number }[];
+    };
+    // Every user who reached the last step is in one bucket.
+    expect(ttc.buckets.reduce((a, b) => a + b.users, 0)).toBe(answer.steps[answer.steps.length - 1].users);
+    expect((await tableText(page, 'ttc-table')).map((r) => r.slice(1))).toEqual(
+      ttc.buckets.map((b) => [fmt(b.from_seconds), fmt(b.to_seconds), fmt(b.users)]),
+    );
+    const median = await page.getByTestId('ttc-median').textContent();
+    expect(median).toMatch(ttc.median_seconds === null ? /median —/ : /median \d/);
+    const [csv] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('button', { name: 'Export CSV (time to convert)' }).click(),
+    ]);
+    expect(csv.suggestedFilename()).toMatch(/^parley-funnel-time-to-convert-.*\.csv$/);
+    const lines = (await readFile((await csv.path())!, 'utf8')).trim().split('\r\n');
+    expect(lines[0]).toBe('bucket,from_seconds,to_seconds,users');
+    expect(lines.slice(1).map((l) => l.split(',').slice(-3).map(Number))).toEqual(
+      ttc.buckets.map((b) => [b.from_seconds, b.to_seconds, b.users]),
+    );
   });
 
   it('gives the same view at the same URL in a fresh context, and walks back and forward', async () => {
