@@ -89,7 +89,6 @@ export async function startWorld(): Promise<World> {
     90_000,
     1000,
   );
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
   const api = (method: string, path: string, body?: unknown, accept?: string) =>
     fetch(`${url}${path}`, {
       method,
@@ -100,6 +99,33 @@ export async function startWorld(): Promise<World> {
       },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
+  // Orders in two more currencies after clicks, so campaigns earn value in several currencies.
+  const clicked = (await (await api('GET', '/v1/events?type=sponsored.clicked&limit=2')).json()).events as {
+    business_id: string;
+    user_id: string;
+    channel: string;
+  }[];
+  const orders = clicked.map((c, i) => ({
+    event_id: `e2e-order-${i}`,
+    type: 'order.placed',
+    occurred_at: new Date().toISOString(),
+    business_id: c.business_id,
+    user_id: c.user_id,
+    channel: c.channel,
+    props: { order_id: `e2e-${i}`, value: 12.5 + i, currency: ['USD', 'GBP'][i] },
+  }));
+  const sent = await api('POST', '/v1/events', orders);
+  if (!sent.ok) throw new Error(`the orders were refused: ${sent.status} ${await sent.text()}`);
+  await waitFor(
+    'the orders in other currencies to be stored',
+    async () => {
+      const stored = (await (await api('GET', '/v1/events?type=order.placed&limit=1000')).json()).events;
+      return orders.every((o) => stored.some((e: { event_id: string }) => e.event_id === o.event_id));
+    },
+    30_000,
+    250,
+  );
+  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
   return {
     parley,
     url,
