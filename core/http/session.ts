@@ -95,7 +95,7 @@ const sessionView = z
     businesses: z.array(z.string()).nullable().describe('null: every business'),
     expires_at: z.string().nullable().describe('null for a bearer key'),
   })
-  .meta({ id: 'Session' });
+  .meta({ id: 'Session', description: 'Who is signed in: roles, businesses and when the session ends' });
 
 /**
  * Signs people in and out, and lets a valid session cookie stand for the key on /v1 routes.
@@ -130,7 +130,10 @@ export async function sessionRoutes(app: App, deps: { auth: Auth; sessions: Sess
         summary: 'Sign in to the dashboards with an API key; answers with a session cookie',
         tags: ['session'],
         security: [],
-        body: z.object({ key: z.string().min(1).max(512) }).strict(),
+        body: z
+          .object({ key: z.string().min(1).max(512) })
+          .strict()
+          .meta({ example: { key: 'pk_live_0123456789abcdef0123456789abcdef' } }),
         response: { 200: sessionView, ...errors },
       },
     },
@@ -175,7 +178,7 @@ export async function sessionRoutes(app: App, deps: { auth: Auth; sessions: Sess
         summary: 'Sign out: ends the session and clears its cookie',
         tags: ['session'],
         security: [],
-        response: { 204: z.null(), ...errors },
+        response: { 204: z.null().describe('Signed out; the session cookie is cleared'), ...errors },
       },
     },
     async (req, reply) => {
