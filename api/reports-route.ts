@@ -39,10 +39,21 @@ const step = z.object({
   users: z.number(),
   median_seconds_from_previous: z.number().nullable(),
 });
+const timeToConvert = z
+  .object({
+    median_seconds: z.number().nullable(),
+    buckets: z.array(z.object({ from_seconds: z.number(), to_seconds: z.number(), users: z.number() })),
+  })
+  .optional()
+  .describe(
+    'With time_to_convert: true, users who reached the last step by seconds from the first step to the last, in buckets [from_seconds, to_seconds) (the last one ends at the window, included)',
+  );
 const funnelAnswerSchema = z
   .union([
-    z.object({ steps: z.array(step) }),
-    z.object({ groups: z.array(z.object({ value: z.string(), steps: z.array(step) })) }),
+    z.object({ steps: z.array(step), time_to_convert: timeToConvert }),
+    z.object({
+      groups: z.array(z.object({ value: z.string(), steps: z.array(step), time_to_convert: timeToConvert })),
+    }),
   ])
   .meta({ id: 'FunnelReport', description: 'Users reaching each step (per group with a breakdown)' });
 const byCurrency = z

@@ -20,7 +20,10 @@ const history = z
   .object({
     days: z.array(z.object({ day: z.string(), size: z.number(), entered: z.number(), exited: z.number() })),
   })
-  .meta({ id: 'SegmentHistory' });
+  .meta({
+    id: 'SegmentHistory',
+    description: "The segment's size at the end of each day, with the users who entered and exited",
+  });
 
 /** The instants the history is evaluated at: the end of each of the last `days` UTC days, then now. */
 export function historyInstants(days: number, now: number): { day: string; asOfMs: number }[] {

@@ -32,7 +32,11 @@ const overview = z
       .nullable()
       .describe('Messages not yet committed, per consumer group of this process'),
   })
-  .meta({ id: 'Overview' });
+  .meta({
+    id: 'Overview',
+    description:
+      'Stored events per minute by type and channel, the most active businesses, ingest counts and lag',
+  });
 
 const sum = async (c: { get(): Promise<{ values: { value: number }[] }> }) =>
   (await c.get()).values.reduce((a, v) => a + v.value, 0);

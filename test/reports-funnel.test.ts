@@ -205,6 +205,76 @@ describe('funnel (strict, unordered, exclusions)', () => {
   });
 });
 
+describe('funnel time to convert', () => {
+  /** The SQL answer with time_to_convert asked for, over the events of a fresh business. */
+  async function ttc(events: RefEvent[], req: Record<string, unknown>) {
+    const b = `ttc${++biz}`;
+    await insertEvents(
+      store,
+      events.map((e) => ({ ...e, business_id: b })),
+    );
+    const r = funnelRequestSchema.parse({
+      window_seconds: 3600,
+      from: new Date(T0 - 86_400_000).toISOString(),
+      to: new Date(T0 + 86_400_000).toISOString(),
+      time_to_convert: true,
+      ...req,
+      business_id: b,
+    });
+    return funnelAnswer(r, await queryRows<FunnelRow>(store, buildFunnelQuery(store.database, r)));
+  }
+
+  it('counts users who reached the last step by seconds from the first step, on the path that converted', async () => {
+    const a = await ttc(
+      [
+        ...[ev(A, 'u1', 0), ev(B, 'u1', 1000), ev(C, 'u1', 3000)],
+        ...[ev(A, 'u2', 0), ev(B, 'u2', 20_000), ev(C, 'u2', 30_000)],
+        // The window is measured from the latest step-1 event that still converts: 300 s.
+        ...[ev(A, 'u3', 0), ev(A, 'u3', 100_000), ev(B, 'u3', 200_000), ev(C, 'u3', 400_000)],
+        ...[ev(A, 'u4', 0), ev(B, 'u4', 1000)],
+      ],
+      { steps: ABC },
+    );
+    expect(a.steps?.map((s) => s.users)).toEqual([4, 4, 3]);
+    expect(a.time_to_convert).toEqual({
+      median_seconds: 30,
+      buckets: [
+        { from_seconds: 0, to_seconds: 10, users: 1 },
+        { from_seconds: 10, to_seconds: 60, users: 1 },
+        { from_seconds: 60, to_seconds: 300, users: 0 },
+        { from_seconds: 300, to_seconds: 900, users: 1 },
+        { from_seconds: 900, to_seconds: 3600, users: 0 },
+      ],
+    });
+  });
+
+  it('unordered: from the earliest step covering the last one; none converted: no median', async () => {
+    const a = await ttc([ev(C, 'u1', 0), ev(A, 'u1', 5000), ev(B, 'u1', 8000)], {
+      steps: ABC,
+      mode: 'unordered',
+      window_seconds: 60,
+    });
+    expect(a.time_to_convert).toEqual({
+      median_seconds: 8,
+      buckets: [
+        { from_seconds: 0, to_seconds: 10, users: 1 },
+        { from_seconds: 10, to_seconds: 60, users: 0 },
+      ],
+    });
+    const none = await ttc([ev(A, 'u1', 0)], { steps: ABC, breakdown: 'channel' });
+    expect(none.groups?.[0].time_to_convert?.median_seconds).toBeNull();
+    expect(none.groups?.[0].time_to_convert?.buckets.every((x) => x.users === 0)).toBe(true);
+  });
+
+  it('is only answered when asked for', async () => {
+    const a = await ttc([ev(A, 'u1', 0), ev(B, 'u1', 1), ev(C, 'u1', 2)], {
+      steps: ABC,
+      time_to_convert: false,
+    });
+    expect(a).not.toHaveProperty('time_to_convert');
+  });
+});
+
 describe('funnel SQL equals the reference on random histories', () => {
   const types = [A, B, C];
   const event = fc.record({

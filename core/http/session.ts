@@ -95,7 +95,7 @@ const sessionView = z
     businesses: z.array(z.string()).nullable().describe('null: every business'),
     expires_at: z.string().nullable().describe('null for a bearer key'),
   })
-  .meta({ id: 'Session' });
+  .meta({ id: 'Session', description: 'Who is signed in: roles, businesses and when the session ends' });
 
 /**
  * Signs people in and out, and lets a valid session cookie stand for the key on /v1 routes.
@@ -178,7 +178,7 @@ export async function sessionRoutes(app: App, deps: { auth: Auth; sessions: Sess
         summary: 'Sign out: ends the session and clears its cookie',
         tags: ['session'],
         security: [],
-        response: { 204: z.null(), ...errors },
+        response: { 204: z.null().describe('Signed out; the session cookie is cleared'), ...errors },
       },
     },
     async (req, reply) => {

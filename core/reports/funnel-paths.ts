@@ -15,7 +15,9 @@ import type { FunnelRequest } from './funnel.ts';
 export const NONE = '-1000000000000000000';
 const SKIP = '-2000000000000000000';
 
-export type PathColumns = { defs: string[]; reached: string[]; gap: string[] };
+/** Per user: whether each step was reached, the gap (ms) from the previous step, and `total`, the
+ * time (ms) from the first to the last step on the path that reached the last step. */
+export type PathColumns = { defs: string[]; reached: string[]; gap: string[]; total: string };
 
 const shift = (a: string) => `arrayShiftRight(${a}, 1, toInt64(${NONE}))`;
 const fill = (a: string) => `arrayFill(v -> v != ${NONE}, ${a})`;
@@ -52,7 +54,9 @@ function unordered(n: number, defs: string[]): PathColumns {
     reached.push(`at${k} != ${NONE}`);
     gap.push(k === 1 ? '0' : `at${k} - at${k - 1}`);
   }
-  return { defs, reached, gap };
+  // The steps covering the last step's moment: from the earliest of them to that moment.
+  const seen = Array.from({ length: n }, (_, j) => `seen${j + 1}[indexOf(cov${n}, 1)]`);
+  return { defs, reached, gap, total: `at${n} - arrayMin([${seen.join(', ')}])` };
 }
 
 function ordered(r: FunnelRequest, n: number, defs: string[]): PathColumns {
@@ -128,5 +132,6 @@ function ordered(r: FunnelRequest, n: number, defs: string[]): PathColumns {
     // The path's start reached step k-1 first at the first event carrying that start there.
     else gap.push(`ts[first${k}] - ts[indexOf(s${k - 1}, top${k})]`);
   }
-  return { defs, reached, gap };
+  // The path's start is its step-1 time: from there to its first arrival at the last step.
+  return { defs, reached, gap, total: `ts[first${n}] - top${n}` };
 }

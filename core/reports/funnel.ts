@@ -41,6 +41,12 @@ export const funnelRequestSchema = z
       )
       .max(5)
       .default([]),
+    time_to_convert: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Also answer time_to_convert: users who reached the last step, by seconds from the first step to the last (JSON only)',
+      ),
   })
   .strict();
 export type FunnelRequest = z.output<typeof funnelRequestSchema>;
@@ -107,6 +113,7 @@ export function buildFunnelQuery(db: string, r: FunnelRequest, businesses?: stri
       ? "CAST(NULL, 'Nullable(Float64)')"
       : `quantileExactInclusiveIf(0.5)((${g}) / 1000, ${paths.reached[i]})`,
   );
+  const ttc = r.time_to_convert ? timeToConvertColumns(r, paths, n) : '';
   const query = `WITH paths AS (
   SELECT g, ${paths.defs.join(',\n    ')}
   FROM (
@@ -122,7 +129,7 @@ export function buildFunnelQuery(db: string, r: FunnelRequest, businesses?: stri
 )
 SELECT toString(g) AS value,
   [${users.join(', ')}] AS users,
-  [${medians.join(', ')}] AS medians
+  [${medians.join(', ')}] AS medians${ttc}
 FROM paths
 GROUP BY g
 ${r.breakdown ? 'HAVING users[1] > 0' : ''}
@@ -130,13 +137,66 @@ ORDER BY value`;
   return { query, query_params: params };
 }
 
+/** Histogram bounds (seconds) of time to convert; the last bucket ends at the window. */
+export const TIME_TO_CONVERT_BOUNDS = [
+  0,
+  10,
+  60,
+  300,
+  900,
+  3600,
+  3 * 3600,
+  6 * 3600,
+  12 * 3600,
+  86_400,
+  2 * 86_400,
+  7 * 86_400,
+  14 * 86_400,
+  30 * 86_400,
+  90 * 86_400,
+];
+
+/** The buckets [from, to) of a window: every bound below it, the last one closed at the window. */
+export function timeToConvertBuckets(windowSeconds: number) {
+  const lows = TIME_TO_CONVERT_BOUNDS.filter((b) => b < windowSeconds);
+  return lows.map((from, i) => ({ from_seconds: from, to_seconds: lows[i + 1] ?? windowSeconds }));
+}
+
+function timeToConvertColumns(r: FunnelRequest, paths: ReturnType<typeof pathColumns>, n: number) {
+  const last = paths.reached[n - 1];
+  const buckets = timeToConvertBuckets(r.window_seconds);
+  const counts = buckets.map((b, i) =>
+    i === buckets.length - 1
+      ? `countIf(${last} AND (${paths.total}) >= ${b.from_seconds * 1000})`
+      : `countIf(${last} AND (${paths.total}) >= ${b.from_seconds * 1000} AND (${paths.total}) < ${b.to_seconds * 1000})`,
+  );
+  return `,
+  [${counts.join(', ')}] AS ttc_users,
+  quantileExactInclusiveIf(0.5)((${paths.total}) / 1000, ${last}) AS ttc_median`;
+}
+
+export type TimeToConvert = {
+  median_seconds: number | null;
+  buckets: { from_seconds: number; to_seconds: number; users: number }[];
+};
+
 export type FunnelStep = { type: string; users: number; median_seconds_from_previous: number | null };
-export type FunnelRow = { value: string; users: (number | string)[]; medians: (number | null)[] };
+export type FunnelRow = {
+  value: string;
+  users: (number | string)[];
+  medians: (number | null)[];
+  ttc_users?: (number | string)[];
+  ttc_median?: number | null;
+};
 
 /** The answer's shape from the statement's rows. */
 export type FunnelAnswer =
-  | { steps: FunnelStep[]; groups?: undefined }
-  | { groups: { value: string; steps: FunnelStep[] }[]; steps?: undefined };
+  | { steps: FunnelStep[]; groups?: undefined; time_to_convert?: TimeToConvert }
+  | {
+      groups: { value: string; steps: FunnelStep[]; time_to_convert?: TimeToConvert }[];
+      steps?: undefined;
+      time_to_convert?: undefined;
+    };
 
 export function funnelAnswer(r: FunnelRequest, rows: FunnelRow[]): FunnelAnswer {
   const steps = (row: FunnelRow | undefined): FunnelStep[] =>
@@ -152,6 +212,26 @@ export function funnelAnswer(r: FunnelRequest, rows: FunnelRow[]): FunnelAnswer 
             : null,
       };
     });
-  if (r.breakdown) return { groups: rows.map((row) => ({ value: row.value, steps: steps(row) })) };
-  return { steps: steps(rows[0]) };
+  const ttc = (row: FunnelRow | undefined) => {
+    if (!r.time_to_convert) return {};
+    const users = row?.ttc_users;
+    const median = row?.ttc_median;
+    const time_to_convert: TimeToConvert = {
+      median_seconds:
+        users?.some((u) => Number(u) > 0) &&
+        median !== null &&
+        median !== undefined &&
+        Number.isFinite(Number(median))
+          ? Number(median)
+          : null,
+      buckets: timeToConvertBuckets(r.window_seconds).map((b, i) => ({
+        ...b,
+        users: Number(users?.[i] ?? 0),
+      })),
+    };
+    return { time_to_convert };
+  };
+  if (r.breakdown)
+    return { groups: rows.map((row) => ({ value: row.value, steps: steps(row), ...ttc(row) })) };
+  return { steps: steps(rows[0]), ...ttc(rows[0]) };
 }

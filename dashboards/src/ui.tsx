@@ -14,6 +14,10 @@ export const num = (n: number | null | undefined, digits = 0) =>
 export const pct = (n: number | null | undefined) =>
   n === null || n === undefined ? '—' : `${num(n * 100, 1)}%`;
 
+/** The currencies of money given per currency, sorted ("XXX": conversions without a currency). */
+export const currenciesOf = (maps: Record<string, number>[]) =>
+  [...new Set(maps.flatMap((m) => Object.keys(m)))].sort();
+
 const cell = (v: unknown, kind?: string) =>
   kind === 'number' && typeof v === 'number' ? num(v, 2) : String(v ?? '');
 

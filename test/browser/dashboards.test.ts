@@ -11,6 +11,8 @@ import {
   seriousA11y,
   signIn,
   startWorld,
+  tableFoot,
+  tableHead,
   tableText,
 } from './harness.ts';
 
@@ -33,6 +35,18 @@ const dayStart = (ms: number) => new Date(Math.floor(ms / DAY) * DAY).toISOStrin
 const daysAgoStart = (n: number) => dayStart(Date.now() - n * DAY);
 const tomorrowStart = () => dayStart(Date.now() + DAY);
 const fmt = (n: number) => n.toLocaleString('en-US', { maximumFractionDigits: 0 });
+const money = (n: number, digits = 2) => n.toLocaleString('en-US', { maximumFractionDigits: digits });
+type CampaignPerf = {
+  campaign_id: string;
+  campaign_name: string | null;
+  targeting_kind: string;
+  served: number;
+  clicks: number;
+  spend_micros: number;
+  conversions: number;
+  value_by_currency: Record<string, number>;
+  return_on_spend_by_currency: Record<string, number>;
+};
 const pct = (n: number) => `${(n * 100).toLocaleString('en-US', { maximumFractionDigits: 1 })}%`;
 
 beforeAll(async () => {
@@ -98,14 +112,14 @@ describe('the dashboards in a browser', () => {
     const request = JSON.parse((await page.getByTestId('funnel-request').textContent())!);
     const [csv] = await Promise.all([
       page.waitForEvent('download'),
-      page.getByRole('button', { name: 'Export CSV' }).click(),
+      page.getByRole('button', { name: 'Export CSV', exact: true }).click(),
     ]);
     expect(csv.suggestedFilename()).toMatch(/^parley-funnel-\d{4}-\d{2}-\d{2}-\d{4}-\d{2}-\d{2}\.csv$/);
     const apiCsv = await (await w.api('POST', '/v1/reports/funnel', request, 'text/csv')).text();
     expect(await readFile((await csv.path())!, 'utf8')).toBe(apiCsv);
     const [arrow] = await Promise.all([
       page.waitForEvent('download'),
-      page.getByRole('button', { name: 'Export Arrow' }).click(),
+      page.getByRole('button', { name: 'Export Arrow' }).first().click(),
     ]);
     expect(arrow.suggestedFilename()).toMatch(/\.arrow$/);
     const table = tableFromIPC(await readFile((await arrow.path())!));
@@ -118,6 +132,33 @@ describe('the dashboards in a browser', () => {
     );
     expect(table.numRows).toBe(apiTable.numRows);
     expect([...table.getChild('users')!].map(Number)).toEqual([...apiTable.getChild('users')!].map(Number));
+  });
+
+  it('shows the time to convert under the funnel with the API’s histogram, and exports it', async () => {
+    const request = JSON.parse((await page.getByTestId('funnel-request').textContent())!);
+    expect(request.time_to_convert).toBe(true);
+    const answer = await (await w.api('POST', '/v1/reports/funnel', request)).json();
+    const ttc = answer.time_to_convert as {
+      median_seconds: number | null;
+      buckets: { from_seconds: number; to_seconds: number; users: number }[];
+    };
+    // Every user who reached the last step is in one bucket.
+    expect(ttc.buckets.reduce((a, b) => a + b.users, 0)).toBe(answer.steps[answer.steps.length - 1].users);
+    expect((await tableText(page, 'ttc-table')).map((r) => r.slice(1))).toEqual(
+      ttc.buckets.map((b) => [fmt(b.from_seconds), fmt(b.to_seconds), fmt(b.users)]),
+    );
+    const median = await page.getByTestId('ttc-median').textContent();
+    expect(median).toMatch(ttc.median_seconds === null ? /median —/ : /median \d/);
+    const [csv] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('button', { name: 'Export CSV (time to convert)' }).click(),
+    ]);
+    expect(csv.suggestedFilename()).toMatch(/^parley-funnel-time-to-convert-.*\.csv$/);
+    const lines = (await readFile((await csv.path())!, 'utf8')).trim().split('\r\n');
+    expect(lines[0]).toBe('bucket,from_seconds,to_seconds,users');
+    expect(lines.slice(1).map((l) => l.split(',').slice(-3).map(Number))).toEqual(
+      ttc.buckets.map((b) => [b.from_seconds, b.to_seconds, b.users]),
+    );
   });
 
   it('gives the same view at the same URL in a fresh context, and walks back and forward', async () => {
@@ -198,25 +239,203 @@ describe('the dashboards in a browser', () => {
     );
   });
 
-  it('shows each campaign’s delivery with the campaigns report’s numbers', async () => {
+  it('shows each campaign’s delivery, targeting, and value and ROAS per currency with the campaigns report’s numbers', async () => {
     expect(new URL(page.url()).pathname).toBe('/campaigns');
-    const request = await (
+    const report = await (
       await w.api(
         'GET',
         `/v1/reports/campaigns?from=${encodeURIComponent(daysAgoStart(29))}&to=${encodeURIComponent(tomorrowStart())}`,
       )
     ).json();
-    const served = (request.campaigns as { campaign_id: string; served: number; clicks: number }[]).filter(
-      (c) => c.served > 0,
-    );
-    expect(served.length).toBeGreaterThan(0);
+    const perf = report.campaigns as CampaignPerf[];
+    expect(perf.filter((c) => c.served > 0).length).toBeGreaterThan(0);
+    const currencies = [...new Set(perf.flatMap((c) => Object.keys(c.value_by_currency)))].sort();
+    // Orders in EUR, USD and GBP after clicks (the harness): value in several currencies.
+    expect(currencies.length).toBeGreaterThan(2);
     const { campaigns } = await (await w.api('GET', '/v1/campaigns')).json();
     const names = new Map((campaigns as { id: string; name: string }[]).map((c) => [c.id, c.name]));
-    await poll(async () => (await tableText(page, 'campaigns-table')).length).toBeGreaterThan(served.length);
+    await poll(async () => (await tableText(page, 'campaigns-table')).length).toBeGreaterThanOrEqual(
+      perf.length,
+    );
+    // A column of value and one of ROAS per currency, never one summed across currencies.
+    const head = await tableHead(page, 'campaigns-table');
+    expect(head.filter((h) => /^(Value|ROAS)\b/.test(h))).toEqual(
+      currencies.flatMap((c) => [`Value ${c}`, `ROAS ${c}`]),
+    );
+    const col = (label: string) => head.indexOf(label);
     const rows = await tableText(page, 'campaigns-table');
-    for (const c of served) {
-      const row = rows.find((r) => r[0] === names.get(c.campaign_id));
-      expect(row?.slice(2, 4), c.campaign_id).toEqual([fmt(c.served), fmt(c.clicks)]);
+    for (const c of perf) {
+      const row = rows.find((r) => r[0] === (names.get(c.campaign_id) ?? c.campaign_name ?? c.campaign_id));
+      expect(row, c.campaign_id).toBeDefined();
+      expect(
+        [col('Targeting'), col('Impressions'), col('Clicks'), col('Conversions')].map((i) => row![i]),
+        c.campaign_id,
+      ).toEqual([c.targeting_kind, fmt(c.served), fmt(c.clicks), money(c.conversions)]);
+      for (const cur of currencies) {
+        expect(row![col(`Value ${cur}`)], `${c.campaign_id} ${cur}`).toBe(
+          money(c.value_by_currency[cur] ?? 0),
+        );
+        const roas = c.return_on_spend_by_currency[cur];
+        expect(row![col(`ROAS ${cur}`)], `${c.campaign_id} ${cur}`).toBe(
+          roas === undefined ? '—' : money(roas),
+        );
+      }
+    }
+    // The totals row: value per currency, each over the total spend.
+    const foot = await tableFoot(page, 'campaigns-table');
+    const spend = perf.reduce((a, c) => a + c.spend_micros, 0) / 1e6;
+    expect(foot[col('Impressions')]).toBe(fmt(perf.reduce((a, c) => a + c.served, 0)));
+    for (const cur of currencies) {
+      const value = perf.reduce((a, c) => a + (c.value_by_currency[cur] ?? 0), 0);
+      expect(foot[col(`Value ${cur}`)], cur).toBe(money(value));
+      expect(foot[col(`ROAS ${cur}`)], cur).toBe(spend > 0 ? money(value / spend) : '—');
+    }
+    // The summary by targeting kind, as the report gives it.
+    const kinds = await tableText(page, 'campaigns-by-targeting');
+    expect(kinds.map((r) => [r[0], r[1], r[2]])).toEqual(
+      (report.by_targeting as { targeting_kind: string; campaigns: number; served: number }[]).map((k) => [
+        k.targeting_kind,
+        fmt(k.campaigns),
+        fmt(k.served),
+      ]),
+    );
+    // The export carries the same columns and values as the screen.
+    const [csv] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('button', { name: 'Export CSV', exact: true }).click(),
+    ]);
+    const lines = (await readFile((await csv.path())!, 'utf8')).trim().split('\r\n');
+    const header = lines[0].split(',');
+    for (const cur of currencies) expect(header).toContain(`value_${cur}`);
+    const shownName = (c: CampaignPerf) => names.get(c.campaign_id) ?? c.campaign_name ?? c.campaign_id;
+    const first = perf.find((c) => Object.keys(c.value_by_currency).length > 0 && !/[",]/.test(shownName(c)));
+    expect(first).toBeDefined();
+    if (first) {
+      const line = lines.find((l) => l.split(',')[header.indexOf('name')] === shownName(first))!;
+      for (const [cur, v] of Object.entries(first.value_by_currency))
+        expect(Number(line.split(',')[header.indexOf(`value_${cur}`)])).toBeCloseTo(v, 9);
+    }
+  });
+
+  it('shows a campaign’s lift with exactly the lift report’s numbers, beside last-touch credit', async () => {
+    const id = w.liftCampaigns[w.liftCampaigns.length - 1];
+    await page.getByRole('button', { name: `Lift of ${id}` }).click();
+    await poll(() => new URL(page.url()).searchParams.get('lift')).toBe(id);
+    await poll(() => page.getByTestId('lift').getAttribute('data-request')).toContain(id);
+    const request = JSON.parse((await page.getByTestId('lift').getAttribute('data-request'))!);
+    expect(request.campaign_id).toBe(id);
+    const answer = await (await w.api('POST', '/v1/reports/lift', request)).json();
+    const l = answer.campaigns.find((c: { campaign_id: string }) => c.campaign_id === id);
+    expect(l.treatment.users).toBeGreaterThan(0);
+    expect(l.control.users).toBeGreaterThan(0);
+    await page.getByTestId('lift-groups').waitFor();
+    const rate = (r: number | null) => (r === null ? '—' : pct(r));
+    expect(await tableText(page, 'lift-groups')).toEqual(
+      [l.treatment, l.control].map((g, i) => [
+        i === 0 ? 'treatment' : 'control (held out)',
+        fmt(g.users),
+        fmt(g.converted_users),
+        fmt(g.conversions),
+        rate(g.conversion_rate),
+      ]),
+    );
+    type Iv = { estimate: number; low: number; high: number } | null;
+    const iv = (i: Iv, f: (n: number) => string) => [
+      i ? f(i.estimate) : '—',
+      i ? f(i.low) : '—',
+      i ? f(i.high) : '—',
+    ];
+    const one = (v: number | null, f: (n: number) => string) => [v === null ? '—' : f(v), '—', '—'];
+    expect(await tableText(page, 'lift-measures')).toEqual([
+      ['absolute lift (rate points)', ...iv(l.absolute_lift, pct)],
+      ['relative lift', ...iv(l.relative_lift, pct)],
+      ['probability lift > 0', ...one(l.probability_positive, pct)],
+      ['incremental conversions', ...iv(l.incremental_conversions, money)],
+      [
+        'cost per incremental conversion',
+        ...one(
+          l.cost_per_incremental_conversion_micros === null
+            ? null
+            : l.cost_per_incremental_conversion_micros / 1e6,
+          money,
+        ),
+      ],
+      ['cost', ...one(l.cost_micros / 1e6, money)],
+      ['last-touch conversions', ...one(l.last_touch_conversions, money)],
+    ]);
+    expect(await page.getByTestId('lift-summary').textContent()).toBe(l.summary);
+    expect(await page.getByTestId('lift-verdict').textContent()).toMatch(
+      new RegExp(
+        `^${{ lift: 'Lift', negative: 'Negative', inconclusive: 'Inconclusive', too_small: 'Too small' }[l.verdict as string]}`,
+      ),
+    );
+    // Exports: the measures with the report's unrounded numbers.
+    const [csv] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('button', { name: 'Export CSV (measures)' }).click(),
+    ]);
+    expect(csv.suggestedFilename()).toMatch(new RegExp(`^parley-lift-measures-${id}-.*\\.csv$`));
+    const lines = (await readFile((await csv.path())!, 'utf8')).trim().split('\r\n');
+    expect(lines[0]).toBe('measure,estimate,low,high');
+    const rel = lines.find((x) => x.startsWith('relative lift,'))!.split(',');
+    if (l.relative_lift)
+      expect(rel.slice(1).map(Number)).toEqual([
+        l.relative_lift.estimate,
+        l.relative_lift.low,
+        l.relative_lift.high,
+      ]);
+    const [arrow] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByTestId('lift').getByRole('button', { name: 'Export Arrow' }).last().click(),
+    ]);
+    const table = tableFromIPC(await readFile((await arrow.path())!));
+    expect([...table.getChild('measure')!]).toEqual(lines.slice(1).map((x) => x.split(',')[0]));
+    expect(Number(table.getChild('estimate')!.get(6))).toBe(l.last_touch_conversions);
+  });
+
+  it('shows the five attribution models side by side with value per currency, and the unattributed, as the API gives them', async () => {
+    await page.getByRole('link', { name: 'Attribution' }).click();
+    await page.getByTestId('attribution-table').waitFor();
+    const shown = await page.getByTestId('attribution-result').getAttribute('data-request');
+    const request = JSON.parse(shown!);
+    const models = ['last_touch', 'first_touch', 'linear', 'time_decay', 'position_based'];
+    type Totals = { conversions: number; value_by_currency: Record<string, number> };
+    const answers = (await Promise.all(
+      models.map(async (model) =>
+        (await w.api('POST', '/v1/reports/attribution', { ...request, model })).json(),
+      ),
+    )) as {
+      rows: ({ campaign_id: string; campaign_name: string | null } & Totals)[];
+      unattributed: Totals;
+    }[];
+    const currencies = [
+      ...new Set(
+        answers.flatMap((a) => [...a.rows, a.unattributed].flatMap((r) => Object.keys(r.value_by_currency))),
+      ),
+    ].sort();
+    // The simulator's orders are in several currencies: they are kept apart.
+    expect(currencies.length).toBeGreaterThan(1);
+    const head = await tableHead(page, 'attribution-table');
+    expect(head).toEqual([
+      'Campaign',
+      'Campaign id',
+      ...models.flatMap((m) => [`${m} conversions`, ...currencies.map((c) => `${m} value ${c}`)]),
+    ]);
+    const rows = await tableText(page, 'attribution-table');
+    const ids = [...new Set(answers.flatMap((a) => a.rows.map((r) => r.campaign_id)))];
+    expect(rows.map((r) => r[1]).sort()).toEqual([...ids, '(unattributed)'].sort());
+    for (const row of rows) {
+      const id = row[1];
+      models.forEach((m, i) => {
+        const a = answers[i];
+        const r = id === '(unattributed)' ? a.unattributed : a.rows.find((x) => x.campaign_id === id);
+        const at = head.indexOf(`${m} conversions`);
+        expect(row[at], `${id} ${m}`).toBe(money(r?.conversions ?? 0));
+        currencies.forEach((cur, k) => {
+          expect(row[at + 1 + k], `${id} ${m} ${cur}`).toBe(money(r?.value_by_currency[cur] ?? 0));
+        });
+        if (r && 'campaign_name' in r && r.campaign_name) expect(row[0]).toBe(r.campaign_name);
+      });
     }
   });
 
@@ -269,6 +488,15 @@ describe('the dashboards in a browser', () => {
         expect(await seriousA11y(p), `${path} (${scheme})`).toEqual([]);
         if (SCREENSHOTS && (scheme === 'light' || path === '/funnels'))
           await p.screenshot({ path: shot(`${path.slice(1)}${scheme === 'dark' ? '-dark' : ''}`) });
+      }
+      // The lift view on the campaign page.
+      await p.goto(`${w.url}/campaigns?lift=${encodeURIComponent(w.liftCampaigns[1])}`);
+      await p.getByTestId('lift-measures').waitFor();
+      await p.waitForLoadState('networkidle');
+      expect(await seriousA11y(p), `lift (${scheme})`).toEqual([]);
+      if (SCREENSHOTS && scheme === 'light') {
+        await p.getByTestId('lift').scrollIntoViewIfNeeded();
+        await p.screenshot({ path: shot('lift') });
       }
       await c.close();
     }

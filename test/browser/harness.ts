@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import AxeBuilder from '@axe-core/playwright';
 import { type Browser, type BrowserContext, type Page, chromium } from 'playwright-core';
 import { runAdServer } from '../../bin/sim/adserver.ts';
+import { runLift } from '../../bin/sim/lift.ts';
 import { runSimulation } from '../../bin/simulate.ts';
 import { makeBusinesses } from '../../bin/sim/traffic.ts';
 import { type ParleyProcess, freePort, spawnParley, waitFor } from '../helpers/parley-process.ts';
@@ -29,6 +30,8 @@ export type World = {
   url: string;
   browser: Browser;
   accepted: number;
+  /** The campaigns of the lift scenario (held-out users, known true effects). */
+  liftCampaigns: string[];
   /** CSP violations seen by any page of any context. */
   cspViolations: string[];
   api(method: string, path: string, body?: unknown, accept?: string): Promise<Response>;
@@ -68,6 +71,9 @@ export async function startWorld(): Promise<World> {
     decisions: 120,
     campaigns: 3,
   });
+  // Campaigns with a holdout (treatment and control users, conversions after the first would-be
+  // offer), for the lift view; it returns once the lift report has counted every user.
+  const lift = await runLift({ url, key: KEYS.admin, seed: SEED, users: 300, campaigns: 2, concurrency: 2 });
   // Every accepted event stored before anything is read (the impressions, clicks and orders the
   // ad server caused included): at least that many rows, and no new row for a second.
   let last = -1;
@@ -85,7 +91,6 @@ export async function startWorld(): Promise<World> {
     90_000,
     1000,
   );
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
   const api = (method: string, path: string, body?: unknown, accept?: string) =>
     fetch(`${url}${path}`, {
       method,
@@ -96,11 +101,39 @@ export async function startWorld(): Promise<World> {
       },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
+  // Orders in two more currencies after clicks, so campaigns earn value in several currencies.
+  const clicked = (await (await api('GET', '/v1/events?type=sponsored.clicked&limit=2')).json()).events as {
+    business_id: string;
+    user_id: string;
+    channel: string;
+  }[];
+  const orders = clicked.map((c, i) => ({
+    event_id: `e2e-order-${i}`,
+    type: 'order.placed',
+    occurred_at: new Date().toISOString(),
+    business_id: c.business_id,
+    user_id: c.user_id,
+    channel: c.channel,
+    props: { order_id: `e2e-${i}`, value: 12.5 + i, currency: ['USD', 'GBP'][i] },
+  }));
+  const sent = await api('POST', '/v1/events', orders);
+  if (!sent.ok) throw new Error(`the orders were refused: ${sent.status} ${await sent.text()}`);
+  await waitFor(
+    'the orders in other currencies to be stored',
+    async () => {
+      const stored = (await (await api('GET', '/v1/events?type=order.placed&limit=1000')).json()).events;
+      return orders.every((o) => stored.some((e: { event_id: string }) => e.event_id === o.event_id));
+    },
+    30_000,
+    250,
+  );
+  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
   return {
     parley,
     url,
     browser,
     accepted: sim.accepted,
+    liftCampaigns: lift.rows.map((r) => r.campaign_id),
     cspViolations: [],
     api,
     async close() {
@@ -167,4 +200,24 @@ export async function tableText(page: Page, testId: string): Promise<string[][]>
     .getByTestId(testId)
     .locator('tbody tr')
     .evaluateAll((rows) => rows.map((r) => [...r.querySelectorAll('td')].map((td) => td.textContent ?? '')));
+}
+
+/** The labels of a table's columns (sort marks left out). */
+export async function tableHead(page: Page, testId: string): Promise<string[]> {
+  const labels = await page.getByTestId(testId).locator('thead th').allTextContents();
+  return labels.map((l) => l.replace(/ [▲▼]$/, ''));
+}
+
+/** The text of every cell of a table's footer row (its header cell included), one per column. */
+export async function tableFoot(page: Page, testId: string): Promise<string[]> {
+  return page
+    .getByTestId(testId)
+    .locator('tfoot tr')
+    .first()
+    .evaluate((r) =>
+      [...r.querySelectorAll('th, td')].flatMap((c) => [
+        c.textContent ?? '',
+        ...Array<string>((c as HTMLTableCellElement).colSpan - 1).fill(''),
+      ]),
+    );
 }

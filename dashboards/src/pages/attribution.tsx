@@ -4,15 +4,17 @@ import { daysAgo, endOf, startOf, today, validDay } from '../dates.ts';
 import { fileName } from '../export.ts';
 import type { Ctx } from '../main.tsx';
 import { DateRange } from '../range.tsx';
-import { Bars, DataTable, ErrorText, Exports, Field, Loading, num, value } from '../ui.tsx';
+import { Bars, DataTable, ErrorText, Exports, Field, Loading, currenciesOf, num, value } from '../ui.tsx';
 import { setParams, useDebounced, useLocation } from '../url.ts';
 
 const MODELS = ['last_touch', 'first_touch', 'linear', 'time_decay', 'position_based'] as const;
+type Totals = { conversions: number; value_by_currency: Record<string, number> };
 type Answer = {
-  rows: { campaign_id: string; conversions: number; value: number }[];
-  unattributed: { conversions: number; value: number };
+  rows: ({ campaign_id: string; campaign_name: string | null } & Totals)[];
+  unattributed: Totals;
 };
-type Row = { campaign_id: string } & Record<string, number | string>;
+type Row = { campaign_id: string; campaign_name: string } & Record<string, number | string>;
+const UNATTRIBUTED = '(unattributed)';
 
 export function Attribution(props: { ctx: Ctx }) {
   const { q } = useLocation();
@@ -29,29 +31,46 @@ export function Attribution(props: { ctx: Ctx }) {
     ...(business ? { business_id: business } : {}),
   };
   const key = useDebounced(JSON.stringify(base), 300);
-  const { data, error, loading } = useData(key, async () => {
+  const {
+    data,
+    error,
+    loading,
+    key: shown,
+  } = useData(key, async () => {
     const answers = await Promise.all(
       MODELS.map((model) => post<Answer>('/v1/reports/attribution', { ...JSON.parse(key), model })),
     );
     return answers;
   });
+  // Value per currency, never summed across currencies: a column per model and currency.
+  const currencies = currenciesOf(
+    (data ?? []).flatMap((a) => [...a.rows, a.unattributed].map((r) => r.value_by_currency)),
+  );
   const byCampaign = new Map<string, Row>();
   data?.forEach((a, i) => {
     const m = MODELS[i];
-    const rows = [...a.rows, { campaign_id: '(unattributed)', ...a.unattributed }];
+    const rows = [...a.rows, { campaign_id: UNATTRIBUTED, campaign_name: UNATTRIBUTED, ...a.unattributed }];
     for (const r of rows) {
-      const row = byCampaign.get(r.campaign_id) ?? { campaign_id: r.campaign_id };
+      const row = byCampaign.get(r.campaign_id) ?? {
+        campaign_id: r.campaign_id,
+        campaign_name: r.campaign_name ?? r.campaign_id,
+      };
       row[`${m}_conversions`] = r.conversions;
-      row[`${m}_value`] = r.value;
+      for (const cur of currencies) row[`${m}_value_${cur}`] = r.value_by_currency[cur] ?? 0;
       byCampaign.set(r.campaign_id, row);
     }
   });
   const rows = [...byCampaign.values()];
-  const columns = [
-    { key: 'campaign_id', label: 'Campaign' },
+  const columns: { key: string; label: string; kind?: 'number' }[] = [
+    { key: 'campaign_name', label: 'Campaign' },
+    { key: 'campaign_id', label: 'Campaign id' },
     ...MODELS.flatMap((m) => [
       { key: `${m}_conversions`, label: `${m} conversions`, kind: 'number' as const },
-      { key: `${m}_value`, label: `${m} value`, kind: 'number' as const },
+      ...currencies.map((cur) => ({
+        key: `${m}_value_${cur}`,
+        label: `${m} value ${cur}`,
+        kind: 'number' as const,
+      })),
     ]),
   ];
   // Linear, time-decay and position-based models split conversions: two decimals.
@@ -80,12 +99,12 @@ export function Attribution(props: { ctx: Ctx }) {
       <Loading loading={loading} />
       <ErrorText error={error} />
       {data && (
-        <>
+        <div data-testid="attribution-result" data-request={shown}>
           {rows
-            .filter((r) => r.campaign_id !== '(unattributed)')
+            .filter((r) => r.campaign_id !== UNATTRIBUTED)
             .map((r) => (
               <figure key={r.campaign_id} class="model-bars">
-                <figcaption>{r.campaign_id}: conversions by model</figcaption>
+                <figcaption>{r.campaign_name}: conversions by model</figcaption>
                 <Bars
                   items={MODELS.map((m) => ({ label: m, value: Number(r[`${m}_conversions`] ?? 0) }))}
                   max={Math.max(
@@ -97,12 +116,12 @@ export function Attribution(props: { ctx: Ctx }) {
             ))}
           <DataTable
             testId="attribution-table"
-            caption="Conversions and value credited to each campaign, by model (value per the conversions' currency)"
+            caption="Conversions and value credited to each campaign, by model (value per currency of the conversions, never summed across currencies; XXX: conversions without a currency)"
             rows={rows}
-            columns={columns.map((c) => (c.key === 'campaign_id' ? c : { ...c, render: fmt(c.key) }))}
+            columns={columns.map((c) => (c.kind === 'number' ? { ...c, render: fmt(c.key) } : c))}
           />
           <Exports name={fileName('attribution', business, from, to)} columns={columns} rows={rows} />
-        </>
+        </div>
       )}
     </section>
   );

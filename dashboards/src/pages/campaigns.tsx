@@ -5,7 +5,8 @@ import { CHANNELS, daysAgo, endOf, startOf, today, validDay } from '../dates.ts'
 import { fileName } from '../export.ts';
 import type { Ctx } from '../main.tsx';
 import { DateRange } from '../range.tsx';
-import { DataTable, ErrorText, Exports, Field, Loading, num, pct, value } from '../ui.tsx';
+import { Lift } from './lift.tsx';
+import { DataTable, ErrorText, Exports, Field, Loading, currenciesOf, num, pct, value } from '../ui.tsx';
 import { setParams, useLocation } from '../url.ts';
 
 type Campaign = {
@@ -21,21 +22,36 @@ type Campaign = {
   frequency_cap: { max: number; per_seconds: number };
   pacing: string;
 };
+type ByCurrency = Record<string, number>;
 type Perf = {
   campaign_id: string;
+  campaign_name: string | null;
+  targeting_kind: string;
   served: number;
   clicks: number;
   click_rate: number | null;
   spend_micros: number;
   conversions: number;
-  value: number;
   cost_per_conversion_micros: number | null;
-  return_on_spend: number | null;
+  value_by_currency: ByCurrency;
+  return_on_spend_by_currency: ByCurrency;
 };
+type ByTargeting = {
+  targeting_kind: string;
+  campaigns: number;
+  served: number;
+  clicks: number;
+  click_rate: number | null;
+  spend_micros: number;
+  conversions: number;
+  value_by_currency: ByCurrency;
+};
+/** One row per campaign; value and ROAS have a column per currency (`value_EUR`, `roas_EUR`). */
 type Row = {
   campaign_id: string;
   name: string;
   status: string;
+  targeting: string;
   impressions: number;
   clicks: number;
   ctr: number | null;
@@ -44,9 +60,8 @@ type Row = {
   pacing: number | null;
   conversions: number;
   cpa: number | null;
-  roas: number | null;
   campaign?: Campaign;
-};
+} & Record<`value_${string}` | `roas_${string}`, number | null>;
 
 const M = 1e6;
 /** Share of budget delivered ÷ share of the flight elapsed (1 = on pace). */
@@ -56,6 +71,16 @@ function pacing(c: Campaign | undefined, spendMicros: number, now = Date.now()) 
   const end = Date.parse(c.schedule.end);
   const elapsed = Math.min(1, Math.max(0, (now - start) / (end - start)));
   return elapsed > 0 ? spendMicros / c.budget.total_micros / elapsed : null;
+}
+
+const nonEmpty = (t: Record<string, unknown>, keys: string[]) =>
+  keys.some((k) => Array.isArray(t[k]) && (t[k] as unknown[]).length > 0);
+/** The report's targeting kind, for a campaign the report does not list. */
+function targetingKind(c: Campaign | undefined) {
+  if (!c) return '';
+  const contextual = nonEmpty(c.targeting, ['keywords_any', 'keywords_none']);
+  const segment = nonEmpty(c.targeting, ['segments_all', 'segments_any', 'segments_none']);
+  return contextual && segment ? 'both' : contextual ? 'contextual' : segment ? 'segment' : 'none';
 }
 
 function input(c: Campaign) {
@@ -69,6 +94,7 @@ export function Campaigns(props: { ctx: Ctx }) {
   const { q } = useLocation();
   const business = ctx.business;
   const edit = q.get('edit');
+  const lift = q.get('lift');
   const sort = q.get('sort') ?? 'name';
   const dir = q.get('dir') === 'desc' ? 'desc' : 'asc';
   const from = validDay(q.get('from')) ?? daysAgo(29);
@@ -79,22 +105,35 @@ export function Campaigns(props: { ctx: Ctx }) {
     const [list, perf] = await Promise.all([
       ctx.can('marketer') ? get<{ campaigns: Campaign[] }>(`/v1/campaigns${bq ? `?${bq}` : ''}`) : null,
       ctx.can('analyst')
-        ? get<{ campaigns: Perf[] }>(`/v1/reports/campaigns?${range}${bq ? `&${bq}` : ''}`)
+        ? get<{ campaigns: Perf[]; by_targeting: ByTargeting[] }>(
+            `/v1/reports/campaigns?${range}${bq ? `&${bq}` : ''}`,
+          )
         : null,
     ]);
-    return { campaigns: list?.campaigns ?? [], perf: perf?.campaigns ?? [] };
+    return {
+      campaigns: list?.campaigns ?? [],
+      perf: perf?.campaigns ?? [],
+      byTargeting: perf?.by_targeting ?? [],
+    };
   });
   const byId = new Map((data.data?.campaigns ?? []).map((c) => [c.id, c]));
   const ids = new Set([...byId.keys(), ...(data.data?.perf ?? []).map((p) => p.campaign_id)]);
   const perfById = new Map((data.data?.perf ?? []).map((p) => [p.campaign_id, p]));
+  const currencies = currenciesOf((data.data?.perf ?? []).map((p) => p.value_by_currency));
   const rows: Row[] = [...ids].map((id) => {
     const c = byId.get(id);
     const p = perfById.get(id);
     const spend = p?.spend_micros ?? 0;
+    const money: Record<string, number | null> = {};
+    for (const cur of currencies) {
+      money[`value_${cur}`] = p?.value_by_currency[cur] ?? 0;
+      money[`roas_${cur}`] = p?.return_on_spend_by_currency[cur] ?? null;
+    }
     return {
       campaign_id: id,
-      name: c?.name ?? id,
+      name: c?.name ?? p?.campaign_name ?? id,
       status: c?.status ?? '',
+      targeting: p?.targeting_kind ?? targetingKind(c),
       impressions: p?.served ?? 0,
       clicks: p?.clicks ?? 0,
       ctr: p?.click_rate ?? null,
@@ -103,9 +142,9 @@ export function Campaigns(props: { ctx: Ctx }) {
       pacing: pacing(c, spend),
       conversions: p?.conversions ?? 0,
       cpa: p?.cost_per_conversion_micros == null ? null : p.cost_per_conversion_micros / M,
-      roas: p?.return_on_spend ?? null,
       campaign: c,
-    };
+      ...money,
+    } as Row;
   });
   rows.sort((a, b) => {
     const x = a[sort as keyof Row] ?? -Infinity;
@@ -113,7 +152,8 @@ export function Campaigns(props: { ctx: Ctx }) {
     const r = typeof x === 'number' && typeof y === 'number' ? x - y : String(x).localeCompare(String(y));
     return dir === 'asc' ? r : -r;
   });
-  const total = (k: 'impressions' | 'clicks' | 'spend' | 'conversions') => rows.reduce((a, r) => a + r[k], 0);
+  const total = (k: 'impressions' | 'clicks' | 'spend' | 'conversions' | `value_${string}`) =>
+    rows.reduce((a, r) => a + (r[k] ?? 0), 0);
   const marketer = ctx.can('marketer');
   const setStatus = async (c: Campaign, status: 'active' | 'paused') => {
     await call('PUT', `/v1/campaigns/${encodeURIComponent(c.id)}`, { ...input(c), status });
@@ -122,6 +162,7 @@ export function Campaigns(props: { ctx: Ctx }) {
   const columns = [
     { key: 'name' as const, label: 'Campaign' },
     { key: 'status' as const, label: 'Status' },
+    { key: 'targeting' as const, label: 'Targeting' },
     { key: 'impressions' as const, label: 'Impressions', kind: 'number' as const },
     { key: 'clicks' as const, label: 'Clicks', kind: 'number' as const },
     { key: 'ctr' as const, label: 'CTR', kind: 'number' as const },
@@ -130,7 +171,10 @@ export function Campaigns(props: { ctx: Ctx }) {
     { key: 'pacing' as const, label: 'Pacing', kind: 'number' as const },
     { key: 'conversions' as const, label: 'Conversions', kind: 'number' as const },
     { key: 'cpa' as const, label: 'CPA', kind: 'number' as const },
-    { key: 'roas' as const, label: 'ROAS', kind: 'number' as const },
+    ...currencies.flatMap((cur) => [
+      { key: `value_${cur}` as const, label: `Value ${cur}`, kind: 'number' as const },
+      { key: `roas_${cur}` as const, label: `ROAS ${cur}`, kind: 'number' as const },
+    ]),
   ];
   const render: Partial<Record<string, (r: Row) => preact.ComponentChildren>> = {
     ctr: (r) => pct(r.ctr),
@@ -141,7 +185,12 @@ export function Campaigns(props: { ctx: Ctx }) {
         ? '—'
         : `${num(r.pacing, 2)}× ${r.pacing > 1.2 ? '(ahead)' : r.pacing < 0.8 ? '(behind)' : '(on pace)'}`,
     cpa: (r) => num(r.cpa, 2),
-    roas: (r) => num(r.roas, 2),
+    ...Object.fromEntries(
+      currencies.flatMap((cur) => [
+        [`value_${cur}`, (r: Row) => num(r[`value_${cur}`], 2)],
+        [`roas_${cur}`, (r: Row) => num(r[`roas_${cur}`], 2)],
+      ]),
+    ),
     status: (r) =>
       r.campaign && marketer ? (
         <span class="row">
@@ -184,18 +233,38 @@ export function Campaigns(props: { ctx: Ctx }) {
       {data.data && (
         <DataTable
           testId="campaigns-table"
-          caption="Campaigns: delivery, spend and conversions (money in the campaign's currency units)"
+          caption="Campaigns: delivery, spend and conversions (spend in the campaign's currency units; value and ROAS per currency of the conversions, never summed across currencies)"
           rows={rows}
           sort={{
             key: sort,
             dir,
             onSort: (k) => setParams({ sort: k, dir: k === sort && dir === 'asc' ? 'desc' : 'asc' }),
           }}
-          columns={columns.map((c) => ({ ...c, render: render[c.key] }))}
+          columns={[
+            ...columns.map((c) => ({ ...c, render: render[c.key] })),
+            ...(ctx.can('analyst')
+              ? [
+                  {
+                    key: 'campaign_id' as const,
+                    label: 'Lift',
+                    render: (r: Row) => (
+                      <button
+                        type="button"
+                        aria-label={`Lift of ${r.name}`}
+                        onClick={() => setParams({ lift: r.campaign_id })}
+                      >
+                        Lift
+                      </button>
+                    ),
+                  },
+                ]
+              : []),
+          ]}
           foot={
             <tfoot>
               <tr>
                 <th scope="row">Total</th>
+                <td />
                 <td />
                 <td class="n">{num(total('impressions'))}</td>
                 <td class="n">{num(total('clicks'))}</td>
@@ -203,13 +272,33 @@ export function Campaigns(props: { ctx: Ctx }) {
                 <td class="n">{num(total('spend'), 2)}</td>
                 <td colSpan={2} />
                 <td class="n">{num(total('conversions'))}</td>
-                <td colSpan={2} />
+                <td />
+                {currencies.map((cur) => {
+                  const v = total(`value_${cur}`);
+                  const spend = total('spend');
+                  return [
+                    <td key={`v${cur}`} class="n">
+                      {num(v, 2)}
+                    </td>,
+                    <td key={`r${cur}`} class="n">
+                      {num(spend > 0 ? v / spend : null, 2)}
+                    </td>,
+                  ];
+                })}
+                {ctx.can('analyst') && <td />}
               </tr>
             </tfoot>
           }
         />
       )}
       <Exports name={fileName('campaigns', business, from, to)} columns={columns} rows={rows} />
+      {data.data && data.data.byTargeting.length > 0 && (
+        <ByTargetingTable
+          rows={data.data.byTargeting}
+          name={fileName('campaigns-by-targeting', business, from, to)}
+        />
+      )}
+      {lift && ctx.can('analyst') && <Lift campaignId={lift} from={from} to={to} business={business} />}
       {marketer && edit && (
         <CampaignForm
           key={edit}
@@ -220,6 +309,45 @@ export function Campaigns(props: { ctx: Ctx }) {
       )}
       {marketer && <WhyNot business={business} campaigns={data.data?.campaigns ?? []} />}
     </section>
+  );
+}
+
+function ByTargetingTable(props: { rows: ByTargeting[]; name: string }) {
+  const currencies = currenciesOf(props.rows.map((r) => r.value_by_currency));
+  const rows = props.rows.map((r) => ({
+    targeting: r.targeting_kind,
+    campaigns: r.campaigns,
+    impressions: r.served,
+    clicks: r.clicks,
+    ctr: r.click_rate,
+    spend: r.spend_micros / M,
+    conversions: r.conversions,
+    ...Object.fromEntries(currencies.map((cur) => [`value_${cur}`, r.value_by_currency[cur] ?? 0])),
+  })) as ({ targeting: string } & Record<string, number | string | null>)[];
+  const columns = [
+    { key: 'targeting', label: 'Targeting' },
+    { key: 'campaigns', label: 'Campaigns', kind: 'number' as const },
+    { key: 'impressions', label: 'Impressions', kind: 'number' as const },
+    { key: 'clicks', label: 'Clicks', kind: 'number' as const },
+    { key: 'ctr', label: 'CTR', kind: 'number' as const },
+    { key: 'spend', label: 'Spend', kind: 'number' as const },
+    { key: 'conversions', label: 'Conversions', kind: 'number' as const },
+    ...currencies.map((cur) => ({ key: `value_${cur}`, label: `Value ${cur}`, kind: 'number' as const })),
+  ];
+  const fmt = (k: string) => (r: Record<string, unknown>) =>
+    k === 'ctr'
+      ? pct(r.ctr as number | null)
+      : num(r[k] as number, k === 'spend' || k.startsWith('value_') ? 2 : 0);
+  return (
+    <>
+      <DataTable
+        testId="campaigns-by-targeting"
+        caption="Campaigns summed by targeting kind (value per currency)"
+        rows={rows}
+        columns={columns.map((c) => (c.key === 'targeting' ? c : { ...c, render: fmt(c.key) }))}
+      />
+      <Exports name={props.name} columns={columns} rows={rows} label="by targeting" />
+    </>
   );
 }
 

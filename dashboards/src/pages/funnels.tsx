@@ -7,10 +7,15 @@ import type { Ctx } from '../main.tsx';
 import { DateRange } from '../range.tsx';
 import { Bars, DataTable, ErrorText, Exports, Field, Loading, num, pct, value } from '../ui.tsx';
 import { jsonParam, setParams, useDebounced, useLocation } from '../url.ts';
+import { type TimeToConvert, TimeToConvertView, duration } from './time-to-convert.tsx';
 
 type Step = { type: string; where?: Record<string, string> };
 type StepAnswer = { type: string; users: number; median_seconds_from_previous: number | null };
-type Answer = { steps?: StepAnswer[]; groups?: { value: string; steps: StepAnswer[] }[] };
+type Answer = {
+  steps?: StepAnswer[];
+  time_to_convert?: TimeToConvert;
+  groups?: { value: string; steps: StepAnswer[]; time_to_convert?: TimeToConvert }[];
+};
 type Row = {
   value: string;
   step: number;
@@ -95,6 +100,7 @@ export function Funnels(props: { ctx: Ctx }) {
     ...(exclusions.length ? { exclusions } : {}),
     ...(business ? { business_id: business } : {}),
     ...(breakdown ? { breakdown } : {}),
+    time_to_convert: true,
   };
   const key = useDebounced(JSON.stringify(request), 300);
   const {
@@ -352,6 +358,10 @@ export function Funnels(props: { ctx: Ctx }) {
               columns={exportColumns}
               rows={shownRows}
             />
+            <TimeToConvertView
+              groups={data.groups ?? [{ value: '', time_to_convert: data.time_to_convert }]}
+              name={[business, from, to, breakdown]}
+            />
           </div>
         )}
         <details>
@@ -361,12 +371,4 @@ export function Funnels(props: { ctx: Ctx }) {
       </div>
     </section>
   );
-}
-
-function duration(s: number | null) {
-  if (s === null) return '—';
-  if (s < 90) return `${num(s)} s`;
-  if (s < 5400) return `${num(s / 60, 1)} min`;
-  if (s < 172_800) return `${num(s / 3600, 1)} h`;
-  return `${num(s / 86_400, 1)} d`;
 }
