@@ -49,7 +49,7 @@ describe('RecentIds', () => {
     isFirstSeen(r, msg('c', 0, 4));
     r.trim();
     expect(r.get('a')).toBeUndefined();
-    expect(r.get('c')).toBe('0:4');
+    expect(r.get('c')).toBe(4); // partition 0, offset 4
   });
 });
 

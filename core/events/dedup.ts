@@ -12,18 +12,12 @@ import { idOf } from './decoded.ts';
 // only ids the filter may hold (duplicates and about 1% of the rest) are looked up, one query
 // per batch at most.
 
-const POSITION = Symbol('parley.busPosition');
-
-/** Where a copy sits on the bus: its identity (kept on the message, which consumers share). */
-function positionOf(m: InMessage): string {
-  const memo = m as InMessage & { [POSITION]?: string };
-  memo[POSITION] ??= `${m.partition}:${m.offset}`;
-  return memo[POSITION];
-}
-
-const VERDICT = Symbol('parley.firstCopy');
-/** A message whose verdict (first copy or not) a stage of this process has reached. */
-type Judged = InMessage & { [VERDICT]?: boolean };
+/**
+ * Where a copy sits on the bus, as one number (partition × 10^12 + offset: exact while partitions
+ * stay under 9,000 and offsets under 10^12). Computed, never stored on the shared message.
+ */
+const positionOf = (m: InMessage): number => m.partition * 1e12 + Number(m.offset);
+const position = (partition: number, offset: bigint | number) => partition * 1e12 + Number(offset);
 
 const mix = (h: number) => {
   h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
@@ -74,13 +68,13 @@ export class IdFilter {
 
 /** The positions of the first copies of recently seen ids, the oldest forgotten beyond a bound. */
 export class RecentIds {
-  private readonly map = new Map<string, string>();
+  private readonly map = new Map<string, number>();
   constructor(private readonly max: number) {}
   get(id: string) {
     return this.map.get(id);
   }
-  set(id: string, position: string) {
-    this.map.set(id, position);
+  set(id: string, at: number) {
+    this.map.set(id, at);
   }
   /** Records m's position for its id unless a copy was seen before; true if m is the first seen. */
   note(id: string, m: InMessage): boolean {
@@ -92,6 +86,7 @@ export class RecentIds {
     return seen === positionOf(m);
   }
   trim() {
+    if (this.map.size <= this.max) return;
     for (const id of this.map.keys()) {
       if (this.map.size <= this.max) break;
       this.map.delete(id);
@@ -163,17 +158,17 @@ export function createDedupIndex(deps: {
   }
 
   /** The registry's first copy of each id that has one. */
-  async function lookup(ids: string[]): Promise<[string, string][]> {
+  async function lookup(ids: string[]): Promise<[string, number][]> {
     const rs = await store.client.query({
       query: `SELECT event_id, toString(argMin((bus_partition, bus_offset), (accepted_at, bus_partition, bus_offset))) AS first
 FROM ${table} WHERE event_id IN {ids:Array(String)} GROUP BY event_id`,
       query_params: { ids },
       format: 'JSONCompactEachRow',
     });
-    const out: [string, string][] = [];
+    const out: [string, number][] = [];
     for (const [id, first] of await rs.json<[string, string]>()) {
       const [p, o] = first.replace(/[()]/g, '').split(',');
-      out.push([id, `${Number(p)}:${BigInt(o)}`]);
+      out.push([id, position(Number(p), BigInt(o))]);
     }
     return out;
   }
@@ -195,42 +190,39 @@ FROM ${table} WHERE event_id IN {ids:Array(String)} GROUP BY event_id`,
     forStage(onDuplicates) {
       return {
         async firstCopies(messages) {
-          // A message another stage of this process has judged keeps its verdict.
-          const todo = messages.filter((m) => (m as Judged)[VERDICT] === undefined);
-          // Ids the filter may hold are decided by the registry; the others by the first sighting.
-          const pending = new Map<string, string>();
-          for (const m of todo) {
+          // The stages of this process share `recent`: an id another stage has decided keeps its
+          // answer. Ids the filter may hold are decided by the registry; the others by the first
+          // sighting.
+          let pending: Map<string, number> | undefined;
+          for (const m of messages) {
             const id = idOf(m);
-            if (id === undefined || recent.get(id) !== undefined || pending.has(id)) continue;
-            if (filter.has(id)) pending.set(id, positionOf(m));
+            if (id === undefined || recent.get(id) !== undefined || pending?.has(id)) continue;
+            if (filter.has(id)) (pending ??= new Map()).set(id, positionOf(m));
             else recent.set(id, positionOf(m));
           }
-          if (pending.size) {
+          if (pending) {
             for (const [id, first] of await lookup([...pending.keys()])) pending.set(id, first);
             // Another stage may have decided an id meanwhile, from the same registry.
             for (const [id, first] of pending) if (recent.get(id) === undefined) recent.set(id, first);
           }
-          for (const m of todo) {
+          const out: InMessage[] = [];
+          for (const m of messages) {
             const id = idOf(m);
-            (m as Judged)[VERDICT] = id === undefined || recent.get(id) === positionOf(m);
+            if (id === undefined || recent.get(id) === positionOf(m)) out.push(m);
           }
           recent.trim();
-          const out = messages.filter((m) => (m as Judged)[VERDICT]);
           if (out.length < messages.length) onDuplicates(messages.length - out.length);
           return out;
         },
         async register(firsts) {
           if (!firsts.length) return;
+          // Written by hand (one line per id): only the id needs JSON escaping; the time goes as
+          // decimal seconds, which the engine reads into DateTime64(3) exactly.
           let text = '';
           for (const m of firsts) {
             const id = idOf(m);
             if (id === undefined) continue;
-            text += `${JSON.stringify({
-              event_id: id,
-              bus_partition: m.partition,
-              bus_offset: m.offset.toString(),
-              accepted_at: new Date(m.timestamp).toISOString(),
-            })}\n`;
+            text += `{"event_id":${JSON.stringify(id)},"bus_partition":${m.partition},"bus_offset":${m.offset},"accepted_at":"${m.timestamp / 1000}"}\n`;
           }
           await store.insertJsonLines(table, Buffer.from(text), { date_time_input_format: 'best_effort' });
           for (const m of firsts) {
