@@ -52,6 +52,16 @@ export async function startWorld(): Promise<World> {
       { key: KEYS.limited, roles: ['marketer', 'analyst'], businesses: [BUSINESSES[0]] },
     ]),
   });
+  // A world that fails to come up takes its Parley down with it.
+  try {
+    return await fill(parley);
+  } catch (err) {
+    await parley.stop('SIGKILL');
+    throw err;
+  }
+}
+
+async function fill(parley: ParleyProcess): Promise<World> {
   const url = (await parley.waitForOutput(/Dashboards: (http:\/\/\S+?)\/?\s/, 120_000)).replace(/\/$/, '');
   const sim = await runSimulation({
     url,
