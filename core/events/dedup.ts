@@ -197,8 +197,10 @@ FROM ${table} WHERE event_id IN {ids:Array(String)} GROUP BY event_id`,
           for (const m of messages) {
             const id = idOf(m);
             if (id === undefined || recent.get(id) !== undefined || pending?.has(id)) continue;
-            if (filter.has(id)) (pending ??= new Map()).set(id, positionOf(m));
-            else recent.set(id, positionOf(m));
+            if (filter.has(id)) {
+              pending ??= new Map();
+              pending.set(id, positionOf(m));
+            } else recent.set(id, positionOf(m));
           }
           if (pending) {
             for (const [id, first] of await lookup([...pending.keys()])) pending.set(id, first);
