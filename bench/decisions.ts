@@ -29,7 +29,7 @@ import { impressionsRoute } from '../api/decisions/impressions-route.ts';
 import { createOfferLog } from '../api/decisions/offer-log.ts';
 import { decisionsRoute } from '../api/decisions/route.ts';
 import { seededRng } from '../api/decisions/rng.ts';
-import { DecisionState } from '../api/decisions/state.ts';
+import { DecisionState, offerFacts } from '../api/decisions/state.ts';
 import type { Campaign } from '../core/campaigns/schema.ts';
 import { parseConfig } from '../core/config.ts';
 import { createLocalBus } from '../core/bus/local.ts';
@@ -220,16 +220,7 @@ async function serve() {
       if (!decision) continue;
       const f = decision.served;
       offerLog.add(f);
-      signOffer(TOKEN_KEY, {
-        decision_id: f.decisionId,
-        campaign_id: f.campaignId,
-        business_id: f.businessId,
-        user_id: f.userId,
-        channel: f.channel as 'webchat',
-        thread_id: f.threadId,
-        price_micros: f.priceMicros,
-        at_ms: f.atMs,
-      });
+      signOffer(TOKEN_KEY, offerFacts(f));
       if (i % 20_000 === 0) await new Promise((res) => setImmediate(res)); // let the log flush
     }
     const manyMs = performance.now() - t1;

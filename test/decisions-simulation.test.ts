@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { applyEvent, type Decision, decide } from '../api/decisions/engine.ts';
 import { type Rng, seededRng } from '../api/decisions/rng.ts';
-import { DecisionState } from '../api/decisions/state.ts';
+import { DecisionState, offerFacts } from '../api/decisions/state.ts';
 import { DAY_MS, type DecisionRequest, type Policy } from '../api/decisions/types.ts';
 import type { Campaign } from '../core/campaigns/schema.ts';
 import { type ChannelPolicy, DEFAULT_CHANNEL_POLICY } from '../core/config.ts';
-import { CHANNELS, type Channel } from '../core/events/schema.ts';
+import { CHANNELS } from '../core/events/schema.ts';
 import { impressionEvent, type OfferFacts, signOffer, verifyOffer } from '../core/offers/token.ts';
 
 // The decision engine driven directly on a simulated clock with seeded randomness: days of
@@ -40,19 +40,7 @@ const exp = (rng: Rng, mean: number) => -Math.log(1 - rng()) * mean;
 /** The ad server delivers the offer at once: its impression comes back from the bus. */
 function deliver(state: DecisionState, d: Decision) {
   const f = d.served;
-  applyEvent(
-    state,
-    impressionEvent({
-      decision_id: f.decisionId,
-      campaign_id: f.campaignId,
-      business_id: f.businessId,
-      user_id: f.userId,
-      channel: f.channel as Channel,
-      thread_id: f.threadId,
-      price_micros: f.priceMicros,
-      at_ms: f.atMs,
-    }),
-  );
+  applyEvent(state, impressionEvent(offerFacts(f)));
 }
 const pick = <T>(rng: Rng, xs: readonly T[]) => xs[Math.floor(rng() * xs.length)];
 
@@ -298,16 +286,7 @@ describe('decision simulation', () => {
       const { decision } = decide(state, req, { nowMs: now, rng, policy });
       if (!decision) continue;
       const f = decision.served;
-      const facts: OfferFacts = {
-        decision_id: f.decisionId,
-        campaign_id: f.campaignId,
-        business_id: f.businessId,
-        user_id: f.userId,
-        channel: f.channel as Channel,
-        thread_id: f.threadId,
-        price_micros: f.priceMicros,
-        at_ms: f.atMs,
-      };
+      const facts: OfferFacts = offerFacts(f);
       const o: Offer = {
         token: signOffer(key, facts),
         at: now,
@@ -455,16 +434,7 @@ describe('decision simulation', () => {
       if (rng() < 0.9)
         pending.push({
           deliverAt: now + Math.round(rng() * 120_000),
-          facts: {
-            decision_id: f.decisionId,
-            campaign_id: f.campaignId,
-            business_id: f.businessId,
-            user_id: f.userId,
-            channel: f.channel as Channel,
-            thread_id: f.threadId,
-            price_micros: f.priceMicros,
-            at_ms: f.atMs,
-          },
+          facts: offerFacts(f),
         });
     }
     const tight = spent.get('tight') ?? 0;

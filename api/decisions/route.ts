@@ -11,6 +11,7 @@ import { clickEventId, verifyClick } from '../../core/offers/click.ts';
 import { derivedEventId, type OfferFacts, signOffer, verifyOffer } from '../../core/offers/token.ts';
 import type { Withheld } from './engine.ts';
 import type { DecisionEngine } from './feed.ts';
+import { offerFacts } from './state.ts';
 import type { BatchLog, OfferLog } from './offer-log.ts';
 import { type DecisionRequest, REASONS, threadOf } from './types.ts';
 
@@ -231,16 +232,7 @@ export async function decisionsRoute(
       const f = decision.served;
       deps.offerLog?.add(f);
       const c = decision.campaign;
-      const token = signOffer(deps.clickKey, {
-        decision_id: f.decisionId,
-        campaign_id: f.campaignId,
-        business_id: f.businessId,
-        user_id: f.userId,
-        channel: f.channel as Channel,
-        thread_id: f.threadId,
-        price_micros: f.priceMicros,
-        at_ms: f.atMs,
-      });
+      const token = signOffer(deps.clickKey, offerFacts(f));
       const base = deps.publicUrl ?? `${req.protocol}://${req.host}`;
       return {
         decision_id: f.decisionId,

@@ -1,5 +1,6 @@
 import type { Campaign } from '../../core/campaigns/schema.ts';
-import { CHANNELS } from '../../core/events/schema.ts';
+import { CHANNELS, type Channel } from '../../core/events/schema.ts';
+import type { OfferFacts } from '../../core/offers/token.ts';
 import { type HeldOffer, OfferBook, threadHash } from './offers.ts';
 import { type CampaignStats, DAY_MS, dayOf, emptyStats, type LiveCampaign, type UserView } from './types.ts';
 
@@ -23,6 +24,20 @@ export type ServedFact = {
   priceMicros: number;
   atMs: number;
 };
+
+/** What an offer's signed token carries about it (core/offers/token.ts). */
+export function offerFacts(f: ServedFact): OfferFacts {
+  return {
+    decision_id: f.decisionId,
+    campaign_id: f.campaignId,
+    business_id: f.businessId,
+    user_id: f.userId,
+    channel: f.channel as Channel,
+    thread_id: f.threadId,
+    price_micros: f.priceMicros,
+    at_ms: f.atMs,
+  };
+}
 
 const NO_STATS: Readonly<CampaignStats> = Object.freeze(emptyStats());
 const CHANNEL_CODE = new Map<string, number>(CHANNELS.map((c, i) => [c, i]));
