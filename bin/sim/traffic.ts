@@ -66,7 +66,8 @@ export function userEvents(
   let n = 0;
   for (const business of talksTo) {
     const channel = rng.weighted(business.kind.channels) as Channel;
-    const start = Math.round(from + rng.next() * (opts.now - from));
+    // A whole offset from `from`: the same seed gives the same offsets whatever `now` is.
+    const start = from + Math.round(rng.next() * (opts.now - from));
     const label = stableHex(`${opts.seed}:thread:${index}:${business.id}`, 12);
     for (const e of threadEvents({ rng, business, channel, start, label })) {
       const k = n++; // counted before the cut, so ids do not depend on `now`
