@@ -106,6 +106,10 @@ if (env.PARLEY_KAFKA_BROKERS) {
 // Tests that stop a broker start their own instance with this script, never the shared one.
 env.PARLEY_TEST_KAFKA_SCRIPT ||= script;
 
+// The OpenAPI fuzz run goes first, so the test suite's own summary is the last thing printed; a
+// failed fuzz run still lets the suite run, and fails the whole run at the end.
+const fuzzStatus = wholeSuite ? fuzz() : 0;
+
 const child = spawn('npx', ['vitest', 'run', ...args], { cwd: root, env, stdio: 'inherit' });
 const forward = (sig) => child.kill(sig);
 process.on('SIGINT', forward);
@@ -115,10 +119,13 @@ child.on('exit', (code, signal) => {
     const down = kafka('down');
     if (!down.ok) process.stderr.write(`stopping the local broker failed:\n${down.out}\n`);
   }
-  process.exit(code === 0 && wholeSuite ? fuzz() : (code ?? (signal ? 1 : 0)));
+  const suite = code ?? (signal ? 1 : 0);
+  if (fuzzStatus !== 0)
+    banner([`THE OPENAPI FUZZ RUN FAILED (exit ${fuzzStatus}); see its output above the test suite's.`]);
+  process.exit(suite !== 0 ? suite : fuzzStatus);
 });
 
-// The OpenAPI fuzz run (scripts/fuzz.js, schemathesis), after the whole suite passed.
+// The OpenAPI fuzz run (scripts/fuzz.js, schemathesis), before the whole suite.
 function fuzz() {
   if (env.PARLEY_SKIP_FUZZ === '1') {
     banner([
