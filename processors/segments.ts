@@ -1,4 +1,4 @@
-import type { BatchContext, Bus } from '../core/bus/types.ts';
+import type { Bus } from '../core/bus/types.ts';
 import { committedOffsets, type Offsets, waitForStored } from '../core/bus/wait.ts';
 import type { Logger } from '../core/log.ts';
 import type { Metrics } from '../core/metrics.ts';
@@ -13,6 +13,7 @@ import { createSegmentStore, type SegmentRecord } from '../core/segments/store.t
 import type { Change, SegmentDef, StreamingEvaluator } from '../core/segments/stream.ts';
 import type { Store } from '../core/store/client.ts';
 import type { Pipeline } from './pipeline.ts';
+import { polled, serialised, takeOvers } from './segments/concurrency.ts';
 import { SegmentsEvaluator, segmentDef } from './segments/evaluate.ts';
 import type { Processor } from './types.ts';
 
@@ -132,6 +133,8 @@ export function createSegmentsProcessor(opts: SegmentsProcessorOptions): Segment
     );
   }
 
+  const sweep = () => write(state.advance(now()));
+
   async function refresh() {
     const plan = state.plan(await segments.list({ includeDeleted: true }));
     if (plan.verify.length) await resync(plan.verify);
@@ -196,12 +199,11 @@ export function createSegmentsProcessor(opts: SegmentsProcessorOptions): Segment
         if (n) log.info({ states: n }, 'erased people forgotten');
       }),
     refresh: () => serial(refresh),
-    sweep: () => serial(async () => write(state.advance(now()))),
+    sweep: () => serial(sweep),
     onAssign(assigned) {
       const parts = new Set(assigned.get(opts.topic) ?? []);
       // A failure (the store is down) is retried until it succeeds or a newer assignment supersedes it.
       takeOver.start(
-        parts,
         () => serial(() => reassign(parts)),
         (err) => log.warn({ err }, 'taking up a new assignment failed; retrying'),
       );
@@ -211,7 +213,7 @@ export function createSegmentsProcessor(opts: SegmentsProcessorOptions): Segment
       await catchUpWithStore();
       await serial(refresh);
       every(opts.pollMs ?? 2000, 'segment refresh', refresh);
-      every(opts.sweepMs ?? 1000, 'membership sweep', () => write(state.advance(now())));
+      every(opts.sweepMs ?? 1000, 'membership sweep', sweep);
     },
     // Not serialised with other batches: the evaluator's work for a batch is synchronous, and
     // publishing is one ordered queue, so batches of several partitions share each publish.
@@ -232,73 +234,5 @@ export function createSegmentsProcessor(opts: SegmentsProcessorOptions): Segment
       if (!flushed) log.warn('membership changes not yet stored at shutdown; the next start reconciles them');
       writer.close();
     },
-  };
-}
-
-/** Runs one thing at a time (the evaluator's loads, sweeps and refreshes), so changes are written in order. */
-function serialised() {
-  let chain: Promise<unknown> = Promise.resolve();
-  const run = <T>(fn: () => Promise<T>): Promise<T> => {
-    const p = chain.then(fn, fn);
-    chain = p.catch(() => {});
-    return p;
-  };
-  return Object.assign(run, { idle: () => chain });
-}
-
-/**
- * The take-over of the latest assignment, retried every second until it succeeds or a newer one
- * supersedes it; batches wait for it, keeping the membership in the group alive meanwhile.
- */
-function takeOvers() {
-  let pending: Promise<void> | undefined;
-  let latest: unknown;
-  return {
-    start(key: unknown, run: () => Promise<void>, onError: (err: unknown) => void) {
-      const attempt = (): Promise<void> =>
-        run().catch(async (err) => {
-          onError(err);
-          await new Promise((r) => setTimeout(r, 1000));
-          if (latest === key) return attempt();
-        });
-      latest = key;
-      pending = attempt();
-    },
-    async done(ctx: BatchContext) {
-      while (pending) {
-        const current = pending;
-        const finished = await Promise.race([
-          current.then(() => true),
-          new Promise<false>((r) => setTimeout(r, 1000, false)),
-        ]);
-        if (finished) {
-          if (pending === current) pending = undefined;
-          return;
-        }
-        await ctx.heartbeat();
-      }
-    },
-  };
-}
-
-/** The latest answer of `read`, asked again in the background (at most every everyMs) when used. */
-function polled<T>(read: (() => Promise<T>) | undefined, initial: T, everyMs: number): () => T {
-  let value = initial;
-  let at = 0;
-  let asking = false;
-  return () => {
-    if (read && !asking && Date.now() - at >= everyMs) {
-      asking = true;
-      read()
-        .then((v) => {
-          value = v;
-        })
-        .catch(() => {}) // stored events are kept for loads at most recentMs; the next batch asks again
-        .finally(() => {
-          at = Date.now();
-          asking = false;
-        });
-    }
-    return value;
   };
 }
