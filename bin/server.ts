@@ -95,9 +95,22 @@ export async function startParley(
   if (!erasures) logger.warn('PARLEY_HASH_SECRET is not set: erasure of people is off on Kafka');
   await erasures?.start();
   const pipeline = createPipeline({ store, bus, logger, metrics, dlqTopic: topicNames(config).dlq });
-  const sinkGroup = `${config.topics.prefix}parley-sink`;
+  const sink = roles.includes('processors')
+    ? createSink({
+        store,
+        bus,
+        logger,
+        metrics,
+        topic: topicNames(config).events,
+        // Deployments that share a Kafka cluster (by topic prefix) must not share groups.
+        groupId: `${config.topics.prefix}parley-sink`,
+        batchSize: config.sink.batchSize,
+        batchWaitMs: config.sink.batchWaitMs,
+        pipeline,
+      })
+    : undefined;
   const segmentsProcessor =
-    roles.includes('processors') && config.segments.processor
+    sink && config.segments.processor
       ? createSegmentsProcessor({
           store,
           bus,
@@ -106,7 +119,8 @@ export async function startParley(
           topic: topicNames(config).events,
           membershipTopic: topicNames(config).membership,
           groupId: `${config.topics.prefix}parley-segments`,
-          storedBy: sinkGroup,
+          // State rebuilt from the store waits until the sink has stored what was consumed.
+          storedOffsets: sink.storedOffsets,
           pipeline,
         })
       : undefined;
@@ -119,21 +133,11 @@ export async function startParley(
 
   // On Kafka another process's sink may store the partitions this one's processors read.
   if (roles.includes('processors') && config.kafka) pipeline.index.refreshEvery(5000);
-  const processors = roles.includes('processors')
+  const processors = sink
     ? await runProcessors(
         bus,
         [
-          createSink({
-            store,
-            logger,
-            metrics,
-            topic: topicNames(config).events,
-            // Deployments that share a Kafka cluster (by topic prefix) must not share groups.
-            groupId: sinkGroup,
-            batchSize: config.sink.batchSize,
-            batchWaitMs: config.sink.batchWaitMs,
-            pipeline,
-          }),
+          sink,
           createAttributionProcessor({
             store,
             logger,
@@ -141,7 +145,7 @@ export async function startParley(
             topic: topicNames(config).events,
             groupId: `${config.topics.prefix}parley-attribution`,
             pipeline,
-            storedBy: { bus, group: sinkGroup },
+            storedBy: { bus, storedOffsets: sink.storedOffsets },
           }),
           ...(segmentsProcessor ? [segmentsProcessor] : []),
         ],

@@ -111,8 +111,9 @@ export const configSchema = z.object({
   PARLEY_META_VERIFY_TOKEN: z.string().optional(),
   PARLEY_META_BUSINESS_MAP: jsonStringMap.optional(),
   PARLEY_MIN_AUDIENCE_SIZE: int(100, 0),
-  // Segments processors in several instances share one consumer group and split the partitions;
-  // each holds state for every user, so 'off' keeps an instance's memory for other work.
+  // Segments processors in several instances share one consumer group and split the partitions
+  // (each announces the changes of its partitions' users); each holds state for every user, so
+  // 'off' keeps an instance's memory for other work.
   PARLEY_SEGMENTS_PROCESSOR: z.enum(['on', 'off']).default('on'),
   PARLEY_SINK_BATCH_SIZE: int(20_000, 1),
   PARLEY_SINK_BATCH_WAIT_MS: int(200, 0),

@@ -1,5 +1,5 @@
 import type { Bus, InMessage } from '../core/bus/types.ts';
-import { waitForGroup } from '../core/bus/wait.ts';
+import { committedOffsets, type Offsets, waitForStored } from '../core/bus/wait.ts';
 import { eventOf, typeOf } from '../core/events/decoded.ts';
 import { CONVERSION_TYPES, type CanonicalEvent } from '../core/events/schema.ts';
 import type { Logger } from '../core/log.ts';
@@ -47,8 +47,11 @@ export function createAttributionProcessor(deps: {
   batchSize?: number;
   batchWaitMs?: number;
   pipeline: Pipeline;
-  /** With the consumer group that stores events (the sink), start only once it has caught up. */
-  storedBy?: { bus: Bus; group: string };
+  /**
+   * How far the events topic is stored (the sink's `storedOffsets`): start only once the store
+   * holds everything this processor's group has committed on the bus.
+   */
+  storedBy?: { bus: Bus; storedOffsets: () => Promise<Offsets> };
 }): Processor {
   const log = deps.logger.child({ component: 'attribution' });
   const db = deps.store.database;
@@ -165,10 +168,9 @@ WHERE user_id IN {users:Array(String)} AND business_id IN {businesses:Array(Stri
     maxWaitMs: deps.batchWaitMs ?? 1000,
     async init() {
       // Copies read after a restart are checked against everything consumed before it.
-      if (deps.storedBy)
-        await waitForGroup(deps.storedBy.bus, deps.topic, {
-          group: groupId,
-          storedBy: deps.storedBy.group,
+      const stored = deps.storedBy;
+      if (stored)
+        await waitForStored(() => committedOffsets(stored.bus, groupId, deps.topic), stored.storedOffsets, {
           timeoutMs: 30_000,
           log,
         });

@@ -20,7 +20,7 @@ import { createStore, type Store } from '../core/store/client.ts';
 import { migrate } from '../core/store/migrations.ts';
 import { runProcessors } from './runner.ts';
 import { createSegmentsProcessor, type SegmentsProcessor } from './segments.ts';
-import { createSink } from './sink.ts';
+import { createSink, type Sink } from './sink.ts';
 import { createPipeline } from './pipeline.ts';
 
 const EVENTS = 't.events';
@@ -74,7 +74,7 @@ const changesFor = (segmentId: string) =>
     .filter((m) => m.segment_id === segmentId)
     .map((m) => `${m.type === 'segment.entered' ? '+' : '-'}${m.user_id}`);
 
-function processor(groupId = 'segments', storedBy?: string, pollMs = 150): SegmentsProcessor {
+function processor(groupId = 'segments', storedBy?: Sink, pollMs = 150): SegmentsProcessor {
   return createSegmentsProcessor({
     pipeline: createPipeline({ store, bus, logger, metrics, dlqTopic: 'parley.events.dlq' }),
     store,
@@ -84,7 +84,7 @@ function processor(groupId = 'segments', storedBy?: string, pollMs = 150): Segme
     topic: EVENTS,
     membershipTopic: MEMBERSHIP,
     groupId,
-    storedBy,
+    storedOffsets: storedBy?.storedOffsets,
     pollMs,
     sweepMs: 100,
   });
@@ -146,6 +146,7 @@ describe('segments processor', () => {
     const sink = createSink({
       pipeline: createPipeline({ store, bus, logger, metrics, dlqTopic: 'parley.events.dlq' }),
       store,
+      bus,
       logger,
       metrics,
       topic: EVENTS,
@@ -227,6 +228,7 @@ describe('segments processor', () => {
     const sink = createSink({
       pipeline: createPipeline({ store, bus, logger, metrics, dlqTopic: 'parley.events.dlq' }),
       store,
+      bus,
       logger,
       metrics,
       topic: EVENTS,
@@ -234,7 +236,7 @@ describe('segments processor', () => {
       batchSize: 1000,
       batchWaitMs: 600,
     });
-    const second = processor('segments-b', 'sink-b');
+    const second = processor('segments-b', sink);
     running = await runProcessors(bus, [sink, second], logger, metrics);
     expect(second.evaluator.members(ordered.id)).toEqual(['z1']);
     await new Promise((r) => setTimeout(r, 400));
@@ -298,6 +300,7 @@ describe('segments processor', () => {
     const sink = createSink({
       pipeline: createPipeline({ store, bus, logger, metrics, dlqTopic: 'parley.events.dlq' }),
       store,
+      bus,
       logger,
       metrics,
       topic: EVENTS,
@@ -305,7 +308,7 @@ describe('segments processor', () => {
       batchSize: 1000,
       batchWaitMs: 20,
     });
-    let running = await runProcessors(bus, [sink, processor('segments-since', 'sink')], logger, metrics);
+    let running = await runProcessors(bus, [sink, processor('segments-since', sink)], logger, metrics);
     // s1's third message (2 days ago) arrives now: s1 entered 2 days ago, 8 days after the segment was made.
     const live = [4, 3, 2].map((d) => event('s1', 'message.received', d * DAY, { business_id: biz }));
     await publish(live);
@@ -332,7 +335,7 @@ describe('segments processor', () => {
 
     // A restart reloads from the store and the API reconciles again: nobody's since moves.
     await running.stop();
-    running = await runProcessors(bus, [sink, processor('segments-since', 'sink')], logger, metrics);
+    running = await runProcessors(bus, [sink, processor('segments-since', sink)], logger, metrics);
     await new Promise((r) => setTimeout(r, 400));
     await reconcileMembership(store, writer, regulars, Date.now());
     expect(await since(regulars.id)).toEqual(expected);

@@ -1,5 +1,6 @@
 import { messageInput } from '../core/bus/dead-letters.ts';
-import type { InMessage } from '../core/bus/types.ts';
+import type { Bus, InMessage } from '../core/bus/types.ts';
+import { committedOffsets, type Offsets } from '../core/bus/wait.ts';
 import type { CanonicalEvent } from '../core/events/schema.ts';
 import type { Logger } from '../core/log.ts';
 import type { Metrics } from '../core/metrics.ts';
@@ -52,8 +53,18 @@ const RAW_SETTINGS = {
   date_time_input_format: 'best_effort',
 } as const;
 
+export type Sink = Processor & {
+  /**
+   * How far the events topic is stored, per partition: every event before the offset is in the
+   * store (the sink commits a batch only once it is stored). Processors that rebuild state from
+   * the store wait on it.
+   */
+  storedOffsets(): Promise<Offsets>;
+};
+
 export function createSink(deps: {
   store: Store;
+  bus: Bus;
   logger: Logger;
   metrics: Metrics;
   topic: string;
@@ -61,8 +72,9 @@ export function createSink(deps: {
   batchSize: number;
   batchWaitMs: number;
   pipeline: Pipeline;
-}): Processor {
+}): Sink {
   const log = deps.logger.child({ component: 'sink' });
+  const groupId = deps.groupId ?? 'parley-sink';
   const dedup = deps.pipeline.dedup('sink');
   const table = `${deps.store.database}.events`;
 
@@ -141,7 +153,7 @@ export function createSink(deps: {
 
   return {
     name: 'sink',
-    groupId: deps.groupId ?? 'parley-sink',
+    groupId,
     topics: [deps.topic],
     maxBatchSize: deps.batchSize,
     maxWaitMs: deps.batchWaitMs,
@@ -149,6 +161,7 @@ export function createSink(deps: {
     maxIdleMs: IDLE_MS,
     // Copies of events stored before this start are known from the registry.
     init: () => deps.pipeline.index.refresh(),
+    storedOffsets: () => committedOffsets(deps.bus, groupId, deps.topic),
     async handle(batch) {
       const rows = await store(await dedup.firstCopies(batch.messages));
       deps.metrics.sinkRows.inc(rows);

@@ -56,6 +56,7 @@ beforeAll(async () => {
       dlqTopic: topicNames(t.config).dlq,
     }),
     store: t.store,
+    bus: t.bus,
     logger,
     metrics,
     topic: topicNames(t.config).events,

@@ -59,6 +59,7 @@ describe('shutdown', () => {
     const pipeline = createPipeline({ store: hanging, bus, logger, metrics, dlqTopic: 'dlq' });
     const sink = createSink({
       store: hanging,
+      bus,
       logger,
       metrics,
       topic: 'ev',

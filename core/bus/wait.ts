@@ -1,28 +1,31 @@
 import type { Logger } from '../log.ts';
 import type { Bus } from './types.ts';
 
+/** Per partition, an offset: everything before it is done. */
+export type Offsets = Map<number, bigint>;
+
+/** The offsets a consumer group has committed on a topic, by partition. */
+export async function committedOffsets(bus: Bus, group: string, topic: string): Promise<Offsets> {
+  return new Map((await bus.lag(group, topic)).map((l) => [l.partition, l.committed]));
+}
+
 /**
- * Waits until the group `storedBy` (the sink) has committed, on every partition, at least as far
- * as `group` has: everything `group` consumed before is then in the store. Gives up (with a
- * warning) after timeoutMs rather than never starting.
+ * Waits until `stored` (what the sink has stored) reaches, on every partition, at least `mine`
+ * (what a processor has committed): everything the processor consumed before is then in the
+ * store. Gives up (with a warning) after timeoutMs rather than never starting.
  */
-export async function waitForGroup(
-  bus: Bus,
-  topic: string,
-  opts: { group: string; storedBy: string; timeoutMs: number; log: Logger },
+export async function waitForStored(
+  mine: () => Promise<Offsets>,
+  stored: () => Promise<Offsets>,
+  opts: { timeoutMs: number; log: Logger },
 ): Promise<void> {
   const deadline = Date.now() + opts.timeoutMs;
   for (;;) {
-    const [mine, stored] = await Promise.all([bus.lag(opts.group, topic), bus.lag(opts.storedBy, topic)]);
-    const behind = mine.filter(
-      (m) => (stored.find((s) => s.partition === m.partition)?.committed ?? -1n) < m.committed,
-    );
+    const [m, s] = await Promise.all([mine(), stored()]);
+    const behind = [...m].filter(([p, o]) => (s.get(p) ?? -1n) < o).map(([p]) => p);
     if (behind.length === 0) return;
     if (Date.now() > deadline) {
-      opts.log.warn(
-        { group: opts.storedBy, partitions: behind.map((b) => b.partition) },
-        'the event store is behind this processor; loading state anyway',
-      );
+      opts.log.warn({ partitions: behind }, 'the event store is behind this processor; loading state anyway');
       return;
     }
     await new Promise((r) => setTimeout(r, 100));

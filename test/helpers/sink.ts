@@ -14,6 +14,7 @@ export async function startSink(t: Awaited<ReturnType<typeof testApp>>): Promise
   const sink = createSink({
     pipeline: createPipeline({ store: t.store, bus: t.bus, logger, metrics, dlqTopic: topics.dlq }),
     store: t.store,
+    bus: t.bus,
     logger,
     metrics,
     topic: topics.events,

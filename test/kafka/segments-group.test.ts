@@ -124,6 +124,7 @@ describe('segments processors sharing a consumer group on Kafka', () => {
     const sink = createSink({
       pipeline: createPipeline({ store, bus: main, logger, metrics, dlqTopic: `${prefix}dlq` }),
       store,
+      bus: main,
       logger,
       metrics,
       topic: EVENTS,
@@ -142,7 +143,7 @@ describe('segments processors sharing a consumer group on Kafka', () => {
         topic: EVENTS,
         membershipTopic: MEMBERSHIP,
         groupId: `${prefix}segments`,
-        storedBy: `${prefix}sink`,
+        storedOffsets: sink.storedOffsets,
         pollMs: 500,
         sweepMs: 100,
       });
