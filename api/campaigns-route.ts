@@ -10,8 +10,7 @@ import { ParleyError } from '../core/errors.ts';
 import { type Auth, type Principal, canSee, limitedTo } from '../core/http/auth.ts';
 import { type App, errorBody, requireRole } from '../core/http/fastify.ts';
 import { strictObject } from '../core/input.ts';
-import { compileRule } from '../core/segments/rule.ts';
-import { buildSegmentSizeQuery } from '../core/segments/sql.ts';
+import { segmentSize } from '../core/segments/size.ts';
 import { createSegmentStore } from '../core/segments/store.ts';
 import type { Store } from '../core/store/client.ts';
 
@@ -79,17 +78,6 @@ export async function campaignsRoute(
     return c;
   }
 
-  async function segmentSize(rule: unknown, business: string | null) {
-    const q = buildSegmentSizeQuery(deps.store.database, compileRule(rule), {
-      asOfMs: Date.now(),
-      businessId: business ?? undefined,
-    });
-    const [row] = await (await deps.store.client.query({ ...q, format: 'JSONEachRow' })).json<{
-      size: number | string;
-    }>();
-    return Number(row?.size ?? 0);
-  }
-
   /** Refuses targeting a marketer must change, saying what and why. */
   async function checkTargeting(input: CampaignInput, p: Principal) {
     const { all, positive } = targetedSegments(input);
@@ -106,7 +94,10 @@ export async function campaignsRoute(
           { details: { segment_id: id, segment_business_id: s.business_id } },
         );
       if (!positive.includes(id)) continue; // exclusions may be small
-      const size = await segmentSize(s.rule, s.business_id);
+      const { size } = await segmentSize(deps.store, s.rule, {
+        asOfMs: Date.now(),
+        businessId: s.business_id,
+      });
       if (size < deps.minAudienceSize)
         throw new ParleyError(
           'PARLEY_ERR_UNPROCESSABLE',

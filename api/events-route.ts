@@ -73,11 +73,9 @@ export async function eventsReadRoute(app: App, deps: { store: Store; auth: Auth
       if (q.business_id) deps.auth.checkBusiness(p, q.business_id);
       const businesses = limitedTo(p);
       // One row past the page says whether there is a next page.
-      const rs = await deps.store.client.query({
-        ...buildEventsQuery(deps.store.database, { ...q, limit: q.limit + 1, businesses }),
-        format: 'JSONEachRow',
-      });
-      const rows = await rs.json<Row>();
+      const rows = await deps.store.rows<Row>(
+        buildEventsQuery(deps.store.database, { ...q, limit: q.limit + 1, businesses }),
+      );
       const page = rows.slice(0, q.limit);
       const last = page.at(-1);
       const next = rows.length > q.limit && last ? encodeCursor(Number(last.ms), last.event_id) : null;

@@ -159,10 +159,10 @@ export async function streamQuery(
   format: Exclude<Format, 'json'>,
   q: { query: string; query_params: Record<string, unknown> },
 ) {
-  const { stream } = await store.client.exec({
-    query: `${q.query}\nFORMAT ${format === 'csv' ? 'JSONCompactEachRowWithNamesAndTypes' : 'ArrowStream'}`,
-    query_params: q.query_params,
-    clickhouse_settings: {
+  const source = await store.stream({
+    ...q,
+    format: format === 'csv' ? 'JSONCompactEachRowWithNamesAndTypes' : 'ArrowStream',
+    settings: {
       // The JavaScript Arrow reader cannot decode compressed record batches.
       output_format_arrow_compression_method: 'none',
       output_format_arrow_string_as_string: 1,
@@ -170,7 +170,6 @@ export async function streamQuery(
       date_time_output_format: 'iso',
     },
   });
-  const source = stream instanceof Readable ? stream : Readable.from(stream as AsyncIterable<Uint8Array>);
   reply.header('content-type', format === 'csv' ? 'text/csv; charset=utf-8' : CONTENT_TYPES.arrow);
   return reply.send(format === 'csv' ? Readable.from(compactJsonToCsv(source)) : source);
 }

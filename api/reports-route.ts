@@ -167,14 +167,6 @@ function scope(auth: Auth, p: Principal, businessId: string | undefined): string
   return limitedTo(p);
 }
 
-async function rows<T>(
-  store: Store,
-  q: { query: string; query_params: Record<string, unknown> },
-): Promise<T[]> {
-  const rs = await store.client.query({ ...q, format: 'JSONEachRow' });
-  return rs.json<T>();
-}
-
 const FUNNEL_COLUMNS: Column[] = [
   { name: 'value', type: 'string' },
   { name: 'step', type: 'count' },
@@ -216,7 +208,7 @@ export async function reportsRoute(app: App, deps: ReportsDeps) {
       const businesses = scope(auth, req.principal!, r.business_id);
       const answer = funnelAnswer(
         r,
-        await rows<FunnelRow>(store, buildFunnelQuery(store.database, r, businesses)),
+        await store.rows<FunnelRow>(buildFunnelQuery(store.database, r, businesses)),
       );
       if (format === 'json') return answer;
       const groups = answer.groups ?? [{ value: '', steps: answer.steps }];
@@ -250,7 +242,7 @@ export async function reportsRoute(app: App, deps: ReportsDeps) {
         deps.storedCredits && isDefaultWindows(r)
           ? buildStoredAttributionQuery(store.database, r, businesses)
           : buildAttributionQuery(store.database, r, businesses);
-      if (format === 'json') return attributionAnswer(r.model, await rows<AttributionRow>(store, q));
+      if (format === 'json') return attributionAnswer(r.model, await store.rows<AttributionRow>(q));
       return streamQuery(reply, store, format, q);
     },
   );
@@ -273,7 +265,7 @@ export async function reportsRoute(app: App, deps: ReportsDeps) {
       const q = req.query;
       const built = buildCampaignsQuery(store.database, q, scope(auth, req.principal!, q.business_id));
       if (format !== 'json') return streamQuery(reply, store, format, built);
-      const campaigns = campaignRows(await rows<FlatCampaignRow>(store, built));
+      const campaigns = campaignRows(await store.rows<FlatCampaignRow>(built));
       return { model: q.model, campaigns, by_targeting: byTargeting(campaigns) };
     },
   );
@@ -294,7 +286,7 @@ export async function reportsRoute(app: App, deps: ReportsDeps) {
       const format = pickFormat(req.headers.accept);
       const r = req.body;
       const businesses = scope(auth, req.principal!, r.business_id);
-      const answer = liftAnswer(await rows<LiftRow>(store, buildLiftQuery(store.database, r, businesses)));
+      const answer = liftAnswer(await store.rows<LiftRow>(buildLiftQuery(store.database, r, businesses)));
       if (format === 'json') return answer;
       return sendTable(reply, format, LIFT_COLUMNS, liftTable(answer));
     },

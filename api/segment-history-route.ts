@@ -70,9 +70,7 @@ export async function segmentHistoryRoute(app: App, deps: { store: Store; auth: 
           asOfMs,
           businessId: s.business_id ?? undefined,
         });
-        const rows = await (await deps.store.client.query({ ...q, format: 'JSONEachRow' })).json<{
-          user_id: string;
-        }>();
+        const rows = await deps.store.rows<{ user_id: string }>(q);
         const members = new Set(rows.map((r) => r.user_id));
         if (previous) {
           let entered = 0;

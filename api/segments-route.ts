@@ -8,8 +8,8 @@ import {
   createMembershipWriter,
   reconcileMembership,
 } from '../core/segments/membership.ts';
-import { compileRule, ruleSchema } from '../core/segments/rule.ts';
-import { buildSegmentSizeQuery } from '../core/segments/sql.ts';
+import { ruleSchema } from '../core/segments/rule.ts';
+import { segmentSize } from '../core/segments/size.ts';
 import { createSegmentStore, type SegmentRecord } from '../core/segments/store.ts';
 import { instant, strictObject } from '../core/input.ts';
 import type { Store } from '../core/store/client.ts';
@@ -114,18 +114,6 @@ export async function segmentsRoute(
     if (!s || s.deleted || !canSee(p, s.business_id))
       throw new ParleyError('PARLEY_ERR_NOT_FOUND', `No segment ${id}`);
     return s;
-  }
-
-  async function sizeAt(rule: unknown, asOfMs: number, business: string | null | undefined) {
-    const q = buildSegmentSizeQuery(deps.store.database, compileRule(rule), {
-      asOfMs,
-      businessId: business ?? undefined,
-    });
-    const [row] = await (await deps.store.client.query({ ...q, format: 'JSONEachRow' })).json<{
-      size: number | string;
-      sample: string[];
-    }>();
-    return { size: Number(row?.size ?? 0), sample: row?.sample ?? [] };
   }
 
   app.post(
@@ -244,7 +232,7 @@ export async function segmentsRoute(
     async (req) => {
       const s = await load(req.params.id, req.principal!);
       const asOf = Date.now();
-      const { size } = await sizeAt(s.rule, asOf, s.business_id);
+      const { size } = await segmentSize(deps.store, s.rule, { asOfMs: asOf, businessId: s.business_id });
       return {
         size,
         as_of: new Date(asOf).toISOString(),
@@ -274,10 +262,7 @@ export async function segmentsRoute(
         limit: req.query.limit,
         after,
       });
-      const rows = await (await deps.store.client.query({ ...q, format: 'JSONEachRow' })).json<{
-        user_id: string;
-        since_ms: number | string;
-      }>();
+      const rows = await deps.store.rows<{ user_id: string; since_ms: number | string }>(q);
       const last = rows.at(-1);
       return {
         members: rows.map((r) => ({ user_id: r.user_id, since: new Date(Number(r.since_ms)).toISOString() })),
@@ -300,7 +285,10 @@ export async function segmentsRoute(
     async (req) => {
       checkScope(req.principal!, req.body.business_id);
       const asOf = req.body.as_of === undefined ? Date.now() : Date.parse(req.body.as_of);
-      const { size, sample } = await sizeAt(req.body.rule, asOf, req.body.business_id);
+      const { size, sample } = await segmentSize(deps.store, req.body.rule, {
+        asOfMs: asOf,
+        businessId: req.body.business_id,
+      });
       return { size, sample, as_of: new Date(asOf).toISOString() };
     },
   );
