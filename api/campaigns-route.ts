@@ -7,7 +7,7 @@ import {
 } from '../core/campaigns/schema.ts';
 import { createCampaignStore } from '../core/campaigns/store.ts';
 import { ParleyError } from '../core/errors.ts';
-import { type Auth, type Principal, canSee, limitedTo } from '../core/http/auth.ts';
+import { type Auth, type Principal, canSee, readScope, visible } from '../core/http/auth.ts';
 import { type App, errorBody, requireRole } from '../core/http/fastify.ts';
 import { strictObject } from '../core/input.ts';
 import { segmentSize } from '../core/segments/size.ts';
@@ -70,13 +70,7 @@ export async function campaignsRoute(
   const segments = createSegmentStore(deps.store);
   const pre = requireRole(deps.auth, 'marketer');
 
-  async function load(id: string, p: Principal) {
-    const c = await campaigns.get(id);
-    // What a key may not see is answered as what does not exist.
-    if (!c || c.deleted || !canSee(p, c.business_id))
-      throw new ParleyError('PARLEY_ERR_NOT_FOUND', `No campaign ${id}`);
-    return c;
-  }
+  const load = async (id: string, p: Principal) => visible(p, await campaigns.get(id), `No campaign ${id}`);
 
   /** Refuses targeting a marketer must change, saying what and why. */
   async function checkTargeting(input: CampaignInput, p: Principal) {
@@ -143,8 +137,7 @@ export async function campaignsRoute(
     },
     async (req) => {
       const p = req.principal!;
-      if (req.query.business_id !== undefined) deps.auth.checkBusiness(p, req.query.business_id);
-      const limited = limitedTo(p);
+      const limited = readScope(p, req.query.business_id);
       const businesses = req.query.business_id !== undefined ? [req.query.business_id] : limited;
       return { campaigns: (await campaigns.list({ businesses })).map(campaignView_) };
     },

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { canonicalEventSchema, eventTypeSchema } from '../core/events/schema.ts';
-import { type Auth, limitedTo } from '../core/http/auth.ts';
+import { type Auth, readScope } from '../core/http/auth.ts';
 import { type App, errorBody, requireRole } from '../core/http/fastify.ts';
 import { TABLE_FORMATS } from '../core/http/openapi.ts';
 import { rangeTime, strictObject } from '../core/input.ts';
@@ -70,8 +70,7 @@ export async function eventsReadRoute(app: App, deps: { store: Store; auth: Auth
       const format = pickFormat(req.headers.accept);
       const q = req.query;
       const p = req.principal!;
-      if (q.business_id) deps.auth.checkBusiness(p, q.business_id);
-      const businesses = limitedTo(p);
+      const businesses = readScope(p, q.business_id);
       // One row past the page says whether there is a next page.
       const rows = await deps.store.rows<Row>(
         buildEventsQuery(deps.store.database, { ...q, limit: q.limit + 1, businesses }),

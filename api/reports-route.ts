@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { type Auth, type Principal, limitedTo } from '../core/http/auth.ts';
+import { type Auth, readScope } from '../core/http/auth.ts';
 import { type App, errorBody, requireRole } from '../core/http/fastify.ts';
 import { TABLE_FORMATS } from '../core/http/openapi.ts';
 import {
@@ -161,12 +161,6 @@ export type ReportsDeps = {
   storedCredits: boolean;
 };
 
-/** The businesses a key may read (undefined: all), after checking an explicit business_id. */
-function scope(auth: Auth, p: Principal, businessId: string | undefined): string[] | undefined {
-  if (businessId !== undefined) auth.checkBusiness(p, businessId);
-  return limitedTo(p);
-}
-
 const FUNNEL_COLUMNS: Column[] = [
   { name: 'value', type: 'string' },
   { name: 'step', type: 'count' },
@@ -205,7 +199,7 @@ export async function reportsRoute(app: App, deps: ReportsDeps) {
     async (req, reply) => {
       const format = pickFormat(req.headers.accept);
       const r = req.body;
-      const businesses = scope(auth, req.principal!, r.business_id);
+      const businesses = readScope(req.principal!, r.business_id);
       const answer = funnelAnswer(
         r,
         await store.rows<FunnelRow>(buildFunnelQuery(store.database, r, businesses)),
@@ -237,7 +231,7 @@ export async function reportsRoute(app: App, deps: ReportsDeps) {
     async (req, reply) => {
       const format = pickFormat(req.headers.accept);
       const r = req.body;
-      const businesses = scope(auth, req.principal!, r.business_id);
+      const businesses = readScope(req.principal!, r.business_id);
       const q =
         deps.storedCredits && isDefaultWindows(r)
           ? buildStoredAttributionQuery(store.database, r, businesses)
@@ -263,7 +257,7 @@ export async function reportsRoute(app: App, deps: ReportsDeps) {
     async (req, reply) => {
       const format = pickFormat(req.headers.accept);
       const q = req.query;
-      const built = buildCampaignsQuery(store.database, q, scope(auth, req.principal!, q.business_id));
+      const built = buildCampaignsQuery(store.database, q, readScope(req.principal!, q.business_id));
       if (format !== 'json') return streamQuery(reply, store, format, built);
       const campaigns = campaignRows(await store.rows<FlatCampaignRow>(built));
       return { model: q.model, campaigns, by_targeting: byTargeting(campaigns) };
@@ -285,7 +279,7 @@ export async function reportsRoute(app: App, deps: ReportsDeps) {
     async (req, reply) => {
       const format = pickFormat(req.headers.accept);
       const r = req.body;
-      const businesses = scope(auth, req.principal!, r.business_id);
+      const businesses = readScope(req.principal!, r.business_id);
       const answer = liftAnswer(await store.rows<LiftRow>(buildLiftQuery(store.database, r, businesses)));
       if (format === 'json') return answer;
       return sendTable(reply, format, LIFT_COLUMNS, liftTable(answer));

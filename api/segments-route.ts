@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Bus } from '../core/bus/types.ts';
 import { ParleyError } from '../core/errors.ts';
-import { type Auth, type Principal, canSee, limitedTo } from '../core/http/auth.ts';
+import { type Auth, type Principal, checkBusiness, limitedTo, visible } from '../core/http/auth.ts';
 import { type App, errorBody, requireRole } from '../core/http/fastify.ts';
 import {
   buildStoredMembersQuery,
@@ -104,17 +104,7 @@ export async function segmentsRoute(
   const writer = createMembershipWriter({ store: deps.store, bus: deps.bus, topic: deps.membershipTopic });
   const pre = requireRole(deps.auth, 'marketer');
 
-  /** A key limited to businesses may only touch those businesses' segments (never global ones). */
-  const checkScope = (p: Principal, business: string | null | undefined) =>
-    deps.auth.checkBusiness(p, business ?? undefined);
-
-  async function load(id: string, p: Principal) {
-    const s = await segments.get(id);
-    // What a key may not see is answered as what does not exist.
-    if (!s || s.deleted || !canSee(p, s.business_id))
-      throw new ParleyError('PARLEY_ERR_NOT_FOUND', `No segment ${id}`);
-    return s;
-  }
+  const load = async (id: string, p: Principal) => visible(p, await segments.get(id), `No segment ${id}`);
 
   app.post(
     '/v1/segments',
@@ -128,7 +118,7 @@ export async function segmentsRoute(
       },
     },
     async (req, reply) => {
-      checkScope(req.principal!, req.body.business_id);
+      checkBusiness(req.principal!, req.body.business_id);
       const s = await segments.create({
         name: req.body.name,
         business_id: req.body.business_id ?? null,
@@ -189,7 +179,7 @@ export async function segmentsRoute(
     },
     async (req) => {
       const prev = await load(req.params.id, req.principal!);
-      checkScope(req.principal!, req.body.business_id);
+      checkBusiness(req.principal!, req.body.business_id);
       const s = await segments.update(prev, {
         name: req.body.name,
         business_id: req.body.business_id ?? null,
@@ -283,7 +273,7 @@ export async function segmentsRoute(
       },
     },
     async (req) => {
-      checkScope(req.principal!, req.body.business_id);
+      checkBusiness(req.principal!, req.body.business_id);
       const asOf = req.body.as_of === undefined ? Date.now() : Date.parse(req.body.as_of);
       const { size, sample } = await segmentSize(deps.store, req.body.rule, {
         asOfMs: asOf,

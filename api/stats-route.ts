@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { type Auth, limitedTo } from '../core/http/auth.ts';
+import { type Auth, readScope } from '../core/http/auth.ts';
 import { type App, errorBody, requireRole } from '../core/http/fastify.ts';
 import type { Metrics } from '../core/metrics.ts';
 import type { Store } from '../core/store/client.ts';
@@ -61,8 +61,7 @@ export async function statsRoute(app: App, deps: { store: Store; auth: Auth; met
     async (req) => {
       const p = req.principal!;
       const { minutes, business_id } = req.query;
-      if (business_id !== undefined) deps.auth.checkBusiness(p, business_id);
-      const limited = limitedTo(p);
+      const limited = readScope(p, business_id);
       const to = Math.ceil(Date.now() / 60_000) * 60_000;
       const q = { from: to - minutes * 60_000, to, business_id, businesses: limited };
       type Minute = { minute: string; type: string; channel: string; events: string };
