@@ -8,7 +8,7 @@ import {
 import { createCampaignStore } from '../core/campaigns/store.ts';
 import { ParleyError } from '../core/errors.ts';
 import { type Auth, type Principal, canSee, readScope, visible } from '../core/http/auth.ts';
-import { type App, errorBody, requireRole } from '../core/http/fastify.ts';
+import { type App, errorBody, principalOf, requireRole } from '../core/http/fastify.ts';
 import { strictObject } from '../core/input.ts';
 import { segmentSize } from '../core/segments/size.ts';
 import { createSegmentStore } from '../core/segments/store.ts';
@@ -113,8 +113,8 @@ export async function campaignsRoute(
       },
     },
     async (req, reply) => {
-      deps.auth.checkBusiness(req.principal!, req.body.business_id);
-      await checkTargeting(req.body, req.principal!);
+      deps.auth.checkBusiness(principalOf(req), req.body.business_id);
+      await checkTargeting(req.body, principalOf(req));
       const c = await campaigns.create(req.body);
       await deps.onChange?.();
       return reply.code(201).send(campaignView_(c));
@@ -136,7 +136,7 @@ export async function campaignsRoute(
       },
     },
     async (req) => {
-      const p = req.principal!;
+      const p = principalOf(req);
       const limited = readScope(p, req.query.business_id);
       const businesses = req.query.business_id !== undefined ? [req.query.business_id] : limited;
       return { campaigns: (await campaigns.list({ businesses })).map(campaignView_) };
@@ -154,7 +154,7 @@ export async function campaignsRoute(
         response: { 200: campaignView, ...errors },
       },
     },
-    async (req) => campaignView_(await load(req.params.id, req.principal!)),
+    async (req) => campaignView_(await load(req.params.id, principalOf(req))),
   );
 
   app.put(
@@ -170,14 +170,14 @@ export async function campaignsRoute(
       },
     },
     async (req) => {
-      const prev = await load(req.params.id, req.principal!);
-      deps.auth.checkBusiness(req.principal!, req.body.business_id);
+      const prev = await load(req.params.id, principalOf(req));
+      deps.auth.checkBusiness(principalOf(req), req.body.business_id);
       if (req.body.business_id !== prev.business_id)
         throw new ParleyError(
           'PARLEY_ERR_UNPROCESSABLE',
           `business_id cannot change (campaign ${prev.id} belongs to ${prev.business_id}); create a new campaign instead`,
         );
-      await checkTargeting(req.body, req.principal!);
+      await checkTargeting(req.body, principalOf(req));
       const c = await campaigns.update(prev, req.body);
       await deps.onChange?.();
       return campaignView_(c);
@@ -196,7 +196,7 @@ export async function campaignsRoute(
       },
     },
     async (req, reply) => {
-      await campaigns.remove(await load(req.params.id, req.principal!));
+      await campaigns.remove(await load(req.params.id, principalOf(req)));
       await deps.onChange?.();
       return reply.code(204).send(null);
     },

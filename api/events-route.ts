@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { canonicalEventSchema, eventTypeSchema } from '../core/events/schema.ts';
 import { type Auth, readScope } from '../core/http/auth.ts';
-import { type App, errorBody, requireRole } from '../core/http/fastify.ts';
+import { type App, errorBody, principalOf, requireRole } from '../core/http/fastify.ts';
 import { TABLE_FORMATS } from '../core/http/openapi.ts';
 import { rangeTime, strictObject } from '../core/input.ts';
 import type { Store } from '../core/store/client.ts';
@@ -69,7 +69,7 @@ export async function eventsReadRoute(app: App, deps: { store: Store; auth: Auth
     async (req, reply) => {
       const format = pickFormat(req.headers.accept);
       const q = req.query;
-      const p = req.principal!;
+      const p = principalOf(req);
       const businesses = readScope(p, q.business_id);
       // One row past the page says whether there is a next page.
       const rows = await deps.store.rows<Row>(

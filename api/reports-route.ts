@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { type Auth, readScope } from '../core/http/auth.ts';
-import { type App, errorBody, requireRole } from '../core/http/fastify.ts';
+import { type App, errorBody, principalOf, requireRole } from '../core/http/fastify.ts';
 import { TABLE_FORMATS } from '../core/http/openapi.ts';
 import {
   type AttributionRow,
@@ -199,7 +199,7 @@ export async function reportsRoute(app: App, deps: ReportsDeps) {
     async (req, reply) => {
       const format = pickFormat(req.headers.accept);
       const r = req.body;
-      const businesses = readScope(req.principal!, r.business_id);
+      const businesses = readScope(principalOf(req), r.business_id);
       const answer = funnelAnswer(
         r,
         await store.rows<FunnelRow>(buildFunnelQuery(store.database, r, businesses)),
@@ -231,7 +231,7 @@ export async function reportsRoute(app: App, deps: ReportsDeps) {
     async (req, reply) => {
       const format = pickFormat(req.headers.accept);
       const r = req.body;
-      const businesses = readScope(req.principal!, r.business_id);
+      const businesses = readScope(principalOf(req), r.business_id);
       const q =
         deps.storedCredits && isDefaultWindows(r)
           ? buildStoredAttributionQuery(store.database, r, businesses)
@@ -257,7 +257,7 @@ export async function reportsRoute(app: App, deps: ReportsDeps) {
     async (req, reply) => {
       const format = pickFormat(req.headers.accept);
       const q = req.query;
-      const built = buildCampaignsQuery(store.database, q, readScope(req.principal!, q.business_id));
+      const built = buildCampaignsQuery(store.database, q, readScope(principalOf(req), q.business_id));
       if (format !== 'json') return streamQuery(reply, store, format, built);
       const campaigns = campaignRows(await store.rows<FlatCampaignRow>(built));
       return { model: q.model, campaigns, by_targeting: byTargeting(campaigns) };
@@ -279,7 +279,7 @@ export async function reportsRoute(app: App, deps: ReportsDeps) {
     async (req, reply) => {
       const format = pickFormat(req.headers.accept);
       const r = req.body;
-      const businesses = readScope(req.principal!, r.business_id);
+      const businesses = readScope(principalOf(req), r.business_id);
       const answer = liftAnswer(await store.rows<LiftRow>(buildLiftQuery(store.database, r, businesses)));
       if (format === 'json') return answer;
       return sendTable(reply, format, LIFT_COLUMNS, liftTable(answer));

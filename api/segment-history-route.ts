@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { type Auth, visible } from '../core/http/auth.ts';
-import { type App, errorBody, requireRole } from '../core/http/fastify.ts';
+import { type App, errorBody, principalOf, requireRole } from '../core/http/fastify.ts';
 import { compileRule } from '../core/segments/rule.ts';
 import { buildSegmentMembersQuery } from '../core/segments/sql.ts';
 import { createSegmentStore } from '../core/segments/store.ts';
@@ -56,7 +56,7 @@ export async function segmentHistoryRoute(app: App, deps: { store: Store; auth: 
       },
     },
     async (req) => {
-      const s = visible(req.principal!, await segments.get(req.params.id), `No segment ${req.params.id}`);
+      const s = visible(principalOf(req), await segments.get(req.params.id), `No segment ${req.params.id}`);
       const rule = compileRule(s.rule);
       // The day before the first is evaluated too, so the first day has its entries and exits.
       const instants = historyInstants(req.query.days, Date.now());

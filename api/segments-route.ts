@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { Bus } from '../core/bus/types.ts';
 import { ParleyError } from '../core/errors.ts';
 import { type Auth, type Principal, checkBusiness, limitedTo, visible } from '../core/http/auth.ts';
-import { type App, errorBody, requireRole } from '../core/http/fastify.ts';
+import { type App, errorBody, principalOf, requireRole } from '../core/http/fastify.ts';
 import {
   buildStoredMembersQuery,
   createMembershipWriter,
@@ -118,7 +118,7 @@ export async function segmentsRoute(
       },
     },
     async (req, reply) => {
-      checkBusiness(req.principal!, req.body.business_id);
+      checkBusiness(principalOf(req), req.body.business_id);
       const s = await segments.create({
         name: req.body.name,
         business_id: req.body.business_id ?? null,
@@ -143,7 +143,7 @@ export async function segmentsRoute(
       },
     },
     async (req) => {
-      const p = req.principal!;
+      const p = principalOf(req);
       const list = await segments.list({
         businesses: limitedTo(p),
       });
@@ -162,7 +162,7 @@ export async function segmentsRoute(
         response: { 200: segmentView, ...errors },
       },
     },
-    async (req) => view(await load(req.params.id, req.principal!)),
+    async (req) => view(await load(req.params.id, principalOf(req))),
   );
 
   app.put(
@@ -178,8 +178,8 @@ export async function segmentsRoute(
       },
     },
     async (req) => {
-      const prev = await load(req.params.id, req.principal!);
-      checkBusiness(req.principal!, req.body.business_id);
+      const prev = await load(req.params.id, principalOf(req));
+      checkBusiness(principalOf(req), req.body.business_id);
       const s = await segments.update(prev, {
         name: req.body.name,
         business_id: req.body.business_id ?? null,
@@ -202,7 +202,7 @@ export async function segmentsRoute(
       },
     },
     async (req, reply) => {
-      const s = await segments.remove(await load(req.params.id, req.principal!));
+      const s = await segments.remove(await load(req.params.id, principalOf(req)));
       await reconcileMembership(deps.store, writer, s, Date.now());
       return reply.code(204).send(null);
     },
@@ -220,7 +220,7 @@ export async function segmentsRoute(
       },
     },
     async (req) => {
-      const s = await load(req.params.id, req.principal!);
+      const s = await load(req.params.id, principalOf(req));
       const asOf = Date.now();
       const { size } = await segmentSize(deps.store, s.rule, { asOfMs: asOf, businessId: s.business_id });
       return {
@@ -245,7 +245,7 @@ export async function segmentsRoute(
       },
     },
     async (req) => {
-      const s = await load(req.params.id, req.principal!);
+      const s = await load(req.params.id, principalOf(req));
       const after = req.query.cursor === undefined ? undefined : decodeCursor(req.query.cursor);
       const q = buildStoredMembersQuery(deps.store.database, {
         segmentId: s.id,
@@ -273,7 +273,7 @@ export async function segmentsRoute(
       },
     },
     async (req) => {
-      checkBusiness(req.principal!, req.body.business_id);
+      checkBusiness(principalOf(req), req.body.business_id);
       const asOf = req.body.as_of === undefined ? Date.now() : Date.parse(req.body.as_of);
       const { size, sample } = await segmentSize(deps.store, req.body.rule, {
         asOfMs: asOf,

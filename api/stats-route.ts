@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { type Auth, readScope } from '../core/http/auth.ts';
-import { type App, errorBody, requireRole } from '../core/http/fastify.ts';
+import { type App, errorBody, principalOf, requireRole } from '../core/http/fastify.ts';
 import type { Metrics } from '../core/metrics.ts';
 import type { Store } from '../core/store/client.ts';
 import { buildEventsPerMinuteQuery, buildTopBusinessesQuery } from './queries/stats.ts';
@@ -59,7 +59,7 @@ export async function statsRoute(app: App, deps: { store: Store; auth: Auth; met
       },
     },
     async (req) => {
-      const p = req.principal!;
+      const p = principalOf(req);
       const { minutes, business_id } = req.query;
       const limited = readScope(p, business_id);
       const to = Math.ceil(Date.now() / 60_000) * 60_000;

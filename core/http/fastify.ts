@@ -321,6 +321,15 @@ export function requireRole(auth: Auth, ...roles: Role[]) {
   return Object.assign(hook, { [AUTHENTICATED]: true });
 }
 
+/**
+ * The principal requireRole authenticated, typed for the handler. A route without that hook has
+ * no principal: a wiring mistake, refused rather than served unauthenticated.
+ */
+export function principalOf(req: FastifyRequest): Principal {
+  if (req.principal) return req.principal;
+  throw new ParleyError('PARLEY_ERR_INTERNAL', 'This route has no authentication hook');
+}
+
 /** An onRequest hook, after requireRole: limits requests per key (ingest, decisions). */
 export async function limitPerKey(req: FastifyRequest, reply: FastifyReply) {
   const perKey = req.server.parleyLimits?.perKey;
