@@ -135,7 +135,8 @@ export async function* compactJsonToCsv(chunks: AsyncIterable<Uint8Array | strin
       );
       return `${names.map((n) => csvCell(n, true)).join(',')}\r\n`;
     }
-    return `${cells.map((v, i) => csvCell(typeof v === 'boolean' ? Number(v) : v, text![i])).join(',')}\r\n`;
+    const isText = text;
+    return `${cells.map((v, i) => csvCell(typeof v === 'boolean' ? Number(v) : v, isText[i])).join(',')}\r\n`;
   };
   for await (const chunk of chunks) {
     rest += typeof chunk === 'string' ? chunk : decoder.decode(chunk, { stream: true });

@@ -11,6 +11,7 @@ import type { Store } from '../core/store/client.ts';
 import { insertIsolating } from '../core/store/isolate.ts';
 import type { Pipeline } from './pipeline.ts';
 import type { Processor } from './types.ts';
+import { entry } from '../core/maps.ts';
 
 // Credits conversions to campaigns as events stream in, for every model at the default windows.
 // Per batch: store the batch's touchpoints and conversions (attribution_touches, once per
@@ -98,7 +99,7 @@ WHERE user_id IN {users:Array(String)} AND business_id IN {businesses:Array(Stri
     const byPair = new Map<string, Kept[]>();
     for (const k of stored) {
       const key = `${k.user_id}\u0000${k.business_id}`;
-      (byPair.get(key) ?? byPair.set(key, []).get(key)!).push(k);
+      entry(byPair, key, () => []).push(k);
     }
     const affected = new Map<string, Kept>();
     for (const b of batch) {

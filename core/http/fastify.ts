@@ -154,7 +154,7 @@ export async function createHttp(opts: {
       e = unsupportedMediaType(req.headers['content-type']);
     } else if ((err as FastifyError).code && FASTIFY_CODES[(err as FastifyError).code]) {
       e = new ParleyError(FASTIFY_CODES[(err as FastifyError).code], err.message);
-    } else if ((err as FastifyError).statusCode && (err as FastifyError).statusCode! < 500) {
+    } else if (((err as FastifyError).statusCode ?? 500) < 500) {
       e = new ParleyError('PARLEY_ERR_BAD_REQUEST', err.message);
     } else {
       e = new ParleyError('PARLEY_ERR_INTERNAL', `Internal error; quote request id ${req.id}`);

@@ -68,7 +68,7 @@ export function createKeyStore(store: Store) {
     name: r.name,
     roles: r.roles,
     businesses: r.businesses,
-    created_at: iso(r.created_ms)!,
+    created_at: new Date(Number(r.created_ms)).toISOString(),
     created_by: r.created_by,
     expires_at: iso(r.expires_ms),
     revoked: r.revoked === 1,
