@@ -7,7 +7,7 @@ import {
 } from '../core/campaigns/schema.ts';
 import { createCampaignStore } from '../core/campaigns/store.ts';
 import { ParleyError } from '../core/errors.ts';
-import { type Auth, type Principal, canSee, readScope, visible } from '../core/http/auth.ts';
+import { type Auth, type Principal, canSee, checkBusiness, readScope, visible } from '../core/http/auth.ts';
 import { type App, errorBody, principalOf, requireRole } from '../core/http/fastify.ts';
 import { strictObject } from '../core/input.ts';
 import { segmentSize } from '../core/segments/size.ts';
@@ -113,7 +113,7 @@ export async function campaignsRoute(
       },
     },
     async (req, reply) => {
-      deps.auth.checkBusiness(principalOf(req), req.body.business_id);
+      checkBusiness(principalOf(req), req.body.business_id);
       await checkTargeting(req.body, principalOf(req));
       const c = await campaigns.create(req.body);
       await deps.onChange?.();
@@ -171,7 +171,7 @@ export async function campaignsRoute(
     },
     async (req) => {
       const prev = await load(req.params.id, principalOf(req));
-      deps.auth.checkBusiness(principalOf(req), req.body.business_id);
+      checkBusiness(principalOf(req), req.body.business_id);
       if (req.body.business_id !== prev.business_id)
         throw new ParleyError(
           'PARLEY_ERR_UNPROCESSABLE',
