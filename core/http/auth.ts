@@ -144,17 +144,15 @@ export function createAuth(opts: { keys?: KeyInput[]; store?: Store; refreshMs?:
 }
 
 async function loadStoredKeys(store: Store) {
-  const rs = await store.client.query({
-    query: `SELECT key_hash, roles, businesses, toUnixTimestamp64Milli(expires_at) AS expires_ms
-            FROM ${store.database}.api_keys FINAL WHERE revoked = 0`,
-    format: 'JSONEachRow',
-  });
-  const rows = await rs.json<{
+  const rows = await store.rows<{
     key_hash: string;
     roles: Role[];
     businesses: string[];
     expires_ms: number | null;
-  }>();
+  }>({
+    query: `SELECT key_hash, roles, businesses, toUnixTimestamp64Milli(expires_at) AS expires_ms
+            FROM ${store.database}.api_keys FINAL WHERE revoked = 0`,
+  });
   return new Map(
     rows.map((r) => [
       r.key_hash,
@@ -169,11 +167,9 @@ async function loadStoredKeys(store: Store) {
 
 /** With no keys configured and none stored, makes an admin key, stores its hash, and returns it once. */
 export async function ensureFirstAdminKey(store: Store): Promise<string | undefined> {
-  const rs = await store.client.query({
+  const [{ n }] = await store.rows<{ n: number | string }>({
     query: `SELECT count() AS n FROM ${store.database}.api_keys FINAL WHERE revoked = 0`,
-    format: 'JSONEachRow',
   });
-  const [{ n }] = await rs.json<{ n: number | string }>();
   if (Number(n) > 0) return undefined;
   const key = `pk_admin_${randomBytes(24).toString('base64url')}`;
   await store.client.insert({
