@@ -7,11 +7,10 @@ import {
 } from '../core/campaigns/schema.ts';
 import { createCampaignStore } from '../core/campaigns/store.ts';
 import { ParleyError } from '../core/errors.ts';
-import { type Auth, type Principal, canSee, limitedTo } from '../core/http/auth.ts';
-import { type App, errorBody, requireRole } from '../core/http/fastify.ts';
+import { type Auth, type Principal, canSee, checkBusiness, readScope, visible } from '../core/http/auth.ts';
+import { type App, errorBody, principalOf, requireRole } from '../core/http/fastify.ts';
 import { strictObject } from '../core/input.ts';
-import { compileRule } from '../core/segments/rule.ts';
-import { buildSegmentSizeQuery } from '../core/segments/sql.ts';
+import { segmentSize } from '../core/segments/size.ts';
 import { createSegmentStore } from '../core/segments/store.ts';
 import type { Store } from '../core/store/client.ts';
 
@@ -71,24 +70,7 @@ export async function campaignsRoute(
   const segments = createSegmentStore(deps.store);
   const pre = requireRole(deps.auth, 'marketer');
 
-  async function load(id: string, p: Principal) {
-    const c = await campaigns.get(id);
-    // What a key may not see is answered as what does not exist.
-    if (!c || c.deleted || !canSee(p, c.business_id))
-      throw new ParleyError('PARLEY_ERR_NOT_FOUND', `No campaign ${id}`);
-    return c;
-  }
-
-  async function segmentSize(rule: unknown, business: string | null) {
-    const q = buildSegmentSizeQuery(deps.store.database, compileRule(rule), {
-      asOfMs: Date.now(),
-      businessId: business ?? undefined,
-    });
-    const [row] = await (await deps.store.client.query({ ...q, format: 'JSONEachRow' })).json<{
-      size: number | string;
-    }>();
-    return Number(row?.size ?? 0);
-  }
+  const load = async (id: string, p: Principal) => visible(p, await campaigns.get(id), `No campaign ${id}`);
 
   /** Refuses targeting a marketer must change, saying what and why. */
   async function checkTargeting(input: CampaignInput, p: Principal) {
@@ -106,7 +88,10 @@ export async function campaignsRoute(
           { details: { segment_id: id, segment_business_id: s.business_id } },
         );
       if (!positive.includes(id)) continue; // exclusions may be small
-      const size = await segmentSize(s.rule, s.business_id);
+      const { size } = await segmentSize(deps.store, s.rule, {
+        asOfMs: Date.now(),
+        businessId: s.business_id,
+      });
       if (size < deps.minAudienceSize)
         throw new ParleyError(
           'PARLEY_ERR_UNPROCESSABLE',
@@ -128,8 +113,8 @@ export async function campaignsRoute(
       },
     },
     async (req, reply) => {
-      deps.auth.checkBusiness(req.principal!, req.body.business_id);
-      await checkTargeting(req.body, req.principal!);
+      checkBusiness(principalOf(req), req.body.business_id);
+      await checkTargeting(req.body, principalOf(req));
       const c = await campaigns.create(req.body);
       await deps.onChange?.();
       return reply.code(201).send(campaignView_(c));
@@ -151,9 +136,8 @@ export async function campaignsRoute(
       },
     },
     async (req) => {
-      const p = req.principal!;
-      if (req.query.business_id !== undefined) deps.auth.checkBusiness(p, req.query.business_id);
-      const limited = limitedTo(p);
+      const p = principalOf(req);
+      const limited = readScope(p, req.query.business_id);
       const businesses = req.query.business_id !== undefined ? [req.query.business_id] : limited;
       return { campaigns: (await campaigns.list({ businesses })).map(campaignView_) };
     },
@@ -170,7 +154,7 @@ export async function campaignsRoute(
         response: { 200: campaignView, ...errors },
       },
     },
-    async (req) => campaignView_(await load(req.params.id, req.principal!)),
+    async (req) => campaignView_(await load(req.params.id, principalOf(req))),
   );
 
   app.put(
@@ -186,14 +170,14 @@ export async function campaignsRoute(
       },
     },
     async (req) => {
-      const prev = await load(req.params.id, req.principal!);
-      deps.auth.checkBusiness(req.principal!, req.body.business_id);
+      const prev = await load(req.params.id, principalOf(req));
+      checkBusiness(principalOf(req), req.body.business_id);
       if (req.body.business_id !== prev.business_id)
         throw new ParleyError(
           'PARLEY_ERR_UNPROCESSABLE',
           `business_id cannot change (campaign ${prev.id} belongs to ${prev.business_id}); create a new campaign instead`,
         );
-      await checkTargeting(req.body, req.principal!);
+      await checkTargeting(req.body, principalOf(req));
       const c = await campaigns.update(prev, req.body);
       await deps.onChange?.();
       return campaignView_(c);
@@ -212,7 +196,7 @@ export async function campaignsRoute(
       },
     },
     async (req, reply) => {
-      await campaigns.remove(await load(req.params.id, req.principal!));
+      await campaigns.remove(await load(req.params.id, principalOf(req)));
       await deps.onChange?.();
       return reply.code(204).send(null);
     },

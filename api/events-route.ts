@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { canonicalEventSchema, eventTypeSchema } from '../core/events/schema.ts';
-import { type Auth, limitedTo } from '../core/http/auth.ts';
-import { type App, errorBody, requireRole } from '../core/http/fastify.ts';
+import { type Auth, readScope } from '../core/http/auth.ts';
+import { type App, errorBody, principalOf, requireRole } from '../core/http/fastify.ts';
 import { TABLE_FORMATS } from '../core/http/openapi.ts';
 import { rangeTime, strictObject } from '../core/input.ts';
 import type { Store } from '../core/store/client.ts';
@@ -69,15 +69,12 @@ export async function eventsReadRoute(app: App, deps: { store: Store; auth: Auth
     async (req, reply) => {
       const format = pickFormat(req.headers.accept);
       const q = req.query;
-      const p = req.principal!;
-      if (q.business_id) deps.auth.checkBusiness(p, q.business_id);
-      const businesses = limitedTo(p);
+      const p = principalOf(req);
+      const businesses = readScope(p, q.business_id);
       // One row past the page says whether there is a next page.
-      const rs = await deps.store.client.query({
-        ...buildEventsQuery(deps.store.database, { ...q, limit: q.limit + 1, businesses }),
-        format: 'JSONEachRow',
-      });
-      const rows = await rs.json<Row>();
+      const rows = await deps.store.rows<Row>(
+        buildEventsQuery(deps.store.database, { ...q, limit: q.limit + 1, businesses }),
+      );
       const page = rows.slice(0, q.limit);
       const last = page.at(-1);
       const next = rows.length > q.limit && last ? encodeCursor(Number(last.ms), last.event_id) : null;

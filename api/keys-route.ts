@@ -1,9 +1,10 @@
 import { z } from 'zod';
+import type { FastifyRequest } from 'fastify';
 import type { AuditLog } from '../core/audit.ts';
 import type { ApiKeyConfig } from '../core/config.ts';
 import { ParleyError } from '../core/errors.ts';
 import { type Auth, ROLES, hashKey, keyId } from '../core/http/auth.ts';
-import { type App, errorBody, requireRole } from '../core/http/fastify.ts';
+import { type App, errorBody, principalOf, requireRole } from '../core/http/fastify.ts';
 import type { KeyStore } from '../core/http/keys.ts';
 
 // /v1/keys and /v1/audit (admin): keys people can manage. A secret is shown once, when made;
@@ -87,7 +88,7 @@ export async function keysRoute(
       );
   };
   const notFound = (id: string) => new ParleyError('PARLEY_ERR_NOT_FOUND', `No key ${id}`);
-  const actor = (req: { principal?: { keyHash: string } }) => keyId(req.principal!.keyHash);
+  const actor = (req: FastifyRequest) => keyId(principalOf(req).keyHash);
 
   app.post(
     '/v1/keys',

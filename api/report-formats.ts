@@ -135,7 +135,8 @@ export async function* compactJsonToCsv(chunks: AsyncIterable<Uint8Array | strin
       );
       return `${names.map((n) => csvCell(n, true)).join(',')}\r\n`;
     }
-    return `${cells.map((v, i) => csvCell(typeof v === 'boolean' ? Number(v) : v, text![i])).join(',')}\r\n`;
+    const isText = text;
+    return `${cells.map((v, i) => csvCell(typeof v === 'boolean' ? Number(v) : v, isText[i])).join(',')}\r\n`;
   };
   for await (const chunk of chunks) {
     rest += typeof chunk === 'string' ? chunk : decoder.decode(chunk, { stream: true });
@@ -159,10 +160,10 @@ export async function streamQuery(
   format: Exclude<Format, 'json'>,
   q: { query: string; query_params: Record<string, unknown> },
 ) {
-  const { stream } = await store.client.exec({
-    query: `${q.query}\nFORMAT ${format === 'csv' ? 'JSONCompactEachRowWithNamesAndTypes' : 'ArrowStream'}`,
-    query_params: q.query_params,
-    clickhouse_settings: {
+  const source = await store.stream({
+    ...q,
+    format: format === 'csv' ? 'JSONCompactEachRowWithNamesAndTypes' : 'ArrowStream',
+    settings: {
       // The JavaScript Arrow reader cannot decode compressed record batches.
       output_format_arrow_compression_method: 'none',
       output_format_arrow_string_as_string: 1,
@@ -170,7 +171,6 @@ export async function streamQuery(
       date_time_output_format: 'iso',
     },
   });
-  const source = stream instanceof Readable ? stream : Readable.from(stream as AsyncIterable<Uint8Array>);
   reply.header('content-type', format === 'csv' ? 'text/csv; charset=utf-8' : CONTENT_TYPES.arrow);
   return reply.send(format === 'csv' ? Readable.from(compactJsonToCsv(source)) : source);
 }

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { type Auth, type Principal, limitedTo } from '../core/http/auth.ts';
-import { type App, errorBody, requireRole } from '../core/http/fastify.ts';
+import { type Auth, readScope } from '../core/http/auth.ts';
+import { type App, errorBody, principalOf, requireRole } from '../core/http/fastify.ts';
 import { TABLE_FORMATS } from '../core/http/openapi.ts';
 import {
   type AttributionRow,
@@ -161,20 +161,6 @@ export type ReportsDeps = {
   storedCredits: boolean;
 };
 
-/** The businesses a key may read (undefined: all), after checking an explicit business_id. */
-function scope(auth: Auth, p: Principal, businessId: string | undefined): string[] | undefined {
-  if (businessId !== undefined) auth.checkBusiness(p, businessId);
-  return limitedTo(p);
-}
-
-async function rows<T>(
-  store: Store,
-  q: { query: string; query_params: Record<string, unknown> },
-): Promise<T[]> {
-  const rs = await store.client.query({ ...q, format: 'JSONEachRow' });
-  return rs.json<T>();
-}
-
 const FUNNEL_COLUMNS: Column[] = [
   { name: 'value', type: 'string' },
   { name: 'step', type: 'count' },
@@ -213,10 +199,10 @@ export async function reportsRoute(app: App, deps: ReportsDeps) {
     async (req, reply) => {
       const format = pickFormat(req.headers.accept);
       const r = req.body;
-      const businesses = scope(auth, req.principal!, r.business_id);
+      const businesses = readScope(principalOf(req), r.business_id);
       const answer = funnelAnswer(
         r,
-        await rows<FunnelRow>(store, buildFunnelQuery(store.database, r, businesses)),
+        await store.rows<FunnelRow>(buildFunnelQuery(store.database, r, businesses)),
       );
       if (format === 'json') return answer;
       const groups = answer.groups ?? [{ value: '', steps: answer.steps }];
@@ -245,12 +231,12 @@ export async function reportsRoute(app: App, deps: ReportsDeps) {
     async (req, reply) => {
       const format = pickFormat(req.headers.accept);
       const r = req.body;
-      const businesses = scope(auth, req.principal!, r.business_id);
+      const businesses = readScope(principalOf(req), r.business_id);
       const q =
         deps.storedCredits && isDefaultWindows(r)
           ? buildStoredAttributionQuery(store.database, r, businesses)
           : buildAttributionQuery(store.database, r, businesses);
-      if (format === 'json') return attributionAnswer(r.model, await rows<AttributionRow>(store, q));
+      if (format === 'json') return attributionAnswer(r.model, await store.rows<AttributionRow>(q));
       return streamQuery(reply, store, format, q);
     },
   );
@@ -271,9 +257,9 @@ export async function reportsRoute(app: App, deps: ReportsDeps) {
     async (req, reply) => {
       const format = pickFormat(req.headers.accept);
       const q = req.query;
-      const built = buildCampaignsQuery(store.database, q, scope(auth, req.principal!, q.business_id));
+      const built = buildCampaignsQuery(store.database, q, readScope(principalOf(req), q.business_id));
       if (format !== 'json') return streamQuery(reply, store, format, built);
-      const campaigns = campaignRows(await rows<FlatCampaignRow>(store, built));
+      const campaigns = campaignRows(await store.rows<FlatCampaignRow>(built));
       return { model: q.model, campaigns, by_targeting: byTargeting(campaigns) };
     },
   );
@@ -293,8 +279,8 @@ export async function reportsRoute(app: App, deps: ReportsDeps) {
     async (req, reply) => {
       const format = pickFormat(req.headers.accept);
       const r = req.body;
-      const businesses = scope(auth, req.principal!, r.business_id);
-      const answer = liftAnswer(await rows<LiftRow>(store, buildLiftQuery(store.database, r, businesses)));
+      const businesses = readScope(principalOf(req), r.business_id);
+      const answer = liftAnswer(await store.rows<LiftRow>(buildLiftQuery(store.database, r, businesses)));
       if (format === 'json') return answer;
       return sendTable(reply, format, LIFT_COLUMNS, liftTable(answer));
     },

@@ -1,7 +1,6 @@
 import { z } from 'zod';
-import { ParleyError } from '../core/errors.ts';
-import type { Auth } from '../core/http/auth.ts';
-import { type App, errorBody, requireRole } from '../core/http/fastify.ts';
+import { type Auth, visible } from '../core/http/auth.ts';
+import { type App, errorBody, principalOf, requireRole } from '../core/http/fastify.ts';
 import { compileRule } from '../core/segments/rule.ts';
 import { buildSegmentMembersQuery } from '../core/segments/sql.ts';
 import { createSegmentStore } from '../core/segments/store.ts';
@@ -57,9 +56,7 @@ export async function segmentHistoryRoute(app: App, deps: { store: Store; auth: 
       },
     },
     async (req) => {
-      const s = await segments.get(req.params.id);
-      if (!s || s.deleted) throw new ParleyError('PARLEY_ERR_NOT_FOUND', `No segment ${req.params.id}`);
-      deps.auth.checkBusiness(req.principal!, s.business_id ?? undefined);
+      const s = visible(principalOf(req), await segments.get(req.params.id), `No segment ${req.params.id}`);
       const rule = compileRule(s.rule);
       // The day before the first is evaluated too, so the first day has its entries and exits.
       const instants = historyInstants(req.query.days, Date.now());
@@ -70,9 +67,7 @@ export async function segmentHistoryRoute(app: App, deps: { store: Store; auth: 
           asOfMs,
           businessId: s.business_id ?? undefined,
         });
-        const rows = await (await deps.store.client.query({ ...q, format: 'JSONEachRow' })).json<{
-          user_id: string;
-        }>();
+        const rows = await deps.store.rows<{ user_id: string }>(q);
         const members = new Set(rows.map((r) => r.user_id));
         if (previous) {
           let entered = 0;

@@ -1,15 +1,15 @@
 import { z } from 'zod';
 import type { Bus } from '../core/bus/types.ts';
 import { ParleyError } from '../core/errors.ts';
-import { type Auth, type Principal, canSee, limitedTo } from '../core/http/auth.ts';
-import { type App, errorBody, requireRole } from '../core/http/fastify.ts';
+import { type Auth, type Principal, checkBusiness, limitedTo, visible } from '../core/http/auth.ts';
+import { type App, errorBody, principalOf, requireRole } from '../core/http/fastify.ts';
 import {
   buildStoredMembersQuery,
   createMembershipWriter,
   reconcileMembership,
 } from '../core/segments/membership.ts';
-import { compileRule, ruleSchema } from '../core/segments/rule.ts';
-import { buildSegmentSizeQuery } from '../core/segments/sql.ts';
+import { ruleSchema } from '../core/segments/rule.ts';
+import { segmentSize } from '../core/segments/size.ts';
 import { createSegmentStore, type SegmentRecord } from '../core/segments/store.ts';
 import { instant, strictObject } from '../core/input.ts';
 import type { Store } from '../core/store/client.ts';
@@ -104,29 +104,7 @@ export async function segmentsRoute(
   const writer = createMembershipWriter({ store: deps.store, bus: deps.bus, topic: deps.membershipTopic });
   const pre = requireRole(deps.auth, 'marketer');
 
-  /** A key limited to businesses may only touch those businesses' segments (never global ones). */
-  const checkScope = (p: Principal, business: string | null | undefined) =>
-    deps.auth.checkBusiness(p, business ?? undefined);
-
-  async function load(id: string, p: Principal) {
-    const s = await segments.get(id);
-    // What a key may not see is answered as what does not exist.
-    if (!s || s.deleted || !canSee(p, s.business_id))
-      throw new ParleyError('PARLEY_ERR_NOT_FOUND', `No segment ${id}`);
-    return s;
-  }
-
-  async function sizeAt(rule: unknown, asOfMs: number, business: string | null | undefined) {
-    const q = buildSegmentSizeQuery(deps.store.database, compileRule(rule), {
-      asOfMs,
-      businessId: business ?? undefined,
-    });
-    const [row] = await (await deps.store.client.query({ ...q, format: 'JSONEachRow' })).json<{
-      size: number | string;
-      sample: string[];
-    }>();
-    return { size: Number(row?.size ?? 0), sample: row?.sample ?? [] };
-  }
+  const load = async (id: string, p: Principal) => visible(p, await segments.get(id), `No segment ${id}`);
 
   app.post(
     '/v1/segments',
@@ -140,7 +118,7 @@ export async function segmentsRoute(
       },
     },
     async (req, reply) => {
-      checkScope(req.principal!, req.body.business_id);
+      checkBusiness(principalOf(req), req.body.business_id);
       const s = await segments.create({
         name: req.body.name,
         business_id: req.body.business_id ?? null,
@@ -165,7 +143,7 @@ export async function segmentsRoute(
       },
     },
     async (req) => {
-      const p = req.principal!;
+      const p = principalOf(req);
       const list = await segments.list({
         businesses: limitedTo(p),
       });
@@ -184,7 +162,7 @@ export async function segmentsRoute(
         response: { 200: segmentView, ...errors },
       },
     },
-    async (req) => view(await load(req.params.id, req.principal!)),
+    async (req) => view(await load(req.params.id, principalOf(req))),
   );
 
   app.put(
@@ -200,8 +178,8 @@ export async function segmentsRoute(
       },
     },
     async (req) => {
-      const prev = await load(req.params.id, req.principal!);
-      checkScope(req.principal!, req.body.business_id);
+      const prev = await load(req.params.id, principalOf(req));
+      checkBusiness(principalOf(req), req.body.business_id);
       const s = await segments.update(prev, {
         name: req.body.name,
         business_id: req.body.business_id ?? null,
@@ -224,7 +202,7 @@ export async function segmentsRoute(
       },
     },
     async (req, reply) => {
-      const s = await segments.remove(await load(req.params.id, req.principal!));
+      const s = await segments.remove(await load(req.params.id, principalOf(req)));
       await reconcileMembership(deps.store, writer, s, Date.now());
       return reply.code(204).send(null);
     },
@@ -242,9 +220,9 @@ export async function segmentsRoute(
       },
     },
     async (req) => {
-      const s = await load(req.params.id, req.principal!);
+      const s = await load(req.params.id, principalOf(req));
       const asOf = Date.now();
-      const { size } = await sizeAt(s.rule, asOf, s.business_id);
+      const { size } = await segmentSize(deps.store, s.rule, { asOfMs: asOf, businessId: s.business_id });
       return {
         size,
         as_of: new Date(asOf).toISOString(),
@@ -267,17 +245,14 @@ export async function segmentsRoute(
       },
     },
     async (req) => {
-      const s = await load(req.params.id, req.principal!);
+      const s = await load(req.params.id, principalOf(req));
       const after = req.query.cursor === undefined ? undefined : decodeCursor(req.query.cursor);
       const q = buildStoredMembersQuery(deps.store.database, {
         segmentId: s.id,
         limit: req.query.limit,
         after,
       });
-      const rows = await (await deps.store.client.query({ ...q, format: 'JSONEachRow' })).json<{
-        user_id: string;
-        since_ms: number | string;
-      }>();
+      const rows = await deps.store.rows<{ user_id: string; since_ms: number | string }>(q);
       const last = rows.at(-1);
       return {
         members: rows.map((r) => ({ user_id: r.user_id, since: new Date(Number(r.since_ms)).toISOString() })),
@@ -298,9 +273,12 @@ export async function segmentsRoute(
       },
     },
     async (req) => {
-      checkScope(req.principal!, req.body.business_id);
+      checkBusiness(principalOf(req), req.body.business_id);
       const asOf = req.body.as_of === undefined ? Date.now() : Date.parse(req.body.as_of);
-      const { size, sample } = await sizeAt(req.body.rule, asOf, req.body.business_id);
+      const { size, sample } = await segmentSize(deps.store, req.body.rule, {
+        asOfMs: asOf,
+        businessId: req.body.business_id,
+      });
       return { size, sample, as_of: new Date(asOf).toISOString() };
     },
   );

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { type Auth, limitedTo } from '../core/http/auth.ts';
-import { type App, errorBody, requireRole } from '../core/http/fastify.ts';
+import { type Auth, readScope } from '../core/http/auth.ts';
+import { type App, errorBody, principalOf, requireRole } from '../core/http/fastify.ts';
 import type { Metrics } from '../core/metrics.ts';
 import type { Store } from '../core/store/client.ts';
 import { buildEventsPerMinuteQuery, buildTopBusinessesQuery } from './queries/stats.ts';
@@ -59,19 +59,16 @@ export async function statsRoute(app: App, deps: { store: Store; auth: Auth; met
       },
     },
     async (req) => {
-      const p = req.principal!;
+      const p = principalOf(req);
       const { minutes, business_id } = req.query;
-      if (business_id !== undefined) deps.auth.checkBusiness(p, business_id);
-      const limited = limitedTo(p);
+      const limited = readScope(p, business_id);
       const to = Math.ceil(Date.now() / 60_000) * 60_000;
       const q = { from: to - minutes * 60_000, to, business_id, businesses: limited };
-      const json = async <T>(b: { query: string; query_params: Record<string, unknown> }) =>
-        (await deps.store.client.query({ ...b, format: 'JSONEachRow' })).json<T>();
       type Minute = { minute: string; type: string; channel: string; events: string };
       type Biz = { business_id: string; events: string; users: string };
       const [perMinute, businesses] = await Promise.all([
-        json<Minute>(buildEventsPerMinuteQuery(deps.store.database, q)),
-        json<Biz>(buildTopBusinessesQuery(deps.store.database, q, 10)),
+        deps.store.rows<Minute>(buildEventsPerMinuteQuery(deps.store.database, q)),
+        deps.store.rows<Biz>(buildTopBusinessesQuery(deps.store.database, q, 10)),
       ]);
       const lag = (await deps.metrics.lag.get()).values.map((v) => ({
         group: String(v.labels.group),

@@ -4,7 +4,7 @@ import { ParleyError } from '../core/errors.ts';
 import type { ErasureStep, Erasures } from '../core/erasure/registry.ts';
 import { eraseFromTables } from '../core/erasure/tables.ts';
 import { type Auth, keyId } from '../core/http/auth.ts';
-import { type App, errorBody, requireRole } from '../core/http/fastify.ts';
+import { type App, errorBody, principalOf, requireRole } from '../core/http/fastify.ts';
 import type { Logger } from '../core/log.ts';
 import type { Store } from '../core/store/client.ts';
 
@@ -107,7 +107,7 @@ export async function usersRoute(
     async (req, reply) => {
       const e = erasures();
       const business = req.query.business_id ?? null;
-      const by = keyId(req.principal!.keyHash);
+      const by = keyId(principalOf(req).keyHash);
       const row = await e.begin(req.params.user_id, business, by, initialSteps());
       await deps.audit.record(by, 'user.erased', row.id, { business_id: business });
       run(e, row, req.params.user_id, business).catch(async (err) => {

@@ -253,7 +253,8 @@ function lines(child: ChildProcess) {
   const queue: string[] = [];
   const waiters: ((l: string) => void)[] = [];
   let buf = '';
-  child.stdout!.on('data', (d: Buffer) => {
+  if (!child.stdout) throw new Error('the child was spawned without a stdout pipe');
+  child.stdout.on('data', (d: Buffer) => {
     buf += d.toString();
     for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
       const l = buf.slice(0, i);
@@ -263,7 +264,12 @@ function lines(child: ChildProcess) {
       else queue.push(l);
     }
   });
-  return () => new Promise<string>((r) => (queue.length ? r(queue.shift()!) : waiters.push(r)));
+  return () =>
+    new Promise<string>((r) => {
+      const l = queue.shift();
+      if (l === undefined) waiters.push(r);
+      else r(l);
+    });
 }
 
 async function load(url: string, body: () => string, headers: Record<string, string>) {

@@ -197,7 +197,7 @@ if (values.phase === 'baseline') {
 }
 const child = spawnIn('node', ['bench/run.js', 'ingest', '--phase', 'baseline', '--events', String(N)], {});
 if ((await child.exited) !== 0) throw new Error(`baseline failed: ${child.stderr()}`);
-const base = (JSON.parse(child.stdout().trim().split('\n').at(-1)!) as { seconds: number }).seconds;
+const base = (JSON.parse(child.stdout().trim().split('\n').at(-1) ?? '') as { seconds: number }).seconds;
 const e2e = await parley();
 const rate = (s: number) => Math.round(n / s);
 printTable(

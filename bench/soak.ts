@@ -164,7 +164,8 @@ const sender = (async () => {
     await new Promise((r) => setTimeout(r, tickMs));
   }
   while (retry.length || inFlight) {
-    if (retry.length && inFlight < 8) send(retry.shift()!);
+    const next = inFlight < 8 ? retry.shift() : undefined;
+    if (next !== undefined) send(next);
     await new Promise((r) => setTimeout(r, 50));
   }
 })();
@@ -251,8 +252,9 @@ try {
 }
 await report();
 const growth = live()
-  .filter((i) => i.warmRss !== undefined)
-  .map((i) => ({ name: i.name, warm: i.warmRss!, last: i.rss.at(-1)! }))
+  .flatMap((i) =>
+    i.warmRss === undefined ? [] : [{ name: i.name, warm: i.warmRss, last: i.rss.at(-1) ?? 0 }],
+  )
   .map((g) => ({ ...g, growth: g.last / g.warm - 1 }));
 printTable(`Resident memory after warm-up (${WARMUP_MS / 1000} s) and at the end`, [
   ['process', 'RSS after warm-up', 'RSS at the end', 'growth'],

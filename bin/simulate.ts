@@ -131,6 +131,13 @@ export function formatSummary(r: SimulateResult): string {
   return [head, '', ...lines, ...(samples.length ? ['', ...samples] : [])].join('\n');
 }
 
+function positive(name: string, raw: string | undefined, def: number, integer?: boolean): number;
+function positive(
+  name: string,
+  raw: string | undefined,
+  def: undefined,
+  integer?: boolean,
+): number | undefined;
 function positive(
   name: string,
   raw: string | undefined,
@@ -185,11 +192,11 @@ export function parseSimulateArgs(
   return {
     url,
     key,
-    businesses: positive('businesses', v.businesses, 20)!,
-    users: positive('users', v.users, 2000)!,
-    days: positive('days', v.days, 7, false)!,
+    businesses: positive('businesses', v.businesses, 20),
+    users: positive('users', v.users, 2000),
+    days: positive('days', v.days, 7, false),
     seed: v.seed ?? String(Math.floor(Math.random() * 1e9)),
-    concurrency: positive('concurrency', v.concurrency, 4)!,
+    concurrency: positive('concurrency', v.concurrency, 4),
     rate: positive('rate', v.rate, undefined, false),
   };
 }

@@ -49,18 +49,14 @@ export function createAuditLog(store: Store) {
       });
     },
     async list(opts: { limit: number; before?: string; action?: string }): Promise<AuditEntry[]> {
-      const rs = await store.client.query({
-        ...buildAuditListQuery(store.database, opts),
-        format: 'JSONEachRow',
-      });
-      const rows = await rs.json<{
+      const rows = await store.rows<{
         at_ms: number | string;
         id: string;
         actor: string;
         action: string;
         target: string;
         details: string;
-      }>();
+      }>(buildAuditListQuery(store.database, opts));
       return rows.map((r) => ({
         at: new Date(Number(r.at_ms)).toISOString(),
         id: r.id,

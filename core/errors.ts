@@ -45,7 +45,6 @@ export const ERRORS = {
     retriable: false,
     message: 'This server is not configured for that',
   },
-  PARLEY_ERR_SHUTTING_DOWN: { status: 503, retriable: true, message: 'The server is shutting down; retry' },
   PARLEY_ERR_NOT_READY: {
     status: 503,
     retriable: true,
@@ -62,7 +61,6 @@ export const ERRORS = {
     retriable: false,
     message: 'An applied migration file has changed',
   },
-  PARLEY_ERR_LOG_CORRUPT: { status: 500, retriable: false, message: 'The embedded log is corrupt' },
   PARLEY_ERR_DATA_DIR_LOCKED: {
     status: 500,
     retriable: false,

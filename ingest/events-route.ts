@@ -3,7 +3,14 @@ import type { Bus } from '../core/bus/types.ts';
 import { ParleyError } from '../core/errors.ts';
 import { type CanonicalEvent, normalizeEvent } from '../core/events/index.ts';
 import { type Auth, canSee } from '../core/http/auth.ts';
-import { type App, errorBody, limitPerKey, parseJson, requireRole } from '../core/http/fastify.ts';
+import {
+  type App,
+  errorBody,
+  limitPerKey,
+  parseJson,
+  principalOf,
+  requireRole,
+} from '../core/http/fastify.ts';
 import type { Metrics } from '../core/metrics.ts';
 import { type Rejection, publishEvents, rawLineSummary, scrub } from './publish.ts';
 
@@ -80,7 +87,7 @@ export async function eventsRoute(app: App, deps: IngestDeps) {
       const accepted: CanonicalEvent[] = [];
       const rejected: Rejection[] = [];
       const dead: { source: string; index: number; error: string; input: unknown }[] = [];
-      const p = req.principal!;
+      const p = principalOf(req);
       for (const item of items) {
         const { index } = item;
         let error: string;

@@ -11,6 +11,7 @@ import type { Store } from '../core/store/client.ts';
 import { insertIsolating } from '../core/store/isolate.ts';
 import type { Pipeline } from './pipeline.ts';
 import type { Processor } from './types.ts';
+import { entry } from '../core/maps.ts';
 
 // Credits conversions to campaigns as events stream in, for every model at the default windows.
 // Per batch: store the batch's touchpoints and conversions (attribution_touches, once per
@@ -55,7 +56,6 @@ export function createAttributionProcessor(deps: {
 }): Processor {
   const log = deps.logger.child({ component: 'attribution' });
   const db = deps.store.database;
-  const client = deps.store.client;
   const groupId = deps.groupId ?? 'parley-attribution';
   // Only the first copy of an event is a touchpoint or a conversion (core/events/dedup.ts).
   const dedup = deps.pipeline.dedup('attribution');
@@ -79,7 +79,7 @@ export function createAttributionProcessor(deps: {
     const users = [...new Set(kept.map((k) => k.user_id))];
     const businesses = [...new Set(kept.map((k) => k.business_id))];
     const times = kept.map((k) => k.t);
-    const rs = await client.query({
+    const rows = await deps.store.rows<Kept & { t: number | string }>({
       query: `SELECT event_id, type, toInt64(toUnixTimestamp64Milli(occurred_at)) AS t, business_id, user_id, campaign_id, value
 FROM ${db}.attribution_touches FINAL
 WHERE user_id IN {users:Array(String)} AND business_id IN {businesses:Array(String)}
@@ -90,9 +90,8 @@ WHERE user_id IN {users:Array(String)} AND business_id IN {businesses:Array(Stri
         lo: Math.min(...times) - LOOKBACK_MS,
         hi: Math.max(...times) + LOOKBACK_MS,
       },
-      format: 'JSONEachRow',
     });
-    return (await rs.json<Kept & { t: number | string }>()).map((r) => ({
+    return rows.map((r) => ({
       ...r,
       t: Number(r.t),
       value: Number(r.value),
@@ -103,7 +102,7 @@ WHERE user_id IN {users:Array(String)} AND business_id IN {businesses:Array(Stri
     const byPair = new Map<string, Kept[]>();
     for (const k of stored) {
       const key = `${k.user_id}\u0000${k.business_id}`;
-      (byPair.get(key) ?? byPair.set(key, []).get(key)!).push(k);
+      entry(byPair, key, () => []).push(k);
     }
     const affected = new Map<string, Kept>();
     for (const b of batch) {

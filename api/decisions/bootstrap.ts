@@ -44,22 +44,17 @@ GROUP BY business_id, user_id`,
   };
 }
 
-async function* rows<T>(store: Store, q: { query: string; query_params: Record<string, unknown> }) {
-  const rs = await store.client.query({ ...q, format: 'JSONEachRow' });
-  for await (const batch of rs.stream()) for (const r of batch) yield r.json() as T;
-}
-
 /** Loads what the store knows before cutoffMs into the state; bus events before it then only feed windows. */
 export async function bootstrapFromStore(store: Store, state: DecisionState, cutoffMs: number) {
   const q = buildBootstrapQueries(store.database, cutoffMs);
   state.statsCutoffMs = cutoffMs;
-  for await (const r of rows<{
+  for await (const r of store.each<{
     campaign_id: string;
     served: string;
     clicks: string;
     spent: string;
     spent_day: string;
-  }>(store, q.delivery))
+  }>(q.delivery))
     Object.assign(state.statsFor(r.campaign_id), {
       served: Number(r.served),
       clicks: Number(r.clicks),
@@ -67,13 +62,12 @@ export async function bootstrapFromStore(store: Store, state: DecisionState, cut
       spentDay: Number(r.spent_day),
       day: dayOf(cutoffMs),
     });
-  for await (const r of rows<{ business_id: string; user_id: string }>(store, q.conversations))
+  for await (const r of store.each<{ business_id: string; user_id: string }>(q.conversations))
     state.noteConversation(r.business_id, r.user_id);
-  for await (const r of rows<{ business_id: string; user_id: string; last: string; at_ms: string }>(
-    store,
+  for await (const r of store.each<{ business_id: string; user_id: string; last: string; at_ms: string }>(
     q.opts,
   ))
     state.noteOpt(r.business_id, r.user_id, r.last === 'optout', Number(r.at_ms));
-  for await (const r of rows<{ business_id: string; user_id: string }>(store, q.blocked))
+  for await (const r of store.each<{ business_id: string; user_id: string }>(q.blocked))
     state.noteBlocked(r.business_id, r.user_id);
 }

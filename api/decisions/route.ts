@@ -5,7 +5,7 @@ import { publishCanonical } from '../../core/events/publish.ts';
 import { CHANNELS, type CanonicalEvent, type Channel } from '../../core/events/schema.ts';
 import type { Auth } from '../../core/http/auth.ts';
 import { strictObject } from '../../core/input.ts';
-import { type App, errorBody, limitPerKey, requireRole } from '../../core/http/fastify.ts';
+import { type App, errorBody, limitPerKey, principalOf, requireRole } from '../../core/http/fastify.ts';
 import type { Metrics } from '../../core/metrics.ts';
 import { clickEventId, verifyClick } from '../../core/offers/click.ts';
 import { derivedEventId, type OfferFacts, signOffer, verifyOffer } from '../../core/offers/token.ts';
@@ -219,7 +219,7 @@ export async function decisionsRoute(
       },
     },
     async (req, reply) => {
-      deps.auth.checkBusiness(req.principal!, req.body.business_id);
+      deps.auth.checkBusiness(principalOf(req), req.body.business_id);
       if (!deps.engine.isReady()) throw new ParleyError('PARLEY_ERR_NOT_READY');
       const { decision, candidates, withheld } = deps.engine.decide(req.body);
       if (withheld) for (const w of withheld) deps.withheldLog?.add(withheldEvent(req.body, w));

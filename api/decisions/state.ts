@@ -296,10 +296,12 @@ export class DecisionState {
       stats.heldDay = 0;
     }
     if (day === stats.heldDayOf) stats.heldDay += f.priceMicros;
+    const campaign = this.campIndex.get(f.campaignId);
+    if (campaign === undefined) throw new Error(`An offer of an unknown campaign ${f.campaignId}`);
     const seq = this.offers.add(
       {
         key: 0,
-        campaign: this.campIndex.get(f.campaignId)!,
+        campaign,
         channel: CHANNEL_CODE.get(f.channel) ?? 255,
         thread: threadHash(f.threadId),
         atMs: f.atMs,

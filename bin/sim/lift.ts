@@ -197,19 +197,13 @@ export async function runLift(opts: LiftRunOptions): Promise<{ business_id: stri
       throw new SimulateError(`the lift report answered ${res.status}: ${(await res.text()).slice(0, 300)}`);
     const answer = (await res.json()) as { campaigns: (LiftRunRow['report'] & { campaign_id: string })[] };
     const got = new Map(answer.campaigns.map((c) => [c.campaign_id, c]));
-    const complete = sim.truth.every((t) => {
-      const c = got.get(t.campaign_id);
-      return c && c.control.users === t.users.control && c.treatment.users === t.users.treatment;
+    const rows = sim.truth.flatMap((t) => {
+      const report = got.get(t.campaign_id);
+      const counted =
+        report && report.control.users === t.users.control && report.treatment.users === t.users.treatment;
+      return counted ? [{ campaign_id: t.campaign_id, truth: t, report }] : [];
     });
-    if (complete)
-      return {
-        business_id,
-        rows: sim.truth.map((t) => ({
-          campaign_id: t.campaign_id,
-          truth: t,
-          report: got.get(t.campaign_id)!,
-        })),
-      };
+    if (rows.length === sim.truth.length) return { business_id, rows };
     if (Date.now() > deadline)
       throw new SimulateError('the lift report did not count every simulated user within 60 s');
     await new Promise((r) => setTimeout(r, 250));

@@ -326,7 +326,7 @@ export class PartitionLog {
     const seg = this.segments[i];
     if (seg.index === null) await this.scan(seg);
     let pos = 0;
-    for (const e of seg.index!) {
+    for (const e of seg.index ?? []) {
       if (e.offset > from) break;
       pos = e.pos;
     }

@@ -65,20 +65,12 @@ export function createCampaignStore(store: Store) {
 
   return {
     async get(id: string): Promise<Campaign | undefined> {
-      const rs = await store.client.query({
-        ...buildVersionedGetQuery(table, COLUMNS, id),
-        format: 'JSONEachRow',
-      });
-      const [row] = await rs.json<Row>();
+      const [row] = await store.rows<Row>(buildVersionedGetQuery(table, COLUMNS, id));
       return row ? fromRow(row) : undefined;
     },
 
     async list(opts: ListOptions = {}): Promise<Campaign[]> {
-      const rs = await store.client.query({
-        ...buildCampaignListQuery(store.database, opts),
-        format: 'JSONEachRow',
-      });
-      return (await rs.json<Row>()).map(fromRow);
+      return (await store.rows<Row>(buildCampaignListQuery(store.database, opts))).map(fromRow);
     },
 
     async create(input: CampaignInput, nowMs = Date.now()): Promise<Campaign> {

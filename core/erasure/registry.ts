@@ -48,12 +48,10 @@ export function createErasures(deps: { store: Store; key: Buffer; logger: Logger
   let refreshing: Promise<void> | undefined;
 
   async function rows(where = '', params: Record<string, unknown> = {}) {
-    const rs = await deps.store.client.query({
+    return deps.store.rows<Row>({
       query: `SELECT ${COLUMNS} FROM ${table} FINAL ${where}`,
       query_params: params,
-      format: 'JSONEachRow',
     });
-    return rs.json<Row>();
   }
 
   async function load() {

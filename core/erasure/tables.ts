@@ -33,22 +33,17 @@ export async function eraseFromTables(
 ): Promise<Record<string, number>> {
   const db = store.database;
   const onCluster = store.cluster ? `ON CLUSTER '${store.cluster}'` : '';
-  const tables = await (
-    await store.client.query({ ...buildUserTablesQuery(db), format: 'JSONEachRow' })
-  ).json<{ table: string; columns: string[] }>();
+  const tables = await store.rows<{ table: string; columns: string[] }>(buildUserTablesQuery(db));
   const out: Record<string, number> = {};
   // The first-copy register (event_ids) has no user_id; its rows are found through the person's
   // events, so it is cleared before them.
   if (tables.some((t) => t.table === 'events')) {
     const { where, query_params } = buildEraseWhere(userId, businessId);
     const theirs = `event_id IN (SELECT event_id FROM ${db}.events WHERE ${where})`;
-    const [{ n }] = await (
-      await store.client.query({
-        query: `SELECT count() AS n FROM ${db}.event_ids WHERE ${theirs}`,
-        query_params,
-        format: 'JSONEachRow',
-      })
-    ).json<{ n: number | string }>();
+    const [{ n }] = await store.rows<{ n: number | string }>({
+      query: `SELECT count() AS n FROM ${db}.event_ids WHERE ${theirs}`,
+      query_params,
+    });
     out.event_ids = Number(n);
     if (Number(n) > 0)
       await store.client.command({
@@ -60,13 +55,10 @@ export async function eraseFromTables(
   for (const t of tables) {
     if (businessId !== null && !t.columns.includes('business_id')) continue;
     const { where, query_params } = buildEraseWhere(userId, businessId);
-    const [{ n }] = await (
-      await store.client.query({
-        query: `SELECT count() AS n FROM ${db}.${t.table} WHERE ${where}`,
-        query_params,
-        format: 'JSONEachRow',
-      })
-    ).json<{ n: number | string }>();
+    const [{ n }] = await store.rows<{ n: number | string }>({
+      query: `SELECT count() AS n FROM ${db}.${t.table} WHERE ${where}`,
+      query_params,
+    });
     out[t.table] = Number(n);
     if (Number(n) === 0) continue;
     // A mutation rewrites the parts that hold the rows, so they are gone from disk, not masked.

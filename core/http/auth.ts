@@ -17,6 +17,43 @@ export function canSee(p: Principal, businessId: string | null | undefined) {
   return !only || (businessId != null && only.includes(businessId));
 }
 
+/**
+ * For a read: the businesses the key is limited to (undefined: every business), after checking
+ * that it may see the business_id it asked for, if any (403 otherwise).
+ */
+export function readScope(p: Principal, businessId: string | undefined): string[] | undefined {
+  if (businessId !== undefined) checkBusiness(p, businessId);
+  return limitedTo(p);
+}
+
+/**
+ * A stored record the key may see, else NOT_FOUND: what a key may not see is answered as what does
+ * not exist (a deleted record, one of another business, a global one for a key limited to some).
+ */
+export function visible<T extends { business_id: string | null; deleted?: boolean }>(
+  p: Principal,
+  record: T | undefined,
+  notFound: string,
+): T {
+  if (!record || record.deleted || !canSee(p, record.business_id))
+    throw new ParleyError('PARLEY_ERR_NOT_FOUND', notFound);
+  return record;
+}
+
+/**
+ * Throws 403 when the key is limited to businesses and this one is not among them; undefined or
+ * null (something spanning every business) is refused to such a key too.
+ */
+export function checkBusiness(p: Principal, businessId: string | null | undefined): void {
+  const only = limitedTo(p);
+  if (only && (businessId == null || !only.includes(businessId))) {
+    throw new ParleyError(
+      'PARLEY_ERR_FORBIDDEN',
+      `This key is limited to businesses ${only.join(', ')}; pass one of them as business_id`,
+    );
+  }
+}
+
 export const hashKey = (key: string) => createHash('sha256').update(key).digest('hex');
 /** A key's id: the first 16 hex digits of its hash (a fingerprint that reveals nothing usable). */
 export const keyId = (keyHash: string) => keyHash.slice(0, 16);
@@ -31,7 +68,7 @@ export type Auth = {
   /** Throws 403 unless the principal has one of the roles (admin has them all). */
   authorize(p: Principal, roles: readonly Role[]): void;
   /** Throws 403 when the principal is limited to businesses and this one is not among them. */
-  checkBusiness(p: Principal, businessId: string | undefined): void;
+  checkBusiness(p: Principal, businessId: string | null | undefined): void;
   /** The principal of a key known by its hash (a dashboards session), if it still exists. */
   byHash(keyHash: string): Promise<Principal | undefined>;
   /** Re-reads the stored keys now (after a key was made, revoked or rotated here). */
@@ -101,31 +138,21 @@ export function createAuth(opts: { keys?: KeyInput[]; store?: Store; refreshMs?:
       const found = await lookup(h);
       return found && { roles: found.roles, businesses: found.businesses, keyHash: h };
     },
-    checkBusiness(p, businessId) {
-      const only = limitedTo(p);
-      if (only && (businessId === undefined || !only.includes(businessId))) {
-        throw new ParleyError(
-          'PARLEY_ERR_FORBIDDEN',
-          `This key is limited to businesses ${only.join(', ')}; pass one of them as business_id`,
-        );
-      }
-    },
+    checkBusiness,
     reload,
   };
 }
 
 async function loadStoredKeys(store: Store) {
-  const rs = await store.client.query({
-    query: `SELECT key_hash, roles, businesses, toUnixTimestamp64Milli(expires_at) AS expires_ms
-            FROM ${store.database}.api_keys FINAL WHERE revoked = 0`,
-    format: 'JSONEachRow',
-  });
-  const rows = await rs.json<{
+  const rows = await store.rows<{
     key_hash: string;
     roles: Role[];
     businesses: string[];
     expires_ms: number | null;
-  }>();
+  }>({
+    query: `SELECT key_hash, roles, businesses, toUnixTimestamp64Milli(expires_at) AS expires_ms
+            FROM ${store.database}.api_keys FINAL WHERE revoked = 0`,
+  });
   return new Map(
     rows.map((r) => [
       r.key_hash,
@@ -140,11 +167,9 @@ async function loadStoredKeys(store: Store) {
 
 /** With no keys configured and none stored, makes an admin key, stores its hash, and returns it once. */
 export async function ensureFirstAdminKey(store: Store): Promise<string | undefined> {
-  const rs = await store.client.query({
+  const [{ n }] = await store.rows<{ n: number | string }>({
     query: `SELECT count() AS n FROM ${store.database}.api_keys FINAL WHERE revoked = 0`,
-    format: 'JSONEachRow',
   });
-  const [{ n }] = await rs.json<{ n: number | string }>();
   if (Number(n) > 0) return undefined;
   const key = `pk_admin_${randomBytes(24).toString('base64url')}`;
   await store.client.insert({

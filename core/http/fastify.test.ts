@@ -4,7 +4,7 @@ import { strictObject } from '../input.ts';
 import { createLogger } from '../log.ts';
 import { createMetrics } from '../metrics.ts';
 import { createAuth } from './auth.ts';
-import { createHttp, decodeBody, requireRole } from './fastify.ts';
+import { createHttp, decodeBody, principalOf, requireRole } from './fastify.ts';
 
 describe('createHttp', () => {
   it('counts every answer in the duration histogram by route, method and status', async () => {
@@ -31,6 +31,23 @@ describe('createHttp', () => {
       );
     expect(count(200)).toBe(3);
     expect(count(401)).toBe(2);
+    await app.close();
+  });
+
+  it('gives handlers the principal requireRole authenticated, and refuses a route without the hook', async () => {
+    const app = await createHttp({
+      logger: createLogger({ level: 'silent' }),
+      bodyLimit: 1024,
+      metrics: createMetrics(),
+    });
+    const auth = createAuth({ keys: [{ key: 'pk_test_b1', role: 'analyst', businesses: ['b1'] }] });
+    app.get('/with', { onRequest: requireRole(auth, 'analyst') }, async (req) => principalOf(req).businesses);
+    app.get('/without', async (req) => principalOf(req).businesses);
+    const call = (url: string) => app.inject({ url, headers: { authorization: 'Bearer pk_test_b1' } });
+    expect((await call('/with')).json()).toEqual(['b1']);
+    const without = await call('/without');
+    expect(without.statusCode).toBe(500);
+    expect(without.json().error).toBe('PARLEY_ERR_INTERNAL');
     await app.close();
   });
 

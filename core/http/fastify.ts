@@ -154,7 +154,7 @@ export async function createHttp(opts: {
       e = unsupportedMediaType(req.headers['content-type']);
     } else if ((err as FastifyError).code && FASTIFY_CODES[(err as FastifyError).code]) {
       e = new ParleyError(FASTIFY_CODES[(err as FastifyError).code], err.message);
-    } else if ((err as FastifyError).statusCode && (err as FastifyError).statusCode! < 500) {
+    } else if (((err as FastifyError).statusCode ?? 500) < 500) {
       e = new ParleyError('PARLEY_ERR_BAD_REQUEST', err.message);
     } else {
       e = new ParleyError('PARLEY_ERR_INTERNAL', `Internal error; quote request id ${req.id}`);
@@ -319,6 +319,15 @@ export function requireRole(auth: Auth, ...roles: Role[]) {
     req.principal = p;
   };
   return Object.assign(hook, { [AUTHENTICATED]: true });
+}
+
+/**
+ * The principal requireRole authenticated, typed for the handler. A route without that hook has
+ * no principal: a wiring mistake, refused rather than served unauthenticated.
+ */
+export function principalOf(req: FastifyRequest): Principal {
+  if (req.principal) return req.principal;
+  throw new ParleyError('PARLEY_ERR_INTERNAL', 'This route has no authentication hook');
 }
 
 /** An onRequest hook, after requireRole: limits requests per key (ingest, decisions). */

@@ -34,12 +34,10 @@ export function createKeyStore(store: Store) {
   const table = `${store.database}.api_keys`;
 
   async function rows(where: string, params: Record<string, unknown> = {}) {
-    const rs = await store.client.query({
+    return store.rows<Row>({
       query: `SELECT ${COLUMNS} FROM ${table} FINAL ${where} ORDER BY created_ms, id`,
       query_params: params,
-      format: 'JSONEachRow',
     });
-    return rs.json<Row>();
   }
 
   async function write(r: Row) {
@@ -68,7 +66,7 @@ export function createKeyStore(store: Store) {
     name: r.name,
     roles: r.roles,
     businesses: r.businesses,
-    created_at: iso(r.created_ms)!,
+    created_at: new Date(Number(r.created_ms)).toISOString(),
     created_by: r.created_by,
     expires_at: iso(r.expires_ms),
     revoked: r.revoked === 1,

@@ -1,9 +1,8 @@
 import { createHash, createHmac, randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Config } from '../../core/config.ts';
 import { safeEqual } from '../../core/http/auth.ts';
 import type { Logger } from '../../core/log.ts';
+import { dataDirSecret } from '../secret-file.ts';
 
 // Click URLs carry what the click event needs (decision, campaign, user, business, channel,
 // thread, and where to send the user) and an HMAC over all of it, so a click cannot be forged or
@@ -23,25 +22,7 @@ export async function resolveClickKey(
     logger.warn('PARLEY_HASH_SECRET is not set: click URLs verify only on the api process that made them');
     return randomBytes(32);
   }
-  const path = join(config.dataDir, CLICK_SECRET_FILE);
-  const existing = await readFile(path, 'utf8').then(
-    (s) => s.trim(),
-    (err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT') return undefined;
-      throw err;
-    },
-  );
-  if (existing) return derive(existing);
-  await mkdir(config.dataDir, { recursive: true });
-  const secret = randomBytes(32).toString('hex');
-  try {
-    await writeFile(path, `${secret}\n`, { flag: 'wx', mode: 0o600 });
-    return derive(secret);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST')
-      return derive((await readFile(path, 'utf8')).trim());
-    throw err;
-  }
+  return derive(await dataDirSecret(config.dataDir, CLICK_SECRET_FILE));
 }
 
 export type ClickFacts = {

@@ -3,6 +3,7 @@ import { CONVERSION_TYPES } from '../events/schema.ts';
 import { ParleyError } from '../errors.ts';
 import { isoTime } from './funnel.ts';
 import { MODELS, type Model } from './models.ts';
+import { entry } from '../maps.ts';
 
 // POST /v1/reports/attribution as ONE SQL statement (meanings: docs/reports.md). Conversions and
 // touchpoints are gathered per (user, business) in one pass over the events; each distinct
@@ -168,15 +169,12 @@ export function attributionAnswer(model: Model, rows: AttributionRow[]) {
     const into =
       r.campaign_id === ''
         ? unattributed
-        : (campaigns.get(r.campaign_id) ??
-          campaigns
-            .set(r.campaign_id, {
-              campaign_id: r.campaign_id,
-              campaign_name: r.campaign_name ?? null,
-              conversions: 0,
-              value_by_currency: {},
-            })
-            .get(r.campaign_id)!);
+        : entry(campaigns, r.campaign_id, () => ({
+            campaign_id: r.campaign_id,
+            campaign_name: r.campaign_name ?? null,
+            conversions: 0,
+            value_by_currency: {},
+          }));
     into.conversions += Number(r.conversions);
     into.value_by_currency[r.currency] = (into.value_by_currency[r.currency] ?? 0) + Number(r.value);
   }

@@ -127,7 +127,9 @@ function summarise(l: Omit<CampaignLift, 'summary'>): string {
     case 'inconclusive':
       return `No significant difference: ${rates}${relText}. ${detectable} ${credit}`;
     case 'lift':
-      return `The campaign caused about ${num(inc!.estimate)} extra converting users (95% interval ${num(inc!.low)} to ${num(inc!.high)}): ${rates}${relText}. ${credit}`;
+      return inc
+        ? `The campaign caused about ${num(inc.estimate)} extra converting users (95% interval ${num(inc.low)} to ${num(inc.high)}): ${rates}${relText}. ${credit}`
+        : `Treated users converted more than held-out ones: ${rates}${relText}. ${credit}`;
     case 'negative':
       return `Treated users converted less than held-out ones: ${rates}${relText}. ${credit}`;
   }
@@ -143,13 +145,15 @@ export function campaignLift(row: LiftRow): CampaignLift {
   const pControl = nc > 0 ? xc / nc : 0;
   const mdeAbs = minimumDetectableEffect(both && xc === 0 ? (xt + xc) / (nt + nc) : pControl, nt, nc);
   const tooSmall = nc < MIN_GROUP_USERS || nt < MIN_GROUP_USERS || xc + xt < MIN_CONVERTED_USERS;
-  const verdict = tooSmall
-    ? 'too_small'
-    : absolute!.low > 0
-      ? 'lift'
-      : absolute!.high < 0
-        ? 'negative'
-        : 'inconclusive';
+  // Without users in both groups there is no difference to judge, and tooSmall holds anyway.
+  const verdict =
+    tooSmall || !absolute
+      ? 'too_small'
+      : absolute.low > 0
+        ? 'lift'
+        : absolute.high < 0
+          ? 'negative'
+          : 'inconclusive';
   const lift: Omit<CampaignLift, 'summary'> = {
     campaign_id: row.campaign_id,
     name: row.name || null,

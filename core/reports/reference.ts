@@ -2,6 +2,7 @@ import { CONVERSION_TYPES } from '../events/schema.ts';
 import type { FunnelRequest, FunnelStep } from './funnel.ts';
 import { type Model, splitConversion, touchpointsFor } from './models.ts';
 import { matchWhere } from './where.ts';
+import { entry } from '../maps.ts';
 
 export { MODELS, type Model } from './models.ts';
 
@@ -47,8 +48,11 @@ export function referenceFunnel(all: RefEvent[], r: FunnelRequest, businesses?: 
   const groups = new Map<string, Map<string, RefEvent[]>>();
   for (const e of scoped) {
     const g = r.breakdown ? String(e[r.breakdown]) : '';
-    const users = groups.get(g) ?? groups.set(g, new Map()).get(g)!;
-    (users.get(e.user_id) ?? users.set(e.user_id, []).get(e.user_id)!).push(e);
+    entry(
+      entry(groups, g, () => new Map()),
+      e.user_id,
+      () => [],
+    ).push(e);
   }
   const answer = (users: Map<string, RefEvent[]>): FunnelStep[] => {
     const per = [...users.values()].map((evs) =>
@@ -56,7 +60,7 @@ export function referenceFunnel(all: RefEvent[], r: FunnelRequest, businesses?: 
     );
     return r.steps.map((s, k) => {
       const reached = per.filter((u) => u.level > k);
-      const m = k === 0 ? null : median(reached.map((u) => u.gaps[k]!));
+      const m = k === 0 ? null : median(reached.flatMap((u) => u.gaps[k] ?? []));
       return {
         type: s.type,
         users: reached.length,
@@ -127,7 +131,11 @@ function unorderedUser(evs: RefEvent[], r: FunnelRequest): UserFunnel {
     }
   }
   const level = reachedAt.filter((x) => x !== null).length;
-  return { level, gaps: reachedAt.map((t, k) => (t === null || k === 0 ? null : t - reachedAt[k - 1]!)) };
+  const gap = (t: number | null, k: number) => {
+    const prev = k === 0 ? null : reachedAt[k - 1];
+    return t === null || prev === null ? null : t - prev;
+  };
+  return { level, gaps: reachedAt.map(gap) };
 }
 
 export type AttributionParams = {
@@ -198,15 +206,12 @@ export function summarizeCredits(model: Model, credits: Credit[]): AttributionAn
     const r =
       c.campaign_id === ''
         ? unattributed
-        : (rows.get(c.campaign_id) ??
-          rows
-            .set(c.campaign_id, {
-              campaign_id: c.campaign_id,
-              campaign_name: null,
-              conversions: 0,
-              value_by_currency: {},
-            })
-            .get(c.campaign_id)!);
+        : entry(rows, c.campaign_id, () => ({
+            campaign_id: c.campaign_id,
+            campaign_name: null,
+            conversions: 0,
+            value_by_currency: {},
+          }));
     r.conversions += c.weight;
     r.value_by_currency[c.currency] = (r.value_by_currency[c.currency] ?? 0) + c.value;
   }

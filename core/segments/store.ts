@@ -68,21 +68,13 @@ export function createSegmentStore(store: Store) {
   return {
     /** The latest version of a segment, tombstones included. */
     async get(id: string): Promise<SegmentRecord | undefined> {
-      const rs = await store.client.query({
-        ...buildVersionedGetQuery(table, COLUMNS, id),
-        format: 'JSONEachRow',
-      });
-      const [row] = await rs.json<Row>();
+      const [row] = await store.rows<Row>(buildVersionedGetQuery(table, COLUMNS, id));
       return row ? fromRow(row) : undefined;
     },
 
     /** Latest versions of every segment (tombstones included), optionally for some businesses. */
     async list(opts: ListOptions = {}): Promise<SegmentRecord[]> {
-      const rs = await store.client.query({
-        ...buildVersionedListQuery(table, COLUMNS, opts),
-        format: 'JSONEachRow',
-      });
-      return (await rs.json<Row>()).map(fromRow);
+      return (await store.rows<Row>(buildVersionedListQuery(table, COLUMNS, opts))).map(fromRow);
     },
 
     async create(

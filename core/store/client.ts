@@ -7,7 +7,11 @@ import { ParleyError, isParleyError } from '../errors.ts';
 
 export type { ClickHouseClient };
 
+/** One statement with bound parameters, as the query builders return it. */
+export type Statement = { query: string; query_params?: Record<string, unknown> };
+
 export type Store = {
+  /** For statements the methods below do not cover (DDL, inserts, the migrations runner). */
   client: ClickHouseClient;
   database: string;
   cluster?: string;
@@ -17,8 +21,16 @@ export type Store = {
    * is, without copying it into a string; a server gets it as the body of one INSERT.
    */
   insertJsonLines(table: string, data: Buffer, settings: InsertSettings): Promise<void>;
+  /** A statement's rows as objects. An unreachable or timing-out store throws STORE_UNAVAILABLE. */
+  rows<T>(q: Statement): Promise<T[]>;
+  /** A statement's rows one by one as they arrive, for results too large to hold at once. */
+  each<T>(q: Statement): AsyncGenerator<T>;
+  /** A statement's result as bytes in a ClickHouse output format (e.g. ArrowStream), streamed. */
+  stream(q: Statement & { format: string; settings?: ClickHouseSettings }): Promise<Readable>;
   close(): Promise<void>;
 };
+
+type ClickHouseSettings = NonNullable<Parameters<ClickHouseClient['exec']>[0]['clickhouse_settings']>;
 
 type InsertSettings = Record<string, string | number | boolean>;
 
@@ -46,8 +58,10 @@ export async function createStore(config: Pick<Config, 'clickhouse' | 'dataDir'>
       clickhouse_settings: settings,
       request_timeout: timeoutMs,
     });
+    const client = guarded(server);
     return {
-      client: guarded(server),
+      client,
+      ...reads(client, asOutage),
       database: db,
       cluster,
       kind: 'server',
@@ -78,6 +92,7 @@ export async function createStore(config: Pick<Config, 'clickhouse' | 'dataDir'>
   });
   return {
     client,
+    ...reads(client, (err) => err),
     database,
     cluster,
     kind: 'embedded',
@@ -119,6 +134,38 @@ export function isClickHouseError(err: unknown): err is Error & { code: string; 
 export function asOutage(err: unknown): unknown {
   if (isClickHouseError(err) || isParleyError(err)) return err;
   return new ParleyError('PARLEY_ERR_STORE_UNAVAILABLE', undefined, { cause: err });
+}
+
+/**
+ * The typed reads every role uses instead of the raw client; `translate` maps a failure to reach
+ * the store (for a server: an outage) to the error callers see, also for a result cut short.
+ */
+function reads(
+  client: ClickHouseClient,
+  translate: (err: unknown) => unknown,
+): Pick<Store, 'rows' | 'each' | 'stream'> {
+  return {
+    async rows<T>(q: Statement) {
+      const rs = await client.query({ ...q, format: 'JSONEachRow' });
+      return rs.json<T>();
+    },
+    async *each<T>(q: Statement) {
+      const rs = await client.query({ ...q, format: 'JSONEachRow' });
+      try {
+        for await (const batch of rs.stream()) for (const r of batch) yield r.json() as T;
+      } catch (err) {
+        throw translate(err);
+      }
+    },
+    async stream({ format, settings, ...q }) {
+      const { stream } = await client.exec({
+        query: `${q.query}\nFORMAT ${format}`,
+        query_params: q.query_params,
+        clickhouse_settings: settings,
+      });
+      return stream instanceof Readable ? stream : Readable.from(stream as AsyncIterable<Uint8Array>);
+    },
+  };
 }
 
 type ResultLike = { json(): Promise<unknown>; text(): Promise<string> };

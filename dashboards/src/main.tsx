@@ -131,7 +131,8 @@ function App() {
               aria-current={p === page ? 'page' : undefined}
               onClick={(e) => {
                 e.preventDefault();
-                navigate((e.currentTarget as HTMLAnchorElement).getAttribute('href')!);
+                const href = (e.currentTarget as HTMLAnchorElement).getAttribute('href');
+                if (href) navigate(href);
               }}
             >
               {p.title}
@@ -155,4 +156,6 @@ function App() {
   );
 }
 
-render(<App />, document.getElementById('app')!);
+const root = document.getElementById('app');
+if (!root) throw new Error('index.html has no #app element');
+render(<App />, root);

@@ -119,7 +119,8 @@ function adaptItem(
   }
   const postback = obj(it.postback);
   if (postback) {
-    const key = str(postback.mid) ? [channel, str(postback.mid)!] : fallback;
+    const mid = str(postback.mid);
+    const key = mid ? [channel, mid] : fallback;
     push(tapEvent(base, key, postback.payload, postback.title));
     const referral = obj(postback.referral);
     if (referral) push(referralEvent(base, [...key, 'referral'], referral));

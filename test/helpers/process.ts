@@ -39,12 +39,12 @@ export function spawnIn(cmd: string, args: string[], env: Record<string, string>
   });
   let out = '';
   let err = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (err += d));
+  child.stdout?.on('data', (d) => (out += d));
+  child.stderr?.on('data', (d) => (err += d));
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   const kill = (sig: NodeJS.Signals = 'SIGTERM') => {
     try {
-      process.kill(-child.pid!, sig);
+      if (child.pid !== undefined) process.kill(-child.pid, sig);
     } catch {}
   };
   return { child, stdout: () => out, stderr: () => err, exited, kill };

@@ -198,7 +198,7 @@ export function Campaigns(props: { ctx: Ctx }) {
           <button
             type="button"
             aria-label={`${r.status === 'active' ? 'Pause' : 'Resume'} ${r.name}`}
-            onClick={() => setStatus(r.campaign!, r.status === 'active' ? 'paused' : 'active')}
+            onClick={() => r.campaign && setStatus(r.campaign, r.status === 'active' ? 'paused' : 'active')}
           >
             {r.status === 'active' ? 'Pause' : 'Resume'}
           </button>
