@@ -120,7 +120,6 @@ export async function createDecisionEngine(deps: {
         log.warn({ err, partition: b.partition, offset: String(m.offset) }, 'unreadable event skipped');
       }
     }
-    firstSeen.trim();
     progress(b);
   };
 
