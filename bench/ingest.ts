@@ -198,13 +198,8 @@ async function parley(): Promise<{
       p99: latencies[Math.floor(latencies.length * 0.99)],
     };
   } finally {
-    if (process.env.BENCH_SNAPSHOT) {
-      process.kill(proc.child.pid!, 'SIGUSR2');
-      await new Promise((r) => setTimeout(r, 40_000));
-    }
     proc.kill('SIGTERM');
     await proc.exited;
-    if (process.env.BENCH_DUMP) (await import('node:fs')).writeFileSync(process.env.BENCH_DUMP, proc.stdout());
     await rm(dir, { recursive: true, force: true });
   }
 }

@@ -71,7 +71,11 @@ describe('RecentIds', () => {
     };
     expect(isFirstSeen(r, escaped)).toBe(false);
     const ascii = msg('plain-id', 0, 1);
-    const reordered: InMessage = { ...ascii, offset: 2n, value: Buffer.from('{"type":"x","event_id":"plain-id"}') };
+    const reordered: InMessage = {
+      ...ascii,
+      offset: 2n,
+      value: Buffer.from('{"type":"x","event_id":"plain-id"}'),
+    };
     expect(isFirstSeen(r, ascii)).toBe(true);
     expect(isFirstSeen(r, reordered)).toBe(false);
     // No id: always a first copy.

@@ -142,7 +142,8 @@ class Generation {
   readonly mask: number;
   size = 0;
   constructor(capacity: number) {
-    this.slots = new Int32Array(capacity * 4).fill(-1);
+    // Zeroed memory is an empty table: pages the process never touches cost nothing.
+    this.slots = new Int32Array(capacity * 4);
     this.mask = capacity - 1;
   }
   /** The slot of (h1, h2), or of the empty slot where it would go. */
@@ -151,26 +152,26 @@ class Generation {
     let i = h1 & this.mask;
     for (;;) {
       const at = i << 2;
-      // A position's high word is never negative: -1 marks an empty slot.
-      if (s[at + 2] === -1 || (s[at] === h1 && s[at + 1] === h2)) return at;
+      // A slot holds its position's high word plus one: 0 marks an empty slot.
+      if (s[at + 2] === 0 || (s[at] === h1 && s[at + 1] === h2)) return at;
       i = (i + 1) & this.mask;
     }
   }
   find(h1: number, h2: number): number {
     const at = this.slot(h1, h2);
     const hi = this.slots[at + 2];
-    return hi === -1 ? -1 : hi * 4294967296 + (this.slots[at + 3] >>> 0);
+    return hi === 0 ? -1 : (hi - 1) * 4294967296 + (this.slots[at + 3] >>> 0);
   }
   put(h1: number, h2: number, position: number) {
     const at = this.slot(h1, h2);
-    if (this.slots[at + 2] === -1) this.size++;
+    if (this.slots[at + 2] === 0) this.size++;
     this.slots[at] = h1;
     this.slots[at + 1] = h2;
-    this.slots[at + 2] = Math.floor(position / 4294967296);
+    this.slots[at + 2] = Math.floor(position / 4294967296) + 1;
     this.slots[at + 3] = position >>> 0;
   }
   clear() {
-    this.slots.fill(-1);
+    this.slots.fill(0);
     this.size = 0;
   }
 }
@@ -224,16 +225,25 @@ export function isFirstSeen(recent: RecentIds, m: InMessage): boolean {
   return seen === positionOf(m);
 }
 
-/**
- * m's id as a JSON string, ready for a JSON line: copied from its bytes when its value starts with
- * it (escapes and all), else encoded; undefined when m has no readable id.
- */
+/** m's id written as a TabSeparated field at `at`; the end, or -1 when m has no readable id. */
 function writeId(m: InMessage, out: Buffer, at: number): number {
   const end = idEnd(m.value);
-  if (end >= 0) return at + m.value.copy(out, at, PREFIX.length - 1, end + 1);
+  // Plain ASCII without escapes in JSON has nothing TabSeparated escapes either: copied as it is.
+  if (end >= 0 && ASCII) return at + m.value.copy(out, at, PREFIX.length, end);
   const id = idOf(m);
-  return id === undefined ? -1 : at + out.write(JSON.stringify(id), at, 'utf8');
+  return id === undefined ? -1 : at + out.write(tsvEscape(id), at, 'utf8');
 }
+
+const TSV_ESCAPES: Record<string, string> = {
+  '\\': '\\\\',
+  '\t': '\\t',
+  '\n': '\\n',
+  '\r': '\\r',
+  '\0': '\\0',
+};
+const tsvEscape = (s: string) => s.replace(/[\\\t\n\r\0]/g, (c) => TSV_ESCAPES[c] as string);
+
+const REGISTRY_COLUMNS = ['event_id', 'bus_partition', 'bus_offset', 'accepted_at'];
 
 export type Dedup = {
   /** The messages of a batch that are first copies of their event, in order (ids unreadable pass). */
@@ -343,7 +353,8 @@ FROM ${table} WHERE event_id IN {ids:Array(String)} GROUP BY event_id`,
               if (p) p.first = first;
             }
             // Another stage may have decided an id meanwhile, from the same registry.
-            for (const p of pending.values()) if (recent.find(p.h1, p.h2) === -1) recent.put(p.h1, p.h2, p.first);
+            for (const p of pending.values())
+              if (recent.find(p.h1, p.h2) === -1) recent.put(p.h1, p.h2, p.first);
           }
           const out: InMessage[] = [];
           for (const m of messages) if (!hashOf(m) || recent.find(H1, H2) === positionOf(m)) out.push(m);
@@ -352,29 +363,22 @@ FROM ${table} WHERE event_id IN {ids:Array(String)} GROUP BY event_id`,
         },
         async register(firsts) {
           if (!firsts.length) return;
-          // One JSON line per id, written into one buffer: the id's bytes are copied from the
-          // message (JSON already), the time goes as decimal seconds, which the engine reads into
-          // DateTime64(3) exactly.
+          // One TabSeparated line per id, written into one buffer: the id's bytes are copied from the
+          // message when it is plain ASCII; the time goes as decimal seconds, which the engine
+          // reads into DateTime64(3) exactly.
           let size = 0;
-          for (const m of firsts) size += m.value.length + 128;
+          for (const m of firsts) size += m.value.length + 64;
           const out = Buffer.allocUnsafe(size);
           let at = 0;
           for (const m of firsts) {
-            const start = at;
-            at += out.write('{"event_id":', at, 'latin1');
             const next = writeId(m, out, at);
-            if (next < 0) {
-              at = start;
-              continue;
-            }
+            if (next < 0) continue;
             at = next;
-            at += out.write(
-              `,"bus_partition":${m.partition},"bus_offset":${m.offset},"accepted_at":"${m.timestamp / 1000}"}\n`,
-              at,
-              'latin1',
-            );
+            at += out.write(`\t${m.partition}\t${m.offset}\t${m.timestamp / 1000}\n`, at, 'latin1');
           }
-          await store.insertJsonLines(table, out.subarray(0, at), { date_time_input_format: 'best_effort' });
+          await store.insertTsv(table, REGISTRY_COLUMNS, out.subarray(0, at), {
+            date_time_input_format: 'best_effort',
+          });
           for (const m of firsts) if (hashOf(m)) filter.probe(H1, H2, true);
         },
       };
