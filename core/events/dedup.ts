@@ -337,28 +337,50 @@ FROM ${table} WHERE event_id IN {ids:Array(String)} GROUP BY event_id`,
         async firstCopies(messages) {
           // The stages of this process share `recent`: an id another stage has decided keeps its
           // answer. Ids the filter may hold are decided by the registry; the others by the first
-          // sighting.
+          // sighting. Each message is hashed once; its verdict is kept unless the registry decides.
+          const n = messages.length;
+          const first = new Uint8Array(n); // 1: a first copy (or no id); 2: the registry decides
+          const hashes = new Int32Array(n * 2);
           let pending: Map<string, { h1: number; h2: number; first: number }> | undefined;
-          for (const m of messages) {
-            if (!hashOf(m) || recent.find(H1, H2) !== -1) continue;
-            if (filter.probe(H1, H2, false)) {
+          for (let i = 0; i < n; i++) {
+            const m = messages[i] as InMessage;
+            if (!hashOf(m)) {
+              first[i] = 1;
+              continue;
+            }
+            hashes[2 * i] = H1;
+            hashes[2 * i + 1] = H2;
+            const seen = recent.find(H1, H2);
+            if (seen !== -1) first[i] = seen === positionOf(m) ? 1 : 0;
+            else if (filter.probe(H1, H2, false)) {
               const id = idOf(m) as string;
               pending ??= new Map();
               if (!pending.has(id)) pending.set(id, { h1: H1, h2: H2, first: positionOf(m) });
-            } else recent.put(H1, H2, positionOf(m));
+              first[i] = 2;
+            } else {
+              recent.put(H1, H2, positionOf(m));
+              first[i] = 1;
+            }
           }
           if (pending) {
-            for (const [id, first] of await lookup([...pending.keys()])) {
+            for (const [id, at] of await lookup([...pending.keys()])) {
               const p = pending.get(id);
-              if (p) p.first = first;
+              if (p) p.first = at;
             }
             // Another stage may have decided an id meanwhile, from the same registry.
             for (const p of pending.values())
               if (recent.find(p.h1, p.h2) === -1) recent.put(p.h1, p.h2, p.first);
+            for (let i = 0; i < n; i++)
+              if (first[i] === 2)
+                first[i] =
+                  recent.find(hashes[2 * i] as number, hashes[2 * i + 1] as number) ===
+                  positionOf(messages[i] as InMessage)
+                    ? 1
+                    : 0;
           }
           const out: InMessage[] = [];
-          for (const m of messages) if (!hashOf(m) || recent.find(H1, H2) === positionOf(m)) out.push(m);
-          if (out.length < messages.length) onDuplicates(messages.length - out.length);
+          for (let i = 0; i < n; i++) if (first[i] === 1) out.push(messages[i] as InMessage);
+          if (out.length < n) onDuplicates(n - out.length);
           return out;
         },
         async register(firsts) {
