@@ -23,7 +23,7 @@ import { toRow } from '../processors/sink.ts';
 import { generateTraffic } from '../bin/sim/traffic.ts';
 import { freePort, metric, spawnIn, waitFor, waitHealthy } from '../test/helpers/process.ts';
 import { newKey } from '../test/helpers/app.ts';
-import { cpuSeconds } from './cpu.ts';
+import { cpuByThread, cpuSeconds } from './cpu.ts';
 import { printTable } from './table.ts';
 
 const { values } = parseArgs({
@@ -125,7 +125,14 @@ function post(port: number, key: string, body: Buffer): Promise<{ status: number
   });
 }
 
-async function parley(): Promise<{ secs: number; cpu: number; ackSecs: number; p50: number; p99: number }> {
+async function parley(): Promise<{
+  secs: number;
+  cpu: number;
+  threads: (readonly [string, number])[];
+  ackSecs: number;
+  p50: number;
+  p99: number;
+}> {
   const dir = await mkdtemp(join(tmpdir(), 'parley-bench-ingest-'));
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
@@ -155,6 +162,7 @@ async function parley(): Promise<{ secs: number; cpu: number; ackSecs: number; p
     const latencies: number[] = [];
     let next = 0;
     const cpu0 = cpuSeconds(proc.child.pid);
+    const threads0 = cpuByThread(proc.child.pid);
     const t0 = performance.now();
     const worker = async () => {
       while (next < bodies.length) {
@@ -176,10 +184,15 @@ async function parley(): Promise<{ secs: number; cpu: number; ackSecs: number; p
     );
     const secs = (performance.now() - t0) / 1000;
     const cpu = cpuSeconds(proc.child.pid) - cpu0;
+    const threads = [...cpuByThread(proc.child.pid)]
+      .map(([name, secs]) => [name, secs - (threads0.get(name) ?? 0)] as const)
+      .filter(([, secs]) => secs >= 0.01)
+      .sort((a, b) => b[1] - a[1]);
     latencies.sort((a, b) => a - b);
     return {
       secs,
       cpu,
+      threads,
       ackSecs,
       p50: latencies[Math.floor(latencies.length * 0.5)],
       p99: latencies[Math.floor(latencies.length * 0.99)],
@@ -221,6 +234,9 @@ printTable(
 );
 console.log(
   `Parley's CPU time (all threads) from the first request until all were queryable: ${e2e.cpu.toFixed(2)} s, ${((e2e.cpu * 1e6) / n).toFixed(1)} µs per event`,
+);
+console.log(
+  `  by thread: ${e2e.threads.map(([name, secs]) => `${name} ${((secs * 1e6) / n).toFixed(1)}`).join(', ')} (µs per event)`,
 );
 console.log(
   `request latency per batch of ${BATCH}: p50 ${e2e.p50.toFixed(1)} ms, p99 ${e2e.p99.toFixed(1)} ms`,

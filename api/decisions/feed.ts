@@ -104,7 +104,7 @@ export async function createDecisionEngine(deps: {
   };
   // This group reads the topic from its beginning in order: the first copy of an event it meets is
   // the first accepted one, and later copies change nothing (docs/ingest.md, "Duplicates").
-  const firstSeen = new RecentIds(1_000_000);
+  const firstSeen = new RecentIds(500_000);
   const onEvents = async (b: Batch) => {
     for (const m of b.messages) {
       if (!isFirstSeen(firstSeen, m)) continue;
@@ -120,7 +120,6 @@ export async function createDecisionEngine(deps: {
         log.warn({ err, partition: b.partition, offset: String(m.offset) }, 'unreadable event skipped');
       }
     }
-    firstSeen.trim();
     progress(b);
   };
 

@@ -29,6 +29,11 @@ export type ThreadPlan = {
   start: number;
   /** A stable label for ids minted in this thread (appointment and order ids). */
   label: string;
+  /**
+   * Where the simulated clock's days start (ms since the epoch; default: UTC midnights). The
+   * simulator starts them at its period's start, so a run re-stamped later holds the same events.
+   */
+  midnight?: number;
 };
 
 const SEC = 1000;
@@ -54,11 +59,12 @@ const FIRST = [
 ];
 const LAST = ['Silva', 'Smith', 'Costa', 'Müller', 'Okafor', 'Rossi', 'Tanaka', 'Nowak', 'Garcia', 'Dubois'];
 
-/** Later sessions start in the daytime (08:00–22:00 UTC): people rarely write to a barber at 3am. */
-function daytime(rng: Rng, t: number): number {
-  const hour = new Date(t).getUTCHours();
+/** Later sessions start in the daytime (08:00–22:00): people rarely write to a barber at 3am. */
+function daytime(rng: Rng, t: number, midnight: number): number {
+  const sinceMidnight = (((t - midnight) % DAY) + DAY) % DAY;
+  const hour = Math.floor(sinceMidnight / HOUR);
   if (hour >= 8 && hour < 22) return t;
-  const day = Math.floor(t / DAY) * DAY + (hour >= 22 ? DAY : 0);
+  const day = t - sinceMidnight + (hour >= 22 ? DAY : 0);
   return day + 8 * HOUR + rng.int(0, 3 * HOUR);
 }
 
@@ -127,7 +133,7 @@ export function threadEvents(plan: ThreadPlan): Timed[] {
   const leaveAt = rng.chance(0.04) ? rng.int(0, sessions - 1) : -1;
 
   for (let s = 0; s < sessions; s++) {
-    if (s > 0) w.t = daytime(rng, w.t + HOUR + Math.round(rng.exp(1.5 * DAY)));
+    if (s > 0) w.t = daytime(rng, w.t + HOUR + Math.round(rng.exp(1.5 * DAY)), plan.midnight ?? 0);
     const messages = 1 + (rng.chance(s === 0 ? 0.35 : 0.2) ? 1 : 0);
     for (let m = 0; m < messages; m++) {
       if (m > 0 || s > 0) w.wait(5 * SEC, 2 * MIN);

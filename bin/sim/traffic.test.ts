@@ -36,6 +36,29 @@ describe('generateTraffic', () => {
     expect(other.length).not.toBe(events.length);
   });
 
+  it('re-stamped later, at any time of day, holds the same events shifted by the same time', () => {
+    // Runs re-sent minutes apart must be the same events (ids, types, props), whatever the hour.
+    for (const now of [NOW, Date.parse('2026-03-04T21:58:00.000Z'), Date.parse('2026-03-05T07:59:30.000Z')]) {
+      const base = { ...opts, users: 300, now };
+      const first = [...generateTraffic(base)];
+      const later = [...generateTraffic({ ...base, now: now + 5 * 60_000 })];
+      expect(later.length).toBe(first.length);
+      // Times shift: occurred_at and the times props carry (read watermarks, appointment times).
+      const back = (v: unknown): unknown =>
+        typeof v === 'number' && v > 1e12
+          ? v - 5 * 60_000
+          : typeof v === 'string' && /^\d{4}-\d\d-\d\dT/.test(v)
+            ? new Date(Date.parse(v) - 5 * 60_000).toISOString()
+            : v;
+      const shifted = later.map((e) => ({
+        ...e,
+        occurred_at: back(e.occurred_at),
+        props: Object.fromEntries(Object.entries(e.props).map(([k, v]) => [k, back(v)])),
+      }));
+      expect(shifted).toEqual(first);
+    }
+  });
+
   it('gives every event a unique UUID-shaped id', () => {
     expect(new Set(events.map((e) => e.event_id)).size).toBe(events.length);
     for (const e of events.slice(0, 200))

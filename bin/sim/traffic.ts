@@ -69,7 +69,7 @@ export function userEvents(
     // A whole offset from `from`: the same seed gives the same offsets whatever `now` is.
     const start = from + Math.round(rng.next() * (opts.now - from));
     const label = stableHex(`${opts.seed}:thread:${index}:${business.id}`, 12);
-    for (const e of threadEvents({ rng, business, channel, start, label })) {
+    for (const e of threadEvents({ rng, business, channel, start, label, midnight: from })) {
       const k = n++; // counted before the cut, so ids do not depend on `now`
       if (e.at > opts.now) continue;
       const event: SimEvent = {

@@ -47,9 +47,47 @@ describe('RecentIds', () => {
     expect(isFirstSeen(r, msg('a', 0, 1))).toBe(true); // the same copy, read again
     isFirstSeen(r, msg('b', 0, 3));
     isFirstSeen(r, msg('c', 0, 4));
-    r.trim();
+    isFirstSeen(r, msg('d', 0, 5));
+    expect(r.get('a')).toBe(1); // two generations of two: still remembered
+    isFirstSeen(r, msg('e', 0, 6));
+    // 'a' and 'b' were forgotten when 'e' started a third generation.
     expect(r.get('a')).toBeUndefined();
+    expect(r.get('b')).toBeUndefined();
     expect(r.get('c')).toBe(4); // partition 0, offset 4
+    expect(r.get('d')).toBe(5);
+    expect(isFirstSeen(r, msg('c', 3, 9))).toBe(false);
+  });
+
+  it('knows an id however its bytes spell it, and positions past 2^32', () => {
+    const r = new RecentIds(1000);
+    const plain = msg('caf\u00e9-\u00e8', 7, 2 ** 40);
+    expect(isFirstSeen(r, plain)).toBe(true);
+    expect(r.get('caf\u00e9-\u00e8')).toBe(7 * 1e12 + 2 ** 40);
+    // The same id written with escapes, by another producer.
+    const escaped: InMessage = {
+      ...plain,
+      offset: BigInt(2 ** 40 + 1),
+      value: Buffer.from('{"event_id":"caf\\u00e9-\\u00e8","type":"message.received"}'),
+    };
+    expect(isFirstSeen(r, escaped)).toBe(false);
+    const ascii = msg('plain-id', 0, 1);
+    const reordered: InMessage = {
+      ...ascii,
+      offset: 2n,
+      value: Buffer.from('{"type":"x","event_id":"plain-id"}'),
+    };
+    expect(isFirstSeen(r, ascii)).toBe(true);
+    expect(isFirstSeen(r, reordered)).toBe(false);
+    // No id: always a first copy.
+    expect(isFirstSeen(r, { ...ascii, value: Buffer.from('{"type":"x"}') })).toBe(true);
+  });
+
+  it('tells 200,000 distinct ids apart', () => {
+    const r = new RecentIds(200_000);
+    let firsts = 0;
+    for (let i = 0; i < 200_000; i++) if (isFirstSeen(r, msg(`id-${i}`, i % 4, i))) firsts++;
+    expect(firsts).toBe(200_000);
+    for (let i = 0; i < 200_000; i += 997) expect(r.get(`id-${i}`)).toBe((i % 4) * 1e12 + i);
   });
 });
 

@@ -27,6 +27,12 @@ export type Store = {
   each<T>(q: Statement): AsyncGenerator<T>;
   /** A statement's result as bytes in a ClickHouse output format (e.g. ArrowStream), streamed. */
   stream(q: Statement & { format: string; settings?: ClickHouseSettings }): Promise<Readable>;
+  /**
+   * Inserts tab-separated lines (ClickHouse's TabSeparated, escapes and all) into the named
+   * columns, the others taking their defaults: the engine parses them several times faster than
+   * JSON lines.
+   */
+  insertTsv(table: string, columns: readonly string[], data: Buffer, settings: InsertSettings): Promise<void>;
   close(): Promise<void>;
 };
 
@@ -59,6 +65,18 @@ export async function createStore(config: Pick<Config, 'clickhouse' | 'dataDir'>
       request_timeout: timeoutMs,
     });
     const client = guarded(server);
+    const exec = async (query: string, data: Buffer, insertSettings: InsertSettings) => {
+      try {
+        const res = await server.exec({
+          query,
+          values: Readable.from([data]),
+          clickhouse_settings: insertSettings,
+        });
+        res.stream.resume();
+      } catch (err) {
+        throw asOutage(err);
+      }
+    };
     return {
       client,
       ...reads(client, asOutage),
@@ -66,16 +84,10 @@ export async function createStore(config: Pick<Config, 'clickhouse' | 'dataDir'>
       cluster,
       kind: 'server',
       async insertJsonLines(table, data, insertSettings) {
-        try {
-          const res = await server.exec({
-            query: `INSERT INTO ${table} FORMAT JSONEachRow`,
-            values: Readable.from([data]),
-            clickhouse_settings: insertSettings,
-          });
-          res.stream.resume();
-        } catch (err) {
-          throw asOutage(err);
-        }
+        await exec(`INSERT INTO ${table} FORMAT JSONEachRow`, data, insertSettings);
+      },
+      async insertTsv(table, columns, data, insertSettings) {
+        await exec(`INSERT INTO ${table} (${columns.join(', ')}) FORMAT TabSeparated`, data, insertSettings);
       },
       close: () => server.close(),
     };
@@ -96,25 +108,31 @@ export async function createStore(config: Pick<Config, 'clickhouse' | 'dataDir'>
     database,
     cluster,
     kind: 'embedded',
-    async insertJsonLines(table, data, insertSettings) {
-      // The engine's own parser reads the bytes in place (the client would make a string of them).
-      try {
-        await connection.chdb.rawInsert({
-          table,
-          values: data,
-          format: 'JSONEachRow',
-          settings: insertSettings,
-        });
-      } catch (err) {
-        // Refused data carries ClickHouse's code: given the shape isClickHouseError knows.
-        const code = (err as { clickhouseCode?: unknown }).clickhouseCode;
-        if (typeof code === 'number')
-          throw Object.assign(new Error((err as Error).message, { cause: err }), { code: String(code) });
-        throw err;
-      }
-    },
+    insertJsonLines: (table, data, insertSettings) =>
+      rawInsert(table, undefined, data, 'JSONEachRow', insertSettings),
+    insertTsv: (table, columns, data, insertSettings) =>
+      rawInsert(table, columns, data, 'TabSeparated', insertSettings),
     close: () => client.close(),
   };
+
+  async function rawInsert(
+    table: string,
+    columns: readonly string[] | undefined,
+    data: Buffer,
+    format: 'JSONEachRow' | 'TabSeparated',
+    insertSettings: InsertSettings,
+  ) {
+    // The engine's own parser reads the bytes in place (the client would make a string of them).
+    try {
+      await connection.chdb.rawInsert({ table, columns, values: data, format, settings: insertSettings });
+    } catch (err) {
+      // Refused data carries ClickHouse's code: given the shape isClickHouseError knows.
+      const code = (err as { clickhouseCode?: unknown }).clickhouseCode;
+      if (typeof code === 'number')
+        throw Object.assign(new Error((err as Error).message, { cause: err }), { code: String(code) });
+      throw err;
+    }
+  }
 }
 
 /**
