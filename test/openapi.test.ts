@@ -57,6 +57,13 @@ describe('the OpenAPI document', () => {
     );
     expect(missing).toEqual([]);
     expect(ops.filter(([, op]) => op.requestBody).length).toBeGreaterThan(8);
+    // Signed webhook deliveries, read as raw bytes, are documented in the platform's format too.
+    for (const platform of ['messenger', 'instagram', 'whatsapp'])
+      expect(
+        Object.keys(
+          ops.find(([name]) => name === `POST /v1/webhooks/${platform}`)?.[1].requestBody?.content ?? {},
+        ),
+      ).toEqual(['application/json']);
   });
 
   it('lists CSV and Arrow beside JSON where a route serves them, and only JSON for errors', () => {

@@ -42,6 +42,9 @@ export const openapiTransform: typeof jsonSchemaTransform = (input) => {
   const examples = meta?.examples ?? (meta?.example === undefined ? undefined : [meta.example]);
   if (examples && schema.body && !(schema.body as JsonSchema).examples)
     schema.body = { ...(schema.body as JsonSchema), examples };
+  // A body a route reads as raw bytes (a signed webhook) is documented, never validated.
+  if (schema.documentedBody) schema.body = schema.documentedBody;
+  delete schema.documentedBody;
   const produces = schema.produces as string[] | undefined;
   delete schema.produces;
   const original = ((input.schema as { response?: Record<string, { description?: string }> }).response ??

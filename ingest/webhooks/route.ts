@@ -12,6 +12,7 @@ import type { Logger } from '../../core/log.ts';
 import type { Metrics } from '../../core/metrics.ts';
 import { publishEvents, scrub } from '../publish.ts';
 import { type AdapterContext, type AdaptResult, DeliveryError, type Platform } from './common.ts';
+import { DELIVERY_BODIES } from './examples.ts';
 import { adaptInstagram } from './instagram.ts';
 import { adaptMessenger } from './messenger.ts';
 import { SIGNATURE_HEADER, verifySignature } from './signature.ts';
@@ -149,6 +150,8 @@ export async function webhooksRoute(app: App, deps: WebhookDeps) {
               "The platform's own delivery format, signed with X-Hub-Signature-256 (HMAC-SHA256 of the raw body with the app secret). 401 unsigned, 403 forged; nothing is stored for either. 200 once the canonical events are durable on the bus; 503 if they are not.",
             tags: ['webhooks'],
             security: [],
+            // Shown in the OpenAPI document only: the signature covers the raw bytes, read as they are.
+            documentedBody: DELIVERY_BODIES[platform],
             response: {
               200: deliveryResult,
               400: errorBody,
