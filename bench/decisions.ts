@@ -184,6 +184,28 @@ async function serve() {
   });
   const bare = Fastify();
   bare.post('/bare', async () => ({ decision_id: 'd_0', campaign_id: 'cmp_0', price_micros: 1000 }));
+  // The serving process's memory after a full collection, asked between the rows.
+  // With it, the process's CPU time before and after that collection, so each row's CPU time per
+  // request excludes it (a measure that holds on a busy machine, where req/s do not).
+  const cpuUs = () => {
+    const c = process.cpuUsage();
+    return c.user + c.system;
+  };
+  bare.get('/memory', async () => {
+    const cpuEndUs = cpuUs();
+    gc();
+    const m = process.memoryUsage();
+    return {
+      cpuEndUs,
+      cpuStartUs: cpuUs(),
+      rssMb: m.rss / 1024 / 1024,
+      heapMb: m.heapUsed / 1024 / 1024,
+      externalMb: m.external / 1024 / 1024,
+      buffersMb: m.arrayBuffers / 1024 / 1024,
+      // The monotonic clock of CPU profiles (µs), to cut a profile into its rows.
+      atUs: Number(process.hrtime.bigint() / 1000n),
+    };
+  });
   const decisionsUrl = await app.listen({ host: '127.0.0.1', port: 0 });
   const bareUrl = await bare.listen({ host: '127.0.0.1', port: 0 });
   process.stdout.write(
@@ -310,12 +332,32 @@ async function main() {
     });
   // Warm both up, then measure the baseline and the decisions route in the same run.
   await load(`${info.bareUrl}/bare`, () => '{}', {});
+  type Memory = {
+    rssMb: number;
+    heapMb: number;
+    externalMb: number;
+    buffersMb: number;
+    atUs: number;
+    cpuStartUs: number;
+    cpuEndUs: number;
+  };
+  const memory: [string, Memory][] = [];
+  const noteMemory = async (after: string) => {
+    const m = (await (await fetch(`${info.bareUrl}/memory`)).json()) as Memory;
+    memory.push([after, m]);
+    if (values.profile) process.stderr.write(`profile time ${m.atUs} µs: after the ${after}\n`);
+  };
+  await noteMemory('bare warm-up');
   const bare = await load(`${info.bareUrl}/bare`, () => '{}', {});
+  await noteMemory('bare row');
   const auth = { authorization: `Bearer ${KEY}` };
   // Serving changes the engine's state, so it is measured last.
   const stack = await load(`${info.decisionsUrl}/bench/constant`, () => decisionBody(), auth);
+  await noteMemory('stack row');
   const none = await load(`${info.decisionsUrl}/v1/decisions`, () => decisionBody(true), auth);
+  await noteMemory('204 row');
   const dec = await load(`${info.decisionsUrl}/v1/decisions`, () => decisionBody(), auth);
+  await noteMemory('served row');
   // Confirmations: batches of 100 tokens of offers made now (a pool reused; repeats are still
   // published, and storage keeps one impression per decision).
   const pool = Array.from({ length: 20_000 }, (_, i) =>
@@ -340,28 +382,33 @@ async function main() {
     },
     auth,
   );
+  await noteMemory('confirmations row');
   child.kill('SIGTERM');
   const after = JSON.parse(await next());
-  const row = (name: string, r: autocannon.Result) => [
+  /** The serving process's CPU time per request over the row that ended at memory[i]. */
+  const cpuPerRequest = (i: number, r: autocannon.Result) =>
+    ((memory[i][1].cpuEndUs - memory[i - 1][1].cpuStartUs) / Math.max(1, r.requests.total)).toFixed(0);
+  const row = (name: string, r: autocannon.Result, i: number) => [
     name,
     Math.round(r.requests.average),
     r.latency.p50,
     r.latency.p99,
     r.non2xx,
     r.errors,
+    cpuPerRequest(i, r),
   ];
   printTable(
     `POST /v1/decisions: ${CAMPAIGNS} live campaigns, ${info.users} users × ${SEGMENTS} segments in memory, published to ${values.brokers ? `Kafka at ${values.brokers}` : 'the embedded log'}, ${values.connections} connections, ${values.seconds}s each`,
     [
-      ['route', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx', 'errors'],
-      row('bare Fastify, constant JSON', bare),
-      row('Parley HTTP stack, constant JSON', stack),
-      row('POST /v1/decisions → 200, offer held', dec),
-      row('POST /v1/decisions → 204, all 50 checked', none),
-      row('POST /v1/impressions, 100 tokens, durable', confirm),
-      ['impressions/s confirmed durably', Math.round(confirm.requests.average * 100), '', '', '', ''],
-      ['ratio served / bare', (dec.requests.average / bare.requests.average).toFixed(2), '', '', '', ''],
-      ['ratio 204 / bare', (none.requests.average / bare.requests.average).toFixed(2), '', '', '', ''],
+      ['route', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'server CPU µs/req'],
+      row('bare Fastify, constant JSON', bare, 1),
+      row('Parley HTTP stack, constant JSON', stack, 2),
+      row('POST /v1/decisions → 200, offer held', dec, 4),
+      row('POST /v1/decisions → 204, all 50 checked', none, 3),
+      row('POST /v1/impressions, 100 tokens, durable', confirm, 5),
+      ['impressions/s confirmed durably', Math.round(confirm.requests.average * 100), '', '', '', '', ''],
+      ['ratio served / bare', (dec.requests.average / bare.requests.average).toFixed(2), '', '', '', '', ''],
+      ['ratio 204 / bare', (none.requests.average / bare.requests.average).toFixed(2), '', '', '', '', ''],
       [
         'ratio Parley stack / bare',
         (stack.requests.average / bare.requests.average).toFixed(2),
@@ -369,9 +416,20 @@ async function main() {
         '',
         '',
         '',
+        '',
       ],
     ],
   );
+  printTable('Serving process memory after each row (after a full collection)', [
+    ['after', 'resident MB', 'JS heap MB', 'external MB', 'array buffers MB'],
+    ...memory.map(([name, m]) => [
+      name,
+      m.rssMb.toFixed(0),
+      m.heapMb.toFixed(0),
+      m.externalMb.toFixed(0),
+      m.buffersMb.toFixed(0),
+    ]),
+  ]);
   printTable('Decision index memory', [
     ['measure', 'value'],
     ['users × segments', `${info.users} × ${SEGMENTS}`],
