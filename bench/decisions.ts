@@ -153,7 +153,8 @@ async function serve() {
     status: () => ({ ready: true, campaigns: state.campaignCount, users: state.users.size, behind: 0 }),
     stop: async () => {},
   };
-  const app = await createHttp({ logger, bodyLimit: 1 << 20, metrics });
+  // With the rate limits a default start has (per key on this route, failed authentications).
+  const app = await createHttp({ logger, bodyLimit: 1 << 20, metrics, rateLimit: config.rateLimit });
   const auth = createAuth({ keys: [{ key: KEY, role: 'adserver' }] });
   // Parley's HTTP stack alone (auth, zod body, error shape, metrics) answering constant JSON: how
   // much of the gap to the bare route is the stack every Parley route shares.
