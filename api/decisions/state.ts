@@ -68,7 +68,10 @@ export class DecisionState {
   /** thread → keywords of its latest incoming messages (newest first) and their times. */
   private readonly threadWords = new Map<string, { at: number[]; words: string[][] }>();
   /** The user's held offers and recent impressions, gathered once per decision. */
-  private readonly recent: { campaign: number; channel: number; thread: number; atMs: number }[] = [];
+  private readonly recent: Recent[] = [];
+  private readonly gather = (o: HeldOffer) => {
+    this.recent.push({ campaign: o.campaign, channel: o.channel, thread: o.thread, atMs: o.atMs });
+  };
   /** The next user index: not users.size, since an erased user's entry is removed. */
   private nextUser = 0;
   private readonly segIndex = new Map<string, number>();
@@ -384,18 +387,15 @@ export class DecisionState {
     context?: readonly string[],
   ): UserView {
     const u = this.users.get(userId) ?? -1;
-    const opt = this.optState.get(k2(businessId, userId));
+    const opt = this.optState.size > 0 ? this.optState.get(k2(businessId, userId)) : undefined;
     const today = dayOf(nowMs);
     let channelToday = 0;
     let threadLastMs = Number.NEGATIVE_INFINITY;
     // The user's recent impressions, and the offers this user holds here, which count like them.
     const held = this.recent;
     held.length = 0;
-    const gather = (o: HeldOffer) => {
-      held.push({ campaign: o.campaign, channel: o.channel, thread: o.thread, atMs: o.atMs });
-    };
-    this.impressions.forEachHeld(u, gather);
-    if (this.offers.held > 0) this.offers.forEachHeld(u, gather);
+    this.impressions.forEachHeld(u, this.gather);
+    if (this.offers.held > 0) this.offers.forEachHeld(u, this.gather);
     if (held.length > 0) {
       const ch = CHANNEL_CODE.get(channel) ?? 255;
       const th = threadHash(threadId);
@@ -405,31 +405,24 @@ export class DecisionState {
         if (o.thread === th && o.atMs > threadLastMs) threadLastMs = o.atMs;
       }
     }
-    const thread = this.threadWords.get(threadId);
-    return {
-      inSegment: (s) => this.isMember(s, u),
-      optedOut: opt?.out === true,
-      blocked: this.blocked.has(k2(businessId, userId)),
-      hasConversation: u >= 0 && (this.conversations.get(businessId)?.has(u) ?? false),
+    return new View(
+      this,
+      u,
+      opt?.out === true,
+      this.blocked.size > 0 && this.blocked.has(k2(businessId, userId)),
+      u >= 0 && (this.conversations.get(businessId)?.has(u) ?? false),
       channelToday,
       threadLastMs,
-      servesSince: (campaignId, sinceMs) => {
-        let n = 0;
-        if (held.length > 0) {
-          const c = this.campIndex.get(campaignId);
-          for (const o of held) if (o.campaign === c && o.atMs >= sinceMs) n++;
-        }
-        return n;
-      },
-      mentions: (words) => {
-        if (context) for (const k of context) if (words.has(k.toLowerCase())) return true;
-        if (thread)
-          for (let i = 0; i < thread.at.length; i++)
-            if (nowMs - thread.at[i] < THREAD_WORDS_MS)
-              for (const k of thread.words[i]) if (words.has(k)) return true;
-        return false;
-      },
-    };
+      held,
+      nowMs,
+      context,
+      this.threadWords.get(threadId),
+    );
+  }
+
+  /** The interned index of a campaign with delivery or offers (see campaignIndex), if any. */
+  campaignIndexOf(campaignId: string) {
+    return this.campIndex.get(campaignId);
   }
 
   /**
@@ -464,5 +457,46 @@ export class DecisionState {
     if (this.clicked.size > 5_000_000) this.clicked.clear();
     for (const [t, w] of this.threadWords) if (nowMs - w.at[0] >= THREAD_WORDS_MS) this.threadWords.delete(t);
     this.releaseExpired(nowMs);
+  }
+}
+
+type Recent = { campaign: number; channel: number; thread: number; atMs: number };
+
+/** A UserView (types.ts) as one object with its methods on the prototype: nothing made per rule checked. */
+class View implements UserView {
+  constructor(
+    private readonly state: DecisionState,
+    private readonly u: number,
+    readonly optedOut: boolean,
+    readonly blocked: boolean,
+    readonly hasConversation: boolean,
+    readonly channelToday: number,
+    readonly threadLastMs: number,
+    private readonly held: readonly Recent[],
+    private readonly nowMs: number,
+    private readonly context: readonly string[] | undefined,
+    private readonly thread: { at: number[]; words: string[][] } | undefined,
+  ) {}
+
+  inSegment(s: number) {
+    return this.state.isMember(s, this.u);
+  }
+
+  servesSince(campaignId: string, sinceMs: number) {
+    let n = 0;
+    if (this.held.length > 0) {
+      const c = this.state.campaignIndexOf(campaignId);
+      for (const o of this.held) if (o.campaign === c && o.atMs >= sinceMs) n++;
+    }
+    return n;
+  }
+
+  mentions(words: ReadonlySet<string>) {
+    if (this.context) for (const k of this.context) if (words.has(k.toLowerCase())) return true;
+    const t = this.thread;
+    if (t)
+      for (let i = 0; i < t.at.length; i++)
+        if (this.nowMs - t.at[i] < THREAD_WORDS_MS) for (const k of t.words[i]) if (words.has(k)) return true;
+    return false;
   }
 }
