@@ -10,7 +10,8 @@ import { type CampaignStats, DAY_MS, dayOf, emptyStats, type LiveCampaign, type 
 //
 // Memory: user ids are interned once to small integers; each segment is a bitset over those
 // integers (1M users → 125 KB per segment), so 1M users × 20 segments cost the intern table and
-// 2.5 MB of bits. Held offers and recent impressions live in queues of typed-array chunks
+// 2.5 MB of bits. The users each business has a conversation with are a small Set, or a bitset
+// once that is smaller (UserSet). Held offers and recent impressions live in queues of typed-array chunks
 // (offers.ts, 32 bytes each), linked per user; impressions are kept for the longest window they
 // count in (at least a day), offers until confirmed or released.
 
@@ -77,7 +78,7 @@ export class DecisionState {
   private readonly segIndex = new Map<string, number>();
   private segBits: Uint32Array[] = [];
   private words = 1024;
-  private readonly conversations = new Map<string, Set<number>>();
+  private readonly conversations = new Map<string, UserSet>();
   /** `${business}\0${user}` → latest optout/optin (by occurred time). */
   private readonly optState = new Map<string, { out: boolean; atMs: number }>();
   private readonly blocked = new Set<string>();
@@ -269,7 +270,7 @@ export class DecisionState {
     const u = this.userIndex(userId, true);
     let s = this.conversations.get(businessId);
     if (!s) {
-      s = new Set();
+      s = new UserSet();
       this.conversations.set(businessId, s);
     }
     s.add(u);
@@ -498,5 +499,47 @@ class View implements UserView {
       for (let i = 0; i < t.at.length; i++)
         if (this.nowMs - t.at[i] < THREAD_WORDS_MS) for (const k of t.words[i]) if (words.has(k)) return true;
     return false;
+  }
+}
+
+/**
+ * A set of interned user indexes: a Set (about 16 bytes an entry) while small, a bitset over the
+ * indexes (one bit each, up to the largest) once that takes less memory.
+ */
+export class UserSet {
+  private small: Set<number> | null = new Set();
+  private bits: Uint32Array | null = null;
+  private largest = 0;
+
+  add(u: number) {
+    if (this.bits === null) {
+      const small = this.small!;
+      small.add(u);
+      if (u > this.largest) this.largest = u;
+      if (small.size >= 1024 && small.size * 128 > this.largest) this.toBits(small);
+      return;
+    }
+    if (u >>> 5 >= this.bits.length) {
+      const grown = new Uint32Array(Math.max((u >>> 5) + 1, this.bits.length * 2));
+      grown.set(this.bits);
+      this.bits = grown;
+    }
+    this.bits[u >>> 5] |= 1 << (u & 31);
+  }
+
+  has(u: number) {
+    if (this.bits === null) return this.small!.has(u);
+    return u >>> 5 < this.bits.length && (this.bits[u >>> 5] & (1 << (u & 31))) !== 0;
+  }
+
+  delete(u: number) {
+    if (this.bits === null) this.small!.delete(u);
+    else if (u >>> 5 < this.bits.length) this.bits[u >>> 5] &= ~(1 << (u & 31));
+  }
+
+  private toBits(small: Set<number>) {
+    this.bits = new Uint32Array((this.largest >>> 5) + 1);
+    this.small = null;
+    for (const u of small) this.add(u);
   }
 }
