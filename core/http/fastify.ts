@@ -1,4 +1,5 @@
 import { isUtf8 } from 'node:buffer';
+import { randomBytes } from 'node:crypto';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, {
@@ -91,12 +92,15 @@ export async function createHttp(opts: {
   metrics: Metrics;
   rateLimit?: RateLimitOptions;
 }): Promise<App> {
+  const instance = randomBytes(6).toString('hex');
+  let requests = 0;
   const app = Fastify({
     loggerInstance: opts.logger.child({ component: 'http' }),
     bodyLimit: opts.bodyLimit,
     logController: new LogController({ disableRequestLogging: true }),
     requestIdHeader: 'x-request-id',
-    genReqId: () => crypto.randomUUID(),
+    // Unique across processes by a random prefix, and nothing to compute per request but a counter.
+    genReqId: () => `${instance}-${(requests++).toString(36)}`,
     return503OnClosing: true,
     // Over-long ids are refused by their schema (400), not by the router (a bare 414).
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
@@ -167,26 +171,30 @@ export async function createHttp(opts: {
       );
   });
 
-  // Unknown query keys are refused on every API route, also those that take no query at all.
+  // One labelled histogram per route, method and status, looked up once rather than per request
+  // (bounded by the routes registered and the statuses they answer). Each route observes its own
+  // answers with the route's name at hand; answers of no route (404) are observed as unmatched.
+  const histograms = (route: string) => {
+    const byKey = new Map<string, ReturnType<Metrics['httpDuration']['labels']>>();
+    return (req: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
+      const key = `${req.method} ${reply.statusCode}`;
+      let h = byKey.get(key);
+      if (!h) {
+        h = opts.metrics.httpDuration.labels(route, req.method, String(reply.statusCode));
+        byKey.set(key, h);
+      }
+      h.observe(reply.elapsedTime / 1000);
+      done();
+    };
+  };
   app.addHook('onRoute', (route) => {
+    // Unknown query keys are refused on every API route, also those that take no query at all.
     if (route.url.startsWith('/v1/') && !route.schema?.querystring)
       route.schema = { ...route.schema, querystring: strictObject({}) };
+    route.onResponse = [...[route.onResponse ?? []].flat(), histograms(route.url)];
   });
-
-  // One labelled histogram per route, method and status, looked up once rather than per request
-  // (bounded by the routes registered and the statuses they answer).
-  const durations = new Map<string, ReturnType<Metrics['httpDuration']['labels']>>();
-  app.addHook('onResponse', (req, reply, done) => {
-    const route = req.routeOptions.url ?? 'unmatched';
-    const key = `${route}\u0000${req.method}\u0000${reply.statusCode}`;
-    let h = durations.get(key);
-    if (!h) {
-      h = opts.metrics.httpDuration.labels(route, req.method, String(reply.statusCode));
-      durations.set(key, h);
-    }
-    h.observe(reply.elapsedTime / 1000);
-    done();
-  });
+  const unmatched = histograms('unmatched');
+  app.addHook('onResponse', (req, reply, done) => (req.is404 ? unmatched(req, reply, done) : done()));
 
   const rl = opts.rateLimit;
   const limit = (max: number) => (rl && max > 0 ? new WindowLimit(max, rl.windowMs) : undefined);
