@@ -226,7 +226,12 @@ async function serve() {
     const servedHttp = state.offers.made;
     const memory = () => {
       const m = process.memoryUsage();
-      return { rssMb: m.rss / 1024 / 1024, heapMb: m.heapUsed / 1024 / 1024 };
+      return {
+        rssMb: m.rss / 1024 / 1024,
+        heapMb: m.heapUsed / 1024 / 1024,
+        heapTotalMb: m.heapTotal / 1024 / 1024,
+        buffersMb: m.arrayBuffers / 1024 / 1024,
+      };
     };
     gc();
     const before = memory();
@@ -319,9 +324,17 @@ async function main() {
   if (values.brokers) serveArgs.push('--brokers', values.brokers);
   const profile = values.profile ? ['--cpu-prof', '--cpu-prof-dir', values.profile] : [];
   // The serving process runs with the flags `parley start` gives node (bin/parley.js).
-  const child = spawn(process.execPath, ['--max-semi-space-size=32', ...profile, ...serveArgs], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      ...(process.env.BENCH_NODE_FLAGS ?? '--max-semi-space-size=32').split(' ').filter(Boolean),
+      ...profile,
+      ...serveArgs,
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   const next = lines(child);
   const info = JSON.parse(await next());
   const rng = seededRng(1);
@@ -457,6 +470,14 @@ async function main() {
     [
       'JS heap before / after a full collection',
       `${after.before.heapMb.toFixed(0)} / ${after.afterGc.heapMb.toFixed(0)} MB`,
+    ],
+    [
+      'JS heap reserved before / after a full collection',
+      `${after.before.heapTotalMb.toFixed(0)} / ${after.afterGc.heapTotalMb.toFixed(0)} MB`,
+    ],
+    [
+      'array buffers before / after a full collection',
+      `${after.before.buffersMb.toFixed(0)} / ${after.afterGc.buffersMb.toFixed(0)} MB`,
     ],
   ]);
 }
