@@ -20,7 +20,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { setFlagsFromString } from 'node:v8';
+import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import autocannon from 'autocannon';
 import Fastify from 'fastify';
@@ -231,6 +231,13 @@ async function serve() {
         heapMb: m.heapUsed / 1024 / 1024,
         heapTotalMb: m.heapTotal / 1024 / 1024,
         buffersMb: m.arrayBuffers / 1024 / 1024,
+        // The young generation: reserved up to --max-semi-space-size under a high allocation rate.
+        youngMb:
+          getHeapSpaceStatistics()
+            .filter((s) => s.space_name === 'new_space' || s.space_name === 'new_large_object_space')
+            .reduce((a, s) => a + s.space_size, 0) /
+          1024 /
+          1024,
       };
     };
     gc();
@@ -474,6 +481,10 @@ async function main() {
     [
       'JS heap reserved before / after a full collection',
       `${after.before.heapTotalMb.toFixed(0)} / ${after.afterGc.heapTotalMb.toFixed(0)} MB`,
+    ],
+    [
+      '… of which the young generation',
+      `${after.before.youngMb.toFixed(0)} / ${after.afterGc.youngMb.toFixed(0)} MB`,
     ],
     [
       'array buffers before / after a full collection',
