@@ -315,7 +315,7 @@ export function requireRole(auth: Auth, ...roles: Role[]) {
   const hook = (req: FastifyRequest, reply: FastifyReply, done: Done) => {
     reply.header('x-content-type-options', 'nosniff').header('cache-control', 'no-store');
     const failures = req.server.parleyLimits?.authFailures;
-    const wait = failures ? failures.over(req.ip) : 0;
+    const wait = failures && failures.keys > 0 ? failures.over(req.ip) : 0;
     if (wait) return done(rateLimited(reply, wait));
     // A dashboards session has set the principal already (its key is re-checked there).
     const known = req.principal ?? auth.cached(req.headers.authorization);
