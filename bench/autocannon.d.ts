@@ -9,7 +9,7 @@ declare module 'autocannon' {
       setupRequest?: (req: Request, context: Record<string, unknown>) => Request;
     };
     type Options = { url: string; connections?: number; duration?: number; requests?: Request[] };
-    type Histogram = { average: number; p50: number; p90: number; p99: number; max: number };
+    type Histogram = { average: number; p50: number; p90: number; p99: number; max: number; total: number };
     type Result = { requests: Histogram; latency: Histogram; non2xx: number; errors: number };
   }
   function autocannon(opts: autocannon.Options): Promise<autocannon.Result>;

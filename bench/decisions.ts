@@ -10,15 +10,17 @@
 //   node bench/run.js decisions [--seconds 10] [--connections 10] [--users 1000000] [--brokers host:port]
 //                               [--decisions 1000000] [--profile DIR]
 //
-// The servers run in a child process so the load generator (autocannon, on 127.0.0.1) does not
-// share their event loop; the child reports its resident memory after loading the index.
+// The servers run in a child process (with the node flags of `parley start`) so the load generator
+// (autocannon, on 127.0.0.1) does not share their event loop or memory. The child reports its
+// resident memory after loading the index, and its memory and CPU time after each row: CPU time
+// per request is the figure to compare on a busy machine, where req/s are not.
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { setFlagsFromString } from 'node:v8';
+import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import autocannon from 'autocannon';
 import Fastify from 'fastify';
@@ -153,7 +155,8 @@ async function serve() {
     status: () => ({ ready: true, campaigns: state.campaignCount, users: state.users.size, behind: 0 }),
     stop: async () => {},
   };
-  const app = await createHttp({ logger, bodyLimit: 1 << 20, metrics });
+  // With the rate limits a default start has (per key on this route, failed authentications).
+  const app = await createHttp({ logger, bodyLimit: 1 << 20, metrics, rateLimit: config.rateLimit });
   const auth = createAuth({ keys: [{ key: KEY, role: 'adserver' }] });
   // Parley's HTTP stack alone (auth, zod body, error shape, metrics) answering constant JSON: how
   // much of the gap to the bare route is the stack every Parley route shares.
@@ -184,6 +187,28 @@ async function serve() {
   });
   const bare = Fastify();
   bare.post('/bare', async () => ({ decision_id: 'd_0', campaign_id: 'cmp_0', price_micros: 1000 }));
+  // The serving process's memory after a full collection, asked between the rows.
+  // With it, the process's CPU time before and after that collection, so each row's CPU time per
+  // request excludes it (a measure that holds on a busy machine, where req/s do not).
+  const cpuUs = () => {
+    const c = process.cpuUsage();
+    return c.user + c.system;
+  };
+  bare.get('/memory', async () => {
+    const cpuEndUs = cpuUs();
+    gc();
+    const m = process.memoryUsage();
+    return {
+      cpuEndUs,
+      cpuStartUs: cpuUs(),
+      rssMb: m.rss / 1024 / 1024,
+      heapMb: m.heapUsed / 1024 / 1024,
+      externalMb: m.external / 1024 / 1024,
+      buffersMb: m.arrayBuffers / 1024 / 1024,
+      // The monotonic clock of CPU profiles (µs), to cut a profile into its rows.
+      atUs: Number(process.hrtime.bigint() / 1000n),
+    };
+  });
   const decisionsUrl = await app.listen({ host: '127.0.0.1', port: 0 });
   const bareUrl = await bare.listen({ host: '127.0.0.1', port: 0 });
   process.stdout.write(
@@ -201,7 +226,19 @@ async function serve() {
     const servedHttp = state.offers.made;
     const memory = () => {
       const m = process.memoryUsage();
-      return { rssMb: m.rss / 1024 / 1024, heapMb: m.heapUsed / 1024 / 1024 };
+      return {
+        rssMb: m.rss / 1024 / 1024,
+        heapMb: m.heapUsed / 1024 / 1024,
+        heapTotalMb: m.heapTotal / 1024 / 1024,
+        buffersMb: m.arrayBuffers / 1024 / 1024,
+        // The young generation: reserved up to --max-semi-space-size under a high allocation rate.
+        youngMb:
+          getHeapSpaceStatistics()
+            .filter((s) => s.space_name === 'new_space' || s.space_name === 'new_large_object_space')
+            .reduce((a, s) => a + s.space_size, 0) /
+          1024 /
+          1024,
+      };
     };
     gc();
     const before = memory();
@@ -299,9 +336,18 @@ async function main() {
   ];
   if (values.brokers) serveArgs.push('--brokers', values.brokers);
   const profile = values.profile ? ['--cpu-prof', '--cpu-prof-dir', values.profile] : [];
-  const child = spawn(process.execPath, [...profile, ...serveArgs], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  // The serving process runs with the flags `parley start` gives node (bin/parley.js).
+  const child = spawn(
+    process.execPath,
+    [
+      ...(process.env.BENCH_NODE_FLAGS ?? '--max-semi-space-size=32').split(' ').filter(Boolean),
+      ...profile,
+      ...serveArgs,
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   const next = lines(child);
   const info = JSON.parse(await next());
   const rng = seededRng(1);
@@ -316,12 +362,32 @@ async function main() {
     });
   // Warm both up, then measure the baseline and the decisions route in the same run.
   await load(`${info.bareUrl}/bare`, () => '{}', {});
+  type Memory = {
+    rssMb: number;
+    heapMb: number;
+    externalMb: number;
+    buffersMb: number;
+    atUs: number;
+    cpuStartUs: number;
+    cpuEndUs: number;
+  };
+  const memory: [string, Memory][] = [];
+  const noteMemory = async (after: string) => {
+    const m = (await (await fetch(`${info.bareUrl}/memory`)).json()) as Memory;
+    memory.push([after, m]);
+    if (values.profile) process.stderr.write(`profile time ${m.atUs} µs: after the ${after}\n`);
+  };
+  await noteMemory('bare warm-up');
   const bare = await load(`${info.bareUrl}/bare`, () => '{}', {});
+  await noteMemory('bare row');
   const auth = { authorization: `Bearer ${KEY}` };
   // Serving changes the engine's state, so it is measured last.
   const stack = await load(`${info.decisionsUrl}/bench/constant`, () => decisionBody(), auth);
+  await noteMemory('stack row');
   const none = await load(`${info.decisionsUrl}/v1/decisions`, () => decisionBody(true), auth);
+  await noteMemory('204 row');
   const dec = await load(`${info.decisionsUrl}/v1/decisions`, () => decisionBody(), auth);
+  await noteMemory('served row');
   // Confirmations: batches of 100 tokens of offers made now (a pool reused; repeats are still
   // published, and storage keeps one impression per decision).
   const pool = Array.from({ length: 20_000 }, (_, i) =>
@@ -346,28 +412,33 @@ async function main() {
     },
     auth,
   );
+  await noteMemory('confirmations row');
   child.kill('SIGTERM');
   const after = JSON.parse(await next());
-  const row = (name: string, r: autocannon.Result) => [
+  /** The serving process's CPU time per request over the row that ended at memory[i]. */
+  const cpuPerRequest = (i: number, r: autocannon.Result) =>
+    ((memory[i][1].cpuEndUs - memory[i - 1][1].cpuStartUs) / Math.max(1, r.requests.total)).toFixed(0);
+  const row = (name: string, r: autocannon.Result, i: number) => [
     name,
     Math.round(r.requests.average),
     r.latency.p50,
     r.latency.p99,
     r.non2xx,
     r.errors,
+    cpuPerRequest(i, r),
   ];
   printTable(
     `POST /v1/decisions: ${CAMPAIGNS} live campaigns, ${info.users} users × ${SEGMENTS} segments in memory, published to ${values.brokers ? `Kafka at ${values.brokers}` : 'the embedded log'}, ${values.connections} connections, ${values.seconds}s each`,
     [
-      ['route', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx', 'errors'],
-      row('bare Fastify, constant JSON', bare),
-      row('Parley HTTP stack, constant JSON', stack),
-      row('POST /v1/decisions → 200, offer held', dec),
-      row('POST /v1/decisions → 204, all 50 checked', none),
-      row('POST /v1/impressions, 100 tokens, durable', confirm),
-      ['impressions/s confirmed durably', Math.round(confirm.requests.average * 100), '', '', '', ''],
-      ['ratio served / bare', (dec.requests.average / bare.requests.average).toFixed(2), '', '', '', ''],
-      ['ratio 204 / bare', (none.requests.average / bare.requests.average).toFixed(2), '', '', '', ''],
+      ['route', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'server CPU µs/req'],
+      row('bare Fastify, constant JSON', bare, 1),
+      row('Parley HTTP stack, constant JSON', stack, 2),
+      row('POST /v1/decisions → 200, offer held', dec, 4),
+      row('POST /v1/decisions → 204, all 50 checked', none, 3),
+      row('POST /v1/impressions, 100 tokens, durable', confirm, 5),
+      ['impressions/s confirmed durably', Math.round(confirm.requests.average * 100), '', '', '', '', ''],
+      ['ratio served / bare', (dec.requests.average / bare.requests.average).toFixed(2), '', '', '', '', ''],
+      ['ratio 204 / bare', (none.requests.average / bare.requests.average).toFixed(2), '', '', '', '', ''],
       [
         'ratio Parley stack / bare',
         (stack.requests.average / bare.requests.average).toFixed(2),
@@ -375,9 +446,20 @@ async function main() {
         '',
         '',
         '',
+        '',
       ],
     ],
   );
+  printTable('Serving process memory after each row (after a full collection)', [
+    ['after', 'resident MB', 'JS heap MB', 'external MB', 'array buffers MB'],
+    ...memory.map(([name, m]) => [
+      name,
+      m.rssMb.toFixed(0),
+      m.heapMb.toFixed(0),
+      m.externalMb.toFixed(0),
+      m.buffersMb.toFixed(0),
+    ]),
+  ]);
   printTable('Decision index memory', [
     ['measure', 'value'],
     ['users × segments', `${info.users} × ${SEGMENTS}`],
@@ -401,6 +483,18 @@ async function main() {
     [
       'JS heap before / after a full collection',
       `${after.before.heapMb.toFixed(0)} / ${after.afterGc.heapMb.toFixed(0)} MB`,
+    ],
+    [
+      'JS heap reserved before / after a full collection',
+      `${after.before.heapTotalMb.toFixed(0)} / ${after.afterGc.heapTotalMb.toFixed(0)} MB`,
+    ],
+    [
+      '… of which the young generation',
+      `${after.before.youngMb.toFixed(0)} / ${after.afterGc.youngMb.toFixed(0)} MB`,
+    ],
+    [
+      'array buffers before / after a full collection',
+      `${after.before.buffersMb.toFixed(0)} / ${after.afterGc.buffersMb.toFixed(0)} MB`,
     ],
   ]);
 }

@@ -123,6 +123,25 @@ describe('requests that are not allowed', () => {
     expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
     expect((await post(t.keys.admin)).statusCode).toBe(202); // another key has its own budget
   });
+
+  it('limits requests per key on decisions, with 429, Retry-After and the error shape', async () => {
+    const decide = (key: string) =>
+      t.app.inject({
+        method: 'POST',
+        url: '/v1/decisions',
+        payload: { user_id: 'u1', business_id: 'b1', channel: 'webchat' },
+        headers: { authorization: `Bearer ${key}` },
+      });
+    const codes: number[] = [];
+    for (let i = 0; i < 20; i++) codes.push((await decide(t.keys.adserver)).statusCode);
+    expect(codes).not.toContain(429);
+    const limited = await decide(t.keys.adserver);
+    expect(limited.statusCode).toBe(429);
+    expect(limited.json()).toMatchObject({ error: 'PARLEY_ERR_RATE_LIMITED' });
+    expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
+    expect(limited.headers['x-content-type-options']).toBe('nosniff');
+    expect(limited.headers['cache-control']).toBe('no-store');
+  });
 });
 
 describe('what a key may see', () => {

@@ -66,7 +66,12 @@ export function decide(
   const explain = req.explain === true;
   const candidates: Candidate[] = [];
   type Pick = { c: LiveCampaign; price: number; value: number; cand?: Candidate; at: number };
-  let win: Pick | undefined;
+  // The best so far, in variables: no object per eligible campaign.
+  let winC: LiveCampaign | undefined;
+  let winPrice = 0;
+  let winValue = 0;
+  let winAt = 0;
+  let winCand: Candidate | undefined;
   // Campaigns with a holdout this user is in the control group of: never offered, but recorded as
   // ghost offers when they would have been (when they rank above the offer made).
   let control: Pick[] | undefined;
@@ -93,15 +98,23 @@ export function decide(
     }
     const value = impressionValue(c, stats, opts.rng);
     if (cand) cand.value_micros = value;
-    const pick = { c, price, value, cand, at: at++ };
     if (c.holdout > 0 && inHoldout(c.id, req.user_id, c.holdout, opts.holdoutKey)) {
       control ??= [];
-      control.push(pick);
-    } else if (!win || value > win.value) win = pick; // ties: the earlier campaign
+      control.push({ c, price, value, cand, at });
+    } else if (!winC || value > winValue) {
+      // ties: the earlier campaign
+      winC = c;
+      winPrice = price;
+      winValue = value;
+      winAt = at;
+      winCand = cand;
+    }
+    at++;
   }
-  const withheld = control && ghosts(state, control, win);
-  if (!win) return { decision: null, candidates, ...(withheld ? { withheld } : {}) };
-  if (win.cand) win.cand.reason = 'chosen';
+  const withheld = control && ghosts(state, control, winC && { value: winValue, at: winAt });
+  if (!winC) return { decision: null, candidates, ...(withheld ? { withheld } : {}) };
+  const win = { c: winC, price: winPrice };
+  if (winCand) winCand.reason = 'chosen';
   const offer: Omit<ServedFact, 'decisionId'> = {
     campaignId: win.c.id,
     businessId: req.business_id,

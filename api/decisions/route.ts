@@ -1,3 +1,4 @@
+import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Bus } from '../../core/bus/types.ts';
 import { ParleyError } from '../../core/errors.ts';
@@ -13,13 +14,14 @@ import type { Withheld } from './engine.ts';
 import type { DecisionEngine } from './feed.ts';
 import { offerFacts } from './state.ts';
 import type { BatchLog, OfferLog } from './offer-log.ts';
-import { type DecisionRequest, REASONS, threadOf } from './types.ts';
+import { type DecisionRequest, type LiveCampaign, REASONS, threadOf } from './types.ts';
 
 // POST /v1/decisions (ad server): the sponsored message to insert into one thread now, or 204.
 // The answer is an offer, held in this process's memory and answered without waiting for any
 // write; it carries a signed token that turns into an impression when delivery is seen
 // (impressions-route.ts, the platform webhooks). GET /v1/decisions/:id/click records a click.
 
+const JSON_TYPE = 'application/json; charset=utf-8';
 const id = z.string().min(1).max(128);
 const decisionInput = strictObject({
   user_id: id,
@@ -136,6 +138,38 @@ function withheldEvent(req: DecisionRequest, w: Withheld): CanonicalEvent {
   };
 }
 
+/** A campaign's parts of an answer as JSON, made once per campaign version. */
+type CampaignJson = { id: string; idInner: string; creative: string };
+const campaignJson = new WeakMap<LiveCampaign, CampaignJson>();
+const inner = (s: string) => JSON.stringify(s).slice(1, -1);
+
+function jsonOf(c: LiveCampaign): CampaignJson {
+  let j = campaignJson.get(c);
+  if (!j) {
+    j = { id: JSON.stringify(c.id), idInner: inner(c.id), creative: JSON.stringify(c.source.creative) };
+    campaignJson.set(c, j);
+  }
+  return j;
+}
+
+/**
+ * An offer's answer, written directly: the same JSON as JSON.stringify of the documented object
+ * (decisionView), field for field and in that order, from parts made once per campaign. Decision
+ * ids and tokens need no escaping (letters, digits, `_`, `-`, `~`, `.`); `baseInner` is the
+ * escaped base URL.
+ */
+export function offerAnswer(
+  c: LiveCampaign,
+  decisionId: string,
+  priceMicros: number,
+  token: string,
+  baseInner: string,
+  holdSeconds: number,
+): string {
+  const j = jsonOf(c);
+  return `{"decision_id":"${decisionId}","campaign_id":${j.id},"creative":${j.creative},"price_micros":${priceMicros},"delivery_tag":"${token}","tracking":{"impression_url":"${baseInner}/v1/impressions/${token}","click_url":"${baseInner}/v1/decisions/${decisionId}/click?o=${token}"},"postback_payload":"parley:d:${decisionId}:${j.idInner}","hold_seconds":${holdSeconds}}`;
+}
+
 /**
  * What a click URL says: from its offer token (a click may come long after the offer, so the
  * token's age does not matter, and the destination is the campaign's button URL), or from the
@@ -173,6 +207,21 @@ export async function decisionsRoute(
   const none = deps.metrics?.decisions.labels('none');
   const holdSeconds = deps.engine.state.holdMs / 1000;
   const pre = requireRole(deps.auth, 'adserver');
+  // The base of tracking URLs, escaped for JSON: the configured public URL, or the address each
+  // request came to (remembered for the few an api process is reached at).
+  const fixedBase = deps.publicUrl === undefined ? undefined : inner(deps.publicUrl);
+  const bases = new Map<string, string>();
+  const baseInner = (req: FastifyRequest) => {
+    if (fixedBase !== undefined) return fixedBase;
+    const url = `${req.protocol}://${req.host}`;
+    let b = bases.get(url);
+    if (b === undefined) {
+      if (bases.size >= 64) bases.clear();
+      b = inner(url);
+      bases.set(url, b);
+    }
+    return b;
+  };
 
   app.get(
     '/v1/decisions/ready',
@@ -218,23 +267,32 @@ export async function decisionsRoute(
         },
       },
     },
-    async (req, reply) => {
-      deps.auth.checkBusiness(principalOf(req), req.body.business_id);
+    // Not async: the answer is sent at once, with no promise to settle per decision.
+    (req, reply) => {
+      const body = req.body;
+      deps.auth.checkBusiness(principalOf(req), body.business_id);
       if (!deps.engine.isReady()) throw new ParleyError('PARLEY_ERR_NOT_READY');
-      const { decision, candidates, withheld } = deps.engine.decide(req.body);
-      if (withheld) for (const w of withheld) deps.withheldLog?.add(withheldEvent(req.body, w));
+      const { decision, candidates, withheld } = deps.engine.decide(body);
+      if (withheld) for (const w of withheld) deps.withheldLog?.add(withheldEvent(body, w));
       if (!decision) {
         none?.inc();
-        if (req.body.explain) return { decision_id: null, candidates };
-        return reply.code(204).send(null);
+        if (body.explain) reply.send({ decision_id: null, candidates });
+        else reply.code(204).send(null);
+        return;
       }
       served?.inc();
       const f = decision.served;
       deps.offerLog?.add(f);
       const c = decision.campaign;
       const token = signOffer(deps.clickKey, offerFacts(f));
+      if (!body.explain) {
+        const answer = offerAnswer(c, f.decisionId, f.priceMicros, token, baseInner(req), holdSeconds);
+        // Already JSON (offerAnswer): sent as it is.
+        reply.type(JSON_TYPE).send(answer as never);
+        return;
+      }
       const base = deps.publicUrl ?? `${req.protocol}://${req.host}`;
-      return {
+      reply.send({
         decision_id: f.decisionId,
         campaign_id: c.id,
         creative: c.source.creative,
@@ -246,8 +304,8 @@ export async function decisionsRoute(
         },
         postback_payload: `parley:d:${f.decisionId}:${c.id}`,
         hold_seconds: holdSeconds,
-        ...(req.body.explain ? { candidates } : {}),
-      };
+        candidates,
+      });
     },
   );
 

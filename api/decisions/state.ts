@@ -10,7 +10,8 @@ import { type CampaignStats, DAY_MS, dayOf, emptyStats, type LiveCampaign, type 
 //
 // Memory: user ids are interned once to small integers; each segment is a bitset over those
 // integers (1M users → 125 KB per segment), so 1M users × 20 segments cost the intern table and
-// 2.5 MB of bits. Held offers and recent impressions live in queues of typed-array chunks
+// 2.5 MB of bits. The users each business has a conversation with are a small Set, or a bitset
+// once that is smaller (UserSet). Held offers and recent impressions live in queues of typed-array chunks
 // (offers.ts, 32 bytes each), linked per user; impressions are kept for the longest window they
 // count in (at least a day), offers until confirmed or released.
 
@@ -68,13 +69,16 @@ export class DecisionState {
   /** thread → keywords of its latest incoming messages (newest first) and their times. */
   private readonly threadWords = new Map<string, { at: number[]; words: string[][] }>();
   /** The user's held offers and recent impressions, gathered once per decision. */
-  private readonly recent: { campaign: number; channel: number; thread: number; atMs: number }[] = [];
+  private readonly recent: Recent[] = [];
+  private readonly gather = (o: HeldOffer) => {
+    this.recent.push({ campaign: o.campaign, channel: o.channel, thread: o.thread, atMs: o.atMs });
+  };
   /** The next user index: not users.size, since an erased user's entry is removed. */
   private nextUser = 0;
   private readonly segIndex = new Map<string, number>();
   private segBits: Uint32Array[] = [];
   private words = 1024;
-  private readonly conversations = new Map<string, Set<number>>();
+  private readonly conversations = new Map<string, UserSet>();
   /** `${business}\0${user}` → latest optout/optin (by occurred time). */
   private readonly optState = new Map<string, { out: boolean; atMs: number }>();
   private readonly blocked = new Set<string>();
@@ -266,7 +270,7 @@ export class DecisionState {
     const u = this.userIndex(userId, true);
     let s = this.conversations.get(businessId);
     if (!s) {
-      s = new Set();
+      s = new UserSet();
       this.conversations.set(businessId, s);
     }
     s.add(u);
@@ -386,18 +390,15 @@ export class DecisionState {
     context?: readonly string[],
   ): UserView {
     const u = this.users.get(userId) ?? -1;
-    const opt = this.optState.get(k2(businessId, userId));
+    const opt = this.optState.size > 0 ? this.optState.get(k2(businessId, userId)) : undefined;
     const today = dayOf(nowMs);
     let channelToday = 0;
     let threadLastMs = Number.NEGATIVE_INFINITY;
     // The user's recent impressions, and the offers this user holds here, which count like them.
     const held = this.recent;
     held.length = 0;
-    const gather = (o: HeldOffer) => {
-      held.push({ campaign: o.campaign, channel: o.channel, thread: o.thread, atMs: o.atMs });
-    };
-    this.impressions.forEachHeld(u, gather);
-    if (this.offers.held > 0) this.offers.forEachHeld(u, gather);
+    this.impressions.forEachHeld(u, this.gather);
+    if (this.offers.held > 0) this.offers.forEachHeld(u, this.gather);
     if (held.length > 0) {
       const ch = CHANNEL_CODE.get(channel) ?? 255;
       const th = threadHash(threadId);
@@ -407,31 +408,24 @@ export class DecisionState {
         if (o.thread === th && o.atMs > threadLastMs) threadLastMs = o.atMs;
       }
     }
-    const thread = this.threadWords.get(threadId);
-    return {
-      inSegment: (s) => this.isMember(s, u),
-      optedOut: opt?.out === true,
-      blocked: this.blocked.has(k2(businessId, userId)),
-      hasConversation: u >= 0 && (this.conversations.get(businessId)?.has(u) ?? false),
+    return new View(
+      this,
+      u,
+      opt?.out === true,
+      this.blocked.size > 0 && this.blocked.has(k2(businessId, userId)),
+      u >= 0 && (this.conversations.get(businessId)?.has(u) ?? false),
       channelToday,
       threadLastMs,
-      servesSince: (campaignId, sinceMs) => {
-        let n = 0;
-        if (held.length > 0) {
-          const c = this.campIndex.get(campaignId);
-          for (const o of held) if (o.campaign === c && o.atMs >= sinceMs) n++;
-        }
-        return n;
-      },
-      mentions: (words) => {
-        if (context) for (const k of context) if (words.has(k.toLowerCase())) return true;
-        if (thread)
-          for (let i = 0; i < thread.at.length; i++)
-            if (nowMs - thread.at[i] < THREAD_WORDS_MS)
-              for (const k of thread.words[i]) if (words.has(k)) return true;
-        return false;
-      },
-    };
+      held,
+      nowMs,
+      context,
+      this.threadWords.get(threadId),
+    );
+  }
+
+  /** The interned index of a campaign with delivery or offers (see campaignIndex), if any. */
+  campaignIndexOf(campaignId: string) {
+    return this.campIndex.get(campaignId);
   }
 
   /**
@@ -466,5 +460,88 @@ export class DecisionState {
     if (this.clicked.size > 5_000_000) this.clicked.clear();
     for (const [t, w] of this.threadWords) if (nowMs - w.at[0] >= THREAD_WORDS_MS) this.threadWords.delete(t);
     this.releaseExpired(nowMs);
+  }
+}
+
+type Recent = { campaign: number; channel: number; thread: number; atMs: number };
+
+/** A UserView (types.ts) as one object with its methods on the prototype: nothing made per rule checked. */
+class View implements UserView {
+  constructor(
+    private readonly state: DecisionState,
+    private readonly u: number,
+    readonly optedOut: boolean,
+    readonly blocked: boolean,
+    readonly hasConversation: boolean,
+    readonly channelToday: number,
+    readonly threadLastMs: number,
+    private readonly held: readonly Recent[],
+    private readonly nowMs: number,
+    private readonly context: readonly string[] | undefined,
+    private readonly thread: { at: number[]; words: string[][] } | undefined,
+  ) {}
+
+  inSegment(s: number) {
+    return this.state.isMember(s, this.u);
+  }
+
+  servesSince(campaignId: string, sinceMs: number) {
+    let n = 0;
+    if (this.held.length > 0) {
+      const c = this.state.campaignIndexOf(campaignId);
+      for (const o of this.held) if (o.campaign === c && o.atMs >= sinceMs) n++;
+    }
+    return n;
+  }
+
+  mentions(words: ReadonlySet<string>) {
+    if (this.context) for (const k of this.context) if (words.has(k.toLowerCase())) return true;
+    const t = this.thread;
+    if (t)
+      for (let i = 0; i < t.at.length; i++)
+        if (this.nowMs - t.at[i] < THREAD_WORDS_MS) for (const k of t.words[i]) if (words.has(k)) return true;
+    return false;
+  }
+}
+
+/**
+ * A set of interned user indexes: a Set (about 16 bytes an entry) while small, a bitset over the
+ * indexes (one bit each, up to the largest) once that takes less memory.
+ */
+export class UserSet {
+  private small: Set<number> | null = new Set();
+  private bits: Uint32Array | null = null;
+  private largest = 0;
+
+  add(u: number) {
+    if (this.bits === null) {
+      const small = this.small as Set<number>;
+      small.add(u);
+      if (u > this.largest) this.largest = u;
+      if (small.size >= 1024 && small.size * 128 > this.largest) this.toBits(small);
+      return;
+    }
+    if (u >>> 5 >= this.bits.length) {
+      const grown = new Uint32Array(Math.max((u >>> 5) + 1, this.bits.length * 2));
+      grown.set(this.bits);
+      this.bits = grown;
+    }
+    this.bits[u >>> 5] |= 1 << (u & 31);
+  }
+
+  has(u: number) {
+    if (this.bits === null) return (this.small as Set<number>).has(u);
+    return u >>> 5 < this.bits.length && (this.bits[u >>> 5] & (1 << (u & 31))) !== 0;
+  }
+
+  delete(u: number) {
+    if (this.bits === null) (this.small as Set<number>).delete(u);
+    else if (u >>> 5 < this.bits.length) this.bits[u >>> 5] &= ~(1 << (u & 31));
+  }
+
+  private toBits(small: Set<number>) {
+    this.bits = new Uint32Array((this.largest >>> 5) + 1);
+    this.small = null;
+    for (const u of small) this.add(u);
   }
 }

@@ -20,6 +20,15 @@ const INDEX_EVERY = 256;
 const INDEX_EVERY_N = BigInt(INDEX_EVERY);
 /** Shared by every record without headers (records are read-only). */
 const NO_HEADERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
+/** Memory of a cached record beyond its bytes: the record, its Buffer view and its offset. */
+const RECORD_OVERHEAD = 200;
+/**
+ * What a cached record holds in memory, as the read cache counts it: its encoded bytes, its
+ * objects, and the publisher's decoded copy when there is one (about as large as the JSON it was
+ * encoded to).
+ */
+const cachedCost = (r: LogRecord) =>
+  FIXED + r.key.length + r.value.length + RECORD_OVERHEAD + (r.decoded === undefined ? 0 : r.value.length);
 const READ_CHUNK = 1 << 20;
 export const MAX_RECORD = 8 * 1024 * 1024;
 /** The active segment: appended to, read back on open, and every write durable on return. */
@@ -60,7 +69,7 @@ export type PartitionLogOptions = {
   topic?: string;
   partition?: number;
   segmentBytes?: number;
-  /** Bytes of recent records kept decoded in memory for readers (default 16 MiB). */
+  /** Memory for recent records kept decoded for readers, their objects counted (default 16 MiB). */
   cacheBytes?: number;
   onTruncate?: (info: { path: string; at: number; size: number }) => void;
 };
@@ -242,7 +251,7 @@ export class PartitionLog {
             if (seg.index && (rec.offset - seg.base) % INDEX_EVERY_N === 0n)
               seg.index.push({ offset: rec.offset, pos });
             seg.last = rec.offset;
-            this.cache(rec, bytes);
+            this.cache(rec);
             pos += HEAD + bytes;
           }
         }
@@ -290,13 +299,13 @@ export class PartitionLog {
   }
 
   /** Reads durable records from `from` on (clamped to the start of the log), up to the limits. */
-  private cache(rec: LogRecord, bytes: number) {
+  private cache(rec: LogRecord) {
     this.tail.push(rec);
-    this.tailBytes += bytes;
+    this.tailBytes += cachedCost(rec);
     const max = this.opts.cacheBytes ?? 16 * 1024 * 1024;
     while (this.tailBytes > max && this.tail.length - this.tailHead > 1) {
       const old = this.tail[this.tailHead++];
-      this.tailBytes -= FIXED + old.value.length;
+      this.tailBytes -= cachedCost(old);
     }
     if (this.tailHead > 4096 && this.tailHead * 2 > this.tail.length) {
       this.tail = this.tail.slice(this.tailHead);

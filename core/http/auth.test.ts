@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isParleyError } from '../errors.ts';
-import { type Principal, checkBusiness, readScope, visible } from './auth.ts';
+import { type Principal, checkBusiness, createAuth, readScope, visible } from './auth.ts';
 
 const all: Principal = { roles: ['analyst'], keyHash: 'a' };
 const b1: Principal = { roles: ['analyst'], businesses: ['b1'], keyHash: 'b' };
@@ -49,5 +49,18 @@ describe('business tenancy', () => {
         JSON.stringify(r),
       ).toBe('PARLEY_ERR_NOT_FOUND');
     expect(visible(all, { business_id: null }, 'No x')).toEqual({ business_id: null });
+  });
+});
+
+describe('Auth.cached', () => {
+  it('knows a configured key once authenticated, with the same principal, and nothing else', async () => {
+    const auth = createAuth({ keys: [{ key: 'pk_a', role: 'adserver', businesses: ['b1'] }] });
+    expect(auth.cached('Bearer pk_a')).toBeUndefined();
+    const p = await auth.authenticate('Bearer pk_a');
+    expect(auth.cached('Bearer pk_a')).toBe(p);
+    expect(p).toMatchObject({ roles: ['adserver'], businesses: ['b1'] });
+    await expect(auth.authenticate('Bearer pk_b')).rejects.toMatchObject({ code: 'PARLEY_ERR_UNAUTHORIZED' });
+    expect(auth.cached('Bearer pk_b')).toBeUndefined();
+    expect(auth.cached(undefined)).toBeUndefined();
   });
 });

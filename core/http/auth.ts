@@ -65,6 +65,12 @@ type KeyInput = Omit<ApiKeyConfig, 'roles'> & { roles?: Role[]; role?: Role };
 export type Auth = {
   /** The principal for an Authorization header; throws 401 when missing or unknown. */
   authenticate(header: string | undefined): Promise<Principal>;
+  /**
+   * The principal of an Authorization header authenticated recently, when that still holds
+   * without reading the stored keys again (the same answer authenticate would give, with no
+   * work); undefined otherwise, and authenticate decides.
+   */
+  cached(header: string | undefined): Principal | undefined;
   /** Throws 403 unless the principal has one of the roles (admin has them all). */
   authorize(p: Principal, roles: readonly Role[]): void;
   /** Throws 403 when the principal is limited to businesses and this one is not among them. */
@@ -102,6 +108,15 @@ export function createAuth(opts: { keys?: KeyInput[]; store?: Store; refreshMs?:
     return h;
   };
 
+  // Principals by Authorization header, as authenticate last gave them, with the key table they
+  // came from: a configured key's stays good; a stored key's only while that table is current.
+  type Seen = { p: Principal; from: typeof stored | null; expiresAt?: number };
+  const seen = new Map<string, Seen>();
+  const remember = (header: string, p: Principal, from: typeof stored | null, expiresAt?: number) => {
+    if (seen.size >= 1024) seen.clear();
+    seen.set(header, { p, from, expiresAt });
+  };
+
   async function reload() {
     if (!opts.store) return;
     stored = await loadStoredKeys(opts.store);
@@ -125,7 +140,18 @@ export function createAuth(opts: { keys?: KeyInput[]; store?: Store; refreshMs?:
       const h = hashOf(m[1]);
       const found = await lookup(h);
       if (!found) throw new ParleyError('PARLEY_ERR_UNAUTHORIZED', 'Unknown API key');
-      return { roles: found.roles, businesses: found.businesses, keyHash: h };
+      const p: Principal = { roles: found.roles, businesses: found.businesses, keyHash: h };
+      const fromStore = fixed.get(h) ? null : stored;
+      remember(header as string, p, fromStore, (found as { expiresAt?: number }).expiresAt);
+      return p;
+    },
+    cached(header) {
+      const s = header === undefined ? undefined : seen.get(header);
+      if (!s) return undefined;
+      if (s.from === null) return s.p;
+      const now = Date.now();
+      if (s.from !== stored || now - loadedAt > refreshMs) return undefined;
+      return s.expiresAt === undefined || s.expiresAt > now ? s.p : undefined;
     },
     authorize(p, roles) {
       if (p.roles.includes('admin') || p.roles.some((r) => roles.includes(r))) return;

@@ -31,6 +31,10 @@ describe('createHttp', () => {
       );
     expect(count(200)).toBe(3);
     expect(count(401)).toBe(2);
+    expect((await app.inject({ method: 'GET', url: '/nowhere' })).statusCode).toBe(404);
+    expect(await metrics.registry.metrics()).toMatch(
+      /parley_http_request_duration_seconds_count\{route="unmatched",method="GET",status="404"\} 1/,
+    );
     await app.close();
   });
 

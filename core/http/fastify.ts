@@ -1,5 +1,5 @@
 import { isUtf8 } from 'node:buffer';
-import rateLimit from '@fastify/rate-limit';
+import { randomBytes } from 'node:crypto';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, {
@@ -22,6 +22,7 @@ import { strictObject } from '../input.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { Auth, Principal, Role } from './auth.ts';
+import { WindowLimit } from './limits.ts';
 import { openapiTransform } from './openapi.ts';
 
 declare module 'fastify' {
@@ -33,12 +34,8 @@ declare module 'fastify' {
   }
 }
 
-type Limiter = (
-  req: FastifyRequest,
-  opts?: { increment: boolean },
-) => Promise<{ isAllowed: boolean; isExceeded?: boolean; ttlInSeconds?: number }>;
-/** Limiters of failed authentications per client address and of requests per key; absent: no limit. */
-type Limits = { authFailures?: Limiter; perKey?: Limiter };
+/** Limits of failed authentications per client address and of requests per key; absent: no limit. */
+type Limits = { authFailures?: WindowLimit; perKey?: WindowLimit };
 export type RateLimitOptions = { windowMs: number; authFailures: number; keyRequests: number };
 
 export type App = FastifyInstance<
@@ -95,12 +92,15 @@ export async function createHttp(opts: {
   metrics: Metrics;
   rateLimit?: RateLimitOptions;
 }): Promise<App> {
+  const instance = randomBytes(6).toString('hex');
+  let requests = 0;
   const app = Fastify({
     loggerInstance: opts.logger.child({ component: 'http' }),
     bodyLimit: opts.bodyLimit,
     logController: new LogController({ disableRequestLogging: true }),
     requestIdHeader: 'x-request-id',
-    genReqId: () => crypto.randomUUID(),
+    // Unique across processes by a random prefix, and nothing to compute per request but a counter.
+    genReqId: () => `${instance}-${(requests++).toString(36)}`,
     return503OnClosing: true,
     // Over-long ids are refused by their schema (400), not by the router (a bare 414).
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
@@ -171,36 +171,36 @@ export async function createHttp(opts: {
       );
   });
 
-  // Unknown query keys are refused on every API route, also those that take no query at all.
+  // One labelled histogram per route, method and status, looked up once rather than per request
+  // (bounded by the routes registered and the statuses they answer). Each route observes its own
+  // answers with the route's name at hand; answers of no route (404) are observed as unmatched.
+  const histograms = (route: string) => {
+    const byKey = new Map<string, ReturnType<Metrics['httpDuration']['labels']>>();
+    return (req: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
+      const key = `${req.method} ${reply.statusCode}`;
+      let h = byKey.get(key);
+      if (!h) {
+        h = opts.metrics.httpDuration.labels(route, req.method, String(reply.statusCode));
+        byKey.set(key, h);
+      }
+      h.observe(reply.elapsedTime / 1000);
+      done();
+    };
+  };
   app.addHook('onRoute', (route) => {
+    // Unknown query keys are refused on every API route, also those that take no query at all.
     if (route.url.startsWith('/v1/') && !route.schema?.querystring)
       route.schema = { ...route.schema, querystring: strictObject({}) };
+    route.onResponse = [...[route.onResponse ?? []].flat(), histograms(route.url)];
   });
+  const unmatched = histograms('unmatched');
+  app.addHook('onResponse', (req, reply, done) => (req.is404 ? unmatched(req, reply, done) : done()));
 
-  // One labelled histogram per route, method and status, looked up once rather than per request
-  // (bounded by the routes registered and the statuses they answer).
-  const durations = new Map<string, ReturnType<Metrics['httpDuration']['labels']>>();
-  app.addHook('onResponse', (req, reply, done) => {
-    const route = req.routeOptions.url ?? 'unmatched';
-    const key = `${route}\u0000${req.method}\u0000${reply.statusCode}`;
-    let h = durations.get(key);
-    if (!h) {
-      h = opts.metrics.httpDuration.labels(route, req.method, String(reply.statusCode));
-      durations.set(key, h);
-    }
-    h.observe(reply.elapsedTime / 1000);
-    done();
-  });
-
-  await app.register(rateLimit, { global: false });
   const rl = opts.rateLimit;
-  const limiter = (max: number, keyGenerator: (req: FastifyRequest) => string) =>
-    rl && max > 0
-      ? (app.createRateLimit({ max, timeWindow: rl.windowMs, keyGenerator }) as Limiter)
-      : undefined;
+  const limit = (max: number) => (rl && max > 0 ? new WindowLimit(max, rl.windowMs) : undefined);
   app.decorate('parleyLimits', {
-    authFailures: limiter(rl?.authFailures ?? 0, (req) => req.ip),
-    perKey: limiter(rl?.keyRequests ?? 0, (req) => req.principal?.keyHash ?? req.ip),
+    authFailures: limit(rl?.authFailures ?? 0),
+    perKey: limit(rl?.keyRequests ?? 0),
   });
 
   await app.register(swagger, {
@@ -288,35 +288,45 @@ function documentAnswers(arg: TransformArg, transform: typeof jsonSchemaTransfor
 const DOCS_CSP =
   "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
-function rateLimited(reply: FastifyReply, seconds: number | undefined) {
-  reply.header('retry-after', String(Math.max(1, seconds ?? 1)));
+function rateLimited(reply: FastifyReply, seconds: number) {
+  reply.header('retry-after', String(seconds));
   return new ParleyError('PARLEY_ERR_RATE_LIMITED');
 }
 
+type Done = (err?: Error) => void;
+
 /**
- * An onRequest hook that authenticates the request and checks its role before its body is read,
- * so a request that is not allowed costs nothing. Failed authentications are limited per client
- * address. Authenticated answers are never cached and never sniffed.
+ * An onRequest (or preHandler) hook that authenticates the request and checks its role before
+ * its body is read, so a request that is not allowed costs nothing. Failed authentications are
+ * limited per client address. Authenticated answers are never cached and never sniffed. A key
+ * seen recently is recognised without a promise (Auth.cached); others are looked up.
  */
 export function requireRole(auth: Auth, ...roles: Role[]) {
-  const hook = async (req: FastifyRequest, reply: FastifyReply) => {
+  const allow = (req: FastifyRequest, p: Principal, done: Done) => {
+    try {
+      auth.authorize(p, roles);
+    } catch (err) {
+      done(err as Error);
+      return;
+    }
+    req.principal = p;
+    done();
+  };
+  const hook = (req: FastifyRequest, reply: FastifyReply, done: Done) => {
     reply.header('x-content-type-options', 'nosniff').header('cache-control', 'no-store');
     const failures = req.server.parleyLimits?.authFailures;
-    if (failures) {
-      const seen = await failures(req, { increment: false });
-      if (seen.isExceeded) throw rateLimited(reply, seen.ttlInSeconds);
-    }
+    const wait = failures && failures.keys > 0 ? failures.over(req.ip) : 0;
+    if (wait) return done(rateLimited(reply, wait));
     // A dashboards session has set the principal already (its key is re-checked there).
-    let p: Principal;
-    try {
-      p = req.principal ?? (await auth.authenticate(req.headers.authorization));
-    } catch (err) {
-      const after = failures && (await failures(req));
-      if (after?.isExceeded) throw rateLimited(reply, after.ttlInSeconds);
-      throw err;
-    }
-    auth.authorize(p, roles);
-    req.principal = p;
+    const known = req.principal ?? auth.cached(req.headers.authorization);
+    if (known) return allow(req, known, done);
+    auth.authenticate(req.headers.authorization).then(
+      (p) => allow(req, p, done),
+      (err) => {
+        const after = failures ? failures.hit(req.ip) : 0;
+        done(after ? rateLimited(reply, after) : err);
+      },
+    );
   };
   return Object.assign(hook, { [AUTHENTICATED]: true });
 }
@@ -331,9 +341,8 @@ export function principalOf(req: FastifyRequest): Principal {
 }
 
 /** An onRequest hook, after requireRole: limits requests per key (ingest, decisions). */
-export async function limitPerKey(req: FastifyRequest, reply: FastifyReply) {
+export function limitPerKey(req: FastifyRequest, reply: FastifyReply, done: Done) {
   const perKey = req.server.parleyLimits?.perKey;
-  if (!perKey) return;
-  const r = await perKey(req);
-  if (r.isExceeded) throw rateLimited(reply, r.ttlInSeconds);
+  const wait = perKey ? perKey.hit(req.principal?.keyHash ?? req.ip) : 0;
+  done(wait ? rateLimited(reply, wait) : undefined);
 }
