@@ -125,7 +125,7 @@ const pages = [
     name: 'attribution',
     path: '/attribution',
     ready: '[data-testid=attribution-table] tbody tr',
-    api: () => Promise.all(MODELS.map((model) => api('/v1/reports/attribution', { ...range, model }))),
+    api: () => api('/v1/reports/attribution/models', { ...range, models: MODELS }),
   },
   {
     name: 'campaigns',

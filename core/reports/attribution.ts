@@ -101,6 +101,8 @@ export function creditsCte(
   const and = biz.map((b) => ` AND ${b}`).join('');
   // One pass over the events: per (user, business), its conversions in [from, to) and its
   // touchpoints from the longest window before `from` on; each conversion then filters its own.
+  // PREWHERE: FINAL merges only the rows of those types and times (copies of one event are the
+  // same row, so filtering them before the merge keeps all of them or none).
   const cte = `per_user AS (
   SELECT groupArrayIf((t, value, currency), is_conv AND t >= {from:Int64}) AS convs,
     -- (time, campaign, is click), sorted once per user: by time, equal times by campaign.
@@ -109,7 +111,7 @@ export function creditsCte(
     SELECT user_id, business_id, type, toInt64(toUnixTimestamp64Milli(occurred_at)) AS t, value, campaign_id,
       type IN {conv_types:Array(String)} AS is_conv, if(is_conv, ${CURRENCY_SQL}, '') AS currency
     FROM ${db}.events FINAL
-    WHERE (type IN {conv_types:Array(String)} OR type IN ('sponsored.served', 'sponsored.clicked'))
+    PREWHERE (type IN {conv_types:Array(String)} OR type IN ('sponsored.served', 'sponsored.clicked'))
       AND occurred_at >= fromUnixTimestamp64Milli({from:Int64} - {lookback:Int64}) AND occurred_at < fromUnixTimestamp64Milli({to:Int64})${and}
   )
   GROUP BY user_id, business_id

@@ -57,7 +57,7 @@ export function buildCampaignsQuery(
   SELECT campaign_id, countIf(type = 'sponsored.served') AS served, countIf(type = 'sponsored.clicked') AS clicks,
     sumIf(JSONExtractInt(props, 'price_micros'), type = 'sponsored.served') AS spend_micros
   FROM ${db}.events FINAL
-  WHERE type IN ('sponsored.served', 'sponsored.clicked') AND occurred_at >= fromUnixTimestamp64Milli({from:Int64}) AND occurred_at < fromUnixTimestamp64Milli({to:Int64})${biz}
+  PREWHERE type IN ('sponsored.served', 'sponsored.clicked') AND occurred_at >= fromUnixTimestamp64Milli({from:Int64}) AND occurred_at < fromUnixTimestamp64Milli({to:Int64})${biz}
   GROUP BY campaign_id
 ), joined AS (
   SELECT campaign_id, nullIf(currency, '') AS currency, served, clicks, spend_micros, conversions, value,
