@@ -122,7 +122,7 @@ export function creditsCte(
     if(length(clicks) > 0, clicks, arrayFilter(x -> NOT x.3 AND x.1 >= tc - {vw:Int64} AND x.1 < tc, tps)) AS chosen
   FROM per_user ARRAY JOIN convs AS conv
 ), credits AS (
-  SELECT model, share.1 AS campaign_id, currency, share.2 AS weight, share.2 * cvalue AS value
+  SELECT ${models.length === 1 ? `'${models[0]}'` : 'model'} AS model, share.1 AS campaign_id, currency, share.2 AS weight, share.2 * cvalue AS value
   FROM touched
   ${modelsSql(models)}
   ARRAY JOIN if(length(chosen) = 0, [('', 1.)], arrayZip(arrayMap(x -> x.2, chosen), ${modelWeightsSql(models)})) AS share
@@ -136,7 +136,7 @@ const modelList = (models: readonly Model[]) => `[${models.map((m) => `'${m}'`).
 function modelsSql(models: readonly Model[]): string {
   if (new Set(models).size !== models.length || !models.every((m) => MODELS.includes(m)))
     throw new ParleyError('PARLEY_ERR_VALIDATION', 'models: distinct names of attribution models');
-  return `ARRAY JOIN ${modelList(models)} AS model`;
+  return models.length === 1 ? '' : `ARRAY JOIN ${modelList(models)} AS model`;
 }
 
 /** The weights of the row's `model` among `models`. */
