@@ -6,7 +6,10 @@ import {
   type AttributionRow,
   NO_CURRENCY,
   attributionAnswer,
+  attributionModelsAnswer,
+  attributionModelsRequestSchema,
   attributionRequestSchema,
+  buildAttributionModelsQuery,
   buildAttributionQuery,
   isDefaultWindows,
 } from '../core/reports/attribution.ts';
@@ -17,7 +20,7 @@ import {
   TARGETING_KINDS,
   type TargetingKind,
 } from '../core/reports/campaigns.ts';
-import { buildStoredAttributionQuery } from '../core/reports/credits.ts';
+import { buildStoredAttributionModelsQuery, buildStoredAttributionQuery } from '../core/reports/credits.ts';
 import {
   type FunnelRow,
   buildFunnelQuery,
@@ -26,7 +29,7 @@ import {
 } from '../core/reports/funnel.ts';
 import { LIFT_COLUMNS, liftAnswer, liftTable } from '../core/reports/lift-answer.ts';
 import { type LiftRow, buildLiftQuery, liftRequestSchema } from '../core/reports/lift-query.ts';
-import { MODELS } from '../core/reports/models.ts';
+import { MODELS, type Model } from '../core/reports/models.ts';
 import type { Store } from '../core/store/client.ts';
 import { liftResponse } from './lift-schema.ts';
 import { type Column, type Row, pickFormat, sendTable, streamQuery } from './report-formats.ts';
@@ -78,6 +81,12 @@ const attributionAnswerSchema = z
   .meta({
     id: 'AttributionReport',
     description: 'Conversions and value credited to each campaign by the model',
+  });
+const attributionModelsAnswerSchema = z
+  .object({ models: z.array(attributionAnswerSchema).describe('One report per model, in the order asked') })
+  .meta({
+    id: 'AttributionModelsReport',
+    description: 'Several attribution models side by side, computed together',
   });
 const campaignRow = z.object({
   campaign_id: z.string(),
@@ -241,6 +250,35 @@ export async function reportsRoute(app: App, deps: ReportsDeps) {
     },
   );
 
+  app.post(
+    '/v1/reports/attribution/models',
+    {
+      onRequest: pre,
+      schema: {
+        summary: 'Attribution by several models at once (one pass over the data)',
+        description: `${FORMATS_NOTE} The attribution report's request without \`model\`, and \`models\` (distinct; default every model). CSV and Arrow have one row per model, campaign and currency (model, campaign_id, campaign_name, currency, conversions, value); unattributed rows have an empty campaign_id.`,
+        produces: TABLE_FORMATS,
+        tags: ['reports'],
+        body: attributionModelsRequestSchema.meta({
+          examples: [{ from: '2026-11-01T00:00:00Z', to: '2026-12-01T00:00:00Z' }],
+        }),
+        response: { 200: attributionModelsAnswerSchema, ...errors },
+      },
+    },
+    async (req, reply) => {
+      const format = pickFormat(req.headers.accept);
+      const r = req.body;
+      const businesses = readScope(principalOf(req), r.business_id);
+      const q =
+        deps.storedCredits && isDefaultWindows(r)
+          ? buildStoredAttributionModelsQuery(store.database, r, businesses)
+          : buildAttributionModelsQuery(store.database, r, businesses);
+      if (format === 'json')
+        return attributionModelsAnswer(r.models, await store.rows<AttributionRow & { model: Model }>(q));
+      return streamQuery(reply, store, format, q);
+    },
+  );
+
   app.get(
     '/v1/reports/campaigns',
     {
@@ -257,7 +295,9 @@ export async function reportsRoute(app: App, deps: ReportsDeps) {
     async (req, reply) => {
       const format = pickFormat(req.headers.accept);
       const q = req.query;
-      const built = buildCampaignsQuery(store.database, q, readScope(principalOf(req), q.business_id));
+      const built = buildCampaignsQuery(store.database, q, readScope(principalOf(req), q.business_id), {
+        storedCredits: deps.storedCredits,
+      });
       if (format !== 'json') return streamQuery(reply, store, format, built);
       const campaigns = campaignRows(await store.rows<FlatCampaignRow>(built));
       return { model: q.model, campaigns, by_targeting: byTargeting(campaigns) };

@@ -3,11 +3,14 @@
 // beside the time the API alone takes for the same data (the baseline measured in the same run;
 // the page's overhead is the difference). Budget: 1,500 ms per page.
 //
-//   node bench/run.js dashboards [--users 1100000] [--days 30] [--runs 3]
+//   node bench/run.js dashboards [--users 1100000] [--days 30] [--runs 3] [--data-dir DIR]
 //
 // About 9 events per simulated user: the default makes about 10M events. Needs /usr/bin/chromium.
+// With --data-dir, the data directory is kept: a later run with the same directory reuses the
+// simulated events (and their time range) instead of simulating them again.
 
-import { mkdtemp, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -24,6 +27,7 @@ const { values } = parseArgs({
     users: { type: 'string', default: '1100000' },
     days: { type: 'string', default: '30' },
     runs: { type: 'string', default: '3' },
+    'data-dir': { type: 'string' },
   },
 });
 const RUNS = Number(values.runs);
@@ -31,7 +35,19 @@ const BUDGET_MS = 1500;
 const key = `pk_bench_admin_${Date.now()}_0123456789`;
 
 ensureDashboards();
-const dir = await mkdtemp(join(tmpdir(), 'parley-bench-dashboards-'));
+const keep = values['data-dir'];
+const dir = keep ?? (await mkdtemp(join(tmpdir(), 'parley-bench-dashboards-')));
+if (keep) await mkdir(keep, { recursive: true });
+// What a kept directory holds: the simulation's parameters, its clock and what it stored.
+type Filled = { users: number; days: number; now: number; accepted: number };
+const marker = join(dir, 'bench-dashboards.json');
+const filled: Filled | undefined = existsSync(marker)
+  ? JSON.parse(await readFile(marker, 'utf8'))
+  : undefined;
+if (filled && (filled.users !== Number(values.users) || filled.days !== Number(values.days)))
+  throw new Error(
+    `${dir} holds ${filled.users} users over ${filled.days} days: pass those, or another --data-dir`,
+  );
 const config = parseConfig({
   PARLEY_DATA_DIR: dir,
   PARLEY_PORT: '0',
@@ -39,24 +55,42 @@ const config = parseConfig({
 });
 const running = await startParley(config, { logger: createLogger({ level: 'warn' }), out: () => {} });
 const url = running.url;
-const sim = await runSimulation({
-  url,
-  key,
-  businesses: 20,
+const metrics = async () =>
+  (await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${key}` } })).text();
+const data: Filled = filled ?? {
   users: Number(values.users),
   days: Number(values.days),
-  seed: 'bench-dashboards',
-  concurrency: 4,
-});
-for (;;) {
-  const text = await (await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${key}` } })).text();
-  if (Number(/^parley_sink_rows_total (\d+)/m.exec(text)?.[1] ?? 0) >= sim.accepted) break;
-  await new Promise((r) => setTimeout(r, 500));
+  now: Date.now(),
+  accepted: 0,
+};
+if (!filled) {
+  const sim = await runSimulation({
+    url,
+    key,
+    businesses: 20,
+    users: data.users,
+    days: data.days,
+    now: data.now,
+    seed: 'bench-dashboards',
+    concurrency: 4,
+  });
+  data.accepted = sim.accepted;
+  for (;;) {
+    if (Number(/^parley_sink_rows_total (\d+)/m.exec(await metrics())?.[1] ?? 0) >= sim.accepted) break;
+    await new Promise((r) => setTimeout(r, 500));
+  }
 }
+// Every processor caught up (the attribution credits the reports read included).
+for (;;) {
+  const lags = [...(await metrics()).matchAll(/^parley_processor_lag_messages\{[^}]*\} (\d+)/gm)];
+  if (lags.every((m) => m[1] === '0')) break;
+  await new Promise((r) => setTimeout(r, 1000));
+}
+if (keep && !filled) await writeFile(marker, JSON.stringify(data));
 
 const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
-const from = `${day(Date.now() - 29 * 86_400_000)}T00:00:00.000Z`;
-const to = new Date(Date.parse(`${day(Date.now())}T00:00:00.000Z`) + 86_400_000).toISOString();
+const from = `${day(data.now - 29 * 86_400_000)}T00:00:00.000Z`;
+const to = new Date(Date.parse(`${day(data.now)}T00:00:00.000Z`) + 86_400_000).toISOString();
 const funnel = {
   steps: ['message.received', 'message.sent', 'message.read', 'order.placed'].map((type) => ({ type })),
   window_seconds: 604_800,
@@ -91,7 +125,7 @@ const pages = [
     name: 'attribution',
     path: '/attribution',
     ready: '[data-testid=attribution-table] tbody tr',
-    api: () => Promise.all(MODELS.map((model) => api('/v1/reports/attribution', { ...range, model }))),
+    api: () => api('/v1/reports/attribution/models', { ...range, models: MODELS }),
   },
   {
     name: 'campaigns',
@@ -145,9 +179,9 @@ for (const p of pages) {
   ]);
 }
 printTable(
-  `Dashboards: time to data on screen, median of ${RUNS} (${sim.accepted.toLocaleString('en-US')} events, ${values.users} users, ${values.days} days)`,
+  `Dashboards: time to data on screen, median of ${RUNS} (${data.accepted.toLocaleString('en-US')} events, ${data.users} users, ${data.days} days${filled ? `, reused from ${dir}` : ''})`,
   rows,
 );
 await browser.close();
 await running.stop();
-await rm(dir, { recursive: true, force: true });
+if (!keep) await rm(dir, { recursive: true, force: true });

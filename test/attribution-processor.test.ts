@@ -10,11 +10,15 @@ import { createMetrics } from '../core/metrics.ts';
 import {
   type AttributionRow,
   attributionAnswer,
+  attributionModelsAnswer,
+  attributionModelsRequestSchema,
   attributionRequestSchema,
+  buildAttributionModelsQuery,
   buildAttributionQuery,
 } from '../core/reports/attribution.ts';
-import { buildStoredAttributionQuery } from '../core/reports/credits.ts';
-import { MODELS } from '../core/reports/models.ts';
+import { buildCampaignsQuery, campaignsQuerySchema } from '../core/reports/campaigns.ts';
+import { buildStoredAttributionModelsQuery, buildStoredAttributionQuery } from '../core/reports/credits.ts';
+import { MODELS, type Model } from '../core/reports/models.ts';
 import type { RefEvent } from '../core/reports/reference.ts';
 import type { Store } from '../core/store/client.ts';
 import { createAttributionProcessor } from '../processors/attribution.ts';
@@ -68,30 +72,32 @@ const batchOf = (events: RefEvent[]): Batch => ({
 });
 const ctx = { heartbeat: async () => {}, signal: new AbortController().signal };
 
-/** Both paths at the default windows for every model, for one business. */
+const r6 = (x: number) => +Number(x).toFixed(6);
+const r6s = (m: Record<string, number>) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, r6(v)]));
+const round = (a: ReturnType<typeof attributionAnswer>) => ({
+  ...a,
+  rows: a.rows.map((x) => ({
+    ...x,
+    conversions: r6(x.conversions),
+    value_by_currency: r6s(x.value_by_currency),
+  })),
+  unattributed: {
+    conversions: r6(a.unattributed.conversions),
+    value_by_currency: r6s(a.unattributed.value_by_currency),
+  },
+});
+type ModelRow = AttributionRow & { model: Model };
+
+/**
+ * Both paths at the default windows for every model, for one business: each model alone, all
+ * models in one statement (stored and computed), and the campaigns report's rows.
+ */
 async function bothPaths(business: string) {
+  const from = new Date(T0 - 30 * 86_400_000).toISOString();
+  const to = new Date(T0 + 30 * 86_400_000).toISOString();
   const out = [];
   for (const model of MODELS) {
-    const r = attributionRequestSchema.parse({
-      model,
-      from: new Date(T0 - 30 * 86_400_000).toISOString(),
-      to: new Date(T0 + 30 * 86_400_000).toISOString(),
-      business_id: business,
-    });
-    const r6 = (m: Record<string, number>) =>
-      Object.fromEntries(Object.entries(m).map(([k, v]) => [k, +v.toFixed(6)]));
-    const round = (a: ReturnType<typeof attributionAnswer>) => ({
-      ...a,
-      rows: a.rows.map((x) => ({
-        ...x,
-        conversions: +x.conversions.toFixed(6),
-        value_by_currency: r6(x.value_by_currency),
-      })),
-      unattributed: {
-        conversions: +a.unattributed.conversions.toFixed(6),
-        value_by_currency: r6(a.unattributed.value_by_currency),
-      },
-    });
+    const r = attributionRequestSchema.parse({ model, from, to, business_id: business });
     const stored = round(
       attributionAnswer(
         model,
@@ -105,6 +111,34 @@ async function bothPaths(business: string) {
       ),
     );
     out.push({ stored, sql });
+  }
+  const all = attributionModelsRequestSchema.parse({ from, to, business_id: business });
+  const together = async (q: { query: string; query_params: Record<string, unknown> }) =>
+    attributionModelsAnswer(MODELS, await queryRows<ModelRow>(store, q)).models.map(round);
+  const storedTogether = await together(buildStoredAttributionModelsQuery(store.database, all));
+  const sqlTogether = await together(buildAttributionModelsQuery(store.database, all));
+  [...out].forEach(({ sql }, i) => {
+    out.push({ stored: storedTogether[i], sql });
+    out.push({ stored: sqlTogether[i], sql });
+  });
+  {
+    // The campaigns report by one model per history, in turn.
+    const q = campaignsQuerySchema.parse({
+      from,
+      to,
+      model: MODELS[biz % MODELS.length],
+      business_id: business,
+    });
+    const rows = async (storedCredits: boolean) =>
+      (
+        await queryRows<Record<string, unknown>>(
+          store,
+          buildCampaignsQuery(store.database, q, undefined, { storedCredits }),
+        )
+      ).map((x) =>
+        Object.fromEntries(Object.entries(x).map(([k, v]) => [k, typeof v === 'number' ? r6(v) : v])),
+      );
+    out.push({ stored: await rows(true), sql: await rows(false) });
   }
   return out;
 }
@@ -199,7 +233,7 @@ describe('attribution processor', () => {
       ),
       { numRuns: 20 },
     );
-  });
+  }, 240_000);
 
   it('runs as a consumer group on the embedded bus', async () => {
     const b = `pb${++biz}`;

@@ -223,6 +223,29 @@ describe('POST /v1/reports/attribution and GET /v1/reports/campaigns', () => {
     ]);
   });
 
+  it('attribution/models: every model in one statement, each as the single-model report; CSV carries the model', async () => {
+    const MODELS = ['last_touch', 'first_touch', 'linear', 'time_decay', 'position_based'];
+    const res = await post('/v1/reports/attribution/models', range);
+    expect(res.statusCode).toBe(200);
+    const singles = [];
+    for (const model of MODELS)
+      singles.push((await post('/v1/reports/attribution', { model, ...range })).json());
+    expect(res.json()).toEqual({ models: singles });
+    // A subset, in the order asked.
+    const two = (
+      await post('/v1/reports/attribution/models', { ...range, models: ['linear', 'first_touch'] })
+    ).json();
+    expect(two).toEqual({ models: [singles[2], singles[1]] });
+    const csv = await post('/v1/reports/attribution/models', { ...range, models: ['linear'] }, 'text/csv');
+    expect(csv.body.split('\r\n')[0]).toBe('model,campaign_id,campaign_name,currency,conversions,value');
+    expect(csv.body).toContain('linear,c1,Spring sale,XXX,0.5,5');
+    const dup = await post('/v1/reports/attribution/models', { ...range, models: ['linear', 'linear'] });
+    expect(dup.statusCode).toBe(400);
+    expect(dup.json().error).toBe('PARLEY_ERR_VALIDATION');
+    const single = await post('/v1/reports/attribution/models', { ...range, model: 'linear' });
+    expect(single.statusCode).toBe(400);
+  });
+
   it('campaigns: delivery, spend and credited conversions; Arrow equals JSON', async () => {
     const url = `/v1/reports/campaigns?from=${encodeURIComponent(range.from)}&to=${encodeURIComponent(range.to)}&model=last_touch`;
     const res = await get(url);

@@ -33,7 +33,7 @@ export const attributionRequestSchema = z
   .strict();
 export type AttributionRequest = z.output<typeof attributionRequestSchema>;
 
-export const isDefaultWindows = (r: AttributionRequest) =>
+export const isDefaultWindows = (r: Omit<AttributionRequest, 'model'>) =>
   r.click_window_seconds === DEFAULT_WINDOWS.click_window_seconds &&
   r.view_window_seconds === DEFAULT_WINDOWS.view_window_seconds &&
   r.half_life_seconds === DEFAULT_WINDOWS.half_life_seconds;
@@ -71,9 +71,15 @@ export const campaignNamesSql = (db: string) =>
 
 /**
  * The shared part of every attribution statement: CTE `credits` with one row per
- * (conversion, campaign share): campaign_id ('' when unattributed), currency, weight, value.
+ * (model, conversion, campaign share): model, campaign_id ('' when unattributed), currency,
+ * weight, value. `models` (default: the request's) are all computed in the same pass.
  */
-export function creditsCte(db: string, r: AttributionRequest, businesses?: string[]) {
+export function creditsCte(
+  db: string,
+  r: AttributionRequest,
+  businesses?: string[],
+  models: readonly Model[] = [r.model],
+) {
   if (!(r.from < r.to)) throw new ParleyError('PARLEY_ERR_VALIDATION', 'from must be before to');
   const params: Record<string, unknown> = {
     from: r.from,
@@ -96,6 +102,8 @@ export function creditsCte(db: string, r: AttributionRequest, businesses?: strin
   const and = biz.map((b) => ` AND ${b}`).join('');
   // One pass over the events: per (user, business), its conversions in [from, to) and its
   // touchpoints from the longest window before `from` on; each conversion then filters its own.
+  // PREWHERE: FINAL merges only the rows of those types and times (copies of one event are the
+  // same row, so filtering them before the merge keeps all of them or none).
   const cte = `per_user AS (
   SELECT groupArrayIf((t, value, currency), is_conv AND t >= {from:Int64}) AS convs,
     -- (time, campaign, is click), sorted once per user: by time, equal times by campaign.
@@ -104,7 +112,7 @@ export function creditsCte(db: string, r: AttributionRequest, businesses?: strin
     SELECT user_id, business_id, type, toInt64(toUnixTimestamp64Milli(occurred_at)) AS t, value, campaign_id,
       type IN {conv_types:Array(String)} AS is_conv, if(is_conv, ${CURRENCY_SQL}, '') AS currency
     FROM ${db}.events FINAL
-    WHERE (type IN {conv_types:Array(String)} OR type IN ('sponsored.served', 'sponsored.clicked'))
+    PREWHERE (type IN {conv_types:Array(String)} OR type IN ('sponsored.served', 'sponsored.clicked'))
       AND occurred_at >= fromUnixTimestamp64Milli({from:Int64} - {lookback:Int64}) AND occurred_at < fromUnixTimestamp64Milli({to:Int64})${and}
   )
   GROUP BY user_id, business_id
@@ -115,36 +123,95 @@ export function creditsCte(db: string, r: AttributionRequest, businesses?: strin
     if(length(clicks) > 0, clicks, arrayFilter(x -> NOT x.3 AND x.1 >= tc - {vw:Int64} AND x.1 < tc, tps)) AS chosen
   FROM per_user ARRAY JOIN convs AS conv
 ), credits AS (
-  SELECT share.1 AS campaign_id, currency, share.2 AS weight, share.2 * cvalue AS value
+  SELECT ${models.length === 1 ? `'${models[0]}'` : 'model'} AS model, share.1 AS campaign_id, currency, share.2 AS weight, share.2 * cvalue AS value
   FROM touched
-  ARRAY JOIN if(length(chosen) = 0, [('', 1.)], arrayZip(arrayMap(x -> x.2, chosen), ${weightsSql(r.model)})) AS share
+  ${modelsSql(models)}
+  ARRAY JOIN if(length(chosen) = 0, [('', 1.)], arrayZip(arrayMap(x -> x.2, chosen), ${modelWeightsSql(models)})) AS share
 )`;
   return { cte, params };
+}
+
+const modelList = (models: readonly Model[]) => `[${models.map((m) => `'${m}'`).join(', ')}]`;
+
+/** Each conversion once per model (models are names from MODELS: safe to inline). */
+function modelsSql(models: readonly Model[]): string {
+  if (new Set(models).size !== models.length || !models.every((m) => MODELS.includes(m)))
+    throw new ParleyError('PARLEY_ERR_VALIDATION', 'models: distinct names of attribution models');
+  return models.length === 1 ? '' : `ARRAY JOIN ${modelList(models)} AS model`;
+}
+
+/** The weights of the row's `model` among `models`. */
+function modelWeightsSql(models: readonly Model[]): string {
+  if (models.length === 1) return weightsSql(models[0]);
+  return `multiIf(${models
+    .slice(0, -1)
+    .map((m) => `model = '${m}', ${weightsSql(m)}`)
+    .join(', ')}, ${weightsSql(models[models.length - 1])})`;
 }
 
 /**
  * Rows per (campaign, currency): campaign_id ('' = unattributed), campaign_name, currency,
  * conversions, value; campaigns with a positive share. `credited` is a statement with columns
- * campaign_id, currency, conversions, value.
+ * campaign_id, currency, conversions, value (and model, first, with `byModel`).
  */
-export function withCampaignNames(db: string, credited: string): string {
-  return `SELECT campaign_id, nullIf(campaign_name, '') AS campaign_name, currency, conversions, value
+export function withCampaignNames(db: string, credited: string, byModel = false): string {
+  const model = byModel ? 'model, ' : '';
+  return `SELECT ${model}campaign_id, nullIf(campaign_name, '') AS campaign_name, currency, conversions, value
 FROM (${credited}) AS r
 LEFT JOIN ${campaignNamesSql(db)} AS n USING (campaign_id)
-ORDER BY campaign_id, currency`;
+ORDER BY ${model}campaign_id, currency`;
 }
+
+/** The credited rows of `credits`, summed per (model, campaign, currency). */
+const CREDITED_BY_MODEL = `SELECT model, campaign_id, currency, sum(weight) AS conversions, sum(value) AS value
+FROM credits
+WHERE weight > 0 OR campaign_id = ''
+GROUP BY model, campaign_id, currency`;
 
 export function buildAttributionQuery(db: string, r: AttributionRequest, businesses?: string[]) {
   const { cte, params } = creditsCte(db, r, businesses);
+  const credited = `SELECT campaign_id, currency, conversions, value FROM (${CREDITED_BY_MODEL})`;
   const query = `WITH ${cte}
-${withCampaignNames(
-  db,
-  `SELECT campaign_id, currency, sum(weight) AS conversions, sum(value) AS value
-FROM credits
-WHERE weight > 0 OR campaign_id = ''
-GROUP BY campaign_id, currency`,
-)}`;
+${withCampaignNames(db, credited)}`;
   return { query, query_params: params };
+}
+
+/**
+ * POST /v1/reports/attribution/models: several models over one pass of the events. The request
+ * without `model`, and the models to compute (distinct; default every model).
+ */
+export const attributionModelsRequestSchema = attributionRequestSchema
+  .omit({ model: true })
+  .extend({
+    models: z
+      .array(z.enum(MODELS))
+      .min(1)
+      .max(MODELS.length)
+      .refine((m) => new Set(m).size === m.length, 'models must be distinct')
+      .default([...MODELS]),
+  })
+  .strict();
+export type AttributionModelsRequest = z.output<typeof attributionModelsRequestSchema>;
+
+/** Rows with `model` first, then as buildAttributionQuery's; one statement for every model. */
+export function buildAttributionModelsQuery(db: string, r: AttributionModelsRequest, businesses?: string[]) {
+  const { cte, params } = creditsCte(db, { ...r, model: r.models[0] }, businesses, r.models);
+  return { query: `WITH ${cte}\n${withCampaignNames(db, CREDITED_BY_MODEL, true)}`, query_params: params };
+}
+
+/** One answer per model, in the order asked, from rows that carry their model. */
+export function attributionModelsAnswer(
+  models: readonly Model[],
+  rows: (AttributionRow & { model: Model })[],
+) {
+  return {
+    models: models.map((m) =>
+      attributionAnswer(
+        m,
+        rows.filter((r) => r.model === m),
+      ),
+    ),
+  };
 }
 
 export type AttributionRow = {

@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { attributionRequestSchema, buildAttributionQuery, weightsSql } from './attribution.ts';
+import {
+  attributionModelsRequestSchema,
+  attributionRequestSchema,
+  buildAttributionModelsQuery,
+  buildAttributionQuery,
+  weightsSql,
+} from './attribution.ts';
 import { buildCampaignsQuery, campaignsQuerySchema } from './campaigns.ts';
-import { buildStoredAttributionQuery } from './credits.ts';
+import { buildStoredAttributionModelsQuery, buildStoredAttributionQuery } from './credits.ts';
 import { buildFunnelQuery, funnelRequestSchema } from './funnel.ts';
 import { MODELS, modelWeights } from './models.ts';
 import { compileWhere, matchWhere, whereSchema } from './where.ts';
@@ -49,7 +55,9 @@ describe('report statements', () => {
     });
     const { query, query_params } = buildFunnelQuery('parley', r, [EVIL]);
     expect(query).not.toContain(EVIL);
-    expect(query).toContain('FROM parley.events FINAL');
+    // Without FINAL: repeated copies of an event cannot change a path (test/reports-funnel.test.ts).
+    expect(query).toContain('FROM parley.events\n');
+    expect(query).not.toContain('FINAL');
     expect(query.split(';').length).toBe(1);
     expect(query_params).toMatchObject({
       business_id: EVIL,
@@ -77,6 +85,29 @@ describe('report statements', () => {
     expect(() => buildAttributionQuery('parley', backwards)).toThrow(/before/);
     expect(attributionRequestSchema.parse({ model: 'linear', ...range }).click_window_seconds).toBe(604_800);
     expect(weightsSql('time_decay')).toContain('{half_life:Float64}');
+  });
+
+  it('several models: request values only as parameters; models distinct names of models', () => {
+    const r = attributionModelsRequestSchema.parse({ ...range, business_id: EVIL });
+    expect(r.models).toEqual([...MODELS]);
+    for (const q of [
+      buildAttributionModelsQuery('parley', r),
+      buildStoredAttributionModelsQuery('parley', r),
+      buildCampaignsQuery('parley', campaignsQuerySchema.parse({ ...range, business_id: EVIL }), undefined, {
+        storedCredits: true,
+      }),
+    ]) {
+      expect(q.query).not.toContain(EVIL);
+      expect(q.query_params.business_id).toBe(EVIL);
+    }
+    // Every model's weights in the one statement; the stored credits bind the models.
+    const all = buildAttributionModelsQuery('parley', r).query;
+    for (const m of MODELS) expect(all).toContain(`'${m}'`);
+    expect(buildStoredAttributionModelsQuery('parley', r).query_params.models).toEqual([...MODELS]);
+    for (const models of [['linear', 'linear'], [], ['u_shaped']])
+      expect(attributionModelsRequestSchema.safeParse({ ...range, models }).success).toBe(false);
+    const dup = { ...r, models: ['linear', 'linear'] as typeof r.models };
+    expect(() => buildAttributionModelsQuery('parley', dup)).toThrow(/distinct/);
   });
 });
 

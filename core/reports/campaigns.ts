@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { type AttributionRequest, DEFAULT_WINDOWS, campaignNamesSql, creditsCte } from './attribution.ts';
+import { storedCredited } from './credits.ts';
 import { isoTime } from './funnel.ts';
 import { MODELS } from './models.ts';
 
@@ -8,7 +9,8 @@ import { MODELS } from './models.ts';
 // campaign at the default windows, and each campaign's targeting kind (contextual: keywords only;
 // segment: segments only; both; none) read from its stored targeting. Money is never summed across
 // currencies: one row per campaign and conversion currency (delivery and spend repeat on each;
-// currency NULL: no conversions).
+// currency NULL: no conversions). With `storedCredits`, the conversions come from the credits
+// the attribution processor stored (the same numbers, without a pass over every user's events).
 
 export const campaignsQuerySchema = z
   .object({
@@ -20,9 +22,33 @@ export const campaignsQuerySchema = z
   .strict();
 export type CampaignsQuery = z.output<typeof campaignsQuerySchema>;
 
-export function buildCampaignsQuery(db: string, q: CampaignsQuery, businesses?: string[]) {
-  const r: AttributionRequest = { ...q, ...DEFAULT_WINDOWS };
+/** CTEs ending with `credited`: campaign_id, currency, conversions, value (campaigns only). */
+function computedCte(db: string, r: AttributionRequest, businesses?: string[]) {
   const { cte, params } = creditsCte(db, r, businesses);
+  return {
+    cte: `${cte}, credited AS (
+  SELECT campaign_id, currency, sum(weight) AS conversions, sum(value) AS value FROM credits WHERE campaign_id != '' AND weight > 0 GROUP BY campaign_id, currency
+)`,
+    params,
+  };
+}
+
+function storedCte(db: string, r: AttributionRequest, businesses?: string[]) {
+  const { sql, params } = storedCredited(db, r, [r.model], businesses);
+  return {
+    cte: `credited AS (SELECT campaign_id, currency, conversions, value FROM (${sql}) WHERE campaign_id != '')`,
+    params,
+  };
+}
+
+export function buildCampaignsQuery(
+  db: string,
+  q: CampaignsQuery,
+  businesses?: string[],
+  opts: { storedCredits?: boolean } = {},
+) {
+  const r: AttributionRequest = { ...q, ...DEFAULT_WINDOWS };
+  const { cte, params } = opts.storedCredits ? storedCte(db, r, businesses) : computedCte(db, r, businesses);
   const biz = [
     q.business_id !== undefined ? ' AND business_id = {business_id:String}' : '',
     businesses ? ' AND business_id IN {businesses:Array(String)}' : '',
@@ -31,10 +57,8 @@ export function buildCampaignsQuery(db: string, q: CampaignsQuery, businesses?: 
   SELECT campaign_id, countIf(type = 'sponsored.served') AS served, countIf(type = 'sponsored.clicked') AS clicks,
     sumIf(JSONExtractInt(props, 'price_micros'), type = 'sponsored.served') AS spend_micros
   FROM ${db}.events FINAL
-  WHERE type IN ('sponsored.served', 'sponsored.clicked') AND occurred_at >= fromUnixTimestamp64Milli({from:Int64}) AND occurred_at < fromUnixTimestamp64Milli({to:Int64})${biz}
+  PREWHERE type IN ('sponsored.served', 'sponsored.clicked') AND occurred_at >= fromUnixTimestamp64Milli({from:Int64}) AND occurred_at < fromUnixTimestamp64Milli({to:Int64})${biz}
   GROUP BY campaign_id
-), credited AS (
-  SELECT campaign_id, currency, sum(weight) AS conversions, sum(value) AS value FROM credits WHERE campaign_id != '' AND weight > 0 GROUP BY campaign_id, currency
 ), joined AS (
   SELECT campaign_id, nullIf(currency, '') AS currency, served, clicks, spend_micros, conversions, value,
     sum(conversions) OVER (PARTITION BY campaign_id) AS campaign_conversions

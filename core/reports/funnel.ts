@@ -10,6 +10,11 @@ import { compileWhere, whereSchema } from './where.ts';
 // are gathered into one array sorted by time, and funnel-paths.ts turns that array into, per
 // step, whether the user reached it and the gap from the previous step; the outer query counts
 // users and takes exact medians.
+//
+// The events are read without FINAL: a stored duplicate (a replayed first copy: the same event_id,
+// user, time and type) only repeats an entry (time, bits) of its user's array, and the paths are
+// a function of the instants and the step bits each instant carries, which repeats do not change.
+// Skipping FINAL spares merging every row on the sort key (event_id included): about 3x faster.
 
 /** A report range bound: ISO-8601 with a zone, or a plain date meaning UTC midnight. */
 export const isoTime = rangeTime;
@@ -120,7 +125,7 @@ export function buildFunnelQuery(db: string, r: FunnelRequest, businesses?: stri
     SELECT user_id, g, arraySort(groupArray(bitOr(bitShiftLeft(t, 15), m))) AS ev
     FROM (
       SELECT user_id, ${group} AS g, toInt64(toUnixTimestamp64Milli(occurred_at)) - {from:Int64} AS t, toInt64(${bits.join(' + ')}) AS m
-      FROM ${db}.events FINAL
+      FROM ${db}.events
       WHERE ${scope.join(' AND ')}
     )
     WHERE m != 0

@@ -37,10 +37,12 @@ export function Attribution(props: { ctx: Ctx }) {
     loading,
     key: shown,
   } = useData(key, async () => {
-    const answers = await Promise.all(
-      MODELS.map((model) => post<Answer>('/v1/reports/attribution', { ...JSON.parse(key), model })),
-    );
-    return answers;
+    // Every model in one statement: one pass over the data instead of one per model.
+    const { models } = await post<{ models: Answer[] }>('/v1/reports/attribution/models', {
+      ...JSON.parse(key),
+      models: MODELS,
+    });
+    return models;
   });
   // Value per currency, never summed across currencies: a column per model and currency.
   const currencies = currenciesOf(
