@@ -30,8 +30,8 @@ export type ThreadPlan = {
   /** A stable label for ids minted in this thread (appointment and order ids). */
   label: string;
   /**
-   * Where the simulated clock's days start (ms since the epoch; default: UTC midnights). The
-   * simulator starts them at its period's start, so a run re-stamped later holds the same events.
+   * A time at which the simulated clock reads midnight (ms since the epoch; default: UTC
+   * midnights). The simulator ties it to its \`now\`, so a run re-stamped later holds the same events.
    */
   midnight?: number;
 };

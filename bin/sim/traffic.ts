@@ -43,6 +43,13 @@ export function makeBusinesses(opts: Pick<TrafficOptions, 'seed' | 'businesses'>
   return list;
 }
 
+/**
+ * The simulated clock reads 14:00 at \`now\`: the last hours before \`now\` are daytime (recent
+ * activity to see), and the clock moves with \`now\`, so a run re-stamped later holds the same
+ * events, shifted.
+ */
+const NOW_HOUR = 14 * 60 * 60 * 1000;
+
 export const userId = (seed: string | number, index: number) => `u_${stableHex(`${seed}:user:${index}`)}`;
 
 /** One user's events over every business they talk to, in time order, none after `now`. */
@@ -69,7 +76,7 @@ export function userEvents(
     // A whole offset from `from`: the same seed gives the same offsets whatever `now` is.
     const start = from + Math.round(rng.next() * (opts.now - from));
     const label = stableHex(`${opts.seed}:thread:${index}:${business.id}`, 12);
-    for (const e of threadEvents({ rng, business, channel, start, label, midnight: from })) {
+    for (const e of threadEvents({ rng, business, channel, start, label, midnight: opts.now - NOW_HOUR })) {
       const k = n++; // counted before the cut, so ids do not depend on `now`
       if (e.at > opts.now) continue;
       const event: SimEvent = {
