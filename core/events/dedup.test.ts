@@ -117,4 +117,22 @@ describe('dedup index', () => {
     first.close();
     second.close();
   });
+
+  it('answers a replayed batch of thousands of registered ids, looked up in several queries', async () => {
+    const index = createDedupIndex({ store, logger });
+    await index.refresh();
+    const sink = index.forStage(() => {});
+    const long = (i: number) => `replayed-${'x'.repeat(60)}-${i}`;
+    const batch = Array.from({ length: 3000 }, (_, i) => msg(long(i), 1, i));
+    expect((await sink.firstCopies(batch)).length).toBe(3000);
+    await sink.register(batch);
+    // Another process reads the same batch again, and later copies of it elsewhere.
+    const other = createDedupIndex({ store, logger });
+    await other.refresh();
+    const stage = other.forStage(() => {});
+    expect((await stage.firstCopies(batch)).length).toBe(3000);
+    expect(await stage.firstCopies(batch.map((m) => ({ ...m, partition: 2 })))).toEqual([]);
+    index.close();
+    other.close();
+  });
 });

@@ -244,6 +244,8 @@ const TSV_ESCAPES: Record<string, string> = {
 const tsvEscape = (s: string) => s.replace(/[\\\t\n\r\0]/g, (c) => TSV_ESCAPES[c] as string);
 
 const REGISTRY_COLUMNS = ['event_id', 'bus_partition', 'bus_offset', 'accepted_at'];
+/** Bytes of encoded ids per registry lookup: the URL stays within a server's limit (16 KB and up). */
+const LOOKUP_URL_BYTES = 8_000;
 
 export type Dedup = {
   /** The messages of a batch that are first copies of their event, in order (ids unreadable pass). */
@@ -304,18 +306,38 @@ export function createDedupIndex(deps: {
 
   /** The registry's first copy of each id that has one. */
   async function lookup(ids: string[]): Promise<[string, number][]> {
+    const out: [string, number][] = [];
+    // Bound parameters travel in the request's URL on a server, whose limit is a few kilobytes
+    // (a replayed batch may hold thousands of possible duplicates): one query per ~8 KB of ids.
+    let chunk: string[] = [];
+    let size = 0;
+    for (let i = 0; i <= ids.length; i++) {
+      const id = ids[i];
+      // Each id as it goes in the URL: quoted, escaped, percent-encoded, a comma after it.
+      const cost = id === undefined ? 0 : encodeURIComponent(id).length + 8;
+      if (id !== undefined && (chunk.length === 0 || size + cost < LOOKUP_URL_BYTES)) {
+        chunk.push(id);
+        size += cost;
+        continue;
+      }
+      if (chunk.length > 0) await lookupChunk(chunk, out);
+      chunk = id === undefined ? [] : [id];
+      size = cost;
+    }
+    return out;
+  }
+
+  async function lookupChunk(ids: string[], out: [string, number][]) {
     const rs = await store.client.query({
       query: `SELECT event_id, toString(argMin((bus_partition, bus_offset), (accepted_at, bus_partition, bus_offset))) AS first
 FROM ${table} WHERE event_id IN {ids:Array(String)} GROUP BY event_id`,
       query_params: { ids },
       format: 'JSONCompactEachRow',
     });
-    const out: [string, number][] = [];
     for (const [id, first] of await rs.json<[string, string]>()) {
       const [p, o] = first.replace(/[()]/g, '').split(',');
       out.push([id, position(Number(p), BigInt(o))]);
     }
-    return out;
   }
 
   return {
