@@ -57,7 +57,7 @@ describe('duplicates on Kafka', () => {
         const r = await checkHistory(harness, history, `dk${++run}`);
         copies += r.sent - r.firsts;
       }),
-      { numRuns: 4 },
+      { numRuns: 4, endOnFailure: true },
     );
     expect(copies).toBeGreaterThan(0);
   }, 600_000);
