@@ -16,6 +16,12 @@ const KAFKA_TESTS = 'test/kafka/**';
 const BROWSER_TESTS = 'test/browser/**';
 const CHROMIUM = '/usr/bin/chromium';
 const env = { ...process.env };
+// Output that goes to a file or a CI log is plain text (vitest colours its summary whenever CI is
+// set): the summary lines then read as they do on a terminal, "Tests  568 passed (568)".
+if (!process.stdout.isTTY) {
+  env.NO_COLOR = '1';
+  delete env.FORCE_COLOR;
+}
 const args = process.argv.slice(2);
 const wholeSuite = args.length === 0;
 
@@ -116,7 +122,7 @@ process.on('SIGINT', forward);
 process.on('SIGTERM', forward);
 child.on('exit', (code, signal) => {
   if (startedBroker) {
-    const down = kafka('down');
+    const down = kafka('down', { quiet: true });
     if (!down.ok) process.stderr.write(`stopping the local broker failed:\n${down.out}\n`);
   }
   const suite = code ?? (signal ? 1 : 0);
