@@ -104,6 +104,8 @@ const funnel = {
   from,
   to,
   mode: 'ordered',
+  // As the page asks for it.
+  time_to_convert: true,
 };
 const api = (path: string, body?: unknown) =>
   fetch(`${url}${path}`, {
@@ -113,6 +115,8 @@ const api = (path: string, body?: unknown) =>
   }).then((r) => r.json());
 const MODELS = ['last_touch', 'first_touch', 'linear', 'time_decay', 'position_based'];
 const range = { from, to, click_window_seconds: 604_800, view_window_seconds: 86_400 };
+// The pages are given the same dates, so a later run on kept data times the same answers.
+const dates = `from=${day(data.now - 29 * 86_400_000)}&to=${day(data.now)}`;
 
 // Each page: its URL, what shows that its data is on screen, and the API calls it needs.
 const pages = [
@@ -124,19 +128,19 @@ const pages = [
   },
   {
     name: 'funnels',
-    path: `/funnels?steps=${encodeURIComponent(JSON.stringify(funnel.steps))}`,
+    path: `/funnels?steps=${encodeURIComponent(JSON.stringify(funnel.steps))}&${dates}`,
     ready: '[data-testid=funnel-result]',
     api: () => api('/v1/reports/funnel', funnel),
   },
   {
     name: 'attribution',
-    path: '/attribution',
+    path: `/attribution?${dates}`,
     ready: '[data-testid=attribution-table] tbody tr',
     api: () => api('/v1/reports/attribution/models', { ...range, models: MODELS }),
   },
   {
     name: 'campaigns',
-    path: '/campaigns',
+    path: `/campaigns?${dates}`,
     ready: '[data-testid=campaigns-table] tbody tr',
     api: () =>
       Promise.all([
