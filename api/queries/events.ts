@@ -23,7 +23,12 @@ export function decodeCursor(cursor: string): [number, string] {
   throw new ParleyError('PARLEY_ERR_BAD_REQUEST', 'cursor: not a cursor this API returned');
 }
 
-/** Stored events, newest first, keyset-paginated on (occurred_at, event_id). FINAL: no duplicates. */
+/**
+ * Stored events, newest first, keyset-paginated on (occurred_at, event_id). FINAL: no duplicates.
+ * Only the newest rows are read and merged: a page of n events lies at or after the n-th newest
+ * row's time (top_at) once the rows from top_at on hold n distinct events; when copies not merged
+ * yet make them fewer, every row is read (the answer is the same either way).
+ */
 export function buildEventsQuery(db: string, q: EventsQuery) {
   const where: string[] = [];
   const params: Record<string, unknown> = { limit: q.limit };
@@ -44,9 +49,13 @@ export function buildEventsQuery(db: string, q: EventsQuery) {
     params.c_ms = ms;
     params.c_id = id;
   }
-  const query = `SELECT event_id, type, toUnixTimestamp64Milli(occurred_at) AS ms, business_id, user_id, thread_id, channel, props
+  const filter = where.length ? where.join(' AND ') : '1';
+  const query = `WITH (SELECT min(occurred_at) FROM (SELECT occurred_at FROM ${db}.events WHERE ${filter} ORDER BY occurred_at DESC LIMIT {limit:UInt32})) AS top_at,
+  (SELECT uniqExact(event_id) FROM ${db}.events WHERE ${filter} AND occurred_at >= top_at) >= {limit:UInt32} AS enough
+SELECT event_id, type, toUnixTimestamp64Milli(occurred_at) AS ms, business_id, user_id, thread_id, channel, props
 FROM ${db}.events FINAL
-${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+PREWHERE occurred_at >= if(enough, top_at, toDateTime64(0, 3, 'UTC'))
+WHERE ${filter}
 ORDER BY occurred_at DESC, event_id DESC
 LIMIT {limit:UInt32}`;
   return { query, query_params: params };

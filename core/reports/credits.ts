@@ -1,7 +1,6 @@
 import {
   type AttributionModelsRequest,
   type AttributionRequest,
-  CURRENCY_SQL,
   NO_CURRENCY,
   withCampaignNames,
 } from './attribution.ts';
@@ -49,8 +48,9 @@ export function storedCredited(
     where.push('business_id IN {businesses:Array(String)}');
     params.businesses = businesses;
   }
-  // Credits do not keep the currency: each conversion's comes from its event. A credit for every
-  // model counts once for each model asked.
+  // Credits do not keep the currency: each conversion's comes from its event, as the events
+  // table's copy in conversion_currencies keeps it (migration 0090). A credit for every model
+  // counts once for each model asked.
   const sql = `SELECT credit_model AS model, campaign_id, if(cur.currency = '', '${NO_CURRENCY}', cur.currency) AS currency, sum(weight) AS conversions, sum(value) AS value
 FROM (
   SELECT conversion_id, campaign_id, weight, value,
@@ -58,7 +58,7 @@ FROM (
   FROM ${db}.attribution_credits FINAL WHERE ${where.join(' AND ')}
 ) AS c
 LEFT JOIN (
-  SELECT event_id AS conversion_id, any(${CURRENCY_SQL}) AS currency FROM ${db}.events
+  SELECT event_id AS conversion_id, any(currency) AS currency FROM ${db}.conversion_currencies
   WHERE type IN {conv_types:Array(String)} AND occurred_at >= fromUnixTimestamp64Milli({from:Int64}) AND occurred_at < fromUnixTimestamp64Milli({to:Int64})${businesses ? ' AND business_id IN {businesses:Array(String)}' : ''}${r.business_id !== undefined ? ' AND business_id = {business_id:String}' : ''}
   GROUP BY event_id
 ) AS cur USING (conversion_id)

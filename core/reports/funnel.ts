@@ -111,6 +111,9 @@ export function buildFunnelQuery(db: string, r: FunnelRequest, businesses?: stri
     params.businesses = businesses;
   }
   const group = r.breakdown ?? "''";
+  // Without a breakdown, users are grouped on user_id alone: a single string key is hashed
+  // faster than a pair.
+  const perUser = r.breakdown ? { g: 'g', by: 'user_id, g' } : { g: "'' AS g", by: 'user_id' };
   const paths = pathColumns(r);
   const users = paths.reached.map((c) => `countIf(${c})`);
   const medians = paths.gap.map((g, i) =>
@@ -122,14 +125,14 @@ export function buildFunnelQuery(db: string, r: FunnelRequest, businesses?: stri
   const query = `WITH paths AS (
   SELECT g, ${paths.defs.join(',\n    ')}
   FROM (
-    SELECT user_id, g, arraySort(groupArray(bitOr(bitShiftLeft(t, 15), m))) AS ev
+    SELECT user_id, ${perUser.g}, arraySort(groupArray(bitOr(bitShiftLeft(t, 15), m))) AS ev
     FROM (
       SELECT user_id, ${group} AS g, toInt64(toUnixTimestamp64Milli(occurred_at)) - {from:Int64} AS t, toInt64(${bits.join(' + ')}) AS m
       FROM ${db}.events
       WHERE ${scope.join(' AND ')}
     )
     WHERE m != 0
-    GROUP BY user_id, g
+    GROUP BY ${perUser.by}
   )
 )
 SELECT toString(g) AS value,
