@@ -312,6 +312,8 @@ export function registryLines(firsts: readonly InMessage[]): {
 }
 
 const REGISTRY_COLUMNS = ['event_id', 'bus_partition', 'bus_offset', 'accepted_at'];
+// One line per id (the sink registers first copies): nothing for the engine to collapse on insert.
+const REGISTRY_SETTINGS = { date_time_input_format: 'best_effort', optimize_on_insert: 0 };
 /** Bytes of encoded ids per registry lookup: the URL stays within a server's limit (16 KB and up). */
 const LOOKUP_URL_BYTES = 8_000;
 
@@ -487,7 +489,7 @@ FROM ${table} WHERE event_id IN {ids:Array(String)} GROUP BY event_id`,
         async register(firsts) {
           if (!firsts.length) return;
           const { data, h1, h2 } = registryLines(firsts);
-          await store.insertTsv(table, REGISTRY_COLUMNS, data, { date_time_input_format: 'best_effort' });
+          await store.insertTsv(table, REGISTRY_COLUMNS, data, REGISTRY_SETTINGS);
           for (let i = 0; i < h1.length; i++) filter.probe(h1[i] as number, h2[i] as number, true);
         },
       };
