@@ -17,23 +17,26 @@ class Ring {
 }
 
 export class Verdicts {
-  private readonly rings = new Map<string, Ring>();
+  /** Per topic, each partition's ring by partition number. */
+  private readonly topics = new Map<string, Ring[]>();
   private lastTopic = '';
-  private lastPartition = -1;
-  private last: Ring | undefined;
+  private last: Ring[] = [];
 
-  /** m's partition's ring; a batch is one partition, so the last one found is usually it. */
   private ring(m: InMessage): Ring {
-    if (this.last && m.partition === this.lastPartition && m.topic === this.lastTopic) return this.last;
-    const key = `${m.topic}\u0000${m.partition}`;
-    let ring = this.rings.get(key);
+    if (m.topic !== this.lastTopic) {
+      let rings = this.topics.get(m.topic);
+      if (!rings) {
+        rings = [];
+        this.topics.set(m.topic, rings);
+      }
+      this.lastTopic = m.topic;
+      this.last = rings;
+    }
+    let ring = this.last[m.partition];
     if (!ring) {
       ring = new Ring();
-      this.rings.set(key, ring);
+      this.last[m.partition] = ring;
     }
-    this.lastTopic = m.topic;
-    this.lastPartition = m.partition;
-    this.last = ring;
     return ring;
   }
 
