@@ -12,7 +12,7 @@ import type { InMessage } from '../core/bus/types.ts';
 import { createDedupIndex, IdFilter, isFirstSeen, RecentIds } from '../core/events/dedup.ts';
 import { createLogger } from '../core/log.ts';
 import { cpuSeconds } from './cpu.ts';
-import { benchStore } from './store.ts';
+import { benchStore, createFanOut } from './store.ts';
 import { printTable } from './table.ts';
 
 const { values } = parseArgs({
@@ -170,15 +170,7 @@ const together = await timed(async () => {
 
 // The registry filled from the events insert: one insert into a Null table whose materialized
 // views write both tables (the client sends each row once, with its position).
-await store.client.command({
-  query: `CREATE TABLE ${db}.events_in (event_id String, type String, occurred_at DateTime64(3, 'UTC'), business_id String, user_id String, thread_id String, channel String, props String, bus_partition UInt32, bus_offset UInt64, accepted_at DateTime64(3, 'UTC')) ENGINE = Null`,
-});
-await store.client.command({
-  query: `CREATE MATERIALIZED VIEW ${db}.events_in_events TO ${db}.events AS SELECT event_id, type, occurred_at, business_id, user_id, thread_id, channel, props FROM ${db}.events_in`,
-});
-await store.client.command({
-  query: `CREATE MATERIALIZED VIEW ${db}.events_in_ids TO ${db}.event_ids AS SELECT event_id, bus_partition, bus_offset, accepted_at FROM ${db}.events_in`,
-});
+const fanOut = await createFanOut(store);
 const fannedOut = await timed(async () => {
   const evs = Array.from({ length: BATCH }, (_, k) => ({
     ...ev(next++),
@@ -186,7 +178,7 @@ const fannedOut = await timed(async () => {
     bus_offset: next + k,
     accepted_at: new Date().toISOString(),
   }));
-  await store.insertJsonLines(`${db}.events_in`, lines(evs), settings);
+  await store.insertJsonLines(fanOut, lines(evs), settings);
 });
 
 // The alternative to a registry: the position of each copy in the events rows themselves, found

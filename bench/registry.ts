@@ -10,7 +10,7 @@ import { rm } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { spawnIn } from '../test/helpers/process.ts';
 import { cpuByThread } from './cpu.ts';
-import { benchStore } from './store.ts';
+import { benchStore, createFanOut } from './store.ts';
 import { printTable } from './table.ts';
 
 const { values } = parseArgs({
@@ -54,20 +54,10 @@ async function measure(way: Way): Promise<Record<string, number>> {
     date_time_input_format: 'best_effort',
     optimize_on_insert: 0,
   };
-  if (way === 'fanout') {
-    await store.client.command({
-      query: `CREATE TABLE ${db}.events_in (event_id String, type String, occurred_at DateTime64(3, 'UTC'), business_id String, user_id String, thread_id String, channel String, props String, bus_partition UInt32, bus_offset UInt64, accepted_at DateTime64(3, 'UTC')) ENGINE = Null`,
-    });
-    await store.client.command({
-      query: `CREATE MATERIALIZED VIEW ${db}.events_in_events TO ${db}.events AS SELECT event_id, type, occurred_at, business_id, user_id, thread_id, channel, props FROM ${db}.events_in`,
-    });
-    await store.client.command({
-      query: `CREATE MATERIALIZED VIEW ${db}.events_in_ids TO ${db}.event_ids AS SELECT event_id, bus_partition, bus_offset, accepted_at FROM ${db}.events_in`,
-    });
-  }
+  const fanOut = way === 'fanout' ? await createFanOut(store) : '';
   const before = cpuByThread(process.pid);
   for (const b of batches) {
-    if (way === 'fanout') await store.insertJsonLines(`${db}.events_in`, b.events, settings);
+    if (way === 'fanout') await store.insertJsonLines(fanOut, b.events, settings);
     else
       await Promise.all([
         store.insertJsonLines(`${db}.events`, b.events, settings),
