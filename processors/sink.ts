@@ -51,6 +51,8 @@ const RAW_SETTINGS = {
   input_format_json_read_objects_as_strings: 1,
   input_format_skip_unknown_fields: 1,
   date_time_input_format: 'best_effort',
+  // A batch holds first copies only, so there is nothing for the engine to collapse on insert.
+  optimize_on_insert: 0,
 } as const;
 
 export type Sink = Processor & {

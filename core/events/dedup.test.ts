@@ -3,7 +3,7 @@ import { openTestStore } from '../../test/reports-helpers.ts';
 import type { InMessage } from '../bus/types.ts';
 import { createLogger } from '../log.ts';
 import type { Store } from '../store/client.ts';
-import { createDedupIndex, IdFilter, isFirstSeen, RecentIds } from './dedup.ts';
+import { createDedupIndex, IdFilter, isFirstSeen, RecentIds, registryLines } from './dedup.ts';
 
 const logger = createLogger({ level: 'silent' });
 let store: Store;
@@ -134,5 +134,55 @@ describe('dedup index', () => {
     expect(await stage.firstCopies(batch.map((m) => ({ ...m, partition: 2 })))).toEqual([]);
     index.close();
     other.close();
+  });
+
+  it('gives every stage the verdict the first one reached, even once the memory of ids has moved on', async () => {
+    const index = createDedupIndex({ store, logger, recentIds: 2 });
+    const [sink, segments] = [index.forStage(() => {}), index.forStage(() => {})];
+    const batch = [msg('v1', 5, 0), msg('v2', 5, 1), msg('v1', 5, 2, '2026-03-09T00:00:00Z')];
+    expect(ids(await sink.firstCopies(batch))).toEqual(['v1@5:0', 'v2@5:1']);
+    // The sink reads on: the memory of two ids forgets v1 and v2.
+    await sink.firstCopies([msg('v3', 5, 3), msg('v4', 5, 4), msg('v5', 5, 5), msg('v6', 5, 6)]);
+    // Segments, behind the sink, reads the same positions and reaches the same verdicts, even for a
+    // copy whose first it has not read itself (the memory alone would call it a first copy now).
+    expect(ids(await segments.firstCopies(batch.slice(2)))).toEqual([]);
+    expect(ids(await segments.firstCopies(batch))).toEqual(['v1@5:0', 'v2@5:1']);
+    index.close();
+  });
+});
+
+describe('registryLines', () => {
+  it('writes each first copy as a TabSeparated line the engine reads back exactly', async () => {
+    const at = Date.UTC(2026, 2, 4, 10, 15, 30, 7);
+    const firsts: InMessage[] = [
+      { ...msg('plain-1', 3, 2 ** 40 + 5), timestamp: at },
+      { ...msg('tab\there', 0, 0), timestamp: at + 993 },
+      { ...msg('caf\u00e9', 12, 9), value: Buffer.from('{"event_id":"caf\\u00e9"}'), timestamp: at },
+      { ...msg('x', 1, 1), value: Buffer.from('{"type":"no id"}') },
+    ];
+    const { data, h1 } = registryLines(firsts);
+    expect(h1.length).toBe(3);
+    expect(data.toString()).toBe(
+      [
+        `plain-1\t3\t${2 ** 40 + 5}\t1772619330.007\n`,
+        'tab\\there\t0\t0\t1772619331.000\n',
+        'caf\u00e9\t12\t9\t1772619330.007\n',
+      ].join(''),
+    );
+    const table = `${store.database}.registry_lines`;
+    await store.client.command({
+      query: `CREATE TABLE ${table} (event_id String, bus_partition UInt32, bus_offset UInt64, accepted_at DateTime64(3, 'UTC')) ENGINE = Memory`,
+    });
+    await store.insertTsv(table, ['event_id', 'bus_partition', 'bus_offset', 'accepted_at'], data, {
+      date_time_input_format: 'best_effort',
+    });
+    const rows = await store.rows<{ event_id: string; bus_offset: number; t: number }>({
+      query: `SELECT event_id, bus_offset, toUnixTimestamp64Milli(accepted_at) AS t FROM ${table} ORDER BY bus_partition DESC`,
+    });
+    expect(rows).toEqual([
+      { event_id: 'caf\u00e9', bus_offset: 9, t: at },
+      { event_id: 'plain-1', bus_offset: 2 ** 40 + 5, t: at },
+      { event_id: 'tab\there', bus_offset: 0, t: at + 993 },
+    ]);
   });
 });

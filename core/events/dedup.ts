@@ -2,6 +2,7 @@ import type { InMessage } from '../bus/types.ts';
 import type { Logger } from '../log.ts';
 import type { Store } from '../store/client.ts';
 import { idOf } from './decoded.ts';
+import { Verdicts } from './verdicts.ts';
 
 // One event per event_id, the first accepted copy (docs/ingest.md, "Duplicates"). Every consumer of
 // the events topic reads each partition in the same order, so within a partition each decides the
@@ -71,21 +72,26 @@ function idEnd(buf: Buffer): number {
   return -1;
 }
 
+/** Hashes the ASCII id ending at `end` in buf's bytes into H1/H2 (the same as hashChars of it). */
+function hashBytes(buf: Buffer, end: number) {
+  let a = 0x811c9dc5;
+  let b = 0x9747b28c ^ (end - PREFIX.length);
+  for (let i = PREFIX.length; i < end; i++) {
+    const c = buf[i] as number;
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x5bd1e995);
+    b ^= b >>> 15;
+  }
+  H1 = mix(a) | 0;
+  H2 = mix(b ^ a) | 0;
+}
+
 /** Hashes m's event id into H1/H2; false when m has no readable id. */
 function hashOf(m: InMessage): boolean {
   const buf = m.value;
   const end = idEnd(buf);
   if (end >= 0 && ASCII) {
-    let a = 0x811c9dc5;
-    let b = 0x9747b28c ^ (end - PREFIX.length);
-    for (let i = PREFIX.length; i < end; i++) {
-      const c = buf[i];
-      a = Math.imul(a ^ c, 0x01000193);
-      b = Math.imul(b ^ c, 0x5bd1e995);
-      b ^= b >>> 15;
-    }
-    H1 = mix(a) | 0;
-    H2 = mix(b ^ a) | 0;
+    hashBytes(buf, end);
     return true;
   }
   const id = idOf(m);
@@ -225,15 +231,6 @@ export function isFirstSeen(recent: RecentIds, m: InMessage): boolean {
   return seen === positionOf(m);
 }
 
-/** m's id written as a TabSeparated field at `at`; the end, or -1 when m has no readable id. */
-function writeId(m: InMessage, out: Buffer, at: number): number {
-  const end = idEnd(m.value);
-  // Plain ASCII without escapes in JSON has nothing TabSeparated escapes either: copied as it is.
-  if (end >= 0 && ASCII) return at + m.value.copy(out, at, PREFIX.length, end);
-  const id = idOf(m);
-  return id === undefined ? -1 : at + out.write(tsvEscape(id), at, 'utf8');
-}
-
 const TSV_ESCAPES: Record<string, string> = {
   '\\': '\\\\',
   '\t': '\\t',
@@ -243,7 +240,80 @@ const TSV_ESCAPES: Record<string, string> = {
 };
 const tsvEscape = (s: string) => s.replace(/[\\\t\n\r\0]/g, (c) => TSV_ESCAPES[c] as string);
 
+const TAB = 0x09;
+const NEWLINE = 0x0a;
+const DOT = 0x2e;
+const ZERO = 0x30;
+
+/** Writes a non-negative integer's decimal digits at `at`; returns the end. */
+function writeDigits(out: Buffer, at: number, value: number): number {
+  let digits = 1;
+  for (let v = value; v >= 10; v = Math.floor(v / 10)) digits++;
+  let v = value;
+  for (let i = at + digits - 1; i >= at; i--) {
+    out[i] = ZERO + (v % 10);
+    v = Math.floor(v / 10);
+  }
+  return at + digits;
+}
+
+/**
+ * The registry's TabSeparated lines for these first copies (id, partition, offset, accepted time
+ * as decimal seconds, which the engine reads into DateTime64(3) exactly), written byte by byte into
+ * one buffer, and each id's hash for the filter. A plain ASCII id without escapes in JSON has
+ * nothing TabSeparated escapes either: its bytes are copied from the message as they are. Ids
+ * that are not readable are left out.
+ */
+export function registryLines(firsts: readonly InMessage[]): {
+  data: Buffer;
+  h1: Int32Array;
+  h2: Int32Array;
+} {
+  let size = 0;
+  for (const m of firsts) size += m.value.length + 64;
+  const out = Buffer.allocUnsafe(size);
+  const h1 = new Int32Array(firsts.length);
+  const h2 = new Int32Array(firsts.length);
+  let at = 0;
+  let k = 0;
+  for (const m of firsts) {
+    const buf = m.value;
+    const end = idEnd(buf);
+    if (end >= 0 && ASCII) {
+      for (let i = PREFIX.length; i < end; i++) out[at++] = buf[i] as number;
+      hashBytes(buf, end);
+    } else {
+      const id = idOf(m);
+      if (id === undefined) continue;
+      at += out.write(tsvEscape(id), at, 'utf8');
+      hashChars(id);
+    }
+    h1[k] = H1;
+    h2[k++] = H2;
+    out[at++] = TAB;
+    at = writeDigits(out, at, m.partition);
+    out[at++] = TAB;
+    const offset = Number(m.offset);
+    if (Number.isSafeInteger(offset)) at = writeDigits(out, at, offset);
+    else at += out.write(String(m.offset), at, 'latin1');
+    out[at++] = TAB;
+    const ms = m.timestamp;
+    if (Number.isSafeInteger(ms) && ms >= 0) {
+      at = writeDigits(out, at, Math.floor(ms / 1000));
+      out[at++] = DOT;
+      const frac = ms % 1000;
+      out[at++] = ZERO + Math.floor(frac / 100);
+      out[at++] = ZERO + (Math.floor(frac / 10) % 10);
+      out[at++] = ZERO + (frac % 10);
+    } else at += out.write(String(ms / 1000), at, 'latin1');
+    out[at++] = NEWLINE;
+  }
+  return { data: out.subarray(0, at), h1: h1.subarray(0, k), h2: h2.subarray(0, k) };
+}
+
 const REGISTRY_COLUMNS = ['event_id', 'bus_partition', 'bus_offset', 'accepted_at'];
+// One line per id (the sink registers first copies): nothing for the engine to collapse on insert.
+const REGISTRY_SETTINGS = { date_time_input_format: 'best_effort', optimize_on_insert: 0 };
 /** Bytes of encoded ids per registry lookup: the URL stays within a server's limit (16 KB and up). */
 const LOOKUP_URL_BYTES = 8_000;
 
@@ -279,6 +349,7 @@ export function createDedupIndex(deps: {
   // Shared by the stages of this process: they read the same partitions in the same order, so the
   // first copy one of them saw is the first for all (and each id is checked against the filter once).
   const recent = new RecentIds(deps.recentIds ?? 500_000);
+  const verdicts = new Verdicts();
   let since = 0; // store time (ms) from which the next refresh reads registrations
   let refreshing: Promise<void> | undefined;
   let timer: NodeJS.Timeout | undefined;
@@ -358,33 +429,42 @@ FROM ${table} WHERE event_id IN {ids:Array(String)} GROUP BY event_id`,
       return {
         async firstCopies(messages) {
           // The stages of this process share `recent`: an id another stage has decided keeps its
-          // answer. Ids the filter may hold are decided by the registry; the others by the first
-          // sighting. Each message is hashed once; its verdict is kept unless the registry decides.
+          // answer, and the verdict for its position is kept (`verdicts`) so the others read it
+          // without hashing. Ids the filter may hold are decided by the registry; the others by the
+          // first sighting. Each message is hashed once; its verdict is kept unless the registry decides.
           const n = messages.length;
           const first = new Uint8Array(n); // 1: a first copy (or no id); 2: the registry decides
-          const hashes = new Int32Array(n * 2);
+          let hashes: Int32Array | undefined;
           let pending: Map<string, { h1: number; h2: number; first: number }> | undefined;
           for (let i = 0; i < n; i++) {
             const m = messages[i] as InMessage;
+            const known = verdicts.get(m);
+            if (known !== -1) {
+              first[i] = known;
+              continue;
+            }
             if (!hashOf(m)) {
               first[i] = 1;
               continue;
             }
-            hashes[2 * i] = H1;
-            hashes[2 * i + 1] = H2;
             const seen = recent.find(H1, H2);
             if (seen !== -1) first[i] = seen === positionOf(m) ? 1 : 0;
             else if (filter.probe(H1, H2, false)) {
               const id = idOf(m) as string;
+              hashes ??= new Int32Array(n * 2);
+              hashes[2 * i] = H1;
+              hashes[2 * i + 1] = H2;
               pending ??= new Map();
               if (!pending.has(id)) pending.set(id, { h1: H1, h2: H2, first: positionOf(m) });
               first[i] = 2;
+              continue;
             } else {
               recent.put(H1, H2, positionOf(m));
               first[i] = 1;
             }
+            verdicts.set(m, first[i] === 1);
           }
-          if (pending) {
+          if (pending && hashes) {
             for (const [id, at] of await lookup([...pending.keys()])) {
               const p = pending.get(id);
               if (p) p.first = at;
@@ -392,13 +472,14 @@ FROM ${table} WHERE event_id IN {ids:Array(String)} GROUP BY event_id`,
             // Another stage may have decided an id meanwhile, from the same registry.
             for (const p of pending.values())
               if (recent.find(p.h1, p.h2) === -1) recent.put(p.h1, p.h2, p.first);
-            for (let i = 0; i < n; i++)
-              if (first[i] === 2)
-                first[i] =
-                  recent.find(hashes[2 * i] as number, hashes[2 * i + 1] as number) ===
-                  positionOf(messages[i] as InMessage)
-                    ? 1
-                    : 0;
+            for (let i = 0; i < n; i++) {
+              if (first[i] !== 2) continue;
+              const m = messages[i] as InMessage;
+              const isFirst =
+                recent.find(hashes[2 * i] as number, hashes[2 * i + 1] as number) === positionOf(m);
+              first[i] = isFirst ? 1 : 0;
+              verdicts.set(m, isFirst);
+            }
           }
           const out: InMessage[] = [];
           for (let i = 0; i < n; i++) if (first[i] === 1) out.push(messages[i] as InMessage);
@@ -407,23 +488,9 @@ FROM ${table} WHERE event_id IN {ids:Array(String)} GROUP BY event_id`,
         },
         async register(firsts) {
           if (!firsts.length) return;
-          // One TabSeparated line per id, written into one buffer: the id's bytes are copied from the
-          // message when it is plain ASCII; the time goes as decimal seconds, which the engine
-          // reads into DateTime64(3) exactly.
-          let size = 0;
-          for (const m of firsts) size += m.value.length + 64;
-          const out = Buffer.allocUnsafe(size);
-          let at = 0;
-          for (const m of firsts) {
-            const next = writeId(m, out, at);
-            if (next < 0) continue;
-            at = next;
-            at += out.write(`\t${m.partition}\t${m.offset}\t${m.timestamp / 1000}\n`, at, 'latin1');
-          }
-          await store.insertTsv(table, REGISTRY_COLUMNS, out.subarray(0, at), {
-            date_time_input_format: 'best_effort',
-          });
-          for (const m of firsts) if (hashOf(m)) filter.probe(H1, H2, true);
+          const { data, h1, h2 } = registryLines(firsts);
+          await store.insertTsv(table, REGISTRY_COLUMNS, data, REGISTRY_SETTINGS);
+          for (let i = 0; i < h1.length; i++) filter.probe(h1[i] as number, h2[i] as number, true);
         },
       };
     },

@@ -43,6 +43,28 @@ describe('normalizeEvent', () => {
     const r = normalizeEvent({ ...base, props: { text: 'Need a HAIRCUT and a beard-trim, please 💈' } }, ctx);
     expect(r.ok && r.value.props).toEqual({ text_length: 41, keywords: ['haircut', 'beard trim'] });
     expect(JSON.stringify(r)).not.toContain('please');
+    // Counted in code points, as [...text] counts them: a pair is one, a lone surrogate one.
+    const length = (text: string) => {
+      const out = normalizeEvent({ ...base, props: { text } }, ctx);
+      return out.ok ? out.value.props.text_length : out.error;
+    };
+    for (const text of ['', 'a', '💈💈', 'a\ud800', '\udc00\ud800b', '\ud83d', 'x\ud83d\udc88\ud83d'])
+      expect(length(text)).toBe([...text].length);
+  });
+
+  it('checks a time in the canonical form by its calendar, as the schema does', () => {
+    const accepted = (occurred_at: string) => normalizeEvent({ ...base, occurred_at }, ctx).ok;
+    expect(accepted('2024-02-29T10:00:00.000Z')).toBe(true);
+    expect(accepted('2000-02-29T23:59:59.999Z')).toBe(true);
+    expect(accepted('2025-02-29T10:00:00.000Z')).toBe(false);
+    expect(accepted('2100-02-29T10:00:00.000Z')).toBe(false);
+    expect(accepted('2026-04-31T10:00:00.000Z')).toBe(false);
+    expect(accepted('2026-00-10T10:00:00.000Z')).toBe(false);
+    expect(accepted('2026-13-10T10:00:00.000Z')).toBe(false);
+    expect(accepted('2026-03-00T10:00:00.000Z')).toBe(false);
+    expect(accepted('2026-03-04T24:00:00.000Z')).toBe(false);
+    expect(accepted('2026-03-04T10:60:00.000Z')).toBe(false);
+    expect(accepted('2026-03-04T10:00:60.000Z')).toBe(false);
   });
 
   it('hashes raw email and phone per Meta rules and drops them', () => {

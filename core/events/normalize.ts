@@ -42,6 +42,34 @@ const isId = (v: unknown) => typeof v === 'string' && v.length >= 1 && v.length 
 const isRecord = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
+const digits = (s: string, from: number, n: number) => {
+  let v = 0;
+  for (let i = from; i < from + n; i++) v = v * 10 + s.charCodeAt(i) - 48;
+  return v;
+};
+const DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/**
+ * A time written as toISOString writes it that names a real instant: what occurredAtSchema
+ * accepts of that form (a Gregorian date, 00:00:00 to 23:59:59), without running its regex.
+ */
+function isCanonicalTime(s: string): boolean {
+  if (!CANONICAL_TIME.test(s)) return false;
+  const year = digits(s, 0, 4);
+  const month = digits(s, 5, 2);
+  const day = digits(s, 8, 2);
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  const days = month === 2 && leap ? 29 : DAYS[month - 1];
+  return (
+    days !== undefined &&
+    day >= 1 &&
+    day <= days &&
+    digits(s, 11, 2) < 24 &&
+    digits(s, 14, 2) < 60 &&
+    digits(s, 17, 2) < 60
+  );
+}
+
 /**
  * The hot path: true only for an event the zod schemas accept as it is. Anything else goes
  * through zod, which also words the error. (Checked against zod by a property test.)
@@ -58,7 +86,7 @@ function fastValid(e: Record<string, unknown>): e is InputEvent & { type: EventT
     typeof e.channel === 'string' &&
     CHANNEL_SET.has(e.channel) &&
     typeof e.occurred_at === 'string' &&
-    occurredAtSchema.safeParse(e.occurred_at).success &&
+    (isCanonicalTime(e.occurred_at) || occurredAtSchema.safeParse(e.occurred_at).success) &&
     (e.props === undefined || isRecord(e.props)) &&
     propsFastChecks[e.type as EventType](e.props ?? {})
   );
@@ -146,9 +174,10 @@ function unstorable(e: CanonicalEvent, derivedThread: boolean): string | undefin
   if (derivedThread && e.thread_id.length > MAX_ID_LENGTH)
     return `thread_id: the default thread_id "t_<business_id>_<user_id>" would be ${e.thread_id.length} characters (at most ${MAX_ID_LENGTH}); send a shorter user_id or a thread_id`;
   for (const k in e.props) {
-    const shown = JSON.stringify(k.slice(0, 64)); // a lone surrogate shows escaped
-    if (!PROP_NAME.test(k))
+    if (!PROP_NAME.test(k)) {
+      const shown = JSON.stringify(k.slice(0, 64)); // a lone surrogate shows escaped
       return `props: the prop name ${shown} cannot be queried; use 1 to 64 letters, digits, _ or -`;
+    }
     const v = e.props[k];
     const bad = Array.isArray(v)
       ? v.some((x) => typeof x === 'string' && !x.isWellFormed())
@@ -156,6 +185,22 @@ function unstorable(e: CanonicalEvent, derivedThread: boolean): string | undefin
     if (bad) return `props.${k}: ${LONE_SURROGATE}`;
   }
   return undefined;
+}
+
+/** The length of s in code points, as `[...s].length` counts it (a lone surrogate counts one). */
+function codePoints(s: string): number {
+  let n = s.length;
+  for (let i = 0; i < s.length - 1; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n--;
+        i++;
+      }
+    }
+  }
+  return n;
 }
 
 /** Raw text becomes its length and matched keywords; raw email/phone become SHA-256 hashes. */
@@ -167,7 +212,7 @@ function reduceProps(p: Record<string, unknown>, keywords: readonly string[]): R
     phone?: string;
   };
   if (typeof text === 'string') {
-    if (rest.text_length === undefined) rest.text_length = [...text].length;
+    if (rest.text_length === undefined) rest.text_length = codePoints(text);
     const found = matchKeywords(text, keywords);
     if (found.length > 0 || rest.keywords !== undefined) {
       const given = Array.isArray(rest.keywords)
