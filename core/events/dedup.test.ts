@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openTestStore } from '../../test/reports-helpers.ts';
-import type { InMessage } from '../bus/types.ts';
+import { EventMessage } from './message.ts';
 import { createLogger } from '../log.ts';
 import type { Store } from '../store/client.ts';
 import { createDedupIndex, IdFilter, isFirstSeen, RecentIds } from './dedup.ts';
@@ -16,16 +16,17 @@ const msg = (
   partition: number,
   offset: number,
   occurredAt = '2026-03-01T00:00:00Z',
-): InMessage => ({
-  topic: 'parley.events',
-  partition,
-  offset: BigInt(offset),
-  key: 'u',
-  value: Buffer.from(JSON.stringify({ event_id: id, type: 'message.received', occurred_at: occurredAt })),
-  timestamp: Date.now(),
-  headers: {},
-});
-const ids = (ms: InMessage[]) =>
+): EventMessage =>
+  new EventMessage({
+    topic: 'parley.events',
+    partition,
+    offset: BigInt(offset),
+    key: 'u',
+    value: Buffer.from(JSON.stringify({ event_id: id, type: 'message.received', occurred_at: occurredAt })),
+    timestamp: Date.now(),
+    headers: {},
+  });
+const ids = (ms: EventMessage[]) =>
   ms.map((m) => `${JSON.parse(m.value.toString()).event_id}@${m.partition}:${m.offset}`);
 
 describe('IdFilter', () => {
@@ -64,22 +65,22 @@ describe('RecentIds', () => {
     expect(isFirstSeen(r, plain)).toBe(true);
     expect(r.get('caf\u00e9-\u00e8')).toBe(7 * 1e12 + 2 ** 40);
     // The same id written with escapes, by another producer.
-    const escaped: InMessage = {
+    const escaped = new EventMessage({
       ...plain,
       offset: BigInt(2 ** 40 + 1),
       value: Buffer.from('{"event_id":"caf\\u00e9-\\u00e8","type":"message.received"}'),
-    };
+    });
     expect(isFirstSeen(r, escaped)).toBe(false);
     const ascii = msg('plain-id', 0, 1);
-    const reordered: InMessage = {
+    const reordered = new EventMessage({
       ...ascii,
       offset: 2n,
       value: Buffer.from('{"type":"x","event_id":"plain-id"}'),
-    };
+    });
     expect(isFirstSeen(r, ascii)).toBe(true);
     expect(isFirstSeen(r, reordered)).toBe(false);
     // No id: always a first copy.
-    expect(isFirstSeen(r, { ...ascii, value: Buffer.from('{"type":"x"}') })).toBe(true);
+    expect(isFirstSeen(r, new EventMessage({ ...ascii, value: Buffer.from('{"type":"x"}') }))).toBe(true);
   });
 
   it('tells 200,000 distinct ids apart', () => {
@@ -131,7 +132,7 @@ describe('dedup index', () => {
     await other.refresh();
     const stage = other.forStage(() => {});
     expect((await stage.firstCopies(batch)).length).toBe(3000);
-    expect(await stage.firstCopies(batch.map((m) => ({ ...m, partition: 2 })))).toEqual([]);
+    expect(await stage.firstCopies(batch.map((m) => new EventMessage({ ...m, partition: 2 })))).toEqual([]);
     index.close();
     other.close();
   });

@@ -1,7 +1,6 @@
-import type { InMessage } from '../bus/types.ts';
+import type { EventMessage } from './message.ts';
 import type { Logger } from '../log.ts';
 import type { Store } from '../store/client.ts';
-import { idOf } from './decoded.ts';
 
 // One event per event_id, the first accepted copy (docs/ingest.md, "Duplicates"). Every consumer of
 // the events topic reads each partition in the same order, so within a partition each decides the
@@ -16,7 +15,7 @@ import { idOf } from './decoded.ts';
  * Where a copy sits on the bus, as one number (partition × 10^12 + offset: exact while partitions
  * stay under 9,000 and offsets under 10^12). Computed, never stored on the shared message.
  */
-const positionOf = (m: InMessage): number => m.partition * 1e12 + Number(m.offset);
+const positionOf = (m: EventMessage): number => m.partition * 1e12 + Number(m.offset);
 const position = (partition: number, offset: bigint | number) => partition * 1e12 + Number(offset);
 
 const mix = (h: number) => {
@@ -72,7 +71,7 @@ function idEnd(buf: Buffer): number {
 }
 
 /** Hashes m's event id into H1/H2; false when m has no readable id. */
-function hashOf(m: InMessage): boolean {
+function hashOf(m: EventMessage): boolean {
   const buf = m.value;
   const end = idEnd(buf);
   if (end >= 0 && ASCII) {
@@ -88,7 +87,7 @@ function hashOf(m: InMessage): boolean {
     H2 = mix(b ^ a) | 0;
     return true;
   }
-  const id = idOf(m);
+  const id = m.id;
   if (id === undefined) return false;
   hashChars(id);
   return true;
@@ -215,7 +214,7 @@ export class RecentIds {
 }
 
 /** Whether m is the first copy of its event as far as a bounded memory of the partitions read can tell. */
-export function isFirstSeen(recent: RecentIds, m: InMessage): boolean {
+export function isFirstSeen(recent: RecentIds, m: EventMessage): boolean {
   if (!hashOf(m)) return true;
   const seen = recent.find(H1, H2);
   if (seen === -1) {
@@ -226,11 +225,11 @@ export function isFirstSeen(recent: RecentIds, m: InMessage): boolean {
 }
 
 /** m's id written as a TabSeparated field at `at`; the end, or -1 when m has no readable id. */
-function writeId(m: InMessage, out: Buffer, at: number): number {
+function writeId(m: EventMessage, out: Buffer, at: number): number {
   const end = idEnd(m.value);
   // Plain ASCII without escapes in JSON has nothing TabSeparated escapes either: copied as it is.
   if (end >= 0 && ASCII) return at + m.value.copy(out, at, PREFIX.length, end);
-  const id = idOf(m);
+  const id = m.id;
   return id === undefined ? -1 : at + out.write(tsvEscape(id), at, 'utf8');
 }
 
@@ -249,9 +248,9 @@ const LOOKUP_URL_BYTES = 8_000;
 
 export type Dedup = {
   /** The messages of a batch that are first copies of their event, in order (ids unreadable pass). */
-  firstCopies(messages: readonly InMessage[]): Promise<InMessage[]>;
+  firstCopies(messages: readonly EventMessage[]): Promise<EventMessage[]>;
   /** Records these first copies in the registry (the sink, as it stores them). */
-  register(firsts: readonly InMessage[]): Promise<void>;
+  register(firsts: readonly EventMessage[]): Promise<void>;
 };
 
 export type DedupIndex = {
@@ -365,7 +364,7 @@ FROM ${table} WHERE event_id IN {ids:Array(String)} GROUP BY event_id`,
           const hashes = new Int32Array(n * 2);
           let pending: Map<string, { h1: number; h2: number; first: number }> | undefined;
           for (let i = 0; i < n; i++) {
-            const m = messages[i] as InMessage;
+            const m = messages[i] as EventMessage;
             if (!hashOf(m)) {
               first[i] = 1;
               continue;
@@ -375,7 +374,7 @@ FROM ${table} WHERE event_id IN {ids:Array(String)} GROUP BY event_id`,
             const seen = recent.find(H1, H2);
             if (seen !== -1) first[i] = seen === positionOf(m) ? 1 : 0;
             else if (filter.probe(H1, H2, false)) {
-              const id = idOf(m) as string;
+              const id = m.id as string;
               pending ??= new Map();
               if (!pending.has(id)) pending.set(id, { h1: H1, h2: H2, first: positionOf(m) });
               first[i] = 2;
@@ -396,12 +395,12 @@ FROM ${table} WHERE event_id IN {ids:Array(String)} GROUP BY event_id`,
               if (first[i] === 2)
                 first[i] =
                   recent.find(hashes[2 * i] as number, hashes[2 * i + 1] as number) ===
-                  positionOf(messages[i] as InMessage)
+                  positionOf(messages[i] as EventMessage)
                     ? 1
                     : 0;
           }
-          const out: InMessage[] = [];
-          for (let i = 0; i < n; i++) if (first[i] === 1) out.push(messages[i] as InMessage);
+          const out: EventMessage[] = [];
+          for (let i = 0; i < n; i++) if (first[i] === 1) out.push(messages[i] as EventMessage);
           if (out.length < n) onDuplicates(n - out.length);
           return out;
         },

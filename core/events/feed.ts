@@ -1,0 +1,234 @@
+import type {
+  BatchContext,
+  Bus,
+  InMessage,
+  ReadOptions,
+  Reader,
+  SubscribeOptions,
+  Subscription,
+} from '../bus/types.ts';
+import { isParleyError, ParleyError } from '../errors.ts';
+import { EventMessage } from './message.ts';
+import type { CanonicalEvent } from './schema.ts';
+
+// Events one layer above the bus. The bus moves keyed byte records; the feed publishes canonical
+// events and hands consumers EventMessages, whose event is decoded at most once per process:
+// consumers of one topic in this process share one EventMessage per message while any of them has
+// yet to read it, and an event published in this process reaches them as its publisher held it,
+// known by the position the bus wrote it at. What is held for consumers is dropped once every
+// consumer of the topic in this process has read past it, and in any case beyond a memory bound.
+
+export type EventBatch = { topic: string; partition: number; messages: EventMessage[] };
+
+/** As the bus's BatchHandler, for EventMessages: the same commit and retry rules. */
+// biome-ignore lint/suspicious/noConfusingVoidType: handlers that finish the whole batch return nothing
+export type EventHandler = (batch: EventBatch, ctx: BatchContext) => Promise<number | undefined | void>;
+
+export type FeedSubscribeOptions = Omit<SubscribeOptions, 'handler'> & { handler: EventHandler };
+export type FeedReadOptions = Omit<ReadOptions, 'handler'> & { handler: EventHandler };
+
+export type EventFeedOptions = {
+  /**
+   * Memory for messages held for consumers that have yet to read them, per partition, counting
+   * each decoded event as about twice its JSON (default 8 MiB). Beyond it the oldest are dropped,
+   * and a consumer that comes to them decodes them from the bus's bytes.
+   */
+  maxHeldBytesPerPartition?: number;
+};
+
+/** A published event not yet met by a consumer of this process. */
+type Published = { event: CanonicalEvent; bytes: number };
+type Held = EventMessage | Published;
+/** One partition's held messages by offset, in about offset order. */
+type Window = { held: Map<number, Held>; bytes: number };
+/**
+ * One consumer (a subscription or a read) of a topic: how far it has read in each partition, and
+ * for a group member, the partitions it holds (a read holds them all).
+ */
+type Cursor = { next: Map<number, number>; assigned?: Map<string, Set<number>> };
+
+const OVERHEAD = 200;
+const costOf = (h: Held) => OVERHEAD + 2 * (h instanceof EventMessage ? h.value.length : h.bytes);
+
+export class EventFeed {
+  private readonly windows = new Map<string, Window[]>();
+  private readonly cursors = new Map<string, Set<Cursor>>();
+  private readonly maxBytes: number;
+
+  constructor(
+    readonly bus: Bus,
+    opts: EventFeedOptions = {},
+  ) {
+    this.maxBytes = opts.maxHeldBytesPerPartition ?? 8 * 1024 * 1024;
+  }
+
+  /**
+   * Publishes canonical events, keyed by user_id (so one user's events stay in order). Resolves
+   * once the bus holds them durably; a bus failure becomes a retriable 503.
+   */
+  async publish(topic: string, events: readonly CanonicalEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    const values = events.map((e) => JSON.stringify(e));
+    let written: Awaited<ReturnType<Bus['publish']>>;
+    try {
+      written = await this.bus.publish(
+        topic,
+        events.map((e, i) => ({ key: e.user_id, value: values[i] })),
+      );
+    } catch (err) {
+      if (isParleyError(err) && err.code === 'PARLEY_ERR_BUS_UNAVAILABLE') throw err;
+      throw new ParleyError('PARLEY_ERR_BUS_UNAVAILABLE', undefined, { cause: err });
+    }
+    const cursors = this.cursors.get(topic);
+    if (!cursors?.size) return; // nobody here reads the topic: nothing to hand over
+    const touched = new Set<number>();
+    written.forEach(({ partition, offset }, i) => {
+      const o = Number(offset);
+      const w = this.window(topic, partition);
+      const met = w.held.get(o);
+      // A consumer here met it first: those that decode it later need not parse it.
+      if (met instanceof EventMessage) return met.adopt(events[i]);
+      // Every consumer here has read past it already: nothing to hand over.
+      if (met || o < this.passed(topic, cursors, partition)) return;
+      const h: Published = { event: events[i], bytes: values[i].length };
+      w.held.set(o, h);
+      w.bytes += costOf(h);
+      touched.add(partition);
+    });
+    for (const p of touched) this.trim(this.window(topic, p), Number.NEGATIVE_INFINITY);
+  }
+
+  /** Reads as a member of a consumer group (see Bus.subscribe), handing over EventMessages. */
+  async subscribe(o: FeedSubscribeOptions): Promise<Subscription> {
+    const cursor = this.open(o.topics);
+    try {
+      const sub = await this.bus.subscribe({
+        ...o,
+        handler: (b, ctx) => o.handler(this.hand(cursor, b), ctx),
+        onAssign: (assigned) => {
+          cursor.assigned = new Map([...assigned].map(([t, ps]) => [t, new Set(ps)]));
+          o.onAssign?.(assigned);
+        },
+      });
+      return {
+        ready: sub.ready,
+        stop: async () => {
+          await sub.stop();
+          this.close(cursor, o.topics);
+        },
+      };
+    } catch (err) {
+      this.close(cursor, o.topics);
+      throw err;
+    }
+  }
+
+  /** Reads a topic outside any consumer group (see Bus.read), handing over EventMessages. */
+  async read(o: FeedReadOptions): Promise<Reader> {
+    const cursor = this.open([o.topic]);
+    try {
+      const reader = await this.bus.read({ ...o, handler: (b, ctx) => o.handler(this.hand(cursor, b), ctx) });
+      return {
+        ready: reader.ready,
+        stop: async () => {
+          await reader.stop();
+          this.close(cursor, [o.topic]);
+        },
+      };
+    } catch (err) {
+      this.close(cursor, [o.topic]);
+      throw err;
+    }
+  }
+
+  /** Messages held for consumers of a topic's partition (for tests and metrics). */
+  held(topic: string, partition: number): number {
+    return this.windows.get(topic)?.[partition]?.held.size ?? 0;
+  }
+
+  private open(topics: string[]): Cursor {
+    const cursor: Cursor = { next: new Map() };
+    for (const t of topics) {
+      let set = this.cursors.get(t);
+      if (!set) this.cursors.set(t, (set = new Set()));
+      set.add(cursor);
+    }
+    return cursor;
+  }
+
+  private close(cursor: Cursor, topics: string[]) {
+    for (const t of topics) {
+      const set = this.cursors.get(t);
+      set?.delete(cursor);
+      const ws = this.windows.get(t) ?? [];
+      ws.forEach((w, p) => {
+        if (!w) return;
+        // With nobody left here to read the topic, nothing is held for it.
+        if (!set?.size) {
+          w.held.clear();
+          w.bytes = 0;
+        } else this.trim(w, this.passed(t, set, p));
+      });
+    }
+  }
+
+  private window(topic: string, partition: number): Window {
+    let ws = this.windows.get(topic);
+    if (!ws) this.windows.set(topic, (ws = []));
+    let w = ws[partition];
+    if (!w) ws[partition] = w = { held: new Map(), bytes: 0 };
+    return w;
+  }
+
+  /** The offset every consumer here that reads this partition has read up to. */
+  private passed(topic: string, cursors: Set<Cursor>, partition: number): number {
+    let min = Number.POSITIVE_INFINITY;
+    for (const c of cursors) {
+      if (c.assigned && !c.assigned.get(topic)?.has(partition)) continue; // another member's
+      const n = c.next.get(partition);
+      if (n === undefined) return Number.NEGATIVE_INFINITY; // yet to read it
+      if (n < min) min = n;
+    }
+    return min;
+  }
+
+  /** Drops what every consumer has read past, then the oldest beyond the memory bound. */
+  private trim(w: Window, passed: number) {
+    for (const [o, h] of w.held) {
+      if (o >= passed && w.bytes <= this.maxBytes) break;
+      w.held.delete(o);
+      w.bytes -= costOf(h);
+    }
+  }
+
+  private hand(cursor: Cursor, b: { topic: string; partition: number; messages: InMessage[] }): EventBatch {
+    const cursors = this.cursors.get(b.topic) as Set<Cursor>;
+    const w = this.window(b.topic, b.partition);
+    // Held only while another consumer here may still read it.
+    const share = cursors.size > 1;
+    const messages = new Array<EventMessage>(b.messages.length);
+    for (let i = 0; i < b.messages.length; i++) {
+      const m = b.messages[i];
+      const o = Number(m.offset);
+      const h = w.held.get(o);
+      if (h instanceof EventMessage) {
+        messages[i] = h;
+        continue;
+      }
+      const em = new EventMessage(m, h?.event);
+      messages[i] = em;
+      if (h) w.bytes -= costOf(h);
+      if (share) {
+        w.held.set(o, em);
+        w.bytes += costOf(em);
+      } else if (h) w.held.delete(o);
+    }
+    const last = b.messages.at(-1);
+    if (last) {
+      const next = Number(last.offset) + 1;
+      if (next > (cursor.next.get(b.partition) ?? -1)) cursor.next.set(b.partition, next);
+      this.trim(w, this.passed(b.topic, cursors, b.partition));
+    }
+    return { topic: b.topic, partition: b.partition, messages };
+  }
+}
