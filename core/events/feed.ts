@@ -82,19 +82,21 @@ export class EventFeed {
     const cursors = this.cursors.get(topic);
     if (!cursors?.size) return; // nobody here reads the topic: nothing to hand over
     const touched = new Set<number>();
-    written.forEach(({ partition, offset }, i) => {
+    for (let i = 0; i < written.length; i++) {
+      const { partition, offset } = written[i];
       const o = Number(offset);
       const w = this.window(topic, partition);
       const met = w.held.get(o);
       // A consumer here met it first: those that decode it later need not parse it.
-      if (met instanceof EventMessage) return met.adopt(events[i]);
-      // Every consumer here has read past it already: nothing to hand over.
-      if (met || o < this.passed(topic, cursors, partition)) return;
-      const h: Published = { event: events[i], bytes: values[i].length };
-      w.held.set(o, h);
-      w.bytes += costOf(h);
-      touched.add(partition);
-    });
+      if (met instanceof EventMessage) met.adopt(events[i]);
+      // Unless every consumer here has read past it already, it is held for them.
+      else if (!met && o >= this.passed(topic, cursors, partition)) {
+        const h: Published = { event: events[i], bytes: values[i].length };
+        w.held.set(o, h);
+        w.bytes += costOf(h);
+        touched.add(partition);
+      }
+    }
     for (const p of touched) this.trim(this.window(topic, p), Number.NEGATIVE_INFINITY);
   }
 
@@ -149,8 +151,8 @@ export class EventFeed {
   private open(topics: string[]): Cursor {
     const cursor: Cursor = { next: new Map() };
     for (const t of topics) {
-      let set = this.cursors.get(t);
-      if (!set) this.cursors.set(t, (set = new Set()));
+      const set = this.cursors.get(t) ?? new Set();
+      this.cursors.set(t, set);
       set.add(cursor);
     }
     return cursor;
@@ -174,9 +176,15 @@ export class EventFeed {
 
   private window(topic: string, partition: number): Window {
     let ws = this.windows.get(topic);
-    if (!ws) this.windows.set(topic, (ws = []));
+    if (!ws) {
+      ws = [];
+      this.windows.set(topic, ws);
+    }
     let w = ws[partition];
-    if (!w) ws[partition] = w = { held: new Map(), bytes: 0 };
+    if (!w) {
+      w = { held: new Map(), bytes: 0 };
+      ws[partition] = w;
+    }
     return w;
   }
 
