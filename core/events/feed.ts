@@ -36,9 +36,11 @@ export type EventFeedOptions = {
   maxHeldBytesPerPartition?: number;
 };
 
-/** A published event not yet met by a consumer of this process. */
-type Published = { event: CanonicalEvent; bytes: number };
-type Held = EventMessage | Published;
+/**
+ * A message held for consumers here: the event its publisher here handed over, and the
+ * EventMessage once a consumer here has met it; its memory as counted against the bound.
+ */
+type Held = { event?: CanonicalEvent; message?: EventMessage; cost: number };
 /** One partition's held messages by offset, in about offset order. */
 type Window = { held: Map<number, Held>; bytes: number };
 /**
@@ -47,8 +49,8 @@ type Window = { held: Map<number, Held>; bytes: number };
  */
 type Cursor = { next: Map<number, number>; assigned?: Map<string, Set<number>> };
 
-const OVERHEAD = 200;
-const costOf = (h: Held) => OVERHEAD + 2 * (h instanceof EventMessage ? h.value.length : h.bytes);
+/** A decoded event is counted as twice its JSON, plus its objects. */
+const costOf = (jsonLength: number) => 200 + 2 * jsonLength;
 
 export class EventFeed {
   private readonly windows = new Map<string, Window[]>();
@@ -81,23 +83,27 @@ export class EventFeed {
     }
     const cursors = this.cursors.get(topic);
     if (!cursors?.size) return; // nobody here reads the topic: nothing to hand over
-    const touched = new Set<number>();
+    // Per partition written to: its window and the offset every consumer here has read past.
+    const at = new Map<number, { w: Window; passed: number }>();
     for (let i = 0; i < written.length; i++) {
       const { partition, offset } = written[i];
+      let p = at.get(partition);
+      if (!p) {
+        p = { w: this.window(topic, partition), passed: this.passed(topic, cursors, partition) };
+        at.set(partition, p);
+      }
       const o = Number(offset);
-      const w = this.window(topic, partition);
-      const met = w.held.get(o);
+      const met = p.w.held.get(o);
       // A consumer here met it first: those that decode it later need not parse it.
-      if (met instanceof EventMessage) met.adopt(events[i]);
+      if (met) met.message?.adopt(events[i]);
       // Unless every consumer here has read past it already, it is held for them.
-      else if (!met && o >= this.passed(topic, cursors, partition)) {
-        const h: Published = { event: events[i], bytes: values[i].length };
-        w.held.set(o, h);
-        w.bytes += costOf(h);
-        touched.add(partition);
+      else if (o >= p.passed) {
+        const cost = costOf(values[i].length);
+        p.w.held.set(o, { event: events[i], message: undefined, cost });
+        p.w.bytes += cost;
       }
     }
-    for (const p of touched) this.trim(this.window(topic, p), Number.NEGATIVE_INFINITY);
+    for (const { w } of at.values()) this.trim(w, Number.NEGATIVE_INFINITY);
   }
 
   /** Reads as a member of a consumer group (see Bus.subscribe), handing over EventMessages. */
@@ -205,7 +211,7 @@ export class EventFeed {
     for (const [o, h] of w.held) {
       if (o >= passed && w.bytes <= this.maxBytes) break;
       w.held.delete(o);
-      w.bytes -= costOf(h);
+      w.bytes -= h.cost;
     }
   }
 
@@ -219,17 +225,23 @@ export class EventFeed {
       const m = b.messages[i];
       const o = Number(m.offset);
       const h = w.held.get(o);
-      if (h instanceof EventMessage) {
-        messages[i] = h;
+      if (h?.message) {
+        messages[i] = h.message;
         continue;
       }
       const em = new EventMessage(m, h?.event);
       messages[i] = em;
-      if (h) w.bytes -= costOf(h);
-      if (share) {
-        w.held.set(o, em);
-        w.bytes += costOf(em);
-      } else if (h) w.held.delete(o);
+      if (!share) {
+        if (h) {
+          w.held.delete(o);
+          w.bytes -= h.cost;
+        }
+      } else if (h) h.message = em;
+      else {
+        const cost = costOf(m.value.length);
+        w.held.set(o, { event: undefined, message: em, cost });
+        w.bytes += cost;
+      }
     }
     const last = b.messages.at(-1);
     if (last) {
