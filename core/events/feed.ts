@@ -8,6 +8,7 @@ import type {
   Subscription,
 } from '../bus/types.ts';
 import { isParleyError, ParleyError } from '../errors.ts';
+import { HeldWindow } from './held.ts';
 import { EventMessage } from './message.ts';
 import type { CanonicalEvent } from './schema.ts';
 
@@ -29,39 +30,34 @@ export type FeedReadOptions = Omit<ReadOptions, 'handler'> & { handler: EventHan
 
 export type EventFeedOptions = {
   /**
-   * Memory for messages held for consumers that have yet to read them, per partition, counting
-   * each decoded event as about twice its JSON (default 8 MiB). Beyond it the oldest are dropped,
-   * and a consumer that comes to them decodes them from the bus's bytes.
+   * Offsets held for consumers that have yet to read them, per partition (default 4096, about
+   * 8 MB of decoded events). Beyond it the oldest are dropped, and a consumer that comes to them
+   * decodes them from the bus's bytes.
    */
-  maxHeldBytesPerPartition?: number;
+  maxHeldPerPartition?: number;
 };
 
 /**
- * A message held for consumers here: the event its publisher here handed over, and the
- * EventMessage once a consumer here has met it; its memory as counted against the bound.
+ * A message held for consumers here: the event its publisher here handed over until a consumer
+ * here meets it, then the EventMessage they share.
  */
-type Held = { event?: CanonicalEvent; message?: EventMessage; cost: number };
-/** One partition's held messages by offset, in about offset order. */
-type Window = { held: Map<number, Held>; bytes: number };
+type Window = HeldWindow<EventMessage | CanonicalEvent>;
 /**
  * One consumer (a subscription or a read) of a topic: how far it has read in each partition, and
  * for a group member, the partitions it holds (a read holds them all).
  */
 type Cursor = { next: Map<number, number>; assigned?: Map<string, Set<number>> };
 
-/** A decoded event is counted as twice its JSON, plus its objects. */
-const costOf = (jsonLength: number) => 200 + 2 * jsonLength;
-
 export class EventFeed {
   private readonly windows = new Map<string, Window[]>();
   private readonly cursors = new Map<string, Set<Cursor>>();
-  private readonly maxBytes: number;
+  private readonly maxHeld: number;
 
   constructor(
     readonly bus: Bus,
     opts: EventFeedOptions = {},
   ) {
-    this.maxBytes = opts.maxHeldBytesPerPartition ?? 8 * 1024 * 1024;
+    this.maxHeld = opts.maxHeldPerPartition ?? 4096;
   }
 
   /**
@@ -93,17 +89,12 @@ export class EventFeed {
         at.set(partition, p);
       }
       const o = Number(offset);
-      const met = p.w.held.get(o);
+      const met = p.w.get(o);
       // A consumer here met it first: those that decode it later need not parse it.
-      if (met) met.message?.adopt(events[i]);
+      if (met instanceof EventMessage) met.adopt(events[i]);
       // Unless every consumer here has read past it already, it is held for them.
-      else if (o >= p.passed) {
-        const cost = costOf(values[i].length);
-        p.w.held.set(o, { event: events[i], message: undefined, cost });
-        p.w.bytes += cost;
-      }
+      else if (o >= p.passed) p.w.set(o, events[i], p.passed);
     }
-    for (const { w } of at.values()) this.trim(w, Number.NEGATIVE_INFINITY);
   }
 
   /** Reads as a member of a consumer group (see Bus.subscribe), handing over EventMessages. */
@@ -151,7 +142,7 @@ export class EventFeed {
 
   /** Messages held for consumers of a topic's partition (for tests and metrics). */
   held(topic: string, partition: number): number {
-    return this.windows.get(topic)?.[partition]?.held.size ?? 0;
+    return this.windows.get(topic)?.[partition]?.size ?? 0;
   }
 
   private open(topics: string[]): Cursor {
@@ -168,14 +159,10 @@ export class EventFeed {
     for (const t of topics) {
       const set = this.cursors.get(t);
       set?.delete(cursor);
-      const ws = this.windows.get(t) ?? [];
-      ws.forEach((w, p) => {
-        if (!w) return;
+      (this.windows.get(t) ?? []).forEach((w, p) => {
         // With nobody left here to read the topic, nothing is held for it.
-        if (!set?.size) {
-          w.held.clear();
-          w.bytes = 0;
-        } else this.trim(w, this.passed(t, set, p));
+        if (!set?.size) w.clear();
+        else w.trim(this.passed(t, set, p));
       });
     }
   }
@@ -188,7 +175,7 @@ export class EventFeed {
     }
     let w = ws[partition];
     if (!w) {
-      w = { held: new Map(), bytes: 0 };
+      w = new HeldWindow(this.maxHeld);
       ws[partition] = w;
     }
     return w;
@@ -206,15 +193,6 @@ export class EventFeed {
     return min;
   }
 
-  /** Drops what every consumer has read past, then the oldest beyond the memory bound. */
-  private trim(w: Window, passed: number) {
-    for (const [o, h] of w.held) {
-      if (o >= passed && w.bytes <= this.maxBytes) break;
-      w.held.delete(o);
-      w.bytes -= h.cost;
-    }
-  }
-
   private hand(cursor: Cursor, b: { topic: string; partition: number; messages: InMessage[] }): EventBatch {
     const cursors = this.cursors.get(b.topic) as Set<Cursor>;
     const w = this.window(b.topic, b.partition);
@@ -224,30 +202,21 @@ export class EventFeed {
     for (let i = 0; i < b.messages.length; i++) {
       const m = b.messages[i];
       const o = Number(m.offset);
-      const h = w.held.get(o);
-      if (h?.message) {
-        messages[i] = h.message;
+      const h = w.get(o);
+      if (h instanceof EventMessage) {
+        messages[i] = h;
         continue;
       }
-      const em = new EventMessage(m, h?.event);
+      const em = new EventMessage(m, h);
       messages[i] = em;
-      if (!share) {
-        if (h) {
-          w.held.delete(o);
-          w.bytes -= h.cost;
-        }
-      } else if (h) h.message = em;
-      else {
-        const cost = costOf(m.value.length);
-        w.held.set(o, { event: undefined, message: em, cost });
-        w.bytes += cost;
-      }
+      if (share) w.set(o, em);
+      else if (h) w.delete(o);
     }
     const last = b.messages.at(-1);
     if (last) {
       const next = Number(last.offset) + 1;
       if (next > (cursor.next.get(b.partition) ?? -1)) cursor.next.set(b.partition, next);
-      this.trim(w, this.passed(b.topic, cursors, b.partition));
+      w.trim(this.passed(b.topic, cursors, b.partition));
     }
     return { topic: b.topic, partition: b.partition, messages };
   }
