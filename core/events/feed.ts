@@ -2,6 +2,8 @@ import type {
   BatchContext,
   Bus,
   InMessage,
+  OutMessage,
+  Position,
   ReadOptions,
   Reader,
   SubscribeOptions,
@@ -30,11 +32,11 @@ export type FeedReadOptions = Omit<ReadOptions, 'handler'> & { handler: EventHan
 
 export type EventFeedOptions = {
   /**
-   * Offsets held for consumers that have yet to read them, per partition (default 4096, about
-   * 8 MB of decoded events). Beyond it the oldest are dropped, and a consumer that comes to them
-   * decodes them from the bus's bytes.
+   * Memory for messages held for consumers here that have yet to read them, per partition,
+   * counting each as 200 bytes and twice its JSON (default 16 MiB). Beyond it the oldest are
+   * dropped, and a consumer that comes to them decodes them from the bus's bytes.
    */
-  maxHeldPerPartition?: number;
+  maxHeldBytesPerPartition?: number;
 };
 
 /**
@@ -42,6 +44,8 @@ export type EventFeedOptions = {
  * here meets it, then the EventMessage they share.
  */
 type Window = HeldWindow<EventMessage | CanonicalEvent>;
+/** What a held message is counted as: its decoded event as twice its JSON, and its objects. */
+const costOf = (jsonLength: number) => 200 + 2 * jsonLength;
 /**
  * One consumer (a subscription or a read) of a topic: how far it has read in each partition, and
  * for a group member, the partitions it holds (a read holds them all).
@@ -52,12 +56,13 @@ export class EventFeed {
   private readonly windows = new Map<string, Window[]>();
   private readonly cursors = new Map<string, Set<Cursor>>();
   private readonly maxHeld: number;
+  private readonly partitioners = new Map<string, Promise<(key: string) => number>>();
 
   constructor(
     readonly bus: Bus,
     opts: EventFeedOptions = {},
   ) {
-    this.maxHeld = opts.maxHeldPerPartition ?? 4096;
+    this.maxHeld = opts.maxHeldBytesPerPartition ?? 16 * 1024 * 1024;
   }
 
   /**
@@ -66,19 +71,67 @@ export class EventFeed {
    */
   async publish(topic: string, events: readonly CanonicalEvent[]): Promise<void> {
     if (events.length === 0) return;
-    const values = events.map((e) => JSON.stringify(e));
-    let written: Awaited<ReturnType<Bus['publish']>>;
+    const out = events.map((e) => ({ key: e.user_id, value: JSON.stringify(e) }));
+    if (!this.cursors.get(topic)?.size) {
+      await this.send(topic, out); // nobody here reads the topic: nothing to hand over
+      return;
+    }
+    // One publish per partition, each handed over as soon as it is durable: the bus may show a
+    // partition's records to readers before the others' are written.
+    const partitionOf = await this.partitioner(topic);
+    const groups = new Map<number, number[]>();
+    for (let i = 0; i < out.length; i++) {
+      const p = partitionOf(out[i].key);
+      const g = groups.get(p);
+      if (g) g.push(i);
+      else groups.set(p, [i]);
+    }
+    await Promise.all(
+      [...groups.values()].map(async (idx) => {
+        const written = await this.send(topic, idx.length === out.length ? out : idx.map((i) => out[i]));
+        this.handOver(
+          topic,
+          written,
+          (k) => events[idx[k]],
+          (k) => out[idx[k]].value.length,
+        );
+      }),
+    );
+  }
+
+  private async send(topic: string, messages: OutMessage[]): Promise<Position[]> {
     try {
-      written = await this.bus.publish(
-        topic,
-        events.map((e, i) => ({ key: e.user_id, value: values[i] })),
-      );
+      return await this.bus.publish(topic, messages);
     } catch (err) {
       if (isParleyError(err) && err.code === 'PARLEY_ERR_BUS_UNAVAILABLE') throw err;
       throw new ParleyError('PARLEY_ERR_BUS_UNAVAILABLE', undefined, { cause: err });
     }
+  }
+
+  /** The bus's partitioner of a topic, asked once (again after a failure). */
+  private partitioner(topic: string): Promise<(key: string) => number> {
+    let p = this.partitioners.get(topic);
+    if (!p) {
+      p = this.bus.partitioner(topic).catch((err) => {
+        this.partitioners.delete(topic);
+        throw isParleyError(err)
+          ? err
+          : new ParleyError('PARLEY_ERR_BUS_UNAVAILABLE', undefined, { cause: err });
+      });
+      this.partitioners.set(topic, p);
+    }
+    return p;
+  }
+
+  /** Holds the events just written for the consumers here that have yet to read them. */
+  private handOver(
+    topic: string,
+    written: Position[],
+    eventAt: (i: number) => CanonicalEvent,
+    lengthAt: (i: number) => number,
+  ) {
     const cursors = this.cursors.get(topic);
-    if (!cursors?.size) return; // nobody here reads the topic: nothing to hand over
+    if (!cursors?.size) return;
     // Per partition written to: its window and the offset every consumer here has read past.
     const at = new Map<number, { w: Window; passed: number }>();
     for (let i = 0; i < written.length; i++) {
@@ -91,9 +144,9 @@ export class EventFeed {
       const o = Number(offset);
       const met = p.w.get(o);
       // A consumer here met it first: those that decode it later need not parse it.
-      if (met instanceof EventMessage) met.adopt(events[i]);
+      if (met instanceof EventMessage) met.adopt(eventAt(i));
       // Unless every consumer here has read past it already, it is held for them.
-      else if (o >= p.passed) p.w.set(o, events[i], p.passed);
+      else if (o >= p.passed) p.w.set(o, eventAt(i), costOf(lengthAt(i)), p.passed);
     }
   }
 
@@ -209,7 +262,7 @@ export class EventFeed {
       }
       const em = new EventMessage(m, h);
       messages[i] = em;
-      if (share) w.set(o, em);
+      if (share) w.set(o, em, costOf(m.value.length));
       else if (h) w.delete(o);
     }
     const last = b.messages.at(-1);

@@ -1,15 +1,18 @@
 // What the event feed holds for one partition: values by offset over a span of consecutive offsets,
 // kept in an array (offsets in a partition only grow, and consumers read them in order), dropped
-// from the oldest end once every consumer has read past them or beyond `max` offsets.
+// from the oldest end once every consumer has read past them, or while what is held costs more
+// than `maxCost` (each value's cost is given when it is set).
 
 export class HeldWindow<T> {
   private slots: (T | undefined)[] = [];
+  private costs: number[] = [];
   private head = 0;
   /** The offset of slots[head]. */
   private base = 0;
   private count = 0;
+  private cost = 0;
 
-  constructor(private readonly max: number) {}
+  constructor(private readonly maxCost: number) {}
 
   /** Values held (for tests and metrics). */
   get size(): number {
@@ -26,59 +29,75 @@ export class HeldWindow<T> {
    * every reader has read past), so values set a little out of order still fit. Offsets before
    * the span are not held.
    */
-  set(offset: number, value: T, floor = offset) {
+  set(offset: number, value: T, cost: number, floor = offset): void {
     let span = this.slots.length - this.head;
-    if (span === 0 || offset - this.base >= span + this.max) {
-      // Empty, or so far ahead that everything held would be dropped anyway: start afresh.
-      this.slots = [];
-      this.head = 0;
-      this.count = 0;
-      this.base = floor <= offset && offset - floor < this.max ? floor : offset;
+    if (span === 0) {
+      this.clear();
+      this.base = floor <= offset && offset - floor < 1_000_000 ? floor : offset;
       span = 0;
     }
     const i = offset - this.base;
     if (i < 0) return;
+    if (i >= 1_000_000) {
+      // Far ahead (offsets another process wrote in between): what is held is of no more use.
+      this.clear();
+      this.base = offset;
+      return this.set(offset, value, cost);
+    }
     while (span < i) {
       this.slots.push(undefined);
+      this.costs.push(0);
       span++;
     }
-    if (i === span) this.slots.push(value);
-    else {
-      if (this.slots[this.head + i] !== undefined) this.count--;
+    if (i === span) {
+      this.slots.push(value);
+      this.costs.push(cost);
+    } else {
+      this.drop(this.head + i);
       this.slots[this.head + i] = value;
+      this.costs[this.head + i] = cost;
     }
     this.count++;
+    this.cost += cost;
     this.trim(Number.NEGATIVE_INFINITY);
   }
 
   /** Drops a value (its slot stays, empty). */
   delete(offset: number) {
     const i = offset - this.base;
-    if (i < 0 || i >= this.slots.length - this.head || this.slots[this.head + i] === undefined) return;
-    this.slots[this.head + i] = undefined;
-    this.count--;
+    if (i >= 0 && i < this.slots.length - this.head) this.drop(this.head + i);
   }
 
-  /** Drops everything before `passed`, and the oldest beyond the bound. */
+  /** Drops everything before `passed`, and the oldest while over the bound. */
   trim(passed: number) {
-    const slots = this.slots;
-    while (this.head < slots.length && (this.base < passed || slots.length - this.head > this.max)) {
-      if (slots[this.head] !== undefined) this.count--;
-      slots[this.head++] = undefined;
+    while (this.head < this.slots.length && (this.base < passed || this.cost > this.maxCost)) {
+      this.drop(this.head++);
       this.base++;
     }
-    if (this.head === slots.length) {
+    if (this.head === this.slots.length) {
       this.slots = [];
+      this.costs = [];
       this.head = 0;
-    } else if (this.head > 4096 && this.head * 2 > slots.length) {
-      this.slots = slots.slice(this.head);
+    } else if (this.head > 4096 && this.head * 2 > this.slots.length) {
+      this.slots = this.slots.slice(this.head);
+      this.costs = this.costs.slice(this.head);
       this.head = 0;
     }
   }
 
   clear() {
     this.slots = [];
+    this.costs = [];
     this.head = 0;
     this.count = 0;
+    this.cost = 0;
+  }
+
+  private drop(at: number) {
+    if (this.slots[at] === undefined) return;
+    this.slots[at] = undefined;
+    this.count--;
+    this.cost -= this.costs[at];
+    this.costs[at] = 0;
   }
 }
