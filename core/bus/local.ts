@@ -190,33 +190,22 @@ export async function createLocalBus(opts: LocalBusOptions): Promise<Bus> {
     async publish(name: string, messages: OutMessage[]) {
       const t = topic(name);
       const now = Date.now();
-      const byPart = new Map<number, OutMessage[]>();
-      const parts = messages.map((m) => {
-        const p = t.partitions.length === 1 ? 0 : partitionFor(m.key, t.partitions.length);
-        const list = byPart.get(p);
-        if (list) list.push(m);
-        else byPart.set(p, [m]);
-        return p;
-      });
-      let firsts: Map<number, bigint>;
+      const n = t.partitions.length;
+      const parts = messages.map((m) => (n === 1 ? 0 : partitionFor(m.key, n)));
+      const lists: OutMessage[][] = Array.from({ length: n }, () => []);
+      messages.forEach((m, i) => lists[parts[i]].push(m));
+      // Each partition's messages are appended in the order given, from its first offset on.
+      const next: bigint[] = new Array(n);
       try {
-        firsts = new Map(
-          await Promise.all(
-            [...byPart].map(
-              async ([p, list]) => [p, (await t.partitions[p].append(list, now)).first] as const,
-            ),
-          ),
+        await Promise.all(
+          lists.map(async (list, p) => {
+            if (list.length > 0) next[p] = (await t.partitions[p].append(list, now)).first;
+          }),
         );
       } catch (err) {
         throw new ParleyError('PARLEY_ERR_BUS_UNAVAILABLE', undefined, { cause: err });
       }
-      // Each partition's messages were appended in the order given, from its first offset on.
-      const next = new Map<number, bigint>();
-      return parts.map((partition) => {
-        const offset = next.get(partition) ?? (firsts.get(partition) as bigint);
-        next.set(partition, offset + 1n);
-        return { partition, offset };
-      });
+      return parts.map((partition) => ({ partition, offset: next[partition]++ }));
     },
 
     async subscribe(o: SubscribeOptions): Promise<Subscription> {

@@ -132,21 +132,24 @@ export class EventFeed {
   ) {
     const cursors = this.cursors.get(topic);
     if (!cursors?.size) return;
-    // Per partition written to: its window and the offset every consumer here has read past.
-    const at = new Map<number, { w: Window; passed: number }>();
+    // Per partition written to (one, as publish sends them): its window, and the offset every
+    // consumer here has read past.
+    let partition = -1;
+    let w: Window | undefined;
+    let passed = 0;
     for (let i = 0; i < written.length; i++) {
-      const { partition, offset } = written[i];
-      let p = at.get(partition);
-      if (!p) {
-        p = { w: this.window(topic, partition), passed: this.passed(topic, cursors, partition) };
-        at.set(partition, p);
+      const at = written[i];
+      if (at.partition !== partition || !w) {
+        partition = at.partition;
+        w = this.window(topic, partition);
+        passed = this.passed(topic, cursors, partition);
       }
-      const o = Number(offset);
-      const met = p.w.get(o);
+      const o = Number(at.offset);
+      const met = w.get(o);
       // A consumer here met it first: those that decode it later need not parse it.
       if (met instanceof EventMessage) met.adopt(eventAt(i));
       // Unless every consumer here has read past it already, it is held for them.
-      else if (o >= p.passed) p.w.set(o, eventAt(i), costOf(lengthAt(i)), p.passed);
+      else if (o >= passed) w.set(o, eventAt(i), costOf(lengthAt(i)), passed);
     }
   }
 
