@@ -193,7 +193,7 @@ export async function createLocalBus(opts: LocalBusOptions): Promise<Bus> {
       const n = t.partitions.length;
       const parts = messages.map((m) => (n === 1 ? 0 : partitionFor(m.key, n)));
       const lists: OutMessage[][] = Array.from({ length: n }, () => []);
-      messages.forEach((m, i) => lists[parts[i]].push(m));
+      for (let i = 0; i < messages.length; i++) lists[parts[i]].push(messages[i]);
       // Each partition's messages are appended in the order given, from its first offset on.
       const next: bigint[] = new Array(n);
       try {

@@ -114,7 +114,7 @@ export class EventFeed {
     if (!p) {
       p = this.bus.partitioner(topic).catch((err) => {
         this.partitioners.delete(topic);
-        throw isParleyError(err)
+        throw isParleyError(err) && err.code === 'PARLEY_ERR_BUS_UNAVAILABLE'
           ? err
           : new ParleyError('PARLEY_ERR_BUS_UNAVAILABLE', undefined, { cause: err });
       });

@@ -3,6 +3,9 @@
 // from the oldest end once every consumer has read past them, or while what is held costs more
 // than `maxCost` (each value's cost is given when it is set).
 
+/** Offsets ahead of the span beyond which what is held is given up rather than padded to. */
+const FAR = 1_000_000;
+
 export class HeldWindow<T> {
   private slots: (T | undefined)[] = [];
   private costs: number[] = [];
@@ -31,19 +34,14 @@ export class HeldWindow<T> {
    */
   set(offset: number, value: T, cost: number, floor = offset): void {
     let span = this.slots.length - this.head;
-    if (span === 0) {
+    // Empty, or far ahead (offsets another process wrote in between): start afresh from here.
+    if (span === 0 || offset - this.base >= FAR) {
       this.clear();
-      this.base = floor <= offset && offset - floor < 1_000_000 ? floor : offset;
+      this.base = floor <= offset && offset - floor < FAR ? floor : offset;
       span = 0;
     }
     const i = offset - this.base;
     if (i < 0) return;
-    if (i >= 1_000_000) {
-      // Far ahead (offsets another process wrote in between): what is held is of no more use.
-      this.clear();
-      this.base = offset;
-      return this.set(offset, value, cost);
-    }
     while (span < i) {
       this.slots.push(undefined);
       this.costs.push(0);
