@@ -35,6 +35,7 @@ import { DecisionState, offerFacts } from '../api/decisions/state.ts';
 import type { Campaign } from '../core/campaigns/schema.ts';
 import { parseConfig } from '../core/config.ts';
 import { createLocalBus } from '../core/bus/local.ts';
+import { EventFeed } from '../core/events/feed.ts';
 import { createAuth } from '../core/http/auth.ts';
 import { createHttp, requireRole } from '../core/http/fastify.ts';
 import { createLogger } from '../core/log.ts';
@@ -168,9 +169,10 @@ async function serve() {
     },
     async () => ({ decision_id: 'd_0', campaign_id: 'cmp_0', price_micros: 1000 }),
   );
+  const feed = new EventFeed(bus);
   await decisionsRoute(app, {
     engine,
-    bus,
+    feed,
     auth,
     eventsTopic: topic,
     clickKey: TOKEN_KEY,
@@ -178,7 +180,7 @@ async function serve() {
     metrics,
   });
   await impressionsRoute(app, {
-    bus,
+    feed,
     auth,
     eventsTopic: topic,
     clickKey: TOKEN_KEY,

@@ -8,7 +8,7 @@
 
 import { parseArgs } from 'node:util';
 import { rm } from 'node:fs/promises';
-import type { InMessage } from '../core/bus/types.ts';
+import { EventMessage } from '../core/events/message.ts';
 import { createDedupIndex, IdFilter, isFirstSeen, RecentIds } from '../core/events/dedup.ts';
 import { createLogger } from '../core/log.ts';
 import { cpuSeconds } from './cpu.ts';
@@ -208,15 +208,16 @@ const perEvent = await (async () => {
   const n = BATCH * ROUNDS * 4;
   const messages = Array.from(
     { length: n },
-    (_, i): InMessage => ({
-      topic: 'parley.events',
-      partition: i % 4,
-      offset: BigInt(i),
-      key: 'u',
-      value: Buffer.from(JSON.stringify({ ...ev(i), event_id: `fresh-${i}-${id(i)}` })),
-      timestamp: 0,
-      headers: {},
-    }),
+    (_, i) =>
+      new EventMessage({
+        topic: 'parley.events',
+        partition: i % 4,
+        offset: BigInt(i),
+        key: 'u',
+        value: Buffer.from(JSON.stringify({ ...ev(i), event_id: `fresh-${i}-${id(i)}` })),
+        timestamp: 0,
+        headers: {},
+      }),
   );
   // CPU time, not wall time: the machine may be busy with other work.
   const started = process.cpuUsage();

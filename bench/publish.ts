@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLocalBus } from '../core/bus/local.ts';
 import type { CanonicalEvent } from '../core/events/schema.ts';
-import { publishCanonical } from '../core/events/publish.ts';
+import { EventFeed } from '../core/events/feed.ts';
 import { createLogger } from '../core/log.ts';
 import { printTable } from './table.ts';
 
@@ -65,7 +65,8 @@ try {
 
   const bus = await createLocalBus({ dir: join(dir, 'log'), logger: createLogger({ level: 'silent' }) });
   await bus.ensureTopics([{ name: 'events', partitions: P }]);
-  const log = await measure((i) => publishCanonical(bus, 'events', [event(i)]));
+  const feed = new EventFeed(bus);
+  const log = await measure((i) => feed.publish('events', [event(i)]));
   await bus.close();
 
   const row = (name: string, r: typeof base) => [

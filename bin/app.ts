@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { Bus } from '../core/bus/types.ts';
+import type { EventFeed } from '../core/events/feed.ts';
 import { type Config, topicNames } from '../core/config.ts';
 import type { Auth } from '../core/http/auth.ts';
 import { type App, createHttp, requireRole } from '../core/http/fastify.ts';
@@ -63,6 +64,8 @@ export type AppDeps = {
   metrics: Metrics;
   auth: Auth;
   bus: Bus;
+  /** The process's one event feed, over `bus`. */
+  feed: EventFeed;
   store: Store;
   roles: Role[];
   /** Erased people (absent on Kafka without PARLEY_HASH_SECRET: erasure is then refused). */
@@ -103,7 +106,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       return reply.code(store ? 200 : 503).send({
         status: store ? 'ok' : 'degraded',
         roles: deps.roles,
-        bus: deps.bus.kind,
+        bus: config.kafka ? 'kafka' : 'local',
         store: deps.store.kind,
         checks: { store },
       });
@@ -126,7 +129,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
 
   if (deps.roles.includes('ingest')) {
     await eventsRoute(app, {
-      bus: deps.bus,
+      feed: deps.feed,
       auth: deps.auth,
       metrics: deps.metrics,
       topics: topicNames(config),
@@ -134,7 +137,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       maxPendingEvents: config.ingest.maxPendingEvents,
     });
     await webhooksRoute(app, {
-      bus: deps.bus,
+      feed: deps.feed,
       metrics: deps.metrics,
       logger: deps.logger,
       topics: topicNames(config),
@@ -178,7 +181,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     // The decision engine: in memory, fed by the bus, stopped with the app.
     const engine = await createDecisionEngine({
       store: deps.store,
-      bus: deps.bus,
+      feed: deps.feed,
       logger: deps.logger,
       topics: topicNames(config),
       decisions: config.decisions,
@@ -192,7 +195,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       logger: deps.logger,
     });
     const withheldLog = createEventLog({
-      bus: deps.bus,
+      feed: deps.feed,
       topic: topicNames(config).events,
       metrics: deps.metrics,
       logger: deps.logger,
@@ -211,7 +214,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     });
     await decisionsRoute(app, {
       engine,
-      bus: deps.bus,
+      feed: deps.feed,
       auth: deps.auth,
       eventsTopic: topicNames(config).events,
       clickKey: offerKey,
@@ -221,7 +224,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       metrics: deps.metrics,
     });
     await impressionsRoute(app, {
-      bus: deps.bus,
+      feed: deps.feed,
       auth: deps.auth,
       eventsTopic: topicNames(config).events,
       clickKey: offerKey,

@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { Bus } from '../core/bus/types.ts';
+import { EventFeed } from '../core/events/feed.ts';
 import type { Config } from '../core/config.ts';
 import { topicNames } from '../core/config.ts';
 import { createAuth, ensureFirstAdminKey } from '../core/http/auth.ts';
@@ -68,6 +69,9 @@ export async function startParley(
   await migrate(store, logger);
   const bus = await createBus(config, logger);
   await bus.ensureTopics(standardTopics(config));
+  // Every role of this process publishes and reads events through one feed, so each event is
+  // decoded once here, whoever reads it.
+  const feed = new EventFeed(bus);
 
   let adminKey: string | undefined;
   if (!config.apiKeys?.length) {
@@ -135,7 +139,7 @@ export async function startParley(
   if (roles.includes('processors') && config.kafka) pipeline.index.refreshEvery(5000);
   const processors = sink
     ? await runProcessors(
-        bus,
+        feed,
         [
           sink,
           createAttributionProcessor({
@@ -155,13 +159,13 @@ export async function startParley(
       )
     : undefined;
 
-  const app = await buildApp(config, { logger, metrics, auth, bus, store, roles, erasures });
+  const app = await buildApp(config, { logger, metrics, auth, bus, feed, store, roles, erasures });
   const address = await app.listen({ host: config.host, port: config.port });
   const metricsServer =
     config.metricsPort === undefined
       ? undefined
       : await serveMetrics(metrics, config.host, config.metricsPort);
-  logger.info({ address, roles, bus: bus.kind, store: store.kind }, 'parley started');
+  logger.info({ address, roles, bus: config.kafka ? 'kafka' : 'local', store: store.kind }, 'parley started');
 
   let stopping: Promise<void> | undefined;
   return {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { Bus } from '../core/bus/types.ts';
+import type { EventFeed } from '../core/events/feed.ts';
 import { ParleyError } from '../core/errors.ts';
 import { type CanonicalEvent, normalizeEvent } from '../core/events/index.ts';
 import { type Auth, canSee } from '../core/http/auth.ts';
@@ -17,7 +17,7 @@ import { type Rejection, publishEvents, rawLineSummary, scrub } from './publish.
 export const MAX_EVENTS_PER_REQUEST = 10_000;
 
 export type IngestDeps = {
-  bus: Bus;
+  feed: EventFeed;
   auth: Auth;
   metrics: Metrics;
   topics: { events: string; dlq: string };
@@ -121,7 +121,7 @@ export async function eventsRoute(app: App, deps: IngestDeps) {
       }
       pending += n;
       try {
-        await publishEvents(deps.bus, deps.topics, accepted, dead);
+        await publishEvents(deps.feed, deps.topics, accepted, dead);
       } catch (err) {
         deps.metrics.ingestUnavailable.inc();
         throw err;

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Bus } from '../core/bus/types.ts';
+import type { EventFeed } from '../core/events/feed.ts';
 import { ParleyError, isParleyError } from '../core/errors.ts';
 import type { CanonicalEvent } from '../core/events/schema.ts';
 
@@ -31,21 +31,16 @@ export function rawLineSummary(line: string) {
  * holds all of them durably; a bus failure becomes a retriable 503 and nothing is acknowledged.
  */
 export async function publishEvents(
-  bus: Bus,
+  feed: EventFeed,
   topics: { events: string; dlq: string },
   events: CanonicalEvent[],
   dead: { source: string; index: number; error: string; input: unknown }[],
 ): Promise<void> {
   try {
     await Promise.all([
-      events.length > 0
-        ? bus.publish(
-            topics.events,
-            events.map((e) => ({ key: e.user_id, value: JSON.stringify(e), decoded: e })),
-          )
-        : null,
+      feed.publish(topics.events, events),
       dead.length > 0
-        ? bus.publish(
+        ? feed.bus.publish(
             topics.dlq,
             dead.map((d) => ({
               key: d.source,

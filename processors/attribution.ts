@@ -1,6 +1,6 @@
-import type { Bus, InMessage } from '../core/bus/types.ts';
+import type { Bus } from '../core/bus/types.ts';
 import { committedOffsets, type Offsets, waitForStored } from '../core/bus/wait.ts';
-import { eventOf, typeOf } from '../core/events/decoded.ts';
+import type { EventMessage } from '../core/events/message.ts';
 import { CONVERSION_TYPES, type CanonicalEvent } from '../core/events/schema.ts';
 import type { Logger } from '../core/log.ts';
 import type { Metrics } from '../core/metrics.ts';
@@ -195,13 +195,13 @@ WHERE user_id IN {users:Array(String)} AND business_id IN {businesses:Array(Stri
   };
 }
 
-function decode(m: InMessage, log: Logger): Kept | undefined {
+function decode(m: EventMessage, log: Logger): Kept | undefined {
   // Most events are neither touchpoints nor conversions: skip them without parsing.
-  const type = typeOf(m);
+  const type = m.type;
   if (type !== undefined && !TOUCH_TYPES.has(type) && !CONVERSIONS.has(type)) return undefined;
   let e: CanonicalEvent;
   try {
-    e = eventOf(m);
+    e = m.event();
   } catch (err) {
     log.error(
       { err, partition: m.partition, offset: m.offset.toString() },

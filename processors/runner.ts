@@ -1,4 +1,5 @@
-import type { Bus, Subscription } from '../core/bus/types.ts';
+import type { Subscription } from '../core/bus/types.ts';
+import type { EventFeed } from '../core/events/feed.ts';
 import type { Logger } from '../core/log.ts';
 import type { Metrics } from '../core/metrics.ts';
 import { type ErasedSet, withoutErased } from '../core/erasure/filter.ts';
@@ -26,9 +27,9 @@ export async function settlesWithin(p: Promise<unknown>, ms: number): Promise<bo
   }
 }
 
-/** Hosts processors on the bus: each is one consumer group. Stopping drains and commits. */
+/** Hosts processors on the event feed: each is one consumer group. Stopping drains and commits. */
 export async function runProcessors(
-  bus: Bus,
+  feed: EventFeed,
   processors: Processor[],
   logger: Logger,
   metrics: Metrics,
@@ -39,12 +40,11 @@ export async function runProcessors(
     await p.init?.();
     const log = logger.child({ component: 'processor', processor: p.name });
     subs.push(
-      await bus.subscribe({
+      await feed.subscribe({
         groupId: p.groupId,
         topics: p.topics,
         maxBatchSize: p.maxBatchSize,
         maxWaitMs: p.maxWaitMs,
-        maxIdleMs: p.maxIdleMs,
         onAssign: p.onAssign,
         handler: async (batch, ctx) => {
           try {
@@ -67,7 +67,7 @@ export async function runProcessors(
   const lagTimer = setInterval(() => {
     for (const p of processors) {
       for (const topic of p.topics) {
-        bus.lag(p.groupId, topic).then(
+        feed.bus.lag(p.groupId, topic).then(
           (parts) =>
             metrics.lag
               .labels(p.groupId, topic)

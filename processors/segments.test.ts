@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLocalBus } from '../core/bus/local.ts';
 import type { Bus } from '../core/bus/types.ts';
+import { EventFeed } from '../core/events/feed.ts';
 import { createLogger } from '../core/log.ts';
 import { createMetrics } from '../core/metrics.ts';
 import {
@@ -154,7 +155,7 @@ describe('segments processor', () => {
       batchSize: 1000,
       batchWaitMs: 20,
     });
-    let running = await runProcessors(bus, [sink, proc], logger, metrics);
+    let running = await runProcessors(new EventFeed(bus), [sink, proc], logger, metrics);
     expect(proc.evaluator.members(buyers.id)).toEqual(['u1']);
     expect(proc.evaluator.members(notBuyers.id)).toEqual(['u2']);
 
@@ -183,7 +184,7 @@ describe('segments processor', () => {
     await running.stop();
     const before = seen.length;
     const proc2 = processor();
-    running = await runProcessors(bus, [sink, proc2], logger, metrics);
+    running = await runProcessors(new EventFeed(bus), [sink, proc2], logger, metrics);
     await new Promise((r) => setTimeout(r, 400));
     expect(seen.length).toBe(before);
     expect(proc2.evaluator.members(buyers.id)).toEqual(['u1', 'u2']);
@@ -220,7 +221,7 @@ describe('segments processor', () => {
     const ordered = await define('ordered', { performed: 'order.placed' }, 'b9');
     // The segments group consumes an order while no sink runs: the event is in no store yet.
     const first = processor('segments-b');
-    let running = await runProcessors(bus, [first], logger, metrics);
+    let running = await runProcessors(new EventFeed(bus), [first], logger, metrics);
     await publish([event('z1', 'order.placed', 0, { business_id: 'b9', props: { value: 3 } })]);
     await waitFor('z1 enters', () => changesFor(ordered.id).includes('+z1'));
     await running.stop();
@@ -237,7 +238,7 @@ describe('segments processor', () => {
       batchWaitMs: 600,
     });
     const second = processor('segments-b', sink);
-    running = await runProcessors(bus, [sink, second], logger, metrics);
+    running = await runProcessors(new EventFeed(bus), [sink, second], logger, metrics);
     expect(second.evaluator.members(ordered.id)).toEqual(['z1']);
     await new Promise((r) => setTimeout(r, 400));
     expect(changesFor(ordered.id)).toEqual(['+z1']);
@@ -251,7 +252,7 @@ describe('segments processor', () => {
       rule: { performed: 'order.placed', where: { 'props.value': { gte: 5 } } },
     });
     const proc = processor('segments-c', undefined, 3_600_000); // polls only when told to
-    const running = await runProcessors(bus, [proc], logger, metrics);
+    const running = await runProcessors(new EventFeed(bus), [proc], logger, metrics);
     await waitFor('u1 enters raced', () => changesFor(seg.id).includes('+u1'));
     // A late writer (e.g. the API's initial evaluation) announces a user the rule does not hold for.
     await createMembershipWriter({ store, bus, topic: MEMBERSHIP }).write([
@@ -308,7 +309,12 @@ describe('segments processor', () => {
       batchSize: 1000,
       batchWaitMs: 20,
     });
-    let running = await runProcessors(bus, [sink, processor('segments-since', sink)], logger, metrics);
+    let running = await runProcessors(
+      new EventFeed(bus),
+      [sink, processor('segments-since', sink)],
+      logger,
+      metrics,
+    );
     // s1's third message (2 days ago) arrives now: s1 entered 2 days ago, 8 days after the segment was made.
     const live = [4, 3, 2].map((d) => event('s1', 'message.received', d * DAY, { business_id: biz }));
     await publish(live);
@@ -335,7 +341,12 @@ describe('segments processor', () => {
 
     // A restart reloads from the store and the API reconciles again: nobody's since moves.
     await running.stop();
-    running = await runProcessors(bus, [sink, processor('segments-since', sink)], logger, metrics);
+    running = await runProcessors(
+      new EventFeed(bus),
+      [sink, processor('segments-since', sink)],
+      logger,
+      metrics,
+    );
     await new Promise((r) => setTimeout(r, 400));
     await reconcileMembership(store, writer, regulars, Date.now());
     expect(await since(regulars.id)).toEqual(expected);

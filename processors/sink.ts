@@ -1,6 +1,7 @@
 import { messageInput } from '../core/bus/dead-letters.ts';
-import type { Bus, InMessage } from '../core/bus/types.ts';
+import type { Bus } from '../core/bus/types.ts';
 import { committedOffsets, type Offsets } from '../core/bus/wait.ts';
+import type { EventMessage } from '../core/events/message.ts';
 import type { CanonicalEvent } from '../core/events/schema.ts';
 import type { Logger } from '../core/log.ts';
 import type { Metrics } from '../core/metrics.ts';
@@ -43,8 +44,6 @@ export function toRow(e: CanonicalEvent): EventRow {
 }
 
 const NL = Buffer.from('\n');
-/** A batch still filling is stored once nothing new has reached its partition for this long. */
-const IDLE_MS = 50;
 /** How long the first batch of an insert waits for other partitions' batches to join it. */
 const GATHER_MS = 5;
 const RAW_SETTINGS = {
@@ -80,14 +79,14 @@ export function createSink(deps: {
   const dedup = deps.pipeline.dedup('sink');
   const table = `${deps.store.database}.events`;
 
-  async function insertRaw(messages: readonly InMessage[]) {
+  async function insertRaw(messages: readonly EventMessage[]) {
     const parts: Buffer[] = [];
     for (const m of messages) parts.push(m.value, NL);
     await deps.store.insertJsonLines(table, Buffer.concat(parts), RAW_SETTINGS);
   }
 
   // Isolates the messages ClickHouse refuses, dead-letters them, registers the rest; returns rows stored.
-  async function storeIsolating(messages: InMessage[]): Promise<number> {
+  async function storeIsolating(messages: EventMessage[]): Promise<number> {
     const refused = await insertIsolating(messages, insertRaw);
     await deps.pipeline.deadLetters(
       'sink',
@@ -108,7 +107,11 @@ export function createSink(deps: {
   // insert of 10,000 rows than on four of 2,500 (each insert makes a part, and parts are merged).
   // A batch that arrives while an insert is running joins the next one; the first waits briefly
   // for the others. Each batch still resolves only once its own rows are stored.
-  type Waiting = { messages: InMessage[]; resolve: (rows: number) => void; reject: (err: unknown) => void };
+  type Waiting = {
+    messages: EventMessage[];
+    resolve: (rows: number) => void;
+    reject: (err: unknown) => void;
+  };
   let queue: Waiting[] = [];
   let draining = false;
 
@@ -145,7 +148,7 @@ export function createSink(deps: {
     }
   }
 
-  function store(messages: InMessage[]): Promise<number> {
+  function store(messages: EventMessage[]): Promise<number> {
     if (!messages.length) return Promise.resolve(0);
     return new Promise((resolve, reject) => {
       queue.push({ messages, resolve, reject });
@@ -159,8 +162,6 @@ export function createSink(deps: {
     topics: [deps.topic],
     maxBatchSize: deps.batchSize,
     maxWaitMs: deps.batchWaitMs,
-    // The end of a burst is stored without waiting out the whole batch wait.
-    maxIdleMs: IDLE_MS,
     // Copies of events stored before this start are known from the registry.
     init: () => deps.pipeline.index.refresh(),
     storedOffsets: () => committedOffsets(deps.bus, groupId, deps.topic),

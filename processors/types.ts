@@ -1,4 +1,5 @@
-import type { Assignment, BatchHandler } from '../core/bus/types.ts';
+import type { Assignment } from '../core/bus/types.ts';
+import type { EventHandler } from '../core/events/feed.ts';
 
 /** A consumer group on the bus whose effects are stored before its offsets are committed. */
 export type Processor = {
@@ -7,8 +8,7 @@ export type Processor = {
   topics: string[];
   maxBatchSize?: number;
   maxWaitMs?: number;
-  maxIdleMs?: number;
-  handle: BatchHandler;
+  handle: EventHandler;
   /** Told the partitions this member holds, at start and after every rebalance. */
   onAssign?: (assigned: Assignment) => void;
   /** Work to do before consuming (e.g. load state); optional. */

@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLocalBus } from '../core/bus/local.ts';
-import type { Batch, Bus, InMessage } from '../core/bus/types.ts';
+import type { Bus } from '../core/bus/types.ts';
+import { type EventBatch, EventFeed } from '../core/events/feed.ts';
+import { EventMessage } from '../core/events/message.ts';
 import { createLogger } from '../core/log.ts';
 import { createMetrics } from '../core/metrics.ts';
 import {
@@ -55,19 +57,20 @@ const canonical = (e: RefEvent) => ({
   props: e.props,
 });
 let offset = 0n;
-const batchOf = (events: RefEvent[]): Batch => ({
+const batchOf = (events: RefEvent[]): EventBatch => ({
   topic: 'parley.events',
   partition: 0,
   messages: events.map(
-    (e): InMessage => ({
-      topic: 'parley.events',
-      partition: 0,
-      offset: offset++,
-      key: e.user_id,
-      value: Buffer.from(JSON.stringify(canonical(e))),
-      timestamp: Date.now(),
-      headers: {},
-    }),
+    (e) =>
+      new EventMessage({
+        topic: 'parley.events',
+        partition: 0,
+        offset: offset++,
+        key: e.user_id,
+        value: Buffer.from(JSON.stringify(canonical(e))),
+        timestamp: Date.now(),
+        headers: {},
+      }),
   ),
 });
 const ctx = { heartbeat: async () => {}, signal: new AbortController().signal };
@@ -255,7 +258,7 @@ describe('attribution processor', () => {
       pipeline: pipeline(bus),
       batchWaitMs: 10,
     });
-    const running = await runProcessors(bus, [p], logger, metrics);
+    const running = await runProcessors(new EventFeed(bus), [p], logger, metrics);
     const evs = [
       ev('sponsored.clicked', 'u1', 0, { business_id: b, props: { campaign_id: 'c' } }),
       ev('order.placed', 'u1', H, { business_id: b, props: { value: 12 } }),

@@ -283,7 +283,7 @@ describe('decision engine start', () => {
     );
     const engine = await createDecisionEngine({
       store: t.store,
-      bus: t.bus,
+      feed: t.feed,
       logger: createLogger({ level: 'silent' }),
       topics: topicNames(t.config),
       decisions: t.config.decisions,

@@ -30,7 +30,7 @@ describe('decision engine and duplicates', () => {
     );
     const engine = await createDecisionEngine({
       store: t.store,
-      bus: t.bus,
+      feed: t.feed,
       logger: createLogger({ level: 'silent' }),
       topics: topicNames(t.config),
       decisions: t.config.decisions,

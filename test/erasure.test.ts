@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { parseConfig } from '../core/config.ts';
 import { ErasedSet, bucketOf, userHasher, withoutErased } from '../core/erasure/filter.ts';
+import { EventMessage } from '../core/events/message.ts';
 import { runErasureScenario } from './helpers/erasure-scenario.ts';
 
 it('erases a person everywhere on the embedded bus, and a replay of the whole log brings nothing back', async () => {
@@ -31,15 +32,16 @@ it('erases a person everywhere on the embedded bus, and a replay of the whole lo
 it('filters a batch and maps the finished prefix back to the whole batch', async () => {
   const set = new ErasedSet(userHasher(Buffer.from('k')));
   set.add({ userHash: set.hash('gone'), bucket: bucketOf('gone'), businessId: null, atMs: 1000 });
-  const msg = (key: string, ts: number, offset: number) => ({
-    topic: 't',
-    partition: 0,
-    offset: BigInt(offset),
-    key,
-    value: Buffer.from(JSON.stringify({ user_id: key, business_id: 'b' })),
-    timestamp: ts,
-    headers: {},
-  });
+  const msg = (key: string, ts: number, offset: number) =>
+    new EventMessage({
+      topic: 't',
+      partition: 0,
+      offset: BigInt(offset),
+      key,
+      value: Buffer.from(JSON.stringify({ user_id: key, business_id: 'b' })),
+      timestamp: ts,
+      headers: {},
+    });
   const batch = {
     topic: 't',
     partition: 0,

@@ -63,7 +63,7 @@ beforeAll(async () => {
     batchSize: 1000,
     batchWaitMs: 20,
   });
-  const running = await runProcessors(t.bus, [sink], logger, metrics);
+  const running = await runProcessors(t.feed, [sink], logger, metrics);
   stopSink = async () => {
     await running.stop();
   };

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLocalBus } from '../core/bus/local.ts';
 import { createLogger } from '../core/log.ts';
+import { EventFeed } from '../core/events/feed.ts';
 import { createMetrics } from '../core/metrics.ts';
 import { createStore, type Store } from '../core/store/client.ts';
 import { migrate } from '../core/store/migrations.ts';
@@ -67,7 +68,7 @@ describe('shutdown', () => {
       batchWaitMs: 10,
       pipeline,
     });
-    const running = await runProcessors(bus, [sink], logger, metrics);
+    const running = await runProcessors(new EventFeed(bus), [sink], logger, metrics);
     const publish = (id: string) => bus.publish('ev', [{ key: 'u', value: event(id) }]);
     await publish('before');
     await waitFor('stored', async () => (await bus.lag('parley-sink', 'ev'))[0].committed === 1n);

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import type { Batch, Bus, Reader } from '../../core/bus/types.ts';
+import type { Reader } from '../../core/bus/types.ts';
+import type { EventBatch, EventFeed } from '../../core/events/feed.ts';
 import { createCampaignStore } from '../../core/campaigns/store.ts';
 import type { Config } from '../../core/config.ts';
 import type { Logger } from '../../core/log.ts';
@@ -9,7 +10,6 @@ import { FEED_TYPES, applyEvent, type DecideResult, decide } from './engine.ts';
 import { type Rng, seededRng } from './rng.ts';
 import { DecisionState } from './state.ts';
 import type { DecisionRequest } from './types.ts';
-import { eventOf, typeOf } from '../../core/events/decoded.ts';
 import { isFirstSeen, RecentIds } from '../../core/events/dedup.ts';
 import type { Erasures } from '../../core/erasure/registry.ts';
 import { createSegmentStore } from '../../core/segments/store.ts';
@@ -35,7 +35,7 @@ type Tracker = { target: Map<number, bigint>; seen: Map<number, bigint> };
 
 export async function createDecisionEngine(deps: {
   store: Store;
-  bus: Bus;
+  feed: EventFeed;
   logger: Logger;
   topics: { events: string; membership: string };
   decisions: Config['decisions'];
@@ -71,7 +71,7 @@ export async function createDecisionEngine(deps: {
     log.info({ users: state.users.size, campaigns: state.campaignCount }, 'decision engine caught up');
     markReady();
   };
-  const progress = (b: Batch) => {
+  const progress = (b: EventBatch) => {
     const t = trackers.get(b.topic);
     const last = b.messages.at(-1);
     if (!t || !last) return;
@@ -88,7 +88,7 @@ export async function createDecisionEngine(deps: {
 
   // Erased people's messages are skipped, whenever the bus replays them.
   const erased = deps.erasures?.set;
-  const onMembership = async (b: Batch) => {
+  const onMembership = async (b: EventBatch) => {
     for (const m of b.messages) {
       if (erased?.coversMessage(m)) continue;
       let msg: { type?: string; segment_id?: string; user_id?: string };
@@ -105,16 +105,16 @@ export async function createDecisionEngine(deps: {
   // This group reads the topic from its beginning in order: the first copy of an event it meets is
   // the first accepted one, and later copies change nothing (docs/ingest.md, "Duplicates").
   const firstSeen = new RecentIds(500_000);
-  const onEvents = async (b: Batch) => {
+  const onEvents = async (b: EventBatch) => {
     for (const m of b.messages) {
       if (!isFirstSeen(firstSeen, m)) continue;
       // Events on the topic passed ingest's validation; one that still cannot be read is skipped
       // rather than stopping the engine's view of everything after it.
       // Most events (deliveries, reads, the business's own messages) change nothing here.
-      const type = typeOf(m);
+      const type = m.type;
       if ((type !== undefined && !FEED_TYPES.has(type)) || erased?.coversMessage(m)) continue;
       try {
-        const e = eventOf(m);
+        const e = m.event();
         if (typeof e.type === 'string' && typeof e.user_id === 'string') applyEvent(state, e);
       } catch (err) {
         log.warn({ err, partition: b.partition, offset: String(m.offset) }, 'unreadable event skipped');
@@ -130,13 +130,13 @@ export async function createDecisionEngine(deps: {
     [deps.topics.events, onEvents],
   ] as const) {
     const tracker: Tracker = { target: new Map(), seen: new Map() };
-    for (const p of await deps.bus.offsets(topic)) {
+    for (const p of await deps.feed.bus.offsets(topic)) {
       tracker.target.set(p.partition, p.end);
       tracker.seen.set(p.partition, p.start);
     }
     trackers.set(topic, tracker);
     // A short wait keeps processes closest in step; nothing is committed, so batches may be small.
-    subs.push(await deps.bus.read({ topic, from: 'earliest', handler, maxBatchSize: 5000, maxWaitMs: 5 }));
+    subs.push(await deps.feed.read({ topic, from: 'earliest', handler, maxBatchSize: 5000, maxWaitMs: 5 }));
   }
   checkReady();
   deps.erasures?.onErased(async (match) => {

@@ -1,7 +1,6 @@
 import { z } from 'zod';
-import type { Bus } from '../../core/bus/types.ts';
+import type { EventFeed } from '../../core/events/feed.ts';
 import { ParleyError } from '../../core/errors.ts';
-import { publishCanonical } from '../../core/events/publish.ts';
 import type { Auth, Principal } from '../../core/http/auth.ts';
 import { type App, errorBody, requireRole } from '../../core/http/fastify.ts';
 import type { Metrics } from '../../core/metrics.ts';
@@ -63,7 +62,14 @@ function mayConfirm(auth: Auth, p: Principal | undefined, businessId: string) {
 
 export async function impressionsRoute(
   app: App,
-  deps: { bus: Bus; auth: Auth; eventsTopic: string; clickKey: Buffer; holdMs: number; metrics?: Metrics },
+  deps: {
+    feed: EventFeed;
+    auth: Auth;
+    eventsTopic: string;
+    clickKey: Buffer;
+    holdMs: number;
+    metrics?: Metrics;
+  },
 ) {
   const count = (path: string, result: string, n = 1) =>
     deps.metrics?.impressions.labels(path, result).inc(n);
@@ -100,7 +106,7 @@ export async function impressionsRoute(
           rejected.push({ index, error: 'forbidden', message: TOKEN_ERRORS.forbidden });
         else valid.set(check.facts.decision_id, check.facts);
       });
-      await publishCanonical(deps.bus, deps.eventsTopic, [...valid.values()].map(impressionEvent));
+      await deps.feed.publish(deps.eventsTopic, [...valid.values()].map(impressionEvent));
       count('batch', 'recorded', req.body.tokens.length - rejected.length);
       for (const r of rejected) count('batch', r.error);
       return reply.code(202).send({ accepted: req.body.tokens.length - rejected.length, rejected });
@@ -136,7 +142,7 @@ export async function impressionsRoute(
           },
         );
       }
-      await publishCanonical(deps.bus, deps.eventsTopic, [impressionEvent(check.facts)]);
+      await deps.feed.publish(deps.eventsTopic, [impressionEvent(check.facts)]);
       count('url', 'recorded');
       return reply.code(204).send(null);
     },

@@ -1,4 +1,5 @@
-import type { Bus, OutMessage } from '../../core/bus/types.ts';
+import type { Bus } from '../../core/bus/types.ts';
+import type { EventFeed } from '../../core/events/feed.ts';
 import type { CanonicalEvent } from '../../core/events/schema.ts';
 import type { Logger } from '../../core/log.ts';
 import type { Metrics } from '../../core/metrics.ts';
@@ -15,11 +16,10 @@ export type BatchLog<T> = { add(record: T): void; flush(): Promise<void>; stop()
 const MAX_WAITING = 50_000;
 
 export function createBatchLog<T>(deps: {
-  bus: Bus;
-  topic: string;
+  /** Resolves once the bus holds the records durably. */
+  publish: (records: T[]) => Promise<unknown>;
   /** Names the log in metrics and warnings. */
   name: 'offers' | 'withheld';
-  encode: (record: T) => OutMessage;
   metrics?: Metrics;
   logger: Logger;
   batchSize?: number;
@@ -36,7 +36,7 @@ export function createBatchLog<T>(deps: {
 
   const publish = async (batch: T[]) => {
     try {
-      await deps.bus.publish(deps.topic, batch.map(deps.encode));
+      await deps.publish(batch);
       logged?.inc(batch.length);
     } catch (err) {
       unlogged?.inc(batch.length);
@@ -86,27 +86,31 @@ export function createOfferLog(deps: {
   return createBatchLog<ServedFact>({
     ...deps,
     name: 'offers',
-    encode: (f) => ({
-      key: f.userId,
-      value: JSON.stringify({
-        decision_id: f.decisionId,
-        campaign_id: f.campaignId,
-        business_id: f.businessId,
-        user_id: f.userId,
-        thread_id: f.threadId,
-        channel: f.channel,
-        price_micros: f.priceMicros,
-        offered_at: new Date(f.atMs).toISOString(),
-      }),
-    }),
+    publish: (facts) =>
+      deps.bus.publish(
+        deps.topic,
+        facts.map((f) => ({
+          key: f.userId,
+          value: JSON.stringify({
+            decision_id: f.decisionId,
+            campaign_id: f.campaignId,
+            business_id: f.businessId,
+            user_id: f.userId,
+            thread_id: f.threadId,
+            channel: f.channel,
+            price_micros: f.priceMicros,
+            offered_at: new Date(f.atMs).toISOString(),
+          }),
+        })),
+      ),
   });
 }
 
 /** Canonical events (sponsored.withheld) on the events topic, keyed by user as ingest keys them. */
-export function createEventLog(deps: { bus: Bus; topic: string; metrics?: Metrics; logger: Logger }) {
+export function createEventLog(deps: { feed: EventFeed; topic: string; metrics?: Metrics; logger: Logger }) {
   return createBatchLog<CanonicalEvent>({
     ...deps,
     name: 'withheld',
-    encode: (e) => ({ key: e.user_id, value: JSON.stringify(e), decoded: e }),
+    publish: (events) => deps.feed.publish(deps.topic, events),
   });
 }

@@ -1,8 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import type { Bus } from '../../core/bus/types.ts';
+import type { EventFeed } from '../../core/events/feed.ts';
 import { ParleyError } from '../../core/errors.ts';
-import { publishCanonical } from '../../core/events/publish.ts';
 import { CHANNELS, type CanonicalEvent, type Channel } from '../../core/events/schema.ts';
 import type { Auth } from '../../core/http/auth.ts';
 import { strictObject } from '../../core/input.ts';
@@ -192,7 +191,7 @@ export async function decisionsRoute(
   app: App,
   deps: {
     engine: DecisionEngine;
-    bus: Bus;
+    feed: EventFeed;
     auth: Auth;
     eventsTopic: string;
     clickKey: Buffer;
@@ -342,7 +341,7 @@ export async function decisionsRoute(
         channel: f.channel as CanonicalEvent['channel'],
         props: { decision_id: f.decision_id, campaign_id: f.campaign_id },
       };
-      await publishCanonical(deps.bus, deps.eventsTopic, [event]);
+      await deps.feed.publish(deps.eventsTopic, [event]);
       deps.engine.state.noteClicked(f.decision_id, f.campaign_id);
       if (f.to) return reply.redirect(f.to, 302);
       return reply.code(204).send(null);

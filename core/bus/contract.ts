@@ -84,7 +84,8 @@ export function busContract(name: string, harness: BusHarness) {
           await subscribe(bus, { groupId: unique('g'), topics: [topic], handler });
           const t0 = Date.now();
           // Several publishes in flight at once, as concurrent ingest requests make them.
-          await Promise.all([0, 1, 2, 3].map((r) => bus.publish(topic, seq(500, 40, r * 500))));
+          const sent = [0, 1, 2, 3].map((r) => seq(500, 40, r * 500));
+          const written = await Promise.all(sent.map((msgs) => bus.publish(topic, msgs)));
           const t1 = Date.now();
           await until('all messages', () => got.length >= 2000);
           await settle();
@@ -103,6 +104,14 @@ export function busContract(name: string, harness: BusHarness) {
             }
             expect(new Set(seqs).size).toBe(list.length);
           }
+          // Each publish answered where it wrote each of its messages.
+          const at = new Map(got.map((m) => [m.value.toString(), `${m.partition}/${m.offset}`]));
+          sent.forEach((msgs, r) => {
+            expect(written[r]).toHaveLength(msgs.length);
+            msgs.forEach((m, i) => {
+              expect(at.get(String(m.value))).toBe(`${written[r][i].partition}/${written[r][i].offset}`);
+            });
+          });
           for (const m of got) {
             expect(m.topic).toBe(topic);
             expect(typeof m.offset).toBe('bigint');
@@ -120,10 +129,13 @@ export function busContract(name: string, harness: BusHarness) {
             value: `${i}:${pad}`,
             headers: { seq: String(i) },
           }));
-          await bus.publish(topic, msgs);
+          const written = await bus.publish(topic, msgs);
           const { got, handler } = collect();
           await subscribe(bus, { groupId: unique('g'), topics: [topic], handler, maxBatchSize: 500 });
           await until('all messages', () => got.length >= 3000);
+          expect(written.map((w) => `${w.partition}/${w.offset}`)).toEqual(
+            got.map((m) => `${m.partition}/${m.offset}`),
+          );
           expect(got.map((m) => Number(m.value.toString().split(':')[0]))).toEqual(msgs.map((_, i) => i));
           expect(got.map((m) => m.headers.seq)).toEqual(msgs.map((_, i) => String(i)));
           expect(Number(got[2999].offset - got[0].offset)).toBe(2999);

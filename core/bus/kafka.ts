@@ -1,10 +1,26 @@
 import { randomBytes } from 'node:crypto';
-import { type Admin, Kafka, type Message, Partitioners, type Producer } from 'kafkajs';
+import {
+  type Admin,
+  type ICustomPartitioner,
+  Kafka,
+  type Message,
+  Partitioners,
+  type Producer,
+} from 'kafkajs';
 import { ParleyError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { subscribeKafka } from './kafka-consumer.ts';
 import { kafkaLevel, kafkaLogCreator } from './kafka-log.ts';
-import type { Bus, OutMessage, ReadFrom, ReadOptions, Reader, Subscription, TopicSpec } from './types.ts';
+import type {
+  Bus,
+  OutMessage,
+  Position,
+  ReadFrom,
+  ReadOptions,
+  Reader,
+  Subscription,
+  TopicSpec,
+} from './types.ts';
 
 // The bus on Apache Kafka. Publishing goes through one idempotent producer (acks from all
 // in-sync replicas, one request in flight, so per-key order holds across retries). Concurrent
@@ -36,9 +52,27 @@ type Entry = {
   deadline: number;
   settled: boolean;
   timer?: NodeJS.Timeout;
-  resolve(): void;
+  /** Where each message was written, once the broker has them. */
+  written?: Position[];
+  resolve(written: Position[]): void;
   reject(err: unknown): void;
 };
+
+/**
+ * The producer's default partitioner (murmur2 of the key), remembering the partition it chose for
+ * each message: with the base offset the broker answers per partition, that says where each
+ * message of a produce request was written.
+ */
+function recordingPartitioner(chosen: WeakMap<Message, number>): ICustomPartitioner {
+  return () => {
+    const pick = Partitioners.DefaultPartitioner();
+    return (args) => {
+      const p = pick(args);
+      chosen.set(args.message, p);
+      return p;
+    };
+  };
+}
 
 const messageBytes = (m: Message) =>
   (m.value as Buffer).length +
@@ -101,13 +135,14 @@ export async function createKafkaBus(opts: KafkaBusOptions): Promise<Bus> {
   // with stale sequence state or dead connections after an outage, and a fresh one (new
   // producer id) always starts clean once the broker is back.
   let current: { producer: Producer; connected: Promise<void> } | undefined;
+  const chosen = new WeakMap<Message, number>();
   function producer() {
     if (!current) {
       const p = producerKafka.producer({
         idempotent: true,
         maxInFlightRequests: 1,
         allowAutoTopicCreation: false,
-        createPartitioner: Partitioners.DefaultPartitioner,
+        createPartitioner: recordingPartitioner(chosen),
         retry: PRODUCER_RETRY,
       });
       const connected = p.connect();
@@ -131,11 +166,12 @@ export async function createKafkaBus(opts: KafkaBusOptions): Promise<Bus> {
     }
     const p = producer();
     const timeout = Math.max(1, Math.max(...entries.map((e) => e.deadline)) - Date.now());
+    let meta: Awaited<ReturnType<Producer['sendBatch']>>;
     try {
-      await withTimeout(
+      meta = await withTimeout(
         (async () => {
           await p.connected;
-          await p.producer.sendBatch({
+          return p.producer.sendBatch({
             acks: -1,
             timeout,
             topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
@@ -148,6 +184,18 @@ export async function createKafkaBus(opts: KafkaBusOptions): Promise<Bus> {
       discard(p);
       throw err;
     }
+    // A partition's messages of one request are written in request order from its base offset.
+    const next = new Map(meta.map((r) => [`${r.topicName}/${r.partition}`, BigInt(r.baseOffset ?? -1)]));
+    for (const e of entries) {
+      e.written = e.messages.map((m) => {
+        const partition = chosen.get(m) ?? -1;
+        const k = `${e.topic}/${partition}`;
+        const offset = next.get(k);
+        if (offset === undefined || offset < 0n) throw new Error(`Kafka answered no offset for ${k}`);
+        next.set(k, offset + 1n);
+        return { partition, offset };
+      });
+    }
   }
 
   const queue: Entry[] = [];
@@ -156,7 +204,7 @@ export async function createKafkaBus(opts: KafkaBusOptions): Promise<Bus> {
     if (e.settled) return;
     e.settled = true;
     clearTimeout(e.timer);
-    if (err === undefined) e.resolve();
+    if (err === undefined) e.resolve(e.written ?? []);
     else e.reject(new ParleyError('PARLEY_ERR_BUS_UNAVAILABLE', undefined, { cause: err }));
   }
   async function pump() {
@@ -187,7 +235,7 @@ export async function createKafkaBus(opts: KafkaBusOptions): Promise<Bus> {
     }
   }
   function enqueue(topic: string, chunk: { messages: Message[]; bytes: number }, deadline: number) {
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<Position[]>((resolve, reject) => {
       const e: Entry = { topic, ...chunk, deadline, settled: false, resolve, reject };
       // Still queued at the deadline: it is never sent, and the caller hears so now.
       e.timer = setTimeout(() => {
@@ -248,8 +296,6 @@ export async function createKafkaBus(opts: KafkaBusOptions): Promise<Bus> {
   }
 
   return {
-    kind: 'kafka',
-
     async ensureTopics(specs: TopicSpec[]) {
       await withAdmin(async (a) => {
         const existing = new Set(await a.listTopics());
@@ -275,7 +321,7 @@ export async function createKafkaBus(opts: KafkaBusOptions): Promise<Bus> {
 
     async publish(topic: string, messages: OutMessage[]) {
       if (closed) throw new ParleyError('PARLEY_ERR_BUS_UNAVAILABLE', 'The bus is closed');
-      if (messages.length === 0) return;
+      if (messages.length === 0) return [];
       const deadline = Date.now() + publishTimeoutMs;
       const kms: Message[] = messages.map((m) => ({
         key: m.key,
@@ -283,7 +329,9 @@ export async function createKafkaBus(opts: KafkaBusOptions): Promise<Bus> {
         headers: m.headers,
       }));
       // Chunks go one after another, so one key's messages keep their order.
-      for (const chunk of chunkMessages(kms)) await enqueue(topic, chunk, deadline);
+      const written: Position[] = [];
+      for (const chunk of chunkMessages(kms)) written.push(...(await enqueue(topic, chunk, deadline)));
+      return written;
     },
 
     async subscribe(s) {

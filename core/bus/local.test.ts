@@ -31,9 +31,9 @@ busContract('embedded log', {
 // What only the embedded log does; what every bus does is in the contract above.
 describe('local bus', () => {
   /** A bus with topic t and one subscriber recording the size of each batch it is handed. */
-  async function batchSizes(limits: { maxBatchSize: number; maxWaitMs: number; maxIdleMs?: number }) {
+  async function batchSizes(batchIdleMs: number, limits: { maxBatchSize: number; maxWaitMs: number }) {
     const dir = await mkdtemp(join(tmpdir(), 'parley-bus-'));
-    const bus = await createLocalBus({ dir, logger });
+    const bus = await createLocalBus({ dir, logger, batchIdleMs });
     await bus.ensureTopics([{ name: 't' }]);
     const sizes: number[] = [];
     const sub = await bus.subscribe({
@@ -46,7 +46,7 @@ describe('local bus', () => {
   }
 
   it('holds batches back until they fill or the wait passes', async () => {
-    const { bus, sub, sizes } = await batchSizes({ maxBatchSize: 100, maxWaitMs: 300 });
+    const { bus, sub, sizes } = await batchSizes(1000, { maxBatchSize: 100, maxWaitMs: 300 });
     for (let i = 0; i < 5; i++) {
       await bus.publish(
         't',
@@ -60,10 +60,10 @@ describe('local bus', () => {
     await bus.close();
   });
 
-  it('hands over a batch once nothing new arrives for maxIdleMs, long before maxWaitMs', async () => {
-    const { bus, sub, sizes } = await batchSizes({ maxBatchSize: 1000, maxWaitMs: 5000, maxIdleMs: 100 });
+  it('hands over a batch once nothing new arrives for batchIdleMs, long before maxWaitMs', async () => {
+    const { bus, sub, sizes } = await batchSizes(100, { maxBatchSize: 1000, maxWaitMs: 5000 });
     const t0 = Date.now();
-    // Arrivals closer together than maxIdleMs keep filling the same batch.
+    // Arrivals closer together than batchIdleMs keep filling the same batch.
     for (let i = 0; i < 5; i++) {
       await bus.publish('t', [{ key: 'k', value: 'x' }]);
       await new Promise((r) => setTimeout(r, 20));

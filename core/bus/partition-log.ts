@@ -22,13 +22,8 @@ const INDEX_EVERY_N = BigInt(INDEX_EVERY);
 const NO_HEADERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
 /** Memory of a cached record beyond its bytes: the record, its Buffer view and its offset. */
 const RECORD_OVERHEAD = 200;
-/**
- * What a cached record holds in memory, as the read cache counts it: its encoded bytes, its
- * objects, and the publisher's decoded copy when there is one (about as large as the JSON it was
- * encoded to).
- */
-const cachedCost = (r: LogRecord) =>
-  FIXED + r.key.length + r.value.length + RECORD_OVERHEAD + (r.decoded === undefined ? 0 : r.value.length);
+/** What a cached record holds in memory, as the read cache counts it: its bytes and its objects. */
+const cachedCost = (r: LogRecord) => FIXED + r.key.length + r.value.length + RECORD_OVERHEAD;
 const READ_CHUNK = 1 << 20;
 export const MAX_RECORD = 8 * 1024 * 1024;
 /** The active segment: appended to, read back on open, and every write durable on return. */
@@ -43,14 +38,11 @@ export type LogRecord = {
   key: string;
   headers: Record<string, string>;
   value: Buffer;
-  /** What the publisher decoded the value from, kept for in-process readers; undefined once read from disk. */
-  decoded: unknown;
 };
 export type AppendInput = {
   key: string;
   value: Buffer | string;
   headers?: Record<string, string>;
-  decoded?: unknown;
 };
 
 type Segment = {
@@ -69,7 +61,7 @@ export type PartitionLogOptions = {
   topic?: string;
   partition?: number;
   segmentBytes?: number;
-  /** Memory for recent records kept decoded for readers, their objects counted (default 16 MiB). */
+  /** Memory for recent records kept for readers, their objects counted (default 16 MiB). */
   cacheBytes?: number;
   onTruncate?: (info: { path: string; at: number; size: number }) => void;
 };
@@ -88,8 +80,8 @@ export class PartitionLog {
   }[] = [];
   private flushing = false;
   private waiters = new Set<() => void>();
-  // The most recent records, decoded once and shared by every reader: consumers that keep up
-  // (the usual case) never touch the disk or decode a record twice.
+  // The most recent records as bytes, shared by every reader: consumers that keep up (the usual
+  // case) never touch the disk. What a value means is for the layers above.
   private tail: LogRecord[] = [];
   private tailHead = 0;
   private tailBytes = 0;
@@ -219,7 +211,6 @@ export class PartitionLog {
         key: r.key,
         headers: r.headers ?? NO_HEADERS,
         value: buf.subarray(pos - m.value, pos),
-        decoded: r.decoded,
       };
       return { rec, bytes: m.body };
     });
@@ -264,8 +255,15 @@ export class PartitionLog {
         for (const g of [...group, ...this.pending]) g.reject(err);
         this.pending = [];
       }
-      for (const w of this.waiters) w();
-      this.waiters.clear();
+      // Appenders hear that their records are durable before waiting readers are woken to them,
+      // so what an appender does on hearing it (noting where its records went) comes first.
+      if (this.waiters.size > 0) {
+        const woken = [...this.waiters];
+        this.waiters.clear();
+        setImmediate(() => {
+          for (const w of woken) w();
+        });
+      }
     }
     this.flushing = false;
   }
@@ -462,5 +460,5 @@ function decode(topic: string, partition: number, body: Buffer): LogRecord {
   const hs = 22 + kl;
   const headers = hl > 0 ? JSON.parse(body.toString('utf8', hs, hs + hl)) : NO_HEADERS;
   const value = Buffer.from(body.subarray(hs + hl));
-  return { topic, partition, offset, timestamp, key, headers, value, decoded: undefined };
+  return { topic, partition, offset, timestamp, key, headers, value };
 }

@@ -4,13 +4,10 @@ export type OutMessage = {
   key: string;
   value: Buffer | string;
   headers?: Record<string, string>;
-  /**
-   * The value as the publisher already holds it decoded (equal to `JSON.parse(value)`). The
-   * embedded bus hands it to consumers in the same process so they need not parse the value again;
-   * Kafka ignores it. Consumers share it and must not change it.
-   */
-  decoded?: unknown;
 };
+
+/** Where the bus wrote a message. */
+export type Position = { partition: number; offset: bigint };
 
 /** Read-only: the embedded bus hands the same message objects to every consumer group. */
 export type InMessage = {
@@ -22,8 +19,6 @@ export type InMessage = {
   /** Milliseconds since the epoch when the bus accepted the message. */
   timestamp: number;
   headers: Record<string, string>;
-  /** The publisher's decoded value, when it was published in this process (see OutMessage). */
-  decoded?: unknown;
 };
 
 export type Batch = { topic: string; partition: number; messages: InMessage[] };
@@ -53,12 +48,6 @@ export type SubscribeOptions = {
   maxBatchSize?: number;
   /** How long to wait for more messages to fill a batch once one has arrived. */
   maxWaitMs?: number;
-  /**
-   * Within maxWaitMs, stop waiting once nothing new has arrived for this long, so the end of a
-   * burst is handed over at once instead of after the whole wait. The embedded log honours it;
-   * a Kafka fetch has no such setting and waits maxWaitMs (or until enough bytes arrive).
-   */
-  maxIdleMs?: number;
   /**
    * Told the partitions this member holds each time they are assigned (at start and after every
    * rebalance), before batches of the new assignment are handed to the handler.
@@ -107,12 +96,15 @@ export interface Subscription {
 
 export type TopicSpec = { name: string; partitions?: number; compacted?: boolean; retentionMs?: number };
 
+/** A transport of keyed byte records: what is in a value is for the layers above to say. */
 export interface Bus {
-  readonly kind: 'local' | 'kafka';
   /** Creates topics that do not exist yet. */
   ensureTopics(topics: TopicSpec[]): Promise<void>;
-  /** Resolves only once every message is durably stored; rejects with a retriable ParleyError otherwise. */
-  publish(topic: string, messages: OutMessage[]): Promise<void>;
+  /**
+   * Resolves only once every message is durably stored, with where each was written (in the
+   * order given); rejects with a retriable ParleyError otherwise.
+   */
+  publish(topic: string, messages: OutMessage[]): Promise<Position[]>;
   /** Reads as a member of a consumer group, from and committing the group's offsets. */
   subscribe(opts: SubscribeOptions): Promise<Subscription>;
   /** Reads every partition of a topic from chosen offsets or a time, outside any consumer group. */

@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
-import type { BatchHandler, InMessage } from '../bus/types.ts';
-import { eventOf } from '../events/decoded.ts';
+import type { EventHandler } from '../events/feed.ts';
+import type { EventMessage } from '../events/message.ts';
 
 // Which people are erased, and the filter every consumer puts in front of its handler. A person
 // is known only by a keyed hash of their user id. The hash costs microseconds, so each erasure
@@ -51,14 +51,14 @@ export class ErasedSet {
   }
 
   /** Whether a message (events topic: key = user id; membership topic: key = segment:user) is erased. */
-  coversMessage(m: InMessage): boolean {
+  coversMessage(m: EventMessage): boolean {
     if (this.buckets.size === 0) return false;
     const colon = m.key.indexOf(':');
     const userId = colon < 0 ? m.key : m.key.slice(colon + 1);
     if (!this.buckets.has(bucketOf(userId))) return false;
     let businessId: string | undefined;
     try {
-      businessId = (eventOf(m) as { business_id?: string }).business_id;
+      businessId = (m.event() as { business_id?: string }).business_id;
     } catch {
       businessId = undefined;
     }
@@ -70,7 +70,7 @@ export class ErasedSet {
  * Wraps a batch handler so it never sees erased messages. The prefix it reports finished (in
  * the filtered batch) is mapped back to the whole batch, so commits stay exact.
  */
-export function withoutErased(erased: ErasedSet, handler: BatchHandler): BatchHandler {
+export function withoutErased(erased: ErasedSet, handler: EventHandler): EventHandler {
   return async (batch, ctx) => {
     if (erased.size === 0) return handler(batch, ctx);
     const kept: number[] = [];

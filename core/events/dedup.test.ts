@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openTestStore } from '../../test/reports-helpers.ts';
-import type { InMessage } from '../bus/types.ts';
+import { EventMessage } from './message.ts';
 import { createLogger } from '../log.ts';
 import type { Store } from '../store/client.ts';
 import { createDedupIndex, IdFilter, isFirstSeen, RecentIds, registryLines } from './dedup.ts';
@@ -16,16 +16,17 @@ const msg = (
   partition: number,
   offset: number,
   occurredAt = '2026-03-01T00:00:00Z',
-): InMessage => ({
-  topic: 'parley.events',
-  partition,
-  offset: BigInt(offset),
-  key: 'u',
-  value: Buffer.from(JSON.stringify({ event_id: id, type: 'message.received', occurred_at: occurredAt })),
-  timestamp: Date.now(),
-  headers: {},
-});
-const ids = (ms: InMessage[]) =>
+): EventMessage =>
+  new EventMessage({
+    topic: 'parley.events',
+    partition,
+    offset: BigInt(offset),
+    key: 'u',
+    value: Buffer.from(JSON.stringify({ event_id: id, type: 'message.received', occurred_at: occurredAt })),
+    timestamp: Date.now(),
+    headers: {},
+  });
+const ids = (ms: EventMessage[]) =>
   ms.map((m) => `${JSON.parse(m.value.toString()).event_id}@${m.partition}:${m.offset}`);
 
 describe('IdFilter', () => {
@@ -64,22 +65,22 @@ describe('RecentIds', () => {
     expect(isFirstSeen(r, plain)).toBe(true);
     expect(r.get('caf\u00e9-\u00e8')).toBe(7 * 1e12 + 2 ** 40);
     // The same id written with escapes, by another producer.
-    const escaped: InMessage = {
+    const escaped = new EventMessage({
       ...plain,
       offset: BigInt(2 ** 40 + 1),
       value: Buffer.from('{"event_id":"caf\\u00e9-\\u00e8","type":"message.received"}'),
-    };
+    });
     expect(isFirstSeen(r, escaped)).toBe(false);
     const ascii = msg('plain-id', 0, 1);
-    const reordered: InMessage = {
+    const reordered = new EventMessage({
       ...ascii,
       offset: 2n,
       value: Buffer.from('{"type":"x","event_id":"plain-id"}'),
-    };
+    });
     expect(isFirstSeen(r, ascii)).toBe(true);
     expect(isFirstSeen(r, reordered)).toBe(false);
     // No id: always a first copy.
-    expect(isFirstSeen(r, { ...ascii, value: Buffer.from('{"type":"x"}') })).toBe(true);
+    expect(isFirstSeen(r, new EventMessage({ ...ascii, value: Buffer.from('{"type":"x"}') }))).toBe(true);
   });
 
   it('tells 200,000 distinct ids apart', () => {
@@ -131,7 +132,7 @@ describe('dedup index', () => {
     await other.refresh();
     const stage = other.forStage(() => {});
     expect((await stage.firstCopies(batch)).length).toBe(3000);
-    expect(await stage.firstCopies(batch.map((m) => ({ ...m, partition: 2 })))).toEqual([]);
+    expect(await stage.firstCopies(batch.map((m) => new EventMessage({ ...m, partition: 2 })))).toEqual([]);
     index.close();
     other.close();
   });
@@ -154,11 +155,14 @@ describe('dedup index', () => {
 describe('registryLines', () => {
   it('writes each first copy as a TabSeparated line the engine reads back exactly', async () => {
     const at = Date.UTC(2026, 2, 4, 10, 15, 30, 7);
-    const firsts: InMessage[] = [
-      { ...msg('plain-1', 3, 2 ** 40 + 5), timestamp: at },
-      { ...msg('tab\there', 0, 0), timestamp: at + 993 },
-      { ...msg('caf\u00e9', 12, 9), value: Buffer.from('{"event_id":"caf\\u00e9"}'), timestamp: at },
-      { ...msg('x', 1, 1), value: Buffer.from('{"type":"no id"}') },
+    // A copy of msg(...) with other bytes or another acceptance time (EventMessage is read-only).
+    const as = (m: EventMessage, o: { value?: Buffer; timestamp?: number }) =>
+      new EventMessage({ ...m, value: o.value ?? m.value, timestamp: o.timestamp ?? m.timestamp });
+    const firsts: EventMessage[] = [
+      as(msg('plain-1', 3, 2 ** 40 + 5), { timestamp: at }),
+      as(msg('tab\there', 0, 0), { timestamp: at + 993 }),
+      as(msg('caf\u00e9', 12, 9), { value: Buffer.from('{"event_id":"caf\\u00e9"}'), timestamp: at }),
+      as(msg('x', 1, 1), { value: Buffer.from('{"type":"no id"}') }),
     ];
     const { data, h1 } = registryLines(firsts);
     expect(h1.length).toBe(3);

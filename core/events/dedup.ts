@@ -1,7 +1,6 @@
-import type { InMessage } from '../bus/types.ts';
+import type { EventMessage } from './message.ts';
 import type { Logger } from '../log.ts';
 import type { Store } from '../store/client.ts';
-import { idOf } from './decoded.ts';
 import { Verdicts } from './verdicts.ts';
 
 // One event per event_id, the first accepted copy (docs/ingest.md, "Duplicates"). Every consumer of
@@ -17,7 +16,7 @@ import { Verdicts } from './verdicts.ts';
  * Where a copy sits on the bus, as one number (partition × 10^12 + offset: exact while partitions
  * stay under 9,000 and offsets under 10^12). Computed, never stored on the shared message.
  */
-const positionOf = (m: InMessage): number => m.partition * 1e12 + Number(m.offset);
+const positionOf = (m: EventMessage): number => m.partition * 1e12 + Number(m.offset);
 const position = (partition: number, offset: bigint | number) => partition * 1e12 + Number(offset);
 
 const mix = (h: number) => {
@@ -87,14 +86,14 @@ function hashBytes(buf: Buffer, end: number) {
 }
 
 /** Hashes m's event id into H1/H2; false when m has no readable id. */
-function hashOf(m: InMessage): boolean {
+function hashOf(m: EventMessage): boolean {
   const buf = m.value;
   const end = idEnd(buf);
   if (end >= 0 && ASCII) {
     hashBytes(buf, end);
     return true;
   }
-  const id = idOf(m);
+  const id = m.id;
   if (id === undefined) return false;
   hashChars(id);
   return true;
@@ -221,7 +220,7 @@ export class RecentIds {
 }
 
 /** Whether m is the first copy of its event as far as a bounded memory of the partitions read can tell. */
-export function isFirstSeen(recent: RecentIds, m: InMessage): boolean {
+export function isFirstSeen(recent: RecentIds, m: EventMessage): boolean {
   if (!hashOf(m)) return true;
   const seen = recent.find(H1, H2);
   if (seen === -1) {
@@ -264,7 +263,7 @@ function writeDigits(out: Buffer, at: number, value: number): number {
  * nothing TabSeparated escapes either: its bytes are copied from the message as they are. Ids
  * that are not readable are left out.
  */
-export function registryLines(firsts: readonly InMessage[]): {
+export function registryLines(firsts: readonly EventMessage[]): {
   data: Buffer;
   h1: Int32Array;
   h2: Int32Array;
@@ -283,7 +282,7 @@ export function registryLines(firsts: readonly InMessage[]): {
       for (let i = PREFIX.length; i < end; i++) out[at++] = buf[i] as number;
       hashBytes(buf, end);
     } else {
-      const id = idOf(m);
+      const id = m.id;
       if (id === undefined) continue;
       at += out.write(tsvEscape(id), at, 'utf8');
       hashChars(id);
@@ -319,9 +318,9 @@ const LOOKUP_URL_BYTES = 8_000;
 
 export type Dedup = {
   /** The messages of a batch that are first copies of their event, in order (ids unreadable pass). */
-  firstCopies(messages: readonly InMessage[]): Promise<InMessage[]>;
+  firstCopies(messages: readonly EventMessage[]): Promise<EventMessage[]>;
   /** Records these first copies in the registry (the sink, as it stores them). */
-  register(firsts: readonly InMessage[]): Promise<void>;
+  register(firsts: readonly EventMessage[]): Promise<void>;
 };
 
 export type DedupIndex = {
@@ -437,7 +436,7 @@ FROM ${table} WHERE event_id IN {ids:Array(String)} GROUP BY event_id`,
           let hashes: Int32Array | undefined;
           let pending: Map<string, { h1: number; h2: number; first: number }> | undefined;
           for (let i = 0; i < n; i++) {
-            const m = messages[i] as InMessage;
+            const m = messages[i] as EventMessage;
             const known = verdicts.get(m);
             if (known !== -1) {
               first[i] = known;
@@ -450,7 +449,7 @@ FROM ${table} WHERE event_id IN {ids:Array(String)} GROUP BY event_id`,
             const seen = recent.find(H1, H2);
             if (seen !== -1) first[i] = seen === positionOf(m) ? 1 : 0;
             else if (filter.probe(H1, H2, false)) {
-              const id = idOf(m) as string;
+              const id = m.id as string;
               hashes ??= new Int32Array(n * 2);
               hashes[2 * i] = H1;
               hashes[2 * i + 1] = H2;
@@ -474,15 +473,15 @@ FROM ${table} WHERE event_id IN {ids:Array(String)} GROUP BY event_id`,
               if (recent.find(p.h1, p.h2) === -1) recent.put(p.h1, p.h2, p.first);
             for (let i = 0; i < n; i++) {
               if (first[i] !== 2) continue;
-              const m = messages[i] as InMessage;
+              const m = messages[i] as EventMessage;
               const isFirst =
                 recent.find(hashes[2 * i] as number, hashes[2 * i + 1] as number) === positionOf(m);
               first[i] = isFirst ? 1 : 0;
               verdicts.set(m, isFirst);
             }
           }
-          const out: InMessage[] = [];
-          for (let i = 0; i < n; i++) if (first[i] === 1) out.push(messages[i] as InMessage);
+          const out: EventMessage[] = [];
+          for (let i = 0; i < n; i++) if (first[i] === 1) out.push(messages[i] as EventMessage);
           if (out.length < n) onDuplicates(n - out.length);
           return out;
         },

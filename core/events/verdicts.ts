@@ -1,4 +1,4 @@
-import type { InMessage } from '../bus/types.ts';
+import type { EventMessage } from './message.ts';
 
 // The stages of a process (sink, segments, attribution) read the same partitions in the same
 // order and reach the same verdict for each copy (core/events/dedup.ts). The first stage to read a
@@ -22,7 +22,7 @@ export class Verdicts {
   private lastTopic = '';
   private last: Ring[] = [];
 
-  private ring(m: InMessage): Ring {
+  private ring(m: EventMessage): Ring {
     if (m.topic !== this.lastTopic) {
       let rings = this.topics.get(m.topic);
       if (!rings) {
@@ -41,14 +41,14 @@ export class Verdicts {
   }
 
   /** 1: the copy at m's position is a first copy; 0: a later one; -1: not recorded. */
-  get(m: InMessage): number {
+  get(m: EventMessage): number {
     const ring = this.ring(m);
     const offset = Number(m.offset);
     const at = offset & MASK;
     return ring.offsets[at] === offset ? (ring.first[at] as number) : -1;
   }
 
-  set(m: InMessage, first: boolean) {
+  set(m: EventMessage, first: boolean) {
     const ring = this.ring(m);
     const offset = Number(m.offset);
     const at = offset & MASK;

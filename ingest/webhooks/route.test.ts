@@ -8,6 +8,7 @@ import { createLocalBus } from '../../core/bus/local.ts';
 import type { Bus, OutMessage } from '../../core/bus/types.ts';
 import { ConfigError, parseConfig } from '../../core/config.ts';
 import { ParleyError } from '../../core/errors.ts';
+import { EventFeed } from '../../core/events/feed.ts';
 import { type App, createHttp } from '../../core/http/fastify.ts';
 import { createLogger } from '../../core/log.ts';
 import { type Metrics, createMetrics } from '../../core/metrics.ts';
@@ -31,12 +32,13 @@ async function build(over: Partial<WebhookDeps> = {}): Promise<{ app: App; metri
     ...bus,
     publish: async (topic, messages) => {
       if (failing) throw new ParleyError('PARLEY_ERR_BUS_UNAVAILABLE');
-      await bus.publish(topic, messages);
+      const written = await bus.publish(topic, messages);
       published.push({ topic, messages });
+      return written;
     },
   };
   await webhooksRoute(app, {
-    bus: recording,
+    feed: new EventFeed(recording),
     metrics,
     logger,
     topics,

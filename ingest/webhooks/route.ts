@@ -3,7 +3,7 @@
 // Handshake: https://developers.facebook.com/docs/graph-api/webhooks/getting-started#verification-requests
 import type { FastifyReply } from 'fastify';
 import { z } from 'zod';
-import type { Bus } from '../../core/bus/types.ts';
+import type { EventFeed } from '../../core/events/feed.ts';
 import { ParleyError } from '../../core/errors.ts';
 import { type CanonicalEvent, normalizeEvent } from '../../core/events/index.ts';
 import { safeEqual } from '../../core/http/auth.ts';
@@ -19,7 +19,7 @@ import { SIGNATURE_HEADER, verifySignature } from './signature.ts';
 import { adaptWhatsApp } from './whatsapp.ts';
 
 export type WebhookDeps = {
-  bus: Bus;
+  feed: EventFeed;
   metrics: Metrics;
   logger?: Logger;
   topics: { events: string; dlq: string };
@@ -199,7 +199,7 @@ export async function webhooksRoute(app: App, deps: WebhookDeps) {
             input: r.input,
           }));
           try {
-            await publishEvents(deps.bus, deps.topics, outcome.events, dead);
+            await publishEvents(deps.feed, deps.topics, outcome.events, dead);
           } catch (err) {
             deps.metrics.ingestUnavailable.inc();
             throw err;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { InMessage } from '../../core/bus/types.ts';
+import { EventMessage } from '../../core/events/message.ts';
 import type { Rule } from '../../core/segments/rule.ts';
 import type { SegmentRecord } from '../../core/segments/store.ts';
 import type { Change } from '../../core/segments/stream.ts';
@@ -33,15 +33,16 @@ const event = (user: string, type: string, ms: number, eventId = `e${++n}`) => (
   props: {},
 });
 /** A message of the events topic; users named p1… are keyed to partition 1, the others to 0. */
-const message = (e: ReturnType<typeof event>): InMessage => ({
-  topic: 'events',
-  partition: partitionOf(e.user_id),
-  offset: offset++,
-  key: e.user_id,
-  value: Buffer.from(JSON.stringify(e)),
-  timestamp: T,
-  headers: {},
-});
+const message = (e: ReturnType<typeof event>): EventMessage =>
+  new EventMessage({
+    topic: 'events',
+    partition: partitionOf(e.user_id),
+    offset: offset++,
+    key: e.user_id,
+    value: Buffer.from(JSON.stringify(e)),
+    timestamp: T,
+    headers: {},
+  });
 const partitionOf = (userId: string) => (userId.startsWith('p1') ? 1 : 0);
 const brief = (changes: Change[]) =>
   changes.map((c) => `${c.member ? '+' : '-'}${c.userId}@${(c.atMs - T) / 1000}s`);
@@ -154,10 +155,13 @@ describe('SegmentsEvaluator', () => {
   });
 
   it('skips and reports a message that is not a canonical event', () => {
-    const bad: InMessage[] = [];
+    const bad: EventMessage[] = [];
     const s = new SegmentsEvaluator({ recentMs: 10_000, onUndecodable: (m) => bad.push(m) });
     s.load(segment('s', { performed: 'order.placed' }), [], [], T);
-    const broken = { ...message(event('u1', 'order.placed', T)), value: Buffer.from('{"event_id":') };
+    const broken = new EventMessage({
+      ...message(event('u1', 'order.placed', T)),
+      value: Buffer.from('{"event_id":'),
+    });
     const good = message(event('u2', 'order.placed', T));
     expect(brief(s.consume([broken, good], T, none))).toEqual(['+u2@0s']);
     expect(bad).toHaveLength(1);

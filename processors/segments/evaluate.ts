@@ -1,6 +1,6 @@
-import type { Batch, InMessage } from '../../core/bus/types.ts';
+import type { EventBatch } from '../../core/events/feed.ts';
+import type { EventMessage } from '../../core/events/message.ts';
 import type { Offsets } from '../../core/bus/wait.ts';
-import { eventOf } from '../../core/events/decoded.ts';
 import { compileRule } from '../../core/segments/rule.ts';
 import type { SegmentRecord } from '../../core/segments/store.ts';
 import {
@@ -28,9 +28,9 @@ export type RefreshPlan = {
 };
 
 /** The shape of a canonical event the evaluator uses; throws if the message is not one. */
-export function decodeEvent(m: InMessage): StreamEvent {
+export function decodeEvent(m: EventMessage): StreamEvent {
   // Everything on the events topic was validated by its producer; check only the shape used.
-  const e = eventOf(m);
+  const e = m.event();
   const ms = Date.parse(e.occurred_at);
   if (typeof e.user_id !== 'string' || typeof e.business_id !== 'string' || !Number.isFinite(ms)) {
     throw new Error('not a canonical event');
@@ -58,7 +58,7 @@ export class SegmentsEvaluator {
   private toVerify = new Set<string>();
   // Messages consumed lately, kept as they came (decoded only if a segment loads and needs them)
   // until stored: kept longer, they would only weigh on the heap.
-  private recent: { at: number; m: InMessage }[] = [];
+  private recent: { at: number; m: EventMessage }[] = [];
   private recentHead = 0;
   // Partitions of the events topic this member holds; null until first assigned, and until then
   // nothing is announced.
@@ -72,7 +72,7 @@ export class SegmentsEvaluator {
       /** Consumed events are replayed into loads until stored, and at most this long. */
       recentMs: number;
       /** Told of each message that is not a canonical event; the message is skipped. */
-      onUndecodable?: (m: InMessage, err: unknown) => void;
+      onUndecodable?: (m: EventMessage, err: unknown) => void;
     },
   ) {}
 
@@ -101,7 +101,7 @@ export class SegmentsEvaluator {
    * One batch's first copies at time t: changes due by time, then those the events cause. Events
    * below `stored` (the sink's stored offsets) or older than recentMs are no longer kept for loads.
    */
-  consume(firsts: readonly InMessage[], t: number, stored: Offsets): Change[] {
+  consume(firsts: readonly EventMessage[], t: number, stored: Offsets): Change[] {
     const changes = this.stream.advance(t);
     // With no segment loaded no event can change anything: none is decoded.
     const live = this.stream.size > 0;
@@ -111,7 +111,7 @@ export class SegmentsEvaluator {
       const e = this.decode(m);
       if (e) for (const c of this.stream.ingest(e, t)) changes.push(c);
     }
-    const isStored = (m: InMessage) => m.offset < (stored.get(m.partition) ?? -1n);
+    const isStored = (m: EventMessage) => m.offset < (stored.get(m.partition) ?? -1n);
     const { recent } = this;
     while (
       this.recentHead < recent.length &&
@@ -126,7 +126,7 @@ export class SegmentsEvaluator {
   }
 
   /** The batch's changes are announced: its events are reflected in this state. */
-  reflected(batch: Batch) {
+  reflected(batch: EventBatch) {
     const last = batch.messages.at(-1);
     if (last) this.reflect(batch.partition, last.offset + 1n);
   }
@@ -213,7 +213,7 @@ export class SegmentsEvaluator {
     if (offset > (this.seen.get(partition) ?? 0n)) this.seen.set(partition, offset);
   }
 
-  private decode(m: InMessage): StreamEvent | undefined {
+  private decode(m: EventMessage): StreamEvent | undefined {
     try {
       return decodeEvent(m);
     } catch (err) {

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLocalBus } from '../../core/bus/local.ts';
 import type { Bus } from '../../core/bus/types.ts';
+import { EventFeed } from '../../core/events/feed.ts';
 import { type Config, parseConfig } from '../../core/config.ts';
 import { createAuth } from '../../core/http/auth.ts';
 import { createLogger } from '../../core/log.ts';
@@ -57,12 +58,15 @@ export async function testApp(
   const bus = opts.wrapBus ? opts.wrapBus(realBus) : realBus;
   const metrics = createMetrics();
   const auth = createAuth({ keys: config.apiKeys, store });
-  const app = await buildApp(config, { logger, metrics, auth, bus, store, roles: ALL_ROLES });
+  const feed = new EventFeed(bus);
+  const app = await buildApp(config, { logger, metrics, auth, bus, feed, store, roles: ALL_ROLES });
   return {
     app,
     config,
     store,
     bus: realBus,
+    /** The app's event feed (over the wrapped bus, when there is one). */
+    feed,
     keys,
     dir,
     async close() {

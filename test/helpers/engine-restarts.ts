@@ -1,6 +1,7 @@
 import { expect } from 'vitest';
 import { createDecisionEngine } from '../../api/decisions/feed.ts';
 import type { Bus } from '../../core/bus/types.ts';
+import { EventFeed } from '../../core/events/feed.ts';
 import { type Config, topicNames } from '../../core/config.ts';
 import { createLogger } from '../../core/log.ts';
 import type { Store } from '../../core/store/client.ts';
@@ -36,7 +37,7 @@ export async function expectNoGroupsAfterRestarts(
   for (let i = 0; i < 3; i++) {
     const engine = await createDecisionEngine({
       store: deps.store,
-      bus: deps.bus,
+      feed: new EventFeed(deps.bus),
       logger: createLogger({ level: 'silent' }),
       topics,
       decisions: deps.config.decisions,

@@ -21,7 +21,7 @@ export async function startSink(t: Awaited<ReturnType<typeof testApp>>): Promise
     batchSize: 1000,
     batchWaitMs: 20,
   });
-  const running = await runProcessors(t.bus, [sink], logger, metrics);
+  const running = await runProcessors(t.feed, [sink], logger, metrics);
   return async () => {
     await running.stop();
   };

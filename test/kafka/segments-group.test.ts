@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKafkaBus } from '../../core/bus/kafka.ts';
 import type { Bus } from '../../core/bus/types.ts';
+import { EventFeed } from '../../core/events/feed.ts';
 import { createLogger } from '../../core/log.ts';
 import { createMetrics } from '../../core/metrics.ts';
 import {
@@ -147,9 +148,9 @@ describe('segments processors sharing a consumer group on Kafka', () => {
         pollMs: 500,
         sweepMs: 100,
       });
-      return { p, running: await runProcessors(b, [p], logger, metrics) };
+      return { p, running: await runProcessors(new EventFeed(b), [p], logger, metrics) };
     };
-    const sinkRun = await runProcessors(await bus('sink'), [sink], logger, metrics);
+    const sinkRun = await runProcessors(new EventFeed(await bus('sink')), [sink], logger, metrics);
     const a = await member('a');
     const b = await member('b');
     const split = (x: SegmentsProcessor, y: SegmentsProcessor) =>
