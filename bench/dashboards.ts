@@ -20,6 +20,7 @@ import { startParley } from '../bin/server.ts';
 import { runSimulation } from '../bin/simulate.ts';
 import { parseConfig } from '../core/config.ts';
 import { createLogger } from '../core/log.ts';
+import { pageFunnel, pageRange } from './page-requests.ts';
 import { printTable } from './table.ts';
 
 const { values } = parseArgs({
@@ -95,18 +96,8 @@ for (;;) {
 const caughtUpMs = performance.now() - started;
 if (keep && !filled) await writeFile(marker, JSON.stringify(data));
 
-const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
-const from = `${day(data.now - 29 * 86_400_000)}T00:00:00.000Z`;
-const to = new Date(Date.parse(`${day(data.now)}T00:00:00.000Z`) + 86_400_000).toISOString();
-const funnel = {
-  steps: ['message.received', 'message.sent', 'message.read', 'order.placed'].map((type) => ({ type })),
-  window_seconds: 604_800,
-  from,
-  to,
-  mode: 'ordered',
-  // As the page asks for it.
-  time_to_convert: true,
-};
+const { from, to, dates } = pageRange(data.now);
+const funnel = pageFunnel(data.now);
 const api = (path: string, body?: unknown) =>
   fetch(`${url}${path}`, {
     method: body === undefined ? 'GET' : 'POST',
@@ -115,8 +106,6 @@ const api = (path: string, body?: unknown) =>
   }).then((r) => r.json());
 const MODELS = ['last_touch', 'first_touch', 'linear', 'time_decay', 'position_based'];
 const range = { from, to, click_window_seconds: 604_800, view_window_seconds: 86_400 };
-// The pages are given the same dates, so a later run on kept data times the same answers.
-const dates = `from=${day(data.now - 29 * 86_400_000)}&to=${day(data.now)}`;
 
 // Each page: its URL, what shows that its data is on screen, and the API calls it needs.
 const pages = [
