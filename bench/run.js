@@ -5,7 +5,7 @@ import { register } from 'tsx/esm/api';
 const [name, ...rest] = process.argv.slice(2);
 if (!name || !/^[a-z-]+$/.test(name)) {
   console.error(
-    'usage: node bench/run.js <ingest|kafka|publish|webhooks|segments|decisions|reports|dashboards|dedup|registry|soak|startup> [options]',
+    'usage: node bench/run.js <ingest|kafka|publish|webhooks|segments|decisions|reports|dashboards|dedup|registry|attribution|soak|startup> [options]',
   );
   process.exit(2);
 }
