@@ -73,29 +73,36 @@ export function createAttributionProcessor(deps: {
     );
   }
 
+  // The stored rows a batch's credits depend on: the touchpoints of every user in the batch, and
+  // the conversions of users with a touchpoint in it (the only ones a new touchpoint can change).
+  // Read without FINAL: the table holds at most copies of one row per event_id (a replay writes
+  // the same first copy again), and copies are dropped here by event_id, as a merge would.
   async function load(kept: Kept[]): Promise<Kept[]> {
     // Users and businesses of the batch: a superset of its (user, business) pairs, which are
     // told apart in memory.
     const users = [...new Set(kept.map((k) => k.user_id))];
     const businesses = [...new Set(kept.map((k) => k.business_id))];
+    const touchUsers = [...new Set(kept.filter((k) => TOUCH_TYPES.has(k.type)).map((k) => k.user_id))];
     const times = kept.map((k) => k.t);
     const rows = await deps.store.rows<Kept & { t: number | string }>({
       query: `SELECT event_id, type, toInt64(toUnixTimestamp64Milli(occurred_at)) AS t, business_id, user_id, campaign_id, value
-FROM ${db}.attribution_touches FINAL
+FROM ${db}.attribution_touches
 WHERE user_id IN {users:Array(String)} AND business_id IN {businesses:Array(String)}
-  AND occurred_at >= fromUnixTimestamp64Milli({lo:Int64}) AND occurred_at <= fromUnixTimestamp64Milli({hi:Int64})`,
+  AND occurred_at >= fromUnixTimestamp64Milli({lo:Int64}) AND occurred_at <= fromUnixTimestamp64Milli({hi:Int64})
+  AND (type IN {touchTypes:Array(String)}${touchUsers.length ? ' OR user_id IN {touchUsers:Array(String)}' : ''})`,
       query_params: {
         users,
         businesses,
+        touchTypes: [...TOUCH_TYPES],
+        touchUsers,
         lo: Math.min(...times) - LOOKBACK_MS,
         hi: Math.max(...times) + LOOKBACK_MS,
       },
     });
-    return rows.map((r) => ({
-      ...r,
-      t: Number(r.t),
-      value: Number(r.value),
-    }));
+    const byId = new Map<string, Kept>();
+    for (const r of rows)
+      if (!byId.has(r.event_id)) byId.set(r.event_id, { ...r, t: Number(r.t), value: Number(r.value) });
+    return [...byId.values()];
   }
 
   function creditRows(stored: Kept[], batch: Kept[]) {

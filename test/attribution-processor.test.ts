@@ -238,6 +238,48 @@ describe('attribution processor', () => {
     );
   }, 240_000);
 
+  it('counts stored copies of a touchpoint once when a replay has stored them twice', async () => {
+    // A restart replays what was not committed: the same first copies are stored again, and the
+    // copies stay apart until a merge (stopped here) folds them.
+    const b = `pb${++biz}`;
+    const db = store.database;
+    await store.client.command({ query: `SYSTEM STOP MERGES ${db}.attribution_touches` });
+    try {
+      const o = ev('order.placed', 'u1', 10 * H, { business_id: b, props: { value: 30 } });
+      const view = ev('sponsored.served', 'u1', 9 * H, { business_id: b, props: { campaign_id: 'v' } });
+      const click = ev('sponsored.clicked', 'u1', 2 * H, { business_id: b, props: { campaign_id: 'k' } });
+      const late = ev('sponsored.clicked', 'u1', 3 * H, { business_id: b, props: { campaign_id: 'l' } });
+      await insertEvents(store, [o, view, click, late]);
+      const fresh = () =>
+        createAttributionProcessor({ store, logger, metrics, topic: 'parley.events', pipeline: pipeline() });
+      await fresh().handle(batchOf([click, view, o]), ctx);
+      const restarted = fresh();
+      await restarted.handle(batchOf([click, view, o]), ctx);
+      await restarted.handle(batchOf([late]), ctx);
+      const [{ copies }] = await queryRows<{ copies: number }>(store, {
+        query: `SELECT count() AS copies FROM ${db}.attribution_touches WHERE business_id = {b:String}`,
+        query_params: { b },
+      });
+      expect(Number(copies)).toBe(7);
+      const [{ version }] = await queryRows<{ version: number }>(store, {
+        query: `SELECT max(version) AS version FROM ${db}.attribution_credits WHERE conversion_id = {id:String}`,
+        query_params: { id: o.event_id },
+      });
+      expect(Number(version)).toBe(3);
+      const [, , linear] = await bothPaths(b);
+      expect(linear.stored).toMatchObject({
+        rows: [
+          { campaign_id: 'k', conversions: 0.5, value_by_currency: { XXX: 15 } },
+          { campaign_id: 'l', conversions: 0.5, value_by_currency: { XXX: 15 } },
+        ],
+        unattributed: { conversions: 0 },
+      });
+      for (const { stored, sql } of await bothPaths(b)) expect(stored).toEqual(sql);
+    } finally {
+      await store.client.command({ query: `SYSTEM START MERGES ${db}.attribution_touches` });
+    }
+  });
+
   it('runs as a consumer group on the embedded bus', async () => {
     const b = `pb${++biz}`;
     const bus = await createLocalBus({
