@@ -14,29 +14,61 @@ export type BatchLog<T> = { add(record: T): void; flush(): Promise<void>; stop()
 
 const MAX_WAITING = 50_000;
 
-export function createBatchLog<T>(deps: {
-  bus: Bus;
-  topic: string;
-  /** Names the log in metrics and warnings. */
-  name: 'offers' | 'withheld';
-  encode: (record: T) => OutMessage;
-  metrics?: Metrics;
-  logger: Logger;
-  batchSize?: number;
-  intervalMs?: number;
-}): BatchLog<T> {
+/** Records waiting for their batch. */
+export type RecordQueue<T> = {
+  readonly length: number;
+  /** Queues a record; false when there is no room for it. */
+  add(record: T): boolean;
+  /** The waiting records as messages, oldest first, and an empty queue. */
+  take(): OutMessage[];
+};
+
+/** Records kept as they are and encoded when their batch is published. */
+function arrayQueue<T>(encode: (record: T) => OutMessage): RecordQueue<T> {
+  let records: T[] = [];
+  return {
+    get length() {
+      return records.length;
+    },
+    add(record) {
+      records.push(record);
+      return true;
+    },
+    take() {
+      const batch = records;
+      records = [];
+      return batch.map(encode);
+    },
+  };
+}
+
+export function createBatchLog<T>(
+  deps: {
+    bus: Bus;
+    topic: string;
+    /** Names the log in metrics and warnings. */
+    name: 'offers' | 'withheld';
+    metrics?: Metrics;
+    logger: Logger;
+    batchSize?: number;
+    intervalMs?: number;
+  } & (
+    | { /** Records wait as they are and are encoded when published. */ encode: (record: T) => OutMessage }
+    | { /** Records wait in this queue (encoded as it chooses). */ queue: RecordQueue<T> }
+  ),
+): BatchLog<T> {
   const batchSize = deps.batchSize ?? 2000;
   const logged = deps.metrics?.decisionRecordsLogged.labels(deps.name);
   const unlogged = deps.metrics?.decisionRecordsUnlogged.labels(deps.name);
-  let waiting: T[] = [];
+  const waiting = 'queue' in deps ? deps.queue : arrayQueue(deps.encode);
   let inFlight: Promise<void> = Promise.resolve();
   let failures = 0;
   /** Records handed to the bus and not yet answered for: with `waiting`, bounded by MAX_WAITING. */
   let queued = 0;
 
-  const publish = async (batch: T[]) => {
+  const publish = async (batch: OutMessage[]) => {
     try {
-      await deps.bus.publish(deps.topic, batch.map(deps.encode));
+      await deps.bus.publish(deps.topic, batch);
       logged?.inc(batch.length);
     } catch (err) {
       unlogged?.inc(batch.length);
@@ -48,8 +80,7 @@ export function createBatchLog<T>(deps: {
   };
   const flush = () => {
     if (waiting.length === 0) return inFlight;
-    const batch = waiting;
-    waiting = [];
+    const batch = waiting.take();
     queued += batch.length;
     inFlight = inFlight.then(() => publish(batch));
     return inFlight;
@@ -59,11 +90,10 @@ export function createBatchLog<T>(deps: {
 
   return {
     add(record) {
-      if (waiting.length + queued >= MAX_WAITING) {
+      if (waiting.length + queued >= MAX_WAITING || !waiting.add(record)) {
         unlogged?.inc();
         return;
       }
-      waiting.push(record);
       if (waiting.length >= batchSize) void flush();
     },
     flush,
@@ -72,6 +102,98 @@ export function createBatchLog<T>(deps: {
       await flush();
     },
   };
+}
+
+/** A string as JSON: as it is between quotes when it is made of characters that need no escaping. */
+const PLAIN = /^[\w .,:;@~+=/-]*$/;
+const quote = (s: string) => (PLAIN.test(s) ? `"${s}"` : JSON.stringify(s));
+
+/**
+ * The offers topic's record of an offer: the same JSON as JSON.stringify of
+ * {decision_id, campaign_id, business_id, user_id, thread_id, channel, price_micros, offered_at}.
+ */
+export function offerRecord(f: ServedFact, offeredAt: string): string {
+  return `{"decision_id":${quote(f.decisionId)},"campaign_id":${quote(f.campaignId)},"business_id":${quote(f.businessId)},"user_id":${quote(f.userId)},"thread_id":${quote(f.threadId)},"channel":${quote(f.channel)},"price_micros":${f.priceMicros},"offered_at":"${offeredAt}"}`;
+}
+
+/**
+ * Offers waiting for their batch as bytes: each offer is encoded when it is made, into one buffer
+ * reused from batch to batch (its user id, the record's key, then its JSON), so a waiting offer is
+ * no object for the collector to trace or promote. A batch is copied out whole when published.
+ */
+export class OfferQueue implements RecordQueue<ServedFact> {
+  private buf: Buffer;
+  /** Per record: where its key ends and where its value ends. */
+  private marks = new Uint32Array(2 * 1024);
+  private pos = 0;
+  private n = 0;
+  private lastMs = Number.NaN;
+  private lastIso = '';
+
+  constructor(
+    initialBytes = 256 * 1024,
+    private readonly maxBytes = 16 * 1024 * 1024,
+  ) {
+    this.buf = Buffer.allocUnsafe(initialBytes);
+  }
+
+  get length() {
+    return this.n;
+  }
+
+  /** Bytes reserved for waiting offers. */
+  get bytes() {
+    return this.buf.length + this.marks.byteLength;
+  }
+
+  add(f: ServedFact): boolean {
+    // Offers made in the same millisecond share its ISO time.
+    if (f.atMs !== this.lastMs) {
+      this.lastMs = f.atMs;
+      this.lastIso = new Date(f.atMs).toISOString();
+    }
+    const value = offerRecord(f, this.lastIso);
+    // UTF-8 takes at most 3 bytes per UTF-16 unit.
+    const most = 3 * (f.userId.length + value.length);
+    if (this.pos + most > this.buf.length && !this.grow(this.pos + most)) return false;
+    if (2 * this.n + 2 > this.marks.length) {
+      const m = new Uint32Array(this.marks.length * 2);
+      m.set(this.marks);
+      this.marks = m;
+    }
+    this.pos += this.buf.write(f.userId, this.pos);
+    this.marks[2 * this.n] = this.pos;
+    this.pos += this.buf.write(value, this.pos);
+    this.marks[2 * this.n + 1] = this.pos;
+    this.n++;
+    return true;
+  }
+
+  private grow(need: number): boolean {
+    if (need > this.maxBytes) return false;
+    let size = this.buf.length * 2;
+    while (size < need) size *= 2;
+    const b = Buffer.allocUnsafe(Math.min(size, this.maxBytes));
+    this.buf.copy(b, 0, 0, this.pos);
+    this.buf = b;
+    return true;
+  }
+
+  take(): OutMessage[] {
+    // Strings, not views of this buffer: the bus may read them after it is reused, and a batch
+    // as one new buffer each time would leave the allocator holding freed ones.
+    const out: OutMessage[] = new Array(this.n);
+    let at = 0;
+    for (let i = 0; i < this.n; i++) {
+      const keyEnd = this.marks[2 * i];
+      const end = this.marks[2 * i + 1];
+      out[i] = { key: this.buf.toString('utf8', at, keyEnd), value: this.buf.toString('utf8', keyEnd, end) };
+      at = end;
+    }
+    this.pos = 0;
+    this.n = 0;
+    return out;
+  }
 }
 
 export type OfferLog = BatchLog<ServedFact>;
@@ -83,23 +205,7 @@ export function createOfferLog(deps: {
   metrics?: Metrics;
   logger: Logger;
 }): OfferLog {
-  return createBatchLog<ServedFact>({
-    ...deps,
-    name: 'offers',
-    encode: (f) => ({
-      key: f.userId,
-      value: JSON.stringify({
-        decision_id: f.decisionId,
-        campaign_id: f.campaignId,
-        business_id: f.businessId,
-        user_id: f.userId,
-        thread_id: f.threadId,
-        channel: f.channel,
-        price_micros: f.priceMicros,
-        offered_at: new Date(f.atMs).toISOString(),
-      }),
-    }),
-  });
+  return createBatchLog<ServedFact>({ ...deps, name: 'offers', queue: new OfferQueue() });
 }
 
 /** Canonical events (sponsored.withheld) on the events topic, keyed by user as ingest keys them. */
