@@ -159,7 +159,7 @@ export class DecisionState {
     this.impressionRetentionMs = DAY_MS;
     for (const c of this.campaigns) {
       this.impressionRetentionMs = Math.max(this.impressionRetentionMs, c.freqWindowMs);
-      this.campaignIndex(c.id, c.businessId);
+      c.stats = this.campStats[this.campaignIndex(c.id, c.businessId)];
       const l = this.byBusiness.get(c.businessId) ?? [];
       l.push(c);
       this.byBusiness.set(c.businessId, l);
@@ -212,6 +212,7 @@ export class DecisionState {
     return this.campStats[this.campaignIndex(campaignId, businessId)];
   }
 
+  /** A campaign ready to serve; its `stats` are set by setCampaigns. */
   private compile(c: Campaign): LiveCampaign {
     const t = c.targeting;
     const words = (l?: string[]) => (l?.length ? new Set(l.map((w) => w.toLowerCase())) : null);
@@ -237,6 +238,7 @@ export class DecisionState {
       freqWindowMs: c.frequency_cap.per_seconds * 1000,
       pacing: c.pacing,
       holdout: c.holdout ?? 0,
+      stats: NO_STATS,
       source: c,
     };
   }
