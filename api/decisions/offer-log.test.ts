@@ -74,6 +74,17 @@ describe('offer records', () => {
     expect(q.take().map((m) => m.key)).toEqual(Array(10).fill('someone_else'));
   });
 
+  it('give each offer its own time to the millisecond, across seconds and years', () => {
+    const q = new OfferQueue();
+    const times = [
+      0, 1, 9, 10, 99, 100, 999, 1000, 1001, 61_234, 86_399_999, 253_402_300_799_999, 253_402_300_800_001,
+    ];
+    const facts = times.map((t, i) => fact(i, { atMs: Date.UTC(2026, 0, 1) + t }));
+    facts.push(fact(99, { atMs: 253_402_300_800_042 }), fact(98, { atMs: -1 }));
+    for (const f of facts) q.add(f);
+    expect(q.take().map((m) => m.value)).toEqual(facts.map(documented));
+  });
+
   it('refuses an offer when its bytes would pass the limit', () => {
     const q = new OfferQueue(256, 1024);
     let added = 0;

@@ -127,8 +127,9 @@ export class OfferQueue implements RecordQueue<ServedFact> {
   private marks = new Uint32Array(2 * 1024);
   private pos = 0;
   private n = 0;
-  private lastMs = Number.NaN;
-  private lastIso = '';
+  /** The ISO time of the last offer's second, without its milliseconds and `Z`. */
+  private second = Number.NaN;
+  private secondIso = '';
 
   constructor(
     initialBytes = 256 * 1024,
@@ -147,12 +148,14 @@ export class OfferQueue implements RecordQueue<ServedFact> {
   }
 
   add(f: ServedFact): boolean {
-    // Offers made in the same millisecond share its ISO time.
-    if (f.atMs !== this.lastMs) {
-      this.lastMs = f.atMs;
-      this.lastIso = new Date(f.atMs).toISOString();
+    // Offers made in the same second share the ISO form of its start (`….sssZ` ends every one).
+    const second = Math.floor(f.atMs / 1000);
+    if (second !== this.second) {
+      this.second = second;
+      this.secondIso = new Date(second * 1000).toISOString().slice(0, -4);
     }
-    const value = offerRecord(f, this.lastIso);
+    const ms = f.atMs - second * 1000;
+    const value = offerRecord(f, `${this.secondIso}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z`);
     // UTF-8 takes at most 3 bytes per UTF-16 unit.
     const most = 3 * (f.userId.length + value.length);
     if (this.pos + most > this.buf.length && !this.grow(this.pos + most)) return false;
