@@ -87,8 +87,8 @@ export class DecisionState {
   private campaigns: LiveCampaign[] = [];
   private byBusiness = new Map<string, LiveCampaign[]>();
   private byId = new Map<string, LiveCampaign>();
-  /** `${business}\0${channel}` → the active campaigns allowed on that channel, built on first use. */
-  private servable = new Map<string, LiveCampaign[]>();
+  /** business → channel → the active campaigns allowed on that channel, built on first use. */
+  private servable = new Map<string, Map<string, LiveCampaign[]>>();
   /** Delivery before this time was loaded from the store; the bus's copy of it only feeds windows. */
   statsCutoffMs = Number.NEGATIVE_INFINITY;
 
@@ -182,11 +182,15 @@ export class DecisionState {
   servableCampaignsOf(businessId: string, channel: string): readonly LiveCampaign[] {
     const all = this.byBusiness.get(businessId);
     if (!all) return []; // not cached: only businesses with campaigns take memory here
-    const key = k2(businessId, channel);
-    let list = this.servable.get(key);
+    let byChannel = this.servable.get(businessId);
+    if (!byChannel) {
+      byChannel = new Map();
+      this.servable.set(businessId, byChannel);
+    }
+    let list = byChannel.get(channel);
     if (!list) {
       list = all.filter((c) => c.active && (!c.channels || c.channels.has(channel)));
-      this.servable.set(key, list);
+      byChannel.set(channel, list);
     }
     return list;
   }
