@@ -8,7 +8,14 @@ declare module 'autocannon' {
       body?: string;
       setupRequest?: (req: Request, context: Record<string, unknown>) => Request;
     };
-    type Options = { url: string; connections?: number; duration?: number; requests?: Request[] };
+    type Options = {
+      url: string;
+      connections?: number;
+      duration?: number;
+      /** Requests per second over all connections (default: as fast as they are answered). */
+      overallRate?: number;
+      requests?: Request[];
+    };
     type Histogram = { average: number; p50: number; p90: number; p99: number; max: number; total: number };
     type Result = { requests: Histogram; latency: Histogram; non2xx: number; errors: number };
   }

@@ -8,7 +8,7 @@
 // before, after, and after a full collection.
 //
 //   node bench/run.js decisions [--seconds 10] [--connections 10] [--users 1000000] [--brokers host:port]
-//                               [--decisions 1000000] [--profile DIR]
+//                               [--decisions 1000000] [--rate N] [--profile DIR]
 //
 // The servers run in a child process (with the node flags of `parley start`) so the load generator
 // (autocannon, on 127.0.0.1) does not share their event loop or memory. The child reports its
@@ -18,6 +18,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
@@ -50,6 +51,9 @@ const { values } = parseArgs({
     users: { type: 'string', default: '1000000' },
     brokers: { type: 'string' },
     decisions: { type: 'string', default: '1000000' },
+    // Requests per second in every row (default: as many as are answered). At one fixed rate the
+    // rows' CPU time per request compares even on a busy machine, where the rates would differ.
+    rate: { type: 'string' },
     serve: { type: 'boolean', default: false },
     // Writes a V8 CPU profile of the serving process into this directory.
     profile: { type: 'string' },
@@ -196,13 +200,21 @@ async function serve() {
     const c = process.cpuUsage();
     return c.user + c.system;
   };
+  // Time in garbage collection pauses (of the main thread), summed as they end.
+  let gcUs = 0;
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) gcUs += e.duration * 1000;
+  }).observe({ entryTypes: ['gc'] });
   bare.get('/memory', async () => {
     const cpuEndUs = cpuUs();
+    const gcEndUs = gcUs;
     gc();
     const m = process.memoryUsage();
     return {
       cpuEndUs,
       cpuStartUs: cpuUs(),
+      gcEndUs,
+      gcStartUs: gcUs,
       rssMb: m.rss / 1024 / 1024,
       heapMb: m.heapUsed / 1024 / 1024,
       externalMb: m.external / 1024 / 1024,
@@ -316,6 +328,7 @@ async function load(url: string, body: () => string, headers: Record<string, str
     url,
     connections: Number(values.connections),
     duration: Number(values.seconds),
+    ...(values.rate ? { overallRate: Number(values.rate) } : {}),
     requests: [
       {
         method: 'POST',
@@ -372,6 +385,8 @@ async function main() {
     atUs: number;
     cpuStartUs: number;
     cpuEndUs: number;
+    gcStartUs: number;
+    gcEndUs: number;
   };
   const memory: [string, Memory][] = [];
   const noteMemory = async (after: string) => {
@@ -420,6 +435,9 @@ async function main() {
   /** The serving process's CPU time per request over the row that ended at memory[i]. */
   const cpuPerRequest = (i: number, r: autocannon.Result) =>
     ((memory[i][1].cpuEndUs - memory[i - 1][1].cpuStartUs) / Math.max(1, r.requests.total)).toFixed(0);
+  /** Of which in garbage collection pauses. */
+  const gcPerRequest = (i: number, r: autocannon.Result) =>
+    ((memory[i][1].gcEndUs - memory[i - 1][1].gcStartUs) / Math.max(1, r.requests.total)).toFixed(0);
   const row = (name: string, r: autocannon.Result, i: number) => [
     name,
     Math.round(r.requests.average),
@@ -428,11 +446,12 @@ async function main() {
     r.non2xx,
     r.errors,
     cpuPerRequest(i, r),
+    gcPerRequest(i, r),
   ];
   printTable(
     `POST /v1/decisions: ${CAMPAIGNS} live campaigns, ${info.users} users × ${SEGMENTS} segments in memory, published to ${values.brokers ? `Kafka at ${values.brokers}` : 'the embedded log'}, ${values.connections} connections, ${values.seconds}s each`,
     [
-      ['route', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'server CPU µs/req'],
+      ['route', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'server CPU µs/req', 'of which GC'],
       row('bare Fastify, constant JSON', bare, 1),
       row('Parley HTTP stack, constant JSON', stack, 2),
       row('POST /v1/decisions → 200, offer held', dec, 4),

@@ -233,6 +233,56 @@ describe('decide', () => {
     props,
   });
 
+  it('draws no click rate for a CPC campaign whose bid cannot beat the best so far, unless explaining', () => {
+    const s = new DecisionState();
+    s.setCampaigns([
+      campaign({ id: 'cpm', bid: { cpm_micros: 9_000_000 } }),
+      campaign({ id: 'low_cpc', bid: { cpc_micros: 9000 } }),
+      campaign({ id: 'high_cpc', bid: { cpc_micros: 900_000 } }),
+    ]);
+    applyEvent(s, ev('message.received', 'u1'));
+    let draws = 0;
+    const base = seededRng(5);
+    const rng = () => {
+      draws++;
+      return base();
+    };
+    const req = { user_id: 'u1', business_id: 'b1', channel: 'whatsapp' };
+    decide(s, req, {
+      nowMs: T0,
+      rng,
+      policy: { ...policy, channel: { ...policy.channel, dailyLimit: null } },
+    });
+    const plain = draws;
+    // Only the CPC campaign that could still win (900,000 × a click rate > 9000) was drawn for.
+    expect(plain).toBeGreaterThan(0);
+    draws = 0;
+    decide(
+      s,
+      { ...req, user_id: 'u2' },
+      {
+        nowMs: T0,
+        rng,
+        policy: { ...policy, channel: { ...policy.channel, dailyLimit: null, requireConversation: false } },
+      },
+    );
+    expect(draws).toBe(plain);
+    draws = 0;
+    const explained = decide(
+      s,
+      { ...req, user_id: 'u3', explain: true },
+      {
+        nowMs: T0,
+        rng,
+        policy: { ...policy, channel: { ...policy.channel, dailyLimit: null, requireConversation: false } },
+      },
+    );
+    expect(draws).toBeGreaterThan(plain);
+    expect(explained.candidates.find((c) => c.campaign_id === 'low_cpc')?.value_micros).toBeLessThanOrEqual(
+      9000,
+    );
+  });
+
   it('offers the best eligible campaign, holds it at once, and explains the others', () => {
     const s = new DecisionState({ holdMs: 2 * 3600_000 });
     s.setCampaigns([

@@ -80,7 +80,7 @@ export function decide(
     ? state.campaignsOf(req.business_id)
     : state.servableCampaignsOf(req.business_id, req.channel);
   for (const c of campaigns) {
-    const stats = state.statsOf(c.id);
+    const stats = c.stats;
     const why = ineligibility(c, req.channel, view, stats, opts.nowMs, opts.policy);
     if (why) {
       if (explain) candidates.push({ campaign_id: c.id, reason: why });
@@ -94,6 +94,12 @@ export function decide(
     if (cand) candidates.push(cand);
     if (p < 1 && opts.rng() >= p) {
       if (cand) cand.reason = 'paced';
+      continue;
+    }
+    // A CPC campaign is worth at most its bid: one that cannot beat the best so far is not drawn
+    // for (unless an explanation or a holdout needs its value).
+    if (!cand && c.holdout === 0 && winC && c.bid.kind === 'cpc' && c.bid.micros <= winValue) {
+      at++;
       continue;
     }
     const value = impressionValue(c, stats, opts.rng);

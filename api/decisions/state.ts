@@ -87,8 +87,8 @@ export class DecisionState {
   private campaigns: LiveCampaign[] = [];
   private byBusiness = new Map<string, LiveCampaign[]>();
   private byId = new Map<string, LiveCampaign>();
-  /** `${business}\0${channel}` → the active campaigns allowed on that channel, built on first use. */
-  private servable = new Map<string, LiveCampaign[]>();
+  /** business → channel → the active campaigns allowed on that channel, built on first use. */
+  private servable = new Map<string, Map<string, LiveCampaign[]>>();
   /** Delivery before this time was loaded from the store; the bus's copy of it only feeds windows. */
   statsCutoffMs = Number.NEGATIVE_INFINITY;
 
@@ -159,7 +159,7 @@ export class DecisionState {
     this.impressionRetentionMs = DAY_MS;
     for (const c of this.campaigns) {
       this.impressionRetentionMs = Math.max(this.impressionRetentionMs, c.freqWindowMs);
-      this.campaignIndex(c.id, c.businessId);
+      c.stats = this.campStats[this.campaignIndex(c.id, c.businessId)];
       const l = this.byBusiness.get(c.businessId) ?? [];
       l.push(c);
       this.byBusiness.set(c.businessId, l);
@@ -182,11 +182,15 @@ export class DecisionState {
   servableCampaignsOf(businessId: string, channel: string): readonly LiveCampaign[] {
     const all = this.byBusiness.get(businessId);
     if (!all) return []; // not cached: only businesses with campaigns take memory here
-    const key = k2(businessId, channel);
-    let list = this.servable.get(key);
+    let byChannel = this.servable.get(businessId);
+    if (!byChannel) {
+      byChannel = new Map();
+      this.servable.set(businessId, byChannel);
+    }
+    let list = byChannel.get(channel);
     if (!list) {
       list = all.filter((c) => c.active && (!c.channels || c.channels.has(channel)));
-      this.servable.set(key, list);
+      byChannel.set(channel, list);
     }
     return list;
   }
@@ -212,6 +216,7 @@ export class DecisionState {
     return this.campStats[this.campaignIndex(campaignId, businessId)];
   }
 
+  /** A campaign ready to serve; its `stats` are set by setCampaigns. */
   private compile(c: Campaign): LiveCampaign {
     const t = c.targeting;
     const words = (l?: string[]) => (l?.length ? new Set(l.map((w) => w.toLowerCase())) : null);
@@ -237,6 +242,7 @@ export class DecisionState {
       freqWindowMs: c.frequency_cap.per_seconds * 1000,
       pacing: c.pacing,
       holdout: c.holdout ?? 0,
+      stats: NO_STATS,
       source: c,
     };
   }

@@ -30,6 +30,8 @@ export type LiveCampaign = {
   pacing: 'even' | 'asap';
   /** Share of users held out (control group), 0 to 0.5. */
   holdout: number;
+  /** Its delivery record (the same object as DecisionState.statsFor gives), read on every decision. */
+  stats: CampaignStats;
   source: Campaign;
 };
 

@@ -163,38 +163,49 @@ export async function createHttp(opts: {
     if (e.retriable && e.statusCode === 503) reply.header('retry-after', '1');
     reply.code(e.statusCode).send(e.toJSON());
   });
+  // One labelled histogram per route, method and status, looked up once rather than per request
+  // (bounded by the routes registered and the statuses they answer). Each route observes its own
+  // answers with the route's name at hand (an onResponse hook of that route alone, so no hook runs
+  // for every route); answers of no route (404) are observed as unmatched when they finish.
+  const histograms = (route: string) => {
+    type Histogram = ReturnType<Metrics['httpDuration']['labels']>;
+    const byMethod = new Map<string, Map<number, Histogram>>();
+    const observe = (req: FastifyRequest, reply: FastifyReply) => {
+      let byStatus = byMethod.get(req.method);
+      if (!byStatus) {
+        byStatus = new Map();
+        byMethod.set(req.method, byStatus);
+      }
+      let h = byStatus.get(reply.statusCode);
+      if (!h) {
+        h = opts.metrics.httpDuration.labels(route, req.method, String(reply.statusCode));
+        byStatus.set(reply.statusCode, h);
+      }
+      h.observe(reply.elapsedTime / 1000);
+    };
+    return Object.assign(
+      (req: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
+        observe(req, reply);
+        done();
+      },
+      { observe },
+    );
+  };
+  const unmatched = histograms('unmatched');
   app.setNotFoundHandler((req, reply) => {
+    reply.raw.once('finish', () => unmatched.observe(req, reply));
     reply
       .code(404)
       .send(
         new ParleyError('PARLEY_ERR_NOT_FOUND', `No route ${req.method} ${req.url.split('?')[0]}`).toJSON(),
       );
   });
-
-  // One labelled histogram per route, method and status, looked up once rather than per request
-  // (bounded by the routes registered and the statuses they answer). Each route observes its own
-  // answers with the route's name at hand; answers of no route (404) are observed as unmatched.
-  const histograms = (route: string) => {
-    const byKey = new Map<string, ReturnType<Metrics['httpDuration']['labels']>>();
-    return (req: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
-      const key = `${req.method} ${reply.statusCode}`;
-      let h = byKey.get(key);
-      if (!h) {
-        h = opts.metrics.httpDuration.labels(route, req.method, String(reply.statusCode));
-        byKey.set(key, h);
-      }
-      h.observe(reply.elapsedTime / 1000);
-      done();
-    };
-  };
   app.addHook('onRoute', (route) => {
     // Unknown query keys are refused on every API route, also those that take no query at all.
     if (route.url.startsWith('/v1/') && !route.schema?.querystring)
       route.schema = { ...route.schema, querystring: strictObject({}) };
     route.onResponse = [...[route.onResponse ?? []].flat(), histograms(route.url)];
   });
-  const unmatched = histograms('unmatched');
-  app.addHook('onResponse', (req, reply, done) => (req.is404 ? unmatched(req, reply, done) : done()));
 
   const rl = opts.rateLimit;
   const limit = (max: number) => (rl && max > 0 ? new WindowLimit(max, rl.windowMs) : undefined);

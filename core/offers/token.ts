@@ -1,6 +1,7 @@
-import { createHash, createHmac } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { CHANNELS, type CanonicalEvent, type Channel } from '../events/schema.ts';
 import { safeEqual } from '../http/auth.ts';
+import { HmacSha256 } from './hmac.ts';
 
 // The offer token: everything an impression needs (decision, campaign, business, user, channel,
 // thread, price, time) and an HMAC over it, so any process holding the key can turn a delivery
@@ -57,8 +58,16 @@ function decodeId(s: string): string | undefined {
   return Buffer.from(bytes).toString('utf8');
 }
 
-const mac = (key: Buffer, body: string) =>
-  createHmac('sha256', key).update(body).digest('base64url').slice(0, MAC_CHARS);
+/** The MAC of each key in use (its padded blocks hashed once). */
+const macs = new WeakMap<Buffer, HmacSha256>();
+function mac(key: Buffer, body: string): string {
+  let m = macs.get(key);
+  if (!m) {
+    m = new HmacSha256(key);
+    macs.set(key, m);
+  }
+  return m.base64url(body, MAC_CHARS);
+}
 
 export function signOffer(key: Buffer, f: OfferFacts): string {
   const thread = f.thread_id === defaultThread(f.business_id, f.user_id) ? '' : encodeId(f.thread_id);
