@@ -110,10 +110,12 @@ const range = { from, to, click_window_seconds: 604_800, view_window_seconds: 86
 // Each page: its URL, what shows that its data is on screen, and the API calls it needs.
 const pages = [
   {
+    // The widest window the page offers (its default is 180 minutes back from now, which on a
+    // data set filled earlier can hold nothing): a day back from now.
     name: 'overview',
-    path: '/overview',
+    path: '/overview?minutes=1440',
     ready: 'main table tbody tr',
-    api: () => api('/v1/stats/overview?minutes=180'),
+    api: () => api('/v1/stats/overview?minutes=1440'),
   },
   {
     name: 'funnels',
