@@ -9,14 +9,13 @@ import { rm } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { createLocalBus } from '../core/bus/local.ts';
 import { EventMessage } from '../core/events/message.ts';
-import { normalizeEvent } from '../core/events/normalize.ts';
 import { createLogger } from '../core/log.ts';
 import { createMetrics } from '../core/metrics.ts';
-import { generateTraffic } from '../bin/sim/traffic.ts';
 import { createAttributionProcessor } from '../processors/attribution.ts';
 import { createPipeline } from '../processors/pipeline.ts';
 import { benchStore } from './store.ts';
 import { printTable } from './table.ts';
+import { canonicalEvents } from './traffic.ts';
 
 const { values } = parseArgs({
   options: {
@@ -29,32 +28,18 @@ const BATCH = Number(values.batch);
 
 const now = Date.now();
 const run = `a${now.toString(36)}`;
-const messages: EventMessage[] = [];
-for (const e of generateTraffic({
-  seed: 'bench-ingest',
-  businesses: 50,
-  users: Math.ceil(N / 4),
-  days: 7,
-  now,
-})) {
-  const r = normalizeEvent(
-    { ...e, event_id: `${run}-${messages.length}` },
-    { now, maxFutureMs: 300_000, keywords: [] },
-  );
-  if (!r.ok) throw new Error(r.error);
-  messages.push(
+const messages = canonicalEvents(N, 'bench-ingest', (i) => `${run}-${i}`, now).map(
+  (e, i) =>
     new EventMessage({
       topic: 'parley.events',
       partition: 0,
-      offset: BigInt(messages.length),
-      key: r.value.user_id,
-      value: Buffer.from(JSON.stringify(r.value)),
+      offset: BigInt(i),
+      key: e.user_id,
+      value: Buffer.from(JSON.stringify(e)),
       timestamp: now,
       headers: {},
     }),
-  );
-  if (messages.length === N) break;
-}
+);
 
 const { store, dataDir } = await benchStore('attribution');
 const logger = createLogger({ level: 'silent' });

@@ -11,14 +11,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { generateTraffic } from '../bin/sim/traffic.ts';
 import { createLocalBus } from '../core/bus/local.ts';
 import type { BatchContext, Bus, InMessage } from '../core/bus/types.ts';
 import { EventFeed } from '../core/events/feed.ts';
-import { normalizeEvent } from '../core/events/normalize.ts';
 import type { CanonicalEvent } from '../core/events/schema.ts';
 import { createLogger } from '../core/log.ts';
 import { printTable } from './table.ts';
+import { canonicalEvents } from './traffic.ts';
 
 const { values } = parseArgs({
   options: {
@@ -35,21 +34,7 @@ const ATTRIBUTED = new Set(['sponsored.served', 'sponsored.clicked', 'referral',
 const ENGINE = new Set(['message.received', 'message.sent', 'optin', 'optout', 'sponsored.served']);
 
 const now = Date.now();
-const events: CanonicalEvent[] = [];
-for (const e of generateTraffic({
-  seed: 'bench-feed',
-  businesses: 50,
-  users: Math.ceil(N / 4),
-  days: 7,
-  now,
-})) {
-  const r = normalizeEvent(
-    { ...e, event_id: `f${events.length}` },
-    { now, maxFutureMs: 300_000, keywords: [] },
-  );
-  if (r.ok) events.push(r.value);
-  if (events.length === N) break;
-}
+const events = canonicalEvents(N, 'bench-feed', (i) => `f${i}`, now);
 
 /** What a consumer reads of one message: its id, its type, its whole event. */
 type Access = { readonly id: unknown; readonly type: string | undefined; event(): CanonicalEvent };

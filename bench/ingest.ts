@@ -20,11 +20,11 @@ import { createLogger } from '../core/log.ts';
 import { createStore } from '../core/store/client.ts';
 import { migrate } from '../core/store/migrations.ts';
 import { toRow } from '../processors/sink.ts';
-import { generateTraffic } from '../bin/sim/traffic.ts';
 import { freePort, metric, spawnIn, waitFor, waitHealthy } from '../test/helpers/process.ts';
 import { newKey } from '../test/helpers/app.ts';
 import { cpuByThread, cpuSeconds } from './cpu.ts';
 import { printTable } from './table.ts';
+import { simEvents } from './traffic.ts';
 
 const { values } = parseArgs({
   options: {
@@ -45,17 +45,7 @@ const BATCH = Number(values.batch);
 // Realistic events from the simulator, made unique per run so nothing is deduplicated away.
 const now = Date.now();
 const run = `b${now.toString(36)}`;
-const events: (ReturnType<typeof generateTraffic> extends Iterable<infer T> ? T : never)[] = [];
-for (const e of generateTraffic({
-  seed: 'bench-ingest',
-  businesses: 50,
-  users: Math.ceil(N / 4),
-  days: 7,
-  now,
-})) {
-  events.push({ ...e, event_id: `${run}-${events.length}` });
-  if (events.length === N) break;
-}
+const events = simEvents(N, 'bench-ingest', (i) => `${run}-${i}`, now);
 const n = events.length;
 // Encoded once, sent over keep-alive connections with node:http: the load generator shares the
 // machine with Parley, so it does as little work per request as it can.
