@@ -150,7 +150,9 @@ describe('POST /v1/events with arbitrary input', () => {
           if (n.ok) expected.set(n.value.event_id, n.value);
         });
       }),
-      { numRuns: 60 },
+      // Most arbitrary events are refused; 150 requests of 1–6 items leave dozens storable (60
+      // left as few as 19 in one run), so the floor below checks the property is not vacuous.
+      { numRuns: 150 },
     );
     expect(expected.size).toBeGreaterThan(20); // plenty were storable, too
 
