@@ -1,3 +1,4 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { type Auth, readScope } from '../core/http/auth.ts';
 import { type App, errorBody, principalOf, requireRole } from '../core/http/fastify.ts';
@@ -222,6 +223,31 @@ export async function reportsRoute(app: App, deps: ReportsDeps) {
     },
   );
 
+  type Query = { query: string; query_params: Record<string, unknown> };
+  // Both attribution routes: stored credits answer the default windows, the events any others.
+  async function attribution<
+    R extends Parameters<typeof isDefaultWindows>[0] & { business_id?: string },
+    T,
+    A,
+  >(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    r: R,
+    stored: (db: string, r: R, businesses?: string[]) => Query,
+    fromEvents: (db: string, r: R, businesses?: string[]) => Query,
+    answer: (rows: T[]) => A,
+  ) {
+    const format = pickFormat(req.headers.accept);
+    const businesses = readScope(principalOf(req), r.business_id);
+    const q = (deps.storedCredits && isDefaultWindows(r) ? stored : fromEvents)(
+      store.database,
+      r,
+      businesses,
+    );
+    if (format === 'json') return answer(await store.rows<T>(q));
+    return streamQuery(reply, store, format, q);
+  }
+
   app.post(
     '/v1/reports/attribution',
     {
@@ -237,17 +263,15 @@ export async function reportsRoute(app: App, deps: ReportsDeps) {
         response: { 200: attributionAnswerSchema, ...errors },
       },
     },
-    async (req, reply) => {
-      const format = pickFormat(req.headers.accept);
-      const r = req.body;
-      const businesses = readScope(principalOf(req), r.business_id);
-      const q =
-        deps.storedCredits && isDefaultWindows(r)
-          ? buildStoredAttributionQuery(store.database, r, businesses)
-          : buildAttributionQuery(store.database, r, businesses);
-      if (format === 'json') return attributionAnswer(r.model, await store.rows<AttributionRow>(q));
-      return streamQuery(reply, store, format, q);
-    },
+    (req, reply) =>
+      attribution(
+        req,
+        reply,
+        req.body,
+        buildStoredAttributionQuery,
+        buildAttributionQuery,
+        (rows: AttributionRow[]) => attributionAnswer(req.body.model, rows),
+      ),
   );
 
   app.post(
@@ -265,18 +289,15 @@ export async function reportsRoute(app: App, deps: ReportsDeps) {
         response: { 200: attributionModelsAnswerSchema, ...errors },
       },
     },
-    async (req, reply) => {
-      const format = pickFormat(req.headers.accept);
-      const r = req.body;
-      const businesses = readScope(principalOf(req), r.business_id);
-      const q =
-        deps.storedCredits && isDefaultWindows(r)
-          ? buildStoredAttributionModelsQuery(store.database, r, businesses)
-          : buildAttributionModelsQuery(store.database, r, businesses);
-      if (format === 'json')
-        return attributionModelsAnswer(r.models, await store.rows<AttributionRow & { model: Model }>(q));
-      return streamQuery(reply, store, format, q);
-    },
+    (req, reply) =>
+      attribution(
+        req,
+        reply,
+        req.body,
+        buildStoredAttributionModelsQuery,
+        buildAttributionModelsQuery,
+        (rows: (AttributionRow & { model: Model })[]) => attributionModelsAnswer(req.body.models, rows),
+      ),
   );
 
   app.get(
