@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../core/log.ts';
 import { resolveClickKey } from '../core/offers/click.ts';
 import { derivedEventId, type OfferFacts, signOffer, verifyOffer } from '../core/offers/token.ts';
+import { whatsappDelivery } from '../ingest/webhooks/examples.ts';
 import { signBody } from '../ingest/webhooks/signature.ts';
 import { testApp } from './helpers/app.ts';
 import { startSink } from './helpers/sink.ts';
@@ -64,30 +65,16 @@ const messengerEcho = (tag: string, mid: string) => ({
   ],
 });
 
-const whatsappStatuses = (tag: string) => ({
-  object: 'whatsapp_business_account',
-  entry: [
-    {
-      id: '102290129340398',
-      changes: [
-        {
-          field: 'messages',
-          value: {
-            messaging_product: 'whatsapp',
-            metadata: { display_phone_number: '15550783881', phone_number_id: '106540352242922' },
-            statuses: ['sent', 'delivered', 'read'].map((status, i) => ({
-              id: 'wamid.HBgLMTY1MDUwNzY1MjAVAgARGBJBQkNERUYwMTIzAA==',
-              status,
-              timestamp: String(Math.floor(Date.now() / 1000) + i),
-              recipient_id: '16505551234',
-              biz_opaque_callback_data: tag,
-            })),
-          },
-        },
-      ],
-    },
-  ],
-});
+const whatsappStatuses = (tag: string) =>
+  whatsappDelivery({
+    statuses: ['sent', 'delivered', 'read'].map((status, i) => ({
+      id: 'wamid.HBgLMTY1MDUwNzY1MjAVAgARGBJBQkNERUYwMTIzAA==',
+      status,
+      timestamp: String(Math.floor(Date.now() / 1000) + i),
+      recipient_id: '16505551234',
+      biz_opaque_callback_data: tag,
+    })),
+  });
 
 async function storedServed() {
   const rs = await t.store.client.query({

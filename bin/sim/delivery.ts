@@ -1,4 +1,5 @@
 import { createHmac } from 'node:crypto';
+import { whatsappDelivery } from '../../ingest/webhooks/examples.ts';
 import { SimulateError } from './sender.ts';
 
 // How the simulated ad server confirms that an offer was delivered, as a real one would: on
@@ -38,30 +39,15 @@ export function platformDelivery(channel: string, tag: string, nowMs: number): u
       ],
     };
   if (channel === 'whatsapp')
-    return {
-      object: 'whatsapp_business_account',
-      entry: [
-        {
-          id: '102290129340398',
-          changes: [
-            {
-              field: 'messages',
-              value: {
-                messaging_product: 'whatsapp',
-                metadata: { display_phone_number: '15550783881', phone_number_id: '106540352242922' },
-                statuses: ['sent', 'delivered'].map((status) => ({
-                  id: `wamid.${id}`,
-                  status,
-                  timestamp: String(Math.floor(nowMs / 1000)),
-                  recipient_id: '16505550000',
-                  biz_opaque_callback_data: tag,
-                })),
-              },
-            },
-          ],
-        },
-      ],
-    };
+    return whatsappDelivery({
+      statuses: ['sent', 'delivered'].map((status) => ({
+        id: `wamid.${id}`,
+        status,
+        timestamp: String(Math.floor(nowMs / 1000)),
+        recipient_id: '16505550000',
+        biz_opaque_callback_data: tag,
+      })),
+    });
   return undefined;
 }
 

@@ -35,6 +35,29 @@ const messaging = (object: string, pageId: string, userId: string, text: string)
   ],
 });
 
+/**
+ * A WhatsApp Cloud API delivery of one change (field "messages") of a business's phone number:
+ * `value` holds its messages, contacts or statuses beside the product and the number's metadata.
+ */
+export const whatsappDelivery = (value: Record<string, unknown>) => ({
+  object: 'whatsapp_business_account',
+  entry: [
+    {
+      id: '102290129340398',
+      changes: [
+        {
+          field: 'messages',
+          value: {
+            messaging_product: 'whatsapp',
+            metadata: { display_phone_number: '15550783881', phone_number_id: '106540352242922' },
+            ...value,
+          },
+        },
+      ],
+    },
+  ],
+});
+
 export const DELIVERY_BODIES: Record<Platform, Record<string, unknown>> = {
   messenger: {
     ...meta('page', '104512345678901'),
@@ -52,33 +75,18 @@ export const DELIVERY_BODIES: Record<Platform, Record<string, unknown>> = {
     description:
       'A WhatsApp Cloud API webhook delivery (object "whatsapp_business_account"): messages and statuses under entry[].changes[].value.',
     examples: [
-      {
-        object: 'whatsapp_business_account',
-        entry: [
+      whatsappDelivery({
+        contacts: [{ profile: { name: 'Sheena Nelson' }, wa_id: '16505551234' }],
+        messages: [
           {
-            id: '102290129340398',
-            changes: [
-              {
-                field: 'messages',
-                value: {
-                  messaging_product: 'whatsapp',
-                  metadata: { display_phone_number: '15550783881', phone_number_id: '106540352242922' },
-                  contacts: [{ profile: { name: 'Sheena Nelson' }, wa_id: '16505551234' }],
-                  messages: [
-                    {
-                      from: '16505551234',
-                      id: 'wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQzQUNCNjk5RDUwNUZGMUZEM0VBRAA=',
-                      timestamp: '1764001101',
-                      type: 'text',
-                      text: { body: 'Is there a slot on Saturday?' },
-                    },
-                  ],
-                },
-              },
-            ],
+            from: '16505551234',
+            id: 'wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQzQUNCNjk5RDUwNUZGMUZEM0VBRAA=',
+            timestamp: '1764001101',
+            type: 'text',
+            text: { body: 'Is there a slot on Saturday?' },
           },
         ],
-      },
+      }),
     ],
   },
 };
