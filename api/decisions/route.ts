@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { EventFeed } from '../../core/events/feed.ts';
 import { ParleyError } from '../../core/errors.ts';
+import { memoized } from '../../core/maps.ts';
 import { CHANNELS, type CanonicalEvent, type Channel } from '../../core/events/schema.ts';
 import type { Auth } from '../../core/http/auth.ts';
 import { strictObject } from '../../core/input.ts';
@@ -209,18 +210,8 @@ export async function decisionsRoute(
   // The base of tracking URLs, escaped for JSON: the configured public URL, or the address each
   // request came to (remembered for the few an api process is reached at).
   const fixedBase = deps.publicUrl === undefined ? undefined : inner(deps.publicUrl);
-  const bases = new Map<string, string>();
-  const baseInner = (req: FastifyRequest) => {
-    if (fixedBase !== undefined) return fixedBase;
-    const url = `${req.protocol}://${req.host}`;
-    let b = bases.get(url);
-    if (b === undefined) {
-      if (bases.size >= 64) bases.clear();
-      b = inner(url);
-      bases.set(url, b);
-    }
-    return b;
-  };
+  const innerOf = memoized(64, inner);
+  const baseInner = (req: FastifyRequest) => fixedBase ?? innerOf(`${req.protocol}://${req.host}`);
 
   app.get(
     '/v1/decisions/ready',

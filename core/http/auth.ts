@@ -1,6 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { ApiKeyConfig } from '../config.ts';
 import { ParleyError } from '../errors.ts';
+import { memoized } from '../maps.ts';
 import type { Store } from '../store/client.ts';
 
 export const ROLES = ['ingest', 'marketer', 'adserver', 'analyst', 'metrics', 'admin'] as const;
@@ -97,16 +98,7 @@ export function createAuth(opts: { keys?: KeyInput[]; store?: Store; refreshMs?:
   const refreshMs = opts.refreshMs ?? 30_000;
   // The hash of each recently seen raw key, so a busy client's key is hashed once, not per
   // request; lookups still go through the key tables, so revocation applies as before.
-  const hashes = new Map<string, string>();
-  const hashOf = (key: string) => {
-    let h = hashes.get(key);
-    if (h === undefined) {
-      if (hashes.size >= 1024) hashes.clear();
-      h = hashKey(key);
-      hashes.set(key, h);
-    }
-    return h;
-  };
+  const hashOf = memoized(1024, hashKey);
 
   // Principals by Authorization header, as authenticate last gave them, with the key table they
   // came from: a configured key's stays good; a stored key's only while that table is current.
