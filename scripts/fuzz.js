@@ -43,6 +43,45 @@ const freePort = () =>
     });
   });
 
+// Schemathesis ends its report with a pytest-style rule ("==== 3 warnings in 150.0s ===="), which
+// log readers that look for a pytest summary take for a run with no test. Its output is passed
+// through line by line, and that last rule is written as what it is: the fuzz run's end.
+const PYTEST_RULE = /^=+ (.+ in [\d.]+s) =+$/;
+
+function schemathesis(args) {
+  return new Promise((resolve) => {
+    const child = spawn(st, args, {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, SCHEMATHESIS_HOOKS: '' },
+    });
+    let cases = '';
+    let rest = '';
+    const line = (l) => {
+      const trimmed = l.trim();
+      if (/^\d+ generated/.test(trimmed)) cases = trimmed;
+      const rule = PYTEST_RULE.exec(trimmed);
+      process.stdout.write(
+        rule ? `OpenAPI fuzz run finished: ${cases ? `test cases ${cases}; ` : ''}${rule[1]}\n` : `${l}\n`,
+      );
+    };
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (chunk) => {
+      const lines = (rest + chunk).split('\n');
+      rest = lines.pop() ?? '';
+      for (const l of lines) line(l);
+    });
+    child.on('error', (err) => {
+      process.stderr.write(`fuzz: ${err.message}\n`);
+      resolve(1);
+    });
+    child.on('close', (code) => {
+      if (rest) line(rest);
+      resolve(code ?? 1);
+    });
+  });
+}
+
 async function main() {
   ensureSchemathesis();
   const dir = mkdtempSync(join(tmpdir(), 'parley-fuzz-'));
@@ -103,12 +142,7 @@ async function main() {
       '--no-color',
       ...process.argv.slice(2),
     ];
-    const r = spawnSync(st, args, {
-      cwd: root,
-      stdio: 'inherit',
-      env: { ...process.env, SCHEMATHESIS_HOOKS: '' },
-    });
-    return r.status ?? 1;
+    return await schemathesis(args);
   } finally {
     parley.kill('SIGTERM');
     await new Promise((r) => (parley.exitCode !== null ? r() : parley.once('exit', r)));
