@@ -1,4 +1,5 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { LabelledHistogram } from './histogram.ts';
 
 // One registry per process (passed around, never global), served as Prometheus text at /metrics.
 export type Metrics = ReturnType<typeof createMetrics>;
@@ -102,7 +103,7 @@ export function createMetrics() {
       help: '1 once this process’s decision engine has caught up with the bus, else 0',
       registers: r,
     }),
-    httpDuration: new Histogram({
+    httpDuration: new LabelledHistogram({
       name: 'parley_http_request_duration_seconds',
       help: 'HTTP request duration',
       labelNames: ['route', 'method', 'status'],
