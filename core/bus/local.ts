@@ -145,40 +145,47 @@ export async function createLocalBus(opts: LocalBusOptions): Promise<Bus> {
     let next = from;
     let backoff = 100;
     const maxBatch = o.maxBatchSize ?? 1000;
-    while (!signal.aborted) {
-      let recs = await plog.read(next, maxBatch);
-      if (recs.length === 0) {
-        await plog.waitForData(1000, signal);
-        continue;
-      }
-      if (recs.length < maxBatch && o.maxWaitMs) {
-        const deadline = Date.now() + o.maxWaitMs;
-        const idle = Math.min(batchIdleMs, o.maxWaitMs);
-        while (plog.endOffset - next < BigInt(maxBatch) && Date.now() < deadline && !signal.aborted) {
-          const end = plog.endOffset;
-          await plog.waitForData(Math.min(deadline - Date.now(), idle), signal);
-          if (plog.endOffset === end) break; // nothing arrived for `idle` ms (or the wait ended)
+    // The partition's read cache keeps what this loop has yet to read, and nothing once it stops.
+    const cursor = plog.follow(from);
+    try {
+      while (!signal.aborted) {
+        let recs = await plog.read(next, maxBatch);
+        if (recs.length === 0) {
+          await plog.waitForData(1000, signal);
+          continue;
         }
-        recs = await plog.read(next, maxBatch);
-      }
-      const batch: Batch = { topic: tn, partition: p, messages: recs };
-      try {
-        const done = await o.handler(batch, { heartbeat: async () => {}, signal });
-        const n = typeof done === 'number' ? Math.min(done, recs.length) : recs.length;
-        if (n > 0) {
-          next = recs[n - 1].offset + 1n;
-          await advance?.(next);
+        if (recs.length < maxBatch && o.maxWaitMs) {
+          const deadline = Date.now() + o.maxWaitMs;
+          const idle = Math.min(batchIdleMs, o.maxWaitMs);
+          while (plog.endOffset - next < BigInt(maxBatch) && Date.now() < deadline && !signal.aborted) {
+            const end = plog.endOffset;
+            await plog.waitForData(Math.min(deadline - Date.now(), idle), signal);
+            if (plog.endOffset === end) break; // nothing arrived for `idle` ms (or the wait ended)
+          }
+          recs = await plog.read(next, maxBatch);
         }
-        backoff = 100;
-      } catch (err) {
-        if (signal.aborted) break;
-        log.warn(
-          { err, ...logFields, topic: tn, partition: p, retryInMs: backoff },
-          'batch failed; retrying',
-        );
-        await new Promise((r) => setTimeout(r, backoff));
-        backoff = Math.min(backoff * 2, 5000);
+        const batch: Batch = { topic: tn, partition: p, messages: recs };
+        try {
+          const done = await o.handler(batch, { heartbeat: async () => {}, signal });
+          const n = typeof done === 'number' ? Math.min(done, recs.length) : recs.length;
+          if (n > 0) {
+            next = recs[n - 1].offset + 1n;
+            plog.advance(cursor, next);
+            await advance?.(next);
+          }
+          backoff = 100;
+        } catch (err) {
+          if (signal.aborted) break;
+          log.warn(
+            { err, ...logFields, topic: tn, partition: p, retryInMs: backoff },
+            'batch failed; retrying',
+          );
+          await new Promise((r) => setTimeout(r, backoff));
+          backoff = Math.min(backoff * 2, 5000);
+        }
       }
+    } finally {
+      plog.unfollow(cursor);
     }
   }
 

@@ -164,11 +164,54 @@ describe('PartitionLog read cache bound', () => {
       }
       return n;
     };
+    log.follow(0n); // a reader that has read nothing yet: the cache keeps what it can
     for (let i = 0; i < 50; i++) await log.append([{ key: 'k1', value }]);
     expect(await cached(0n)).toBe(10);
     // Evictions subtract what was added: after many more appends the cache still holds as many.
     for (let i = 0; i < 950; i++) await log.append([{ key: 'k1', value }]);
     expect(await cached(900n)).toBe(10);
+    await log.close();
+  });
+});
+
+describe('PartitionLog read cache follows its readers', () => {
+  const sameTwice = async (log: PartitionLog, o: bigint) => {
+    const [a] = await log.read(o, 1);
+    const [b] = await log.read(o, 1);
+    return a === b;
+  };
+
+  it('keeps nothing when no reader follows the partition', async () => {
+    const log = await PartitionLog.open({ dir: await dir() });
+    for (let i = 0; i < 20; i++) await log.append([{ key: 'k', value: `v${i}` }]);
+    expect(await sameTwice(log, 19n)).toBe(false); // read from disk each time
+    expect((await log.read(0n, 100)).map((r) => r.value.toString())).toEqual(
+      Array.from({ length: 20 }, (_, i) => `v${i}`),
+    );
+    await log.close();
+  });
+
+  it('keeps what the slowest follower has yet to read, and lets go of what all have passed', async () => {
+    const log = await PartitionLog.open({ dir: await dir() });
+    const fast = log.follow(0n);
+    const slow = log.follow(0n);
+    for (let i = 0; i < 20; i++) await log.append([{ key: 'k', value: `v${i}` }]);
+    expect(await sameTwice(log, 0n)).toBe(true);
+    log.advance(fast, 20n);
+    expect(await sameTwice(log, 5n)).toBe(true); // the slow reader still needs it
+    log.advance(slow, 10n);
+    expect(await sameTwice(log, 5n)).toBe(false); // both are past it
+    expect(await sameTwice(log, 10n)).toBe(true);
+    log.unfollow(slow);
+    expect(await sameTwice(log, 15n)).toBe(false);
+    // What the fast reader has not read yet is kept.
+    await log.append([{ key: 'k', value: 'v20' }]);
+    expect(await sameTwice(log, 20n)).toBe(true);
+    expect((await log.read(5n, 100)).map((r) => r.value.toString())).toEqual(
+      Array.from({ length: 16 }, (_, i) => `v${i + 5}`),
+    );
+    log.unfollow(fast);
+    expect(await sameTwice(log, 20n)).toBe(false);
     await log.close();
   });
 });

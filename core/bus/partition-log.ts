@@ -39,6 +39,8 @@ export type LogRecord = {
   headers: Record<string, string>;
   value: Buffer;
 };
+/** Where a reader following a partition is: it needs records from `at` on. */
+export type ReadCursor = { at: bigint };
 export type AppendInput = {
   key: string;
   value: Buffer | string;
@@ -61,7 +63,10 @@ export type PartitionLogOptions = {
   topic?: string;
   partition?: number;
   segmentBytes?: number;
-  /** Memory for recent records kept for readers, their objects counted (default 16 MiB). */
+  /**
+   * Memory for recent records that following readers have yet to read, their objects counted
+   * (default 16 MiB); beyond it, lagging readers read from disk.
+   */
   cacheBytes?: number;
   onTruncate?: (info: { path: string; at: number; size: number }) => void;
 };
@@ -81,8 +86,14 @@ export class PartitionLog {
   private flushing = false;
   private waiters = new Set<() => void>();
   // The most recent records as bytes, shared by every reader: consumers that keep up (the usual
-  // case) never touch the disk. What a value means is for the layers above.
+  // case) never touch the disk. What a value means is for the layers above. A record stays only
+  // while a reader following this partition has yet to pass it, and within cacheBytes: a topic no
+  // one in the process reads (the offers topic) keeps nothing, and one whose readers keep up keeps
+  // only their lag.
   private tail: LogRecord[] = [];
+  private readonly cursors = new Set<ReadCursor>();
+  /** The first offset a following reader still needs; past the end when no reader follows. */
+  private neededFrom = 2n ** 63n;
   private tailHead = 0;
   private tailBytes = 0;
   private nextOffset = 0n;
@@ -298,17 +309,58 @@ export class PartitionLog {
 
   /** Reads durable records from `from` on (clamped to the start of the log), up to the limits. */
   private cache(rec: LogRecord) {
+    if (rec.offset < this.neededFrom) return; // every following reader is past it already
     this.tail.push(rec);
     this.tailBytes += cachedCost(rec);
+    this.evict();
+  }
+
+  /** Drops cached records no following reader needs, then the oldest beyond cacheBytes. */
+  private evict() {
     const max = this.opts.cacheBytes ?? 16 * 1024 * 1024;
-    while (this.tailBytes > max && this.tail.length - this.tailHead > 1) {
-      const old = this.tail[this.tailHead++];
-      this.tailBytes -= cachedCost(old);
+    while (
+      this.tailHead < this.tail.length &&
+      (this.tail[this.tailHead].offset < this.neededFrom || this.tailBytes > max)
+    ) {
+      this.tailBytes -= cachedCost(this.tail[this.tailHead++]);
     }
-    if (this.tailHead > 4096 && this.tailHead * 2 > this.tail.length) {
+    if (this.tailHead === this.tail.length) {
+      this.tail = [];
+      this.tailHead = 0;
+    } else if (this.tailHead > 4096 && this.tailHead * 2 > this.tail.length) {
       this.tail = this.tail.slice(this.tailHead);
       this.tailHead = 0;
     }
+  }
+
+  /**
+   * A reader that follows this partition from `from` on: the read cache keeps what it has yet to
+   * read. It moves the cursor past what it is done with (`advance`) and lets go when it stops.
+   */
+  follow(from: bigint): ReadCursor {
+    const cursor = { at: from };
+    this.cursors.add(cursor);
+    if (from < this.neededFrom) this.neededFrom = from;
+    return cursor;
+  }
+
+  /** The reader needs nothing before `to` any more. */
+  advance(cursor: ReadCursor, to: bigint) {
+    const was = cursor.at;
+    cursor.at = to;
+    if (was === this.neededFrom) this.recomputeNeeded();
+  }
+
+  unfollow(cursor: ReadCursor) {
+    if (this.cursors.delete(cursor)) this.recomputeNeeded();
+  }
+
+  private recomputeNeeded() {
+    let min = 2n ** 63n;
+    for (const c of this.cursors) if (c.at < min) min = c.at;
+    if (min === this.neededFrom) return;
+    this.neededFrom = min;
+    this.evict();
   }
 
   async read(from: bigint, maxRecords: number, maxBytes = 8 * 1024 * 1024): Promise<LogRecord[]> {
