@@ -68,6 +68,8 @@ describe('duplicates seen in use', () => {
       props: { text_length: 4 },
     };
     await ingest(h, [talk]);
+    // The campaign's audience is counted over stored events: the talk must be stored first.
+    await settled(h);
     const seg = await call('POST', '/v1/segments', {
       name: 'talked',
       business_id: 'barber',
