@@ -43,10 +43,12 @@ const freePort = () =>
     });
   });
 
-// Schemathesis ends its report with a pytest-style rule ("==== 3 warnings in 150.0s ===="), which
-// log readers that look for a pytest summary take for a run with no test. Its output is passed
-// through line by line, and that last rule is written as what it is: the fuzz run's end.
-const PYTEST_RULE = /^=+ (.+ in [\d.]+s) =+$/;
+// Schemathesis heads its sections and ends its report with pytest-style rules ("==== SUMMARY ====",
+// "==== 3 warnings in 150.0s ===="), which log readers that look for a pytest summary take for a
+// run with no test. Its output is passed through line by line, with those rules written as what
+// they are: headings of the fuzz run's report, and its end.
+const PYTEST_END = /^=+ (.+ in [\d.]+s) =+$/;
+const PYTEST_HEADING = /^=+ (.+?) =+$/;
 
 function schemathesis(args) {
   return new Promise((resolve) => {
@@ -60,9 +62,14 @@ function schemathesis(args) {
     const line = (l) => {
       const trimmed = l.trim();
       if (/^\d+ generated/.test(trimmed)) cases = trimmed;
-      const rule = PYTEST_RULE.exec(trimmed);
+      const end = PYTEST_END.exec(trimmed);
+      const heading = end ? null : PYTEST_HEADING.exec(trimmed);
       process.stdout.write(
-        rule ? `OpenAPI fuzz run finished: ${cases ? `test cases ${cases}; ` : ''}${rule[1]}\n` : `${l}\n`,
+        end
+          ? `OpenAPI fuzz run finished: ${cases ? `test cases ${cases}; ` : ''}${end[1]}\n`
+          : heading
+            ? `-- OpenAPI fuzz run: ${heading[1].toLowerCase()} --\n`
+            : `${l}\n`,
       );
     };
     child.stdout.setEncoding('utf8');
