@@ -1,5 +1,5 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import { LabelledHistogram } from './histogram.ts';
+import { LabelledCounter, LabelledHistogram } from './labelled-metrics.ts';
 
 // One registry per process (passed around, never global), served as Prometheus text at /metrics.
 export type Metrics = ReturnType<typeof createMetrics>;
@@ -74,7 +74,7 @@ export function createMetrics() {
       labelNames: ['group', 'topic'],
       registers: r,
     }),
-    decisions: new Counter({
+    decisions: new LabelledCounter({
       name: 'parley_decisions_total',
       help: 'Decisions answered, by outcome (served or none)',
       labelNames: ['outcome'],

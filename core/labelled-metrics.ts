@@ -1,12 +1,14 @@
 import type { Registry } from 'prom-client';
 
-// A labelled Prometheus histogram whose observe is a few array writes. prom-client's own hashes
-// the labels and converts the bucket's bound to a property name on every observation (several µs
-// on the decision route, measured with `node bench/run.js decisions --profile DIR`); here a child
-// is looked up once and keeps its counts in a typed array. It registers with a prom-client
-// registry like any metric, so /metrics prints it in the same text format.
+// Labelled Prometheus metrics for the busiest paths, whose children count with a field write.
+// prom-client's own hash the labels on every inc or observe, and its histogram converts the
+// bucket's bound to a property name each time (several µs on the decision route, measured with
+// `node bench/run.js decisions --profile DIR`); here a child is looked up once and keeps its counts
+// itself. They register with a prom-client registry like any metric, so /metrics prints them in
+// the same text format.
 
 export type HistogramChild = { observe(value: number): void };
+export type CounterChild = { inc(by?: number): void };
 
 type Child = { labels: Record<string, string>; counts: Float64Array; sum: number; count: number };
 
@@ -87,5 +89,50 @@ export class LabelledHistogram<L extends string> {
       c.sum = 0;
       c.count = 0;
     }
+  }
+}
+
+/** A labelled Prometheus counter; keep the child `labels` returns, and inc on it. */
+export class LabelledCounter<L extends string> {
+  readonly name: string;
+  readonly help: string;
+  readonly type = 'counter';
+  readonly aggregator = 'sum';
+  readonly labelNames: readonly L[];
+  private readonly children = new Map<string, { labels: Record<string, string>; value: number }>();
+
+  constructor(opts: { name: string; help: string; labelNames: readonly L[]; registers: Registry[] }) {
+    this.name = opts.name;
+    this.help = opts.help;
+    this.labelNames = opts.labelNames;
+    for (const r of opts.registers) r.registerMetric(this as never);
+  }
+
+  /** The child for these label values (in labelNames' order). */
+  labels(...values: string[]): CounterChild {
+    if (values.length !== this.labelNames.length)
+      throw new TypeError(`${this.name} takes ${this.labelNames.length} label values, got ${values.length}`);
+    const key = values.join('\u0000');
+    let child = this.children.get(key);
+    if (!child) {
+      child = { labels: Object.fromEntries(this.labelNames.map((n, i) => [n, values[i]])), value: 0 };
+      this.children.set(key, child);
+    }
+    const c = child;
+    return {
+      inc(by = 1) {
+        if (!(by >= 0) || !Number.isFinite(by)) throw new TypeError(`${by} is not a valid increment`);
+        c.value += by;
+      },
+    };
+  }
+
+  async get() {
+    const values = [...this.children.values()].map((c) => ({ labels: c.labels, value: c.value }));
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
+  }
+
+  reset() {
+    for (const c of this.children.values()) c.value = 0;
   }
 }

@@ -1,6 +1,6 @@
-import { Histogram, Registry } from 'prom-client';
+import { Counter, Histogram, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { LabelledHistogram } from './histogram.ts';
+import { LabelledCounter, LabelledHistogram } from './labelled-metrics.ts';
 
 describe('LabelledHistogram', () => {
   it("prints what prom-client's Histogram prints for the same observations", async () => {
@@ -41,5 +41,24 @@ describe('LabelledHistogram', () => {
       registers: [],
     });
     expect(() => h.labels('x', 'y')).toThrow(/takes 1 label values, got 2/);
+  });
+});
+
+describe('LabelledCounter', () => {
+  it("prints what prom-client's Counter prints for the same increments", async () => {
+    const ours = new Registry();
+    const theirs = new Registry();
+    const opts = { name: 'parley_test_total', help: 'A test counter', labelNames: ['outcome'] as const };
+    const a = new LabelledCounter({ ...opts, registers: [ours] });
+    const b = new Counter({ ...opts, labelNames: [...opts.labelNames], registers: [theirs] });
+    const served = a.labels('served');
+    for (let i = 0; i < 5; i++) {
+      served.inc();
+      b.labels('served').inc();
+    }
+    a.labels('none').inc(2.5);
+    b.labels('none').inc(2.5);
+    expect(await ours.metrics()).toBe(await theirs.metrics());
+    expect(() => served.inc(-1)).toThrow(/not a valid increment/);
   });
 });
