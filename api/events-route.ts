@@ -3,7 +3,7 @@ import { canonicalEventSchema, eventTypeSchema } from '../core/events/schema.ts'
 import { type Auth, readScope } from '../core/http/auth.ts';
 import { type App, errorBody, principalOf, requireRole } from '../core/http/fastify.ts';
 import { TABLE_FORMATS } from '../core/http/openapi.ts';
-import { rangeTime, strictObject } from '../core/input.ts';
+import { pageCursor, rangeTime, strictObject } from '../core/input.ts';
 import type { Store } from '../core/store/client.ts';
 import { buildEventsQuery, encodeCursor } from './queries/events.ts';
 import { type Column, pickFormat, sendTable } from './report-formats.ts';
@@ -17,7 +17,7 @@ const eventsQuerySchema = strictObject({
     .describe('ISO-8601 time with a zone, or a date (UTC midnight); events at or after it'),
   to: rangeTime.optional().describe('ISO-8601 time with a zone, or a date (UTC midnight); events before it'),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
-  cursor: z.string().max(512).optional().describe('The `next` of a previous page'),
+  cursor: pageCursor.optional(),
 });
 
 const eventsPage = z.object({ events: z.array(canonicalEventSchema), next: z.string().nullable() }).meta({

@@ -11,7 +11,7 @@ import {
 import { ruleSchema } from '../core/segments/rule.ts';
 import { segmentSize } from '../core/segments/size.ts';
 import { createSegmentStore, type SegmentRecord } from '../core/segments/store.ts';
-import { instant, strictObject } from '../core/input.ts';
+import { instant, pageCursor, strictObject } from '../core/input.ts';
 import type { Store } from '../core/store/client.ts';
 
 const businessId = z.string().min(1).max(128);
@@ -55,7 +55,7 @@ const sizeView = z
   .meta({ id: 'SegmentSize', description: 'The current number of members' });
 const membersQuery = strictObject({
   limit: z.coerce.number().int().min(1).max(10_000).default(1000),
-  cursor: z.string().max(512).optional().describe('The `next` of a previous page'),
+  cursor: pageCursor.optional(),
 });
 const membersPage = z
   .object({

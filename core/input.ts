@@ -63,19 +63,39 @@ export const strictObject = z.strictObject;
 
 export const TIME_HINT = 'expected ISO-8601 with a zone, e.g. 2026-11-20T00:00:00Z';
 const PLAIN_DATE = /^\d{4}-\d\d-\d\d$/;
-const isoWithZone = z.iso.datetime({ offset: true });
+/**
+ * ISO-8601 with a zone, or a plain date: zod's own two patterns (real calendar dates, hours to
+ * 23:59:59) joined, so the OpenAPI document carries the pattern the value is checked against.
+ */
+const RANGE_TIME = new RegExp(
+  `(?:${z.regexes.date.source})|(?:${z.regexes.datetime({ offset: true }).source})`,
+);
 
 /**
  * A time in a report or listing range, as epoch milliseconds: ISO-8601 with a zone, or a plain
- * date (`2026-11-20`) meaning that day's UTC midnight.
+ * date (`2026-11-20`) meaning that day's UTC midnight. (Every string of the pattern is a time
+ * Date.parse reads: years 0000 to 9999.)
  */
 export const rangeTime = z
   .string({ error: TIME_HINT })
-  .refine(
-    (s) => (PLAIN_DATE.test(s) || isoWithZone.safeParse(s).success) && Number.isFinite(Date.parse(s)),
-    `${TIME_HINT}, or a date such as 2026-11-20 (UTC midnight)`,
-  )
+  .regex(RANGE_TIME, `${TIME_HINT}, or a date such as 2026-11-20 (UTC midnight)`)
+  .meta({
+    description: 'ISO-8601 time with a zone, or a date (UTC midnight)',
+    examples: ['2026-11-20T00:00:00Z', '2026-11-20'],
+  })
   .transform((s) => Date.parse(PLAIN_DATE.test(s) ? `${s}T00:00:00Z` : s));
+
+/**
+ * A page cursor: the `next` of a previous page, opaque base64url text this API wrote. Only values
+ * the API returned are accepted (others: 400 "not a cursor this API returned").
+ */
+export const pageCursor = z
+  .string()
+  .max(512)
+  .regex(/^[A-Za-z0-9_-]+$/, 'not a cursor this API returned')
+  .describe(
+    'The `next` of a previous page: opaque base64url text; only a value this API returned is accepted',
+  );
 
 /** A point in time with a zone (no plain dates: a moment, not a range bound). */
 export const instant = z.iso.datetime({ offset: true, error: TIME_HINT });

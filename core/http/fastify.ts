@@ -66,7 +66,8 @@ export function parseJson(text: string): unknown {
   }
 }
 
-const MAX_PARAM_LENGTH = 200;
+// The longest path parameter a route takes: an offer token in an impression URL (core/offers/token.ts).
+const MAX_PARAM_LENGTH = 1000;
 export const ACCEPTED_BODY_TYPES = 'application/json (and application/x-ndjson for POST /v1/events)';
 
 function unsupportedMediaType(type: string | undefined): ParleyError {
@@ -216,6 +217,7 @@ export async function createHttp(opts: {
 
   await app.register(swagger, {
     openapi: {
+      openapi: '3.1.0',
       info: { title: 'Parley API', version: '1', description: 'Targeted conversational ads and analytics' },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
