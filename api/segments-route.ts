@@ -8,7 +8,7 @@ import {
   createMembershipWriter,
   reconcileMembership,
 } from '../core/segments/membership.ts';
-import { ruleSchema } from '../core/segments/rule.ts';
+import { ruleSchema } from '../core/segments/rule-schema.ts';
 import { segmentSize } from '../core/segments/size.ts';
 import { createSegmentStore, type SegmentRecord } from '../core/segments/store.ts';
 import { instant, pageCursor, strictObject } from '../core/input.ts';
@@ -22,7 +22,13 @@ const exampleRule = {
   ],
 };
 const segmentInput = strictObject({
-  name: z.string().trim().min(1, 'name must not be empty').max(200),
+  name: z
+    .string()
+    .trim()
+    .min(1, { error: 'name must not be empty', abort: true })
+    .max(200)
+    // Always true once trimmed and not empty: it tells the document a name needs a visible character.
+    .regex(/\S/, 'name must not be empty'),
   business_id: businessId
     .optional()
     .describe('Scope the segment to one business; leave out for every business'),

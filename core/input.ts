@@ -85,6 +85,14 @@ export const rangeTime = z
   })
   .transform((s) => Date.parse(PLAIN_DATE.test(s) ? `${s}T00:00:00Z` : s));
 
+/** The bounds of a report's range [from, to): from must be before to. */
+export const rangeFrom = rangeTime.describe(
+  'Start of the range, included: ISO-8601 time with a zone, or a date (UTC midnight); before to',
+);
+export const rangeTo = rangeTime.describe(
+  'End of the range, excluded: ISO-8601 time with a zone, or a date (UTC midnight); after from',
+);
+
 /**
  * A page cursor: the `next` of a previous page, opaque base64url text this API wrote. Only values
  * the API returned are accepted (others: 400 "not a cursor this API returned").

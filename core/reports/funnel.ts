@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { eventTypeSchema } from '../events/schema.ts';
 import { ParleyError } from '../errors.ts';
-import { rangeTime } from '../input.ts';
+import { rangeFrom, rangeTo, rangeTime } from '../input.ts';
 import { pathColumns } from './funnel-paths.ts';
 import { compileWhere, whereSchema } from './where.ts';
 
@@ -29,8 +29,8 @@ export const funnelRequestSchema = z
       .int()
       .min(1)
       .max(366 * 86_400),
-    from: isoTime,
-    to: isoTime,
+    from: rangeFrom.describe(`${rangeFrom.description}; at most 4,000 years before to`),
+    to: rangeTo,
     business_id: z.string().min(1).max(128).optional(),
     breakdown: z.enum(['channel', 'business_id']).optional(),
     mode: z.enum(['ordered', 'strict', 'unordered']).default('ordered'),
@@ -40,12 +40,17 @@ export const funnelRequestSchema = z
           .object({
             type: eventTypeSchema,
             where: whereSchema.optional(),
-            between: z.tuple([z.number().int().min(1), z.number().int().min(2)]),
+            between: z
+              .tuple([z.number().int().min(1), z.number().int().min(2)])
+              .describe(
+                'Step numbers [i, j], from 1, with i < j ≤ the number of steps: the excluded event must not happen between reaching step i and step j',
+              ),
           })
           .strict(),
       )
       .max(5)
-      .default([]),
+      .default([])
+      .describe('Only with mode "ordered" or "strict" (an order of steps)'),
     time_to_convert: z
       .boolean()
       .default(false)

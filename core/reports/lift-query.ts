@@ -13,7 +13,7 @@ export const liftRequestSchema = z
   .object({
     campaign_id: z.string().min(1).max(128).optional().describe('One campaign'),
     business_id: z.string().min(1).max(128).optional().describe('Every campaign of one business'),
-    from: isoTime.describe('Users whose first would-be offer is at or after this time…'),
+    from: isoTime.describe('Users whose first would-be offer is at or after this time (before to)…'),
     to: isoTime.describe('…and before this time'),
     conversion_types: z
       .array(z.enum(CONVERSION_TYPES as ['order.placed']))
