@@ -11,7 +11,7 @@ import {
 import { ruleSchema } from '../core/segments/rule-schema.ts';
 import { segmentSize } from '../core/segments/size.ts';
 import { createSegmentStore, type SegmentRecord } from '../core/segments/store.ts';
-import { instant, pageCursor, strictObject } from '../core/input.ts';
+import { instant, nonBlank, pageCursor, strictObject } from '../core/input.ts';
 import type { Store } from '../core/store/client.ts';
 
 const businessId = z.string().min(1).max(128);
@@ -22,13 +22,7 @@ const exampleRule = {
   ],
 };
 const segmentInput = strictObject({
-  name: z
-    .string()
-    .trim()
-    .min(1, { error: 'name must not be empty', abort: true })
-    .max(200)
-    // Always true once trimmed and not empty: it tells the document a name needs a visible character.
-    .regex(/\S/, 'name must not be empty'),
+  name: nonBlank(200, 'name must not be empty'),
   business_id: businessId
     .optional()
     .describe('Scope the segment to one business; leave out for every business'),

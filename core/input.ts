@@ -61,6 +61,18 @@ z.config({
 /** Re-exported so a module that declares strict schemas also installs the wording above. */
 export const strictObject = z.strictObject;
 
+/**
+ * Text that must show something: trimmed, then not empty. The pattern always holds once that is
+ * checked; it is there so the OpenAPI document says a visible character is needed.
+ */
+export function nonBlank(max: number, error: string, opts: { lowerCase?: boolean } = {}) {
+  const trimmed = z.string().trim();
+  return (opts.lowerCase ? trimmed.toLowerCase() : trimmed)
+    .min(1, { error, abort: true })
+    .max(max)
+    .regex(/\S/, error);
+}
+
 export const TIME_HINT = 'expected ISO-8601 with a zone, e.g. 2026-11-20T00:00:00Z';
 const PLAIN_DATE = /^\d{4}-\d\d-\d\d$/;
 /**
@@ -79,19 +91,18 @@ const RANGE_TIME = new RegExp(
 export const rangeTime = z
   .string({ error: TIME_HINT })
   .regex(RANGE_TIME, `${TIME_HINT}, or a date such as 2026-11-20 (UTC midnight)`)
-  .meta({
-    description: 'ISO-8601 time with a zone, or a date (UTC midnight)',
-    examples: ['2026-11-20T00:00:00Z', '2026-11-20'],
-  })
+  .meta({ description: 'ISO-8601 time with a zone, or a date (UTC midnight)' })
   .transform((s) => Date.parse(PLAIN_DATE.test(s) ? `${s}T00:00:00Z` : s));
 
 /** The bounds of a report's range [from, to): from must be before to. */
-export const rangeFrom = rangeTime.describe(
-  'Start of the range, included: ISO-8601 time with a zone, or a date (UTC midnight); before to',
-);
-export const rangeTo = rangeTime.describe(
-  'End of the range, excluded: ISO-8601 time with a zone, or a date (UTC midnight); after from',
-);
+export const rangeFrom = rangeTime.meta({
+  description: 'Start of the range, included: ISO-8601 time with a zone, or a date (UTC midnight); before to',
+  examples: ['2026-11-01', '2026-11-01T00:00:00Z'],
+});
+export const rangeTo = rangeTime.meta({
+  description: 'End of the range, excluded: ISO-8601 time with a zone, or a date (UTC midnight); after from',
+  examples: ['2026-12-01', '2026-12-01T00:00:00+01:00'],
+});
 
 /**
  * A page cursor: the `next` of a previous page, opaque base64url text this API wrote. Only values

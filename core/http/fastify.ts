@@ -67,7 +67,7 @@ export function parseJson(text: string): unknown {
 }
 
 // The longest path parameter a route takes: an offer token in an impression URL (core/offers/token.ts).
-const MAX_PARAM_LENGTH = 1000;
+export const MAX_PARAM_LENGTH = 1000;
 export const ACCEPTED_BODY_TYPES = 'application/json (and application/x-ndjson for POST /v1/events)';
 
 function unsupportedMediaType(type: string | undefined): ParleyError {

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { eventTypeSchema } from '../events/schema.ts';
 import { ParleyError } from '../errors.ts';
-import { rangeFrom, rangeTo, rangeTime } from '../input.ts';
+import { rangeFrom, rangeTo } from '../input.ts';
 import { pathColumns } from './funnel-paths.ts';
 import { compileWhere, whereSchema } from './where.ts';
 
@@ -16,9 +16,6 @@ import { compileWhere, whereSchema } from './where.ts';
 // a function of the instants and the step bits each instant carries, which repeats do not change.
 // Skipping FINAL spares merging every row on the sort key (event_id included): about 3x faster.
 
-/** A report range bound: ISO-8601 with a zone, or a plain date meaning UTC midnight. */
-export const isoTime = rangeTime;
-
 export const stepSchema = z.object({ type: eventTypeSchema, where: whereSchema.optional() }).strict();
 
 export const funnelRequestSchema = z
@@ -29,7 +26,7 @@ export const funnelRequestSchema = z
       .int()
       .min(1)
       .max(366 * 86_400),
-    from: rangeFrom.describe(`${rangeFrom.description}; at most 4,000 years before to`),
+    from: rangeFrom.describe(`${rangeFrom.description} (at most 4,000 years apart)`),
     to: rangeTo,
     business_id: z.string().min(1).max(128).optional(),
     breakdown: z.enum(['channel', 'business_id']).optional(),
