@@ -75,6 +75,7 @@ export async function eventsRoute(app: App, deps: IngestDeps) {
             .meta({ examples: [[EXAMPLE_EVENT]] }),
           [MEDIA.ndjson]: z
             .string()
+            .regex(/\S/)
             .describe(
               `NDJSON: one canonical event per line (1 to ${MAX_EVENTS_PER_REQUEST}, blank lines skipped); an event's index is its line's, from 0`,
             )

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ParleyError } from '../errors.ts';
 import { PROP_NAME } from '../events/schema.ts';
+import { float64 } from '../store/float64.ts';
 
 // The `where` of a report step: { FIELD: scalar | {in: [...]} | {gte|gt|lte|lt: number} } with
 // FIELD "channel" or "props.<name>" (the segment rule language's shape). Every clause must hold.
@@ -83,7 +84,7 @@ function propSql(name: string, cond: Condition, p: string, params: Record<string
   const num = `${type} IN ('Int64', 'UInt64', 'Double')`;
   if (cond !== null && typeof cond === 'object' && !('in' in cond)) {
     const tests = Object.entries(cond).map(([op, v], i) => {
-      params[`${p}_${i}`] = v;
+      params[`${p}_${i}`] = float64(v as number);
       return `JSONExtractFloat(props, ${k}) ${OPS[op as keyof typeof OPS]} {${p}_${i}:Float64}`;
     });
     return `${num} AND ${tests.join(' AND ')}`;
@@ -101,7 +102,7 @@ function propSql(name: string, cond: Condition, p: string, params: Record<string
     );
   }
   if (nums.length) {
-    params[`${p}_n`] = nums;
+    params[`${p}_n`] = nums.map(float64);
     alts.push(`(${num} AND JSONExtractFloat(props, ${k}) IN {${p}_n:Array(Float64)})`);
     alts.push(
       `(${type} = 'Array' AND hasAny(JSONExtract(props, ${k}, 'Array(Nullable(Float64))'), {${p}_n:Array(Nullable(Float64))}))`,
