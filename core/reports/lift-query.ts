@@ -34,6 +34,8 @@ export const liftRequestSchema = z
   })
   .meta({
     id: 'LiftRequest',
+    // What the refine above checks, for the document.
+    anyOf: [{ required: ['campaign_id'] }, { required: ['business_id'] }],
     example: {
       campaign_id: 'cmp_4f1c…',
       from: '2026-03-01T00:00:00Z',
