@@ -74,35 +74,48 @@ export function nonBlank(max: number, error: string, opts: { lowerCase?: boolean
 }
 
 export const TIME_HINT = 'expected ISO-8601 with a zone, e.g. 2026-11-20T00:00:00Z';
-const PLAIN_DATE = /^\d{4}-\d\d-\d\d$/;
-/**
- * ISO-8601 with a zone, or a plain date: zod's own two patterns (real calendar dates, hours to
- * 23:59:59) joined, so the OpenAPI document carries the pattern the value is checked against.
- */
-const RANGE_TIME = new RegExp(
-  `(?:${z.regexes.date.source})|(?:${z.regexes.datetime({ offset: true }).source})`,
-);
+const PLAIN_DATE = z.regexes.date;
+const WITH_ZONE = z.regexes.datetime({ offset: true });
 
 /**
  * A time in a report or listing range, as epoch milliseconds: ISO-8601 with a zone, or a plain
- * date (`2026-11-20`) meaning that day's UTC midnight. (Every string of the pattern is a time
- * Date.parse reads: years 0000 to 9999.)
+ * date (`2026-11-20`) meaning that day's UTC midnight. The OpenAPI document shows both forms with
+ * the patterns checked here (zod's own: real calendar dates, hours to 23:59:59); the error names
+ * an example rather than the patterns.
  */
-export const rangeTime = z
+const rangeText = z
   .string({ error: TIME_HINT })
-  .regex(RANGE_TIME, `${TIME_HINT}, or a date such as 2026-11-20 (UTC midnight)`)
-  .meta({ description: 'ISO-8601 time with a zone, or a date (UTC midnight)' })
-  .transform((s) => Date.parse(PLAIN_DATE.test(s) ? `${s}T00:00:00Z` : s));
+  .refine(
+    (s) => (PLAIN_DATE.test(s) || WITH_ZONE.test(s)) && Number.isFinite(Date.parse(s)),
+    `${TIME_HINT}, or a date such as 2026-11-20 (UTC midnight)`,
+  )
+  .meta({
+    description: 'ISO-8601 time with a zone, or a date (UTC midnight)',
+    anyOf: [
+      { format: 'date', pattern: PLAIN_DATE.source },
+      { format: 'date-time', pattern: WITH_ZONE.source },
+    ],
+  });
+const epochMs = (s: string) => Date.parse(PLAIN_DATE.test(s) ? `${s}T00:00:00Z` : s);
+export const rangeTime = rangeText.transform(epochMs);
 
-/** The bounds of a report's range [from, to): from must be before to. */
-export const rangeFrom = rangeTime.meta({
-  description: 'Start of the range, included: ISO-8601 time with a zone, or a date (UTC midnight); before to',
-  examples: ['2026-11-01', '2026-11-01T00:00:00Z'],
-});
-export const rangeTo = rangeTime.meta({
-  description: 'End of the range, excluded: ISO-8601 time with a zone, or a date (UTC midnight); after from',
-  examples: ['2026-12-01', '2026-12-01T00:00:00+01:00'],
-});
+export const RANGE_FROM =
+  'Start of the range, included: ISO-8601 time with a zone, or a date (UTC midnight); before to';
+/** The bounds of a report's range [from, to): from must be before to. (Examples sit before the transform, where the document reads them.) */
+export const rangeFrom = rangeText
+  .meta({
+    description:
+      'Start of the range, included: ISO-8601 time with a zone, or a date (UTC midnight); before to',
+    examples: ['2026-11-01', '2026-11-01T00:00:00Z'],
+  })
+  .transform(epochMs);
+export const rangeTo = rangeText
+  .meta({
+    description:
+      'End of the range, excluded: ISO-8601 time with a zone, or a date (UTC midnight); after from',
+    examples: ['2026-12-01', '2026-12-01T00:00:00+01:00'],
+  })
+  .transform(epochMs);
 
 /**
  * A page cursor: the `next` of a previous page, opaque base64url text this API wrote. Only values

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { eventTypeSchema } from '../events/schema.ts';
 import { ParleyError } from '../errors.ts';
-import { rangeFrom, rangeTo } from '../input.ts';
+import { RANGE_FROM, rangeFrom, rangeTo } from '../input.ts';
 import { pathColumns } from './funnel-paths.ts';
 import { compileWhere, whereSchema } from './where.ts';
 
@@ -26,7 +26,7 @@ export const funnelRequestSchema = z
       .int()
       .min(1)
       .max(366 * 86_400),
-    from: rangeFrom.describe(`${rangeFrom.description} (at most 4,000 years apart)`),
+    from: rangeFrom.describe(`${RANGE_FROM}, at most 4,000 years apart`),
     to: rangeTo,
     business_id: z.string().min(1).max(128).optional(),
     breakdown: z.enum(['channel', 'business_id']).optional(),
