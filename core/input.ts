@@ -101,11 +101,13 @@ export const rangeTime = rangeText.transform(epochMs);
 
 export const RANGE_FROM =
   'Start of the range, included: ISO-8601 time with a zone, or a date (UTC midnight); before to';
-/** The bounds of a report's range [from, to): from must be before to. (Examples sit before the transform, where the document reads them.) */
+/**
+ * The bounds of a report's range [from, to): from must be before to. The examples sit before the
+ * transform, where the document reads them, and are in order.
+ */
 export const rangeFrom = rangeText
   .meta({
-    description:
-      'Start of the range, included: ISO-8601 time with a zone, or a date (UTC midnight); before to',
+    description: RANGE_FROM,
     examples: ['2026-11-01', '2026-11-01T00:00:00Z'],
   })
   .transform(epochMs);
