@@ -188,6 +188,7 @@ export const attributionModelsRequestSchema = attributionRequestSchema
       .min(1)
       .max(MODELS.length)
       .refine((m) => new Set(m).size === m.length, 'models must be distinct')
+      .meta({ uniqueItems: true })
       .default([...MODELS]),
   })
   .strict();
