@@ -17,7 +17,8 @@ const eventsQuerySchema = strictObject({
     .describe('ISO-8601 time with a zone, or a date (UTC midnight); events at or after it'),
   to: rangeTo.optional().describe('ISO-8601 time with a zone, or a date (UTC midnight); events before it'),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
-  cursor: pageCursor.optional(),
+  // A page of events after the newest event at 2026-11-20T00:00:00Z (any position is a cursor).
+  cursor: pageCursor.meta({ examples: [encodeCursor(Date.UTC(2026, 10, 20), 'evt_1')] }).optional(),
 });
 
 const eventsPage = z.object({ events: z.array(canonicalEventSchema), next: z.string().nullable() }).meta({

@@ -53,9 +53,10 @@ const sizeView = z
     targetable: z.boolean().describe('size ≥ min_audience_size'),
   })
   .meta({ id: 'SegmentSize', description: 'The current number of members' });
+const encodeCursor = (userId: string) => Buffer.from(userId, 'utf8').toString('base64url');
 const membersQuery = strictObject({
   limit: z.coerce.number().int().min(1).max(10_000).default(1000),
-  cursor: pageCursor.optional(),
+  cursor: pageCursor.meta({ examples: [encodeCursor('u_8d1f')] }).optional(),
 });
 const membersPage = z
   .object({
@@ -88,7 +89,6 @@ const view = (s: SegmentRecord) => ({
   created_at: s.created_at,
   updated_at: s.updated_at,
 });
-const encodeCursor = (userId: string) => Buffer.from(userId, 'utf8').toString('base64url');
 function decodeCursor(c: string) {
   const s = Buffer.from(c, 'base64url').toString('utf8');
   if (!s || encodeCursor(s) !== c)

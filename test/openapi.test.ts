@@ -13,7 +13,14 @@ type Schema = Record<string, unknown> & {
   maxLength?: number;
 };
 type Op = {
-  parameters?: { in: string; name: string; schema: Schema }[];
+  parameters?: {
+    in: string;
+    name: string;
+    required?: boolean;
+    schema: Schema;
+    example?: unknown;
+    examples?: Record<string, { value: unknown }>;
+  }[];
   requestBody?: { content: Record<string, Example & { schema?: Schema }> };
   responses: Record<string, { description: string; content?: Record<string, unknown> }>;
 };
@@ -177,5 +184,26 @@ describe('the OpenAPI document', () => {
       // A made-up id may be unknown (404) and a referred segment missing (422): never a 400.
       expect([400, 500].includes(res.statusCode) ? `${name}: ${res.body}` : '', name).toBe('');
     }
+  });
+
+  it('accepts the examples of query parameters together', async () => {
+    let tried = 0;
+    for (const [name, op] of ops) {
+      const [method, path] = name.split(' ');
+      const query = (op.parameters ?? []).filter((p) => p.in === 'query');
+      const example = (p: (typeof query)[number]) => p.example ?? Object.values(p.examples ?? {})[0]?.value;
+      const given = query.filter((p) => example(p) !== undefined);
+      if (method !== 'GET' || path.includes('{') || given.length === 0) continue;
+      if (query.some((p) => p.required && example(p) === undefined)) continue;
+      const qs = new URLSearchParams(given.map((p) => [p.name, String(example(p))]));
+      const res = await t.app.inject({
+        url: `${path}?${qs}`,
+        headers: { authorization: `Bearer ${t.keys.admin}` },
+      });
+      expect(res.statusCode, `${name}?${qs}: ${res.body}`).toBe(200);
+      tried++;
+    }
+    // At least the events listing (range and cursor) and the campaign report (range).
+    expect(tried).toBeGreaterThanOrEqual(2);
   });
 });
