@@ -3,7 +3,7 @@ import { canonicalEventSchema, eventTypeSchema } from '../core/events/schema.ts'
 import { type Auth, readScope } from '../core/http/auth.ts';
 import { type App, errorBody, principalOf, requireRole } from '../core/http/fastify.ts';
 import { TABLE_FORMATS } from '../core/http/openapi.ts';
-import { rangeTime, strictObject } from '../core/input.ts';
+import { pageCursor, rangeFrom, rangeTo, strictObject } from '../core/input.ts';
 import type { Store } from '../core/store/client.ts';
 import { buildEventsQuery, encodeCursor } from './queries/events.ts';
 import { type Column, pickFormat, sendTable } from './report-formats.ts';
@@ -12,12 +12,13 @@ const eventsQuerySchema = strictObject({
   user_id: z.string().min(1).max(128).optional(),
   type: eventTypeSchema.optional(),
   business_id: z.string().min(1).max(128).optional(),
-  from: rangeTime
+  from: rangeFrom
     .optional()
     .describe('ISO-8601 time with a zone, or a date (UTC midnight); events at or after it'),
-  to: rangeTime.optional().describe('ISO-8601 time with a zone, or a date (UTC midnight); events before it'),
+  to: rangeTo.optional().describe('ISO-8601 time with a zone, or a date (UTC midnight); events before it'),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
-  cursor: z.string().max(512).optional().describe('The `next` of a previous page'),
+  // A page of events after the newest event at 2026-11-20T00:00:00Z (any position is a cursor).
+  cursor: pageCursor.meta({ examples: [encodeCursor(Date.UTC(2026, 10, 20), 'evt_1')] }).optional(),
 });
 
 const eventsPage = z.object({ events: z.array(canonicalEventSchema), next: z.string().nullable() }).meta({

@@ -193,6 +193,39 @@ describe('segments API', () => {
     expect(global.json().size).toBe(3);
   });
 
+  it('compares with whole numbers beyond 2^53 as JSON carries them (1e20), never a 500', async () => {
+    await insertEvents([
+      {
+        id: 'big1',
+        type: 'order.placed',
+        user: 'big_u1',
+        ago: 60,
+        props: { value: 1, n: 25483741716715910 },
+      },
+      { id: 'big2', type: 'order.placed', user: 'big_u2', ago: 60, props: { value: 1, n: 1e21 } },
+    ]);
+    const size = async (where: object) => {
+      const res = await call('POST', '/v1/segments/preview', {
+        business_id: 'b1',
+        rule: { performed: 'order.placed', where },
+      });
+      expect(res.statusCode, res.body).toBe(200);
+      return res.json().size;
+    };
+    expect(await size({ 'props.n': { in: [25483741716715910, 1] } })).toBe(1);
+    expect(await size({ 'props.n': 1e21 })).toBe(1);
+    expect(await size({ 'props.n': { gte: 1e20 } })).toBe(1);
+    expect(await size({ 'props.n': { gt: -1e300, lt: 1e300 } })).toBe(2);
+    const saved = await call('POST', '/v1/segments', {
+      name: 'Big numbers',
+      business_id: 'b1',
+      rule: { performed: 'order.placed', where: { 'props.n': { gte: 1e20 } } },
+    });
+    expect(saved.statusCode, saved.body).toBe(201);
+    expect(saved.json().size).toBe(1);
+    expect((await call('DELETE', `/v1/segments/${saved.json().id}`)).statusCode).toBe(204);
+  });
+
   it('answers bad rules with 400 and a message a marketer can act on', async () => {
     const res = await call('POST', '/v1/segments', {
       name: 'x',

@@ -8,10 +8,10 @@ import {
   createMembershipWriter,
   reconcileMembership,
 } from '../core/segments/membership.ts';
-import { ruleSchema } from '../core/segments/rule.ts';
+import { ruleSchema } from '../core/segments/rule-schema.ts';
 import { segmentSize } from '../core/segments/size.ts';
 import { createSegmentStore, type SegmentRecord } from '../core/segments/store.ts';
-import { instant, strictObject } from '../core/input.ts';
+import { instant, nonBlank, pageCursor, strictObject } from '../core/input.ts';
 import type { Store } from '../core/store/client.ts';
 
 const businessId = z.string().min(1).max(128);
@@ -22,7 +22,7 @@ const exampleRule = {
   ],
 };
 const segmentInput = strictObject({
-  name: z.string().trim().min(1, 'name must not be empty').max(200),
+  name: nonBlank(200, 'name must not be empty'),
   business_id: businessId
     .optional()
     .describe('Scope the segment to one business; leave out for every business'),
@@ -53,9 +53,10 @@ const sizeView = z
     targetable: z.boolean().describe('size ≥ min_audience_size'),
   })
   .meta({ id: 'SegmentSize', description: 'The current number of members' });
+const encodeCursor = (userId: string) => Buffer.from(userId, 'utf8').toString('base64url');
 const membersQuery = strictObject({
   limit: z.coerce.number().int().min(1).max(10_000).default(1000),
-  cursor: z.string().max(512).optional().describe('The `next` of a previous page'),
+  cursor: pageCursor.meta({ examples: [encodeCursor('u_8d1f')] }).optional(),
 });
 const membersPage = z
   .object({
@@ -88,7 +89,6 @@ const view = (s: SegmentRecord) => ({
   created_at: s.created_at,
   updated_at: s.updated_at,
 });
-const encodeCursor = (userId: string) => Buffer.from(userId, 'utf8').toString('base64url');
 function decodeCursor(c: string) {
   const s = Buffer.from(c, 'base64url').toString('utf8');
   if (!s || encodeCursor(s) !== c)

@@ -61,21 +61,75 @@ z.config({
 /** Re-exported so a module that declares strict schemas also installs the wording above. */
 export const strictObject = z.strictObject;
 
+/**
+ * Text that must show something: trimmed, then not empty. The pattern always holds once that is
+ * checked; it is there so the OpenAPI document says a visible character is needed.
+ */
+export function nonBlank(max: number, error: string, opts: { lowerCase?: boolean } = {}) {
+  const trimmed = z.string().trim();
+  return (opts.lowerCase ? trimmed.toLowerCase() : trimmed)
+    .min(1, { error, abort: true })
+    .max(max)
+    .regex(/\S/, error);
+}
+
 export const TIME_HINT = 'expected ISO-8601 with a zone, e.g. 2026-11-20T00:00:00Z';
-const PLAIN_DATE = /^\d{4}-\d\d-\d\d$/;
-const isoWithZone = z.iso.datetime({ offset: true });
+const PLAIN_DATE = z.regexes.date;
+const WITH_ZONE = z.regexes.datetime({ offset: true });
 
 /**
  * A time in a report or listing range, as epoch milliseconds: ISO-8601 with a zone, or a plain
- * date (`2026-11-20`) meaning that day's UTC midnight.
+ * date (`2026-11-20`) meaning that day's UTC midnight. The OpenAPI document shows both forms with
+ * the patterns checked here (zod's own: real calendar dates, hours to 23:59:59); the error names
+ * an example rather than the patterns.
  */
-export const rangeTime = z
+const rangeText = z
   .string({ error: TIME_HINT })
   .refine(
-    (s) => (PLAIN_DATE.test(s) || isoWithZone.safeParse(s).success) && Number.isFinite(Date.parse(s)),
+    (s) => (PLAIN_DATE.test(s) || WITH_ZONE.test(s)) && Number.isFinite(Date.parse(s)),
     `${TIME_HINT}, or a date such as 2026-11-20 (UTC midnight)`,
   )
-  .transform((s) => Date.parse(PLAIN_DATE.test(s) ? `${s}T00:00:00Z` : s));
+  .meta({
+    description: 'ISO-8601 time with a zone, or a date (UTC midnight)',
+    anyOf: [
+      { format: 'date', pattern: PLAIN_DATE.source },
+      { format: 'date-time', pattern: WITH_ZONE.source },
+    ],
+  });
+const epochMs = (s: string) => Date.parse(PLAIN_DATE.test(s) ? `${s}T00:00:00Z` : s);
+export const rangeTime = rangeText.transform(epochMs);
+
+export const RANGE_FROM =
+  'Start of the range, included: ISO-8601 time with a zone, or a date (UTC midnight); before to';
+/**
+ * The bounds of a report's range [from, to): from must be before to. The examples sit before the
+ * transform, where the document reads them, and are in order.
+ */
+export const rangeFrom = rangeText
+  .meta({
+    description: RANGE_FROM,
+    examples: ['2026-11-01', '2026-11-01T00:00:00Z'],
+  })
+  .transform(epochMs);
+export const rangeTo = rangeText
+  .meta({
+    description:
+      'End of the range, excluded: ISO-8601 time with a zone, or a date (UTC midnight); after from',
+    examples: ['2026-12-01', '2026-12-01T00:00:00+01:00'],
+  })
+  .transform(epochMs);
+
+/**
+ * A page cursor: the `next` of a previous page, opaque base64url text this API wrote. Only values
+ * the API returned are accepted (others: 400 "not a cursor this API returned").
+ */
+export const pageCursor = z
+  .string()
+  .max(512)
+  .regex(/^[A-Za-z0-9_-]+$/, 'not a cursor this API returned')
+  .describe(
+    'The `next` of a previous page: opaque base64url text; only a value this API returned is accepted',
+  );
 
 /** A point in time with a zone (no plain dates: a moment, not a range bound). */
 export const instant = z.iso.datetime({ offset: true, error: TIME_HINT });

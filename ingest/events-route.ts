@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { EventFeed } from '../core/events/feed.ts';
 import { ParleyError } from '../core/errors.ts';
+import { documentedEventSchema } from '../core/events/document.ts';
 import { type CanonicalEvent, normalizeEvent } from '../core/events/index.ts';
 import { type Auth, canSee } from '../core/http/auth.ts';
 import {
@@ -11,10 +12,21 @@ import {
   principalOf,
   requireRole,
 } from '../core/http/fastify.ts';
+import { MEDIA } from '../core/http/openapi.ts';
 import type { Metrics } from '../core/metrics.ts';
 import { type Rejection, publishEvents, rawLineSummary, scrub } from './publish.ts';
 
 export const MAX_EVENTS_PER_REQUEST = 10_000;
+
+const EXAMPLE_EVENT = {
+  event_id: '7f9c2b0e-5d1c-4f3e-9a39-0a5b8c6d2e11',
+  type: 'message.received',
+  occurred_at: '2026-03-04T10:15:30.123Z',
+  business_id: 'biz_barber_42',
+  user_id: 'u_8d1f',
+  channel: 'whatsapp',
+  props: { text: 'Can I book a haircut on Saturday?' },
+};
 
 export type IngestDeps = {
   feed: EventFeed;
@@ -52,24 +64,23 @@ export async function eventsRoute(app: App, deps: IngestDeps) {
         description:
           'A JSON array or NDJSON (application/x-ndjson) of canonical events. Each invalid event is rejected with its index and reason (and kept, without personal data, on the dead-letter topic); valid events in the same request are accepted. 202 is answered only once the events are durable on the bus; 503 means nothing was acknowledged.',
         tags: ['ingest'],
-        body: z
-          .unknown()
-          .describe('Array of canonical events, or NDJSON')
-          .meta({
-            examples: [
-              [
-                {
-                  event_id: '7f9c2b0e-5d1c-4f3e-9a39-0a5b8c6d2e11',
-                  type: 'message.received',
-                  occurred_at: '2026-03-04T10:15:30.123Z',
-                  business_id: 'biz_barber_42',
-                  user_id: 'u_8d1f',
-                  channel: 'whatsapp',
-                  props: { text: 'Can I book a haircut on Saturday?' },
-                },
-              ],
-            ],
-          }),
+        // Read as it comes, each event checked on its own (splitBody, normalizeEvent).
+        body: z.unknown(),
+        documentedBody: {
+          [MEDIA.json]: z
+            .array(documentedEventSchema)
+            .min(1)
+            .max(MAX_EVENTS_PER_REQUEST)
+            .describe(`A JSON array of 1 to ${MAX_EVENTS_PER_REQUEST} canonical events`)
+            .meta({ examples: [[EXAMPLE_EVENT]] }),
+          [MEDIA.ndjson]: z
+            .string()
+            .regex(/\S/)
+            .describe(
+              `NDJSON: one canonical event per line (1 to ${MAX_EVENTS_PER_REQUEST}, blank lines skipped); an event's index is its line's, from 0`,
+            )
+            .meta({ examples: [`${JSON.stringify(EXAMPLE_EVENT)}\n`] }),
+        },
         response: {
           202: ingestResponse,
           400: errorBody,

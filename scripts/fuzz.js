@@ -55,7 +55,8 @@ function schemathesis(args) {
     const child = spawn(st, args, {
       cwd: root,
       stdio: ['ignore', 'pipe', 'inherit'],
-      env: { ...process.env, SCHEMATHESIS_HOOKS: '' },
+      // Serializers for media types schemathesis lacks (NDJSON events).
+      env: { ...process.env, SCHEMATHESIS_HOOKS: join(root, 'scripts', 'fuzz_hooks.py') },
     });
     let cases = '';
     let rest = '';

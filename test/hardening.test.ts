@@ -171,14 +171,24 @@ describe('what a key may see', () => {
 describe('the OpenAPI document and the answers', () => {
   it('refuses an over-long id with 400 in the error shape, not a bare 414', async () => {
     const res = await t.app.inject({
-      url: `/v1/segments/${'x'.repeat(300)}`,
+      url: `/v1/segments/${'x'.repeat(1001)}`,
       headers: { authorization: `Bearer ${t.keys.admin}` },
     });
     expect(res.statusCode).toBe(400);
-    // The router refuses path parameters over 200 characters itself, in the same error shape.
+    // The router refuses path parameters over 1000 characters itself, in the same error shape.
     expect(res.json()).toMatchObject({
       error: 'PARLEY_ERR_BAD_REQUEST',
-      message: expect.stringContaining('200'),
+      message: expect.stringContaining('1000'),
+    });
+    // Shorter ones reach the route, whose schema refuses an id over 128 characters.
+    const id = await t.app.inject({
+      url: `/v1/segments/${'x'.repeat(300)}`,
+      headers: { authorization: `Bearer ${t.keys.admin}` },
+    });
+    expect(id.statusCode).toBe(400);
+    expect(id.json()).toMatchObject({
+      error: 'PARLEY_ERR_VALIDATION',
+      message: expect.stringMatching(/^params\.id: /),
     });
   });
 

@@ -202,6 +202,10 @@ describe('impressions', () => {
     expect((await t.app.inject({ method: 'GET', url: `/v1/impressions/${a.delivery_tag}` })).statusCode).toBe(
       204,
     );
+    // A token of long ids makes a long impression URL; it is recorded all the same (the same offer).
+    const long = signOffer(key, { ...facts, thread_id: 't'.repeat(128) });
+    expect(long.length).toBeGreaterThan(200);
+    expect((await t.app.inject({ method: 'GET', url: `/v1/impressions/${long}` })).statusCode).toBe(204);
     for (const bad of [expired, altered, forged]) {
       const g = await t.app.inject({ method: 'GET', url: `/v1/impressions/${bad}` });
       expect(g.statusCode).toBe(400);

@@ -124,6 +124,18 @@ describe('funnel (ordered)', () => {
     expect(users(a)).toEqual([2, 1]);
   });
 
+  it('applies where with whole numbers beyond 2^53 (1e20 in JSON), as the reference does', async () => {
+    const big = [
+      ev(A, 'u1', 0),
+      ev('order.placed', 'u1', 10, { props: { value: 1e21 } }),
+      ev(A, 'u2', 0),
+      ev('order.placed', 'u2', 10, { props: { value: 25483741716715910 } }),
+    ];
+    const step = (where: object) => ({ steps: [{ type: A }, { type: 'order.placed', where }] });
+    expect(users(await run(big, step({ 'props.value': { gte: 1e20 } })))).toEqual([2, 1]);
+    expect(users(await run(big, step({ 'props.value': { in: [25483741716715910] } })))).toEqual([2, 1]);
+  });
+
   it('breaks down by channel, each value over its own events', async () => {
     const a = (await run(
       [

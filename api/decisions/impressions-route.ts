@@ -4,7 +4,7 @@ import { ParleyError } from '../../core/errors.ts';
 import type { Auth, Principal } from '../../core/http/auth.ts';
 import { type App, errorBody, requireRole } from '../../core/http/fastify.ts';
 import type { Metrics } from '../../core/metrics.ts';
-import { type OfferFacts, impressionEvent, verifyOffer } from '../../core/offers/token.ts';
+import { type OfferFacts, impressionEvent, offerTokenSchema, verifyOffer } from '../../core/offers/token.ts';
 
 // Confirmations of delivery for channels without a delivery webhook (SMS, web chat, an ad
 // server's own renderer): GET of the impression URL, or POST /v1/impressions with a batch of
@@ -21,7 +21,7 @@ type TokenError = keyof typeof TOKEN_ERRORS;
 const impressionsInput = z
   .object({
     tokens: z
-      .array(z.string().max(1000))
+      .array(offerTokenSchema)
       .min(1)
       .max(1000)
       .describe('delivery_tag values of delivered offers, at most 1000'),
@@ -122,7 +122,7 @@ export async function impressionsRoute(
           'Needs no key: the token is signed. 204 once the impression is durable on the bus; 400 for a forged, altered or expired token.',
         tags: ['decisions'],
         security: [],
-        params: z.object({ token: z.string().max(1000) }),
+        params: z.object({ token: offerTokenSchema }),
         response: {
           204: z.null().describe('The impression is durable on the bus (a repeat is the same impression)'),
           400: errorBody,

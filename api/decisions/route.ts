@@ -9,7 +9,13 @@ import { strictObject } from '../../core/input.ts';
 import { type App, errorBody, limitPerKey, principalOf, requireRole } from '../../core/http/fastify.ts';
 import type { Metrics } from '../../core/metrics.ts';
 import { clickEventId, verifyClick } from '../../core/offers/click.ts';
-import { derivedEventId, type OfferFacts, signOffer, verifyOffer } from '../../core/offers/token.ts';
+import {
+  derivedEventId,
+  type OfferFacts,
+  offerTokenSchema,
+  signOffer,
+  verifyOffer,
+} from '../../core/offers/token.ts';
 import type { Withheld } from './engine.ts';
 import type { DecisionEngine } from './feed.ts';
 import { offerFacts } from './state.ts';
@@ -107,15 +113,21 @@ const explainedNone = z
   .object({ decision_id: z.null(), candidates: z.array(candidateView) })
   .meta({ id: 'NoDecisionExplained', description: 'Nothing was chosen; why, for each candidate' });
 // Loose on purpose: platforms decorate outbound links (fbclid, utm_*), and a click must still count.
+// Every value is written by Parley and signed; the document says what each one is.
+const legacy = (what: string) => `${what} (click URLs made before offer tokens; covered by s)`;
 const clickQuery = z.object({
-  c: z.string().max(128).optional(),
-  u: z.string().max(128).optional(),
-  b: z.string().max(128).optional(),
-  ch: z.string().max(32).optional(),
-  t: z.string().max(128).optional(),
-  to: z.string().max(2048).optional(),
-  s: z.string().max(64).optional(),
-  o: z.string().max(1000).optional().describe('The offer token (click URLs made since offers have tokens)'),
+  c: z.string().max(128).optional().describe(legacy('The campaign id')),
+  u: z.string().max(128).optional().describe(legacy('The user id')),
+  b: z.string().max(128).optional().describe(legacy('The business id')),
+  ch: z.string().max(32).optional().describe(legacy('The channel')),
+  t: z.string().max(128).optional().describe(legacy('The thread id')),
+  to: z.string().max(2048).optional().describe(legacy('Where to send the user after the click')),
+  s: z
+    .string()
+    .max(64)
+    .optional()
+    .describe(legacy('The signature of the fields above: 32 base64url characters')),
+  o: offerTokenSchema.optional(),
 });
 
 /** The record of a would-be offer of a campaign with a holdout (docs/reports.md, lift). */
@@ -304,6 +316,8 @@ export async function decisionsRoute(
     {
       schema: {
         summary: 'Record a click on a served decision (signed URL from the decision)',
+        description:
+          'Open the click URL of a decision as it is: its query is the offer token `o`, or the signed fields of older click URLs. A click URL that Parley did not make (a made-up or altered value) is refused with 400.',
         tags: ['decisions'],
         params: strictObject({ id }),
         querystring: clickQuery,

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { CHANNELS } from '../events/schema.ts';
-import { TIME_HINT, strictObject } from '../input.ts';
+import { TIME_HINT, nonBlank, strictObject } from '../input.ts';
 
 // The campaign body marketers send (DESIGN.md "Campaigns"), with checks that say what to change.
 // Money is in micros (1e-6 of the currency unit), always a positive integer.
@@ -12,17 +12,23 @@ const micros = (what: string) =>
     .positive(`${what} must be positive`)
     .max(1e15, `${what} is implausibly large`);
 const segmentIds = z.array(z.string().min(1).max(128)).max(50, 'at most 50 segments per list');
+const SEGMENTS_RULE =
+  'Segments that exist, of this business or of every business (else 422); those a user must be in need at least PARLEY_MIN_AUDIENCE_SIZE members';
 // Keywords are matched as ingest keeps them: lower-cased words from PARLEY_KEYWORDS.
 const keywords = z
-  .array(z.string().trim().toLowerCase().min(1, 'keywords must not be empty').max(64))
+  .array(nonBlank(64, 'keywords must not be empty', { lowerCase: true }))
   .max(100, 'at most 100 keywords per list');
 
 export const CAMPAIGN_STATUSES = ['active', 'paused'] as const;
 
 export const campaignInputSchema = z
   .strictObject({
-    business_id: z.string().min(1).max(128),
-    name: z.string().trim().min(1, 'name must not be empty').max(200),
+    business_id: z
+      .string()
+      .min(1)
+      .max(128)
+      .describe('The business it runs for; a replacement keeps the campaign’s business (else 422)'),
+    name: nonBlank(200, 'name must not be empty'),
     status: z.enum(CAMPAIGN_STATUSES).describe('Only active campaigns are served'),
     creative: strictObject({
       text: z.string().min(1, 'creative.text must not be empty').max(2000),
@@ -34,6 +40,7 @@ export const campaignInputSchema = z
             url: z
               .url({ protocol: /^https?$/, error: 'url must be an http or https address' })
               .max(2048)
+              .meta({ pattern: '^[Hh][Tt][Tt][Pp][Ss]?://' })
               .optional(),
           }),
         )
@@ -42,9 +49,17 @@ export const campaignInputSchema = z
     }),
     targeting: z
       .strictObject({
-        segments_all: segmentIds.optional().describe('The user must be in every one of these'),
-        segments_any: segmentIds.optional().describe('The user must be in at least one of these'),
-        segments_none: segmentIds.optional().describe('The user must be in none of these'),
+        segments_all: segmentIds
+          .optional()
+          .describe(`The user must be in every one of these. ${SEGMENTS_RULE}`),
+        segments_any: segmentIds
+          .optional()
+          .describe(`The user must be in at least one of these. ${SEGMENTS_RULE}`),
+        segments_none: segmentIds
+          .optional()
+          .describe(
+            'The user must be in none of these: existing segments, none of them in segments_all or segments_any',
+          ),
         channels: z.array(z.enum(CHANNELS)).min(1).optional().describe('Default: every channel'),
         keywords_any: keywords
           .min(1)
@@ -62,11 +77,14 @@ export const campaignInputSchema = z
       .default({}),
     schedule: strictObject({
       start: z.iso.datetime({ offset: true, error: `schedule.start: ${TIME_HINT}` }),
-      end: z.iso.datetime({ offset: true, error: `schedule.end: ${TIME_HINT}` }).optional(),
+      end: z.iso
+        .datetime({ offset: true, error: `schedule.end: ${TIME_HINT}` })
+        .optional()
+        .describe('After schedule.start; leave out to run until the budget is spent'),
     }),
     budget: strictObject({
       total_micros: micros('budget.total_micros'),
-      daily_micros: micros('budget.daily_micros').optional(),
+      daily_micros: micros('budget.daily_micros').optional().describe('At most budget.total_micros'),
     }),
     bid: z.union([
       z.object({ cpm_micros: micros('bid.cpm_micros') }).strict(),

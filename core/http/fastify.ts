@@ -66,7 +66,8 @@ export function parseJson(text: string): unknown {
   }
 }
 
-const MAX_PARAM_LENGTH = 200;
+// The longest path parameter a route takes: an offer token in an impression URL (core/offers/token.ts).
+export const MAX_PARAM_LENGTH = 1000;
 /** The query of an API route that takes none: no key is allowed. */
 const NO_QUERY = strictObject({});
 export const ACCEPTED_BODY_TYPES = 'application/json (and application/x-ndjson for POST /v1/events)';
@@ -227,6 +228,7 @@ export async function createHttp(opts: {
 
   await app.register(swagger, {
     openapi: {
+      openapi: '3.1.0',
       info: { title: 'Parley API', version: '1', description: 'Targeted conversational ads and analytics' },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],

@@ -11,6 +11,7 @@ export const MEDIA = {
   csv: 'text/csv',
   arrow: 'application/vnd.apache.arrow.stream',
   text: 'text/plain',
+  ndjson: 'application/x-ndjson',
 } as const;
 
 /** JSON, CSV and Arrow: what reports and listings answer by the Accept header. */
@@ -33,18 +34,32 @@ const mediaSchema = (type: string, json: JsonSchema): JsonSchema =>
       ? { type: 'string', format: 'binary', description: 'Arrow IPC stream' }
       : { type: 'string', description: type === MEDIA.csv ? 'CSV (RFC 4180, CRLF, a header row)' : 'text' };
 
+const isSchemaByMedia = (v: unknown): v is Record<string, z.ZodType> =>
+  typeof v === 'object' && v !== null && Object.values(v).every((s) => s instanceof z.ZodType);
+
+/** `content` per media type, each schema converted as a route's body is. */
+function bodyByMedia(input: Parameters<typeof jsonSchemaTransform>[0], bodies: Record<string, z.ZodType>) {
+  const content: Record<string, { schema: unknown }> = {};
+  for (const [type, body] of Object.entries(bodies))
+    content[type] = {
+      schema: (jsonSchemaTransform({ ...input, schema: { body } }).schema as { body: unknown }).body,
+    };
+  return { content };
+}
+
 export const openapiTransform: typeof jsonSchemaTransform = (input) => {
-  const out = jsonSchemaTransform(input);
+  const { documentedBody: documented, ...rest } = input.schema as { documentedBody?: unknown };
+  const out = jsonSchemaTransform({ ...input, schema: rest });
   const schema = out.schema as Record<string, unknown>;
+  // A body the route reads itself is documented, never validated: a signed webhook's bytes (its
+  // platform's format, as JSON Schema), or a zod schema per media type.
+  if (documented) schema.body = isSchemaByMedia(documented) ? bodyByMedia(input, documented) : documented;
   // zod leaves a body's examples out of its input JSON schema when the body holds a transform.
   const body = (input.schema as { body?: z.ZodType }).body;
   const meta = body ? z.globalRegistry.get(body) : undefined;
   const examples = meta?.examples ?? (meta?.example === undefined ? undefined : [meta.example]);
   if (examples && schema.body && !(schema.body as JsonSchema).examples)
     schema.body = { ...(schema.body as JsonSchema), examples };
-  // A body a route reads as raw bytes (a signed webhook) is documented, never validated.
-  if (schema.documentedBody) schema.body = schema.documentedBody;
-  delete schema.documentedBody;
   const produces = schema.produces as string[] | undefined;
   delete schema.produces;
   const original = ((input.schema as { response?: Record<string, { description?: string }> }).response ??

@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { derivedEventId, impressionEvent, type OfferFacts, signOffer, verifyOffer } from './token.ts';
+import fc from 'fast-check';
+import {
+  derivedEventId,
+  impressionEvent,
+  OFFER_TOKEN,
+  type OfferFacts,
+  signOffer,
+  verifyOffer,
+} from './token.ts';
+import { CHANNELS } from '../events/schema.ts';
 
 const key = Buffer.alloc(32, 7);
 const T = Date.parse('2026-06-01T12:00:00Z');
@@ -41,6 +50,34 @@ describe('offer tokens', () => {
     const own = signOffer(key, { ...big, thread_id: long });
     expect(own.length).toBeGreaterThan(512);
     expect(own.length).toBeLessThan(1000);
+  });
+
+  it('all have the documented form, whatever their ids; a token of another form is malformed', () => {
+    const id = fc.string({ unit: 'binary', minLength: 1, maxLength: 128 });
+    fc.assert(
+      fc.property(
+        fc.record({
+          decision_id: id,
+          campaign_id: id,
+          business_id: id,
+          user_id: id,
+          channel: fc.constantFrom(...CHANNELS),
+          thread_id: id,
+          price_micros: fc.nat(),
+          at_ms: fc.integer({ min: 0, max: 2 ** 45 }),
+        }),
+        (f) => {
+          const t = signOffer(key, f);
+          expect(t).toMatch(OFFER_TOKEN);
+          expect(verifyOffer(key, t, f.at_ms, HOLD)).toMatchObject({ ok: true });
+        },
+      ),
+    );
+    const t = signOffer(key, facts);
+    // A user id with a character no token carries: refused before the signature is checked.
+    expect(verifyOffer(key, t.replace('.u_8d1f.', '.u%8d1f.'), T, HOLD)).toMatchObject({
+      error: 'malformed',
+    });
   });
 
   it('refuse forged, altered, foreign-key and expired tokens', () => {

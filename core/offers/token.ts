@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { z } from 'zod';
 import { CHANNELS, type CanonicalEvent, type Channel } from '../events/schema.ts';
 import { safeEqual } from '../http/auth.ts';
 import { HmacSha256 } from './hmac.ts';
@@ -90,13 +91,30 @@ export type TokenCheck =
   | { ok: false; error: 'malformed' | 'bad_signature' | 'expired' };
 
 const INT36 = /^[0-9a-z]{1,12}$/;
+const ID = '(?:[A-Za-z0-9_-]|~[0-9A-F]{2})';
+const INT36_PART = '[0-9a-z]{1,12}';
+/** Every token signOffer writes has this form (the OpenAPI document shows it); others are malformed. */
+export const OFFER_TOKEN = new RegExp(
+  `^${VERSION}(?:\\.${ID}+){4}\\.[${Object.values(CHANNEL_CODE).join('')}]\\.${ID}*\\.${INT36_PART}\\.${INT36_PART}\\.[A-Za-z0-9_-]{${MAC_CHARS}}$`,
+);
+export const MAX_OFFER_TOKEN_LENGTH = 1000;
+/**
+ * An offer token in a request. Its form is documented, and checked by verifyOffer, whose answers
+ * (malformed, bad signature, expired) are the route's own.
+ */
+export const offerTokenSchema = z.string().max(MAX_OFFER_TOKEN_LENGTH).meta({
+  pattern: OFFER_TOKEN.source,
+  description:
+    'An offer token (a decision’s delivery_tag), signed by Parley: o1.<decision>.<campaign>.<business>.<user>.<channel>.<thread>.<price>.<time>.<signature>. Only tokens Parley made are accepted; a made-up or altered one is refused with 400.',
+});
 
 /**
  * The facts of a token when its signature holds and the offer is at most `maxAgeMs` old (and not
  * from the future beyond a minute of clock skew).
  */
 export function verifyOffer(key: Buffer, token: unknown, nowMs: number, maxAgeMs: number): TokenCheck {
-  if (typeof token !== 'string' || token.length > 1000) return { ok: false, error: 'malformed' };
+  if (typeof token !== 'string' || token.length > MAX_OFFER_TOKEN_LENGTH || !OFFER_TOKEN.test(token))
+    return { ok: false, error: 'malformed' };
   const parts = token.split('.');
   if (parts.length !== 10 || parts[0] !== VERSION) return { ok: false, error: 'malformed' };
   const body = token.slice(0, token.length - parts[9].length - 1);

@@ -1,7 +1,7 @@
 import { z } from 'zod';
+import { rangeFrom, rangeTo } from '../input.ts';
 import { CONVERSION_TYPES } from '../events/schema.ts';
 import { ParleyError } from '../errors.ts';
-import { isoTime } from './funnel.ts';
 import { MODELS, type Model } from './models.ts';
 import { entry } from '../maps.ts';
 
@@ -19,8 +19,8 @@ const seconds = (max: number) => z.number().int().min(1).max(max);
 export const attributionRequestSchema = z
   .object({
     model: z.enum(MODELS),
-    from: isoTime,
-    to: isoTime,
+    from: rangeFrom,
+    to: rangeTo,
     conversion_types: z
       .array(z.enum(CONVERSION_TYPES as ['order.placed']))
       .min(1)
@@ -188,6 +188,7 @@ export const attributionModelsRequestSchema = attributionRequestSchema
       .min(1)
       .max(MODELS.length)
       .refine((m) => new Set(m).size === m.length, 'models must be distinct')
+      .meta({ uniqueItems: true })
       .default([...MODELS]),
   })
   .strict();

@@ -1,7 +1,7 @@
 import { z } from 'zod';
+import { rangeFrom, rangeTo } from '../input.ts';
 import { type AttributionRequest, DEFAULT_WINDOWS, campaignNamesSql, creditsCte } from './attribution.ts';
 import { storedCredited } from './credits.ts';
-import { isoTime } from './funnel.ts';
 import { MODELS } from './models.ts';
 
 // GET /v1/reports/campaigns as ONE statement: delivery (served, clicks, spend) of sponsored
@@ -14,8 +14,8 @@ import { MODELS } from './models.ts';
 
 export const campaignsQuerySchema = z
   .object({
-    from: isoTime,
-    to: isoTime,
+    from: rangeFrom,
+    to: rangeTo,
     model: z.enum(MODELS).default('last_touch'),
     business_id: z.string().min(1).max(128).optional(),
   })

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { eventTypeSchema } from '../events/schema.ts';
 import { ParleyError } from '../errors.ts';
-import { rangeTime } from '../input.ts';
+import { RANGE_FROM, rangeFrom, rangeTo } from '../input.ts';
 import { pathColumns } from './funnel-paths.ts';
 import { compileWhere, whereSchema } from './where.ts';
 
@@ -16,9 +16,6 @@ import { compileWhere, whereSchema } from './where.ts';
 // a function of the instants and the step bits each instant carries, which repeats do not change.
 // Skipping FINAL spares merging every row on the sort key (event_id included): about 3x faster.
 
-/** A report range bound: ISO-8601 with a zone, or a plain date meaning UTC midnight. */
-export const isoTime = rangeTime;
-
 export const stepSchema = z.object({ type: eventTypeSchema, where: whereSchema.optional() }).strict();
 
 export const funnelRequestSchema = z
@@ -29,8 +26,8 @@ export const funnelRequestSchema = z
       .int()
       .min(1)
       .max(366 * 86_400),
-    from: isoTime,
-    to: isoTime,
+    from: rangeFrom.describe(`${RANGE_FROM}, at most 4,000 years apart`),
+    to: rangeTo,
     business_id: z.string().min(1).max(128).optional(),
     breakdown: z.enum(['channel', 'business_id']).optional(),
     mode: z.enum(['ordered', 'strict', 'unordered']).default('ordered'),
@@ -40,12 +37,17 @@ export const funnelRequestSchema = z
           .object({
             type: eventTypeSchema,
             where: whereSchema.optional(),
-            between: z.tuple([z.number().int().min(1), z.number().int().min(2)]),
+            between: z
+              .tuple([z.number().int().min(1), z.number().int().min(2)])
+              .describe(
+                'Step numbers [i, j], from 1, with i < j ≤ the number of steps: the excluded event must not happen between reaching step i and step j',
+              ),
           })
           .strict(),
       )
       .max(5)
-      .default([]),
+      .default([])
+      .describe('Only with mode "ordered" or "strict" (an order of steps)'),
     time_to_convert: z
       .boolean()
       .default(false)

@@ -1,8 +1,8 @@
 import { z } from 'zod';
+import { rangeFrom, rangeTo } from '../input.ts';
 import { CONVERSION_TYPES } from '../events/schema.ts';
 import { ParleyError } from '../errors.ts';
 import { DEFAULT_WINDOWS, creditsCte } from './attribution.ts';
-import { isoTime } from './funnel.ts';
 
 // POST /v1/reports/lift as ONE SQL statement (meanings: docs/reports.md, "Lift"). Per campaign,
 // the analysis population is the users whose first would-be offer (sponsored.withheld, either
@@ -13,8 +13,8 @@ export const liftRequestSchema = z
   .object({
     campaign_id: z.string().min(1).max(128).optional().describe('One campaign'),
     business_id: z.string().min(1).max(128).optional().describe('Every campaign of one business'),
-    from: isoTime.describe('Users whose first would-be offer is at or after this time…'),
-    to: isoTime.describe('…and before this time'),
+    from: rangeFrom.describe('Users whose first would-be offer is at or after this time (before to)…'),
+    to: rangeTo.describe('…and before this time'),
     conversion_types: z
       .array(z.enum(CONVERSION_TYPES as ['order.placed']))
       .min(1)
@@ -34,6 +34,8 @@ export const liftRequestSchema = z
   })
   .meta({
     id: 'LiftRequest',
+    // What the refine above checks, for the document.
+    anyOf: [{ required: ['campaign_id'] }, { required: ['business_id'] }],
     example: {
       campaign_id: 'cmp_4f1c…',
       from: '2026-03-01T00:00:00Z',

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ParleyError } from '../errors.ts';
 import { PROP_NAME } from '../events/schema.ts';
+import { float64 } from '../store/float64.ts';
 
 // The `where` of a report step: { FIELD: scalar | {in: [...]} | {gte|gt|lte|lt: number} } with
 // FIELD "channel" or "props.<name>" (the segment rule language's shape). Every clause must hold.
@@ -17,21 +18,26 @@ const range = z
   })
   .partial()
   .strict()
-  .refine((r) => Object.keys(r).length > 0, 'a range needs at least one of gte, gt, lte, lt');
+  .refine((r) => Object.keys(r).length > 0, 'a range needs at least one of gte, gt, lte, lt')
+  .meta({ minProperties: 1, description: 'A numeric range (numeric props only, not channel)' });
 const inList = z.object({ in: z.array(scalar).min(1).max(1000) }).strict();
 const condition = z.union([scalar, inList, range]);
 
 /** The rule language's fields: "channel" or "props.<name>" with a name ingest accepts. */
-const isField = (f: string) => f === 'channel' || (f.startsWith('props.') && PROP_NAME.test(f.slice(6)));
+const FIELD = new RegExp(`^(?:channel|props\\.${PROP_NAME.source.slice(1, -1)})$`);
+const MAX_FIELDS = 16;
 export const whereSchema = z
   .record(
-    z.string().refine(isField, 'a field is "channel" or "props.<name>" (1 to 64 letters, digits, _ or -)'),
+    z.string().regex(FIELD, 'a field is "channel" or "props.<name>" (1 to 64 letters, digits, _ or -)'),
     condition,
   )
-  .refine((w) => Object.keys(w).length <= 16, 'at most 16 fields')
+  .refine((w) => Object.keys(w).length <= MAX_FIELDS, `at most ${MAX_FIELDS} fields`)
   .meta({
     id: 'Where',
-    description: 'Every field must match: a scalar, {"in": [...]}, or a numeric range {gte|gt|lte|lt}',
+    maxProperties: MAX_FIELDS,
+    description:
+      'Every field must match. A field is "channel" or "props.<name>"; its condition is a scalar, {"in": [...]}, or a numeric range {gte|gt|lte|lt} (props only: channel takes a channel name or {"in": [...]})',
+    examples: [{ channel: 'whatsapp', 'props.value': { gte: 10 } }],
   });
 export type Where = z.infer<typeof whereSchema>;
 type Scalar = z.infer<typeof scalar>;
@@ -78,7 +84,7 @@ function propSql(name: string, cond: Condition, p: string, params: Record<string
   const num = `${type} IN ('Int64', 'UInt64', 'Double')`;
   if (cond !== null && typeof cond === 'object' && !('in' in cond)) {
     const tests = Object.entries(cond).map(([op, v], i) => {
-      params[`${p}_${i}`] = v;
+      params[`${p}_${i}`] = float64(v as number);
       return `JSONExtractFloat(props, ${k}) ${OPS[op as keyof typeof OPS]} {${p}_${i}:Float64}`;
     });
     return `${num} AND ${tests.join(' AND ')}`;
@@ -96,7 +102,7 @@ function propSql(name: string, cond: Condition, p: string, params: Record<string
     );
   }
   if (nums.length) {
-    params[`${p}_n`] = nums;
+    params[`${p}_n`] = nums.map(float64);
     alts.push(`(${num} AND JSONExtractFloat(props, ${k}) IN {${p}_n:Array(Float64)})`);
     alts.push(
       `(${type} = 'Array' AND hasAny(JSONExtract(props, ${k}, 'Array(Nullable(Float64))'), {${p}_n:Array(Nullable(Float64))}))`,

@@ -1,13 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  compileRule,
-  formatIssues,
-  LIMITS,
-  matchesClause,
-  RuleError,
-  ruleSchema,
-  validateRule,
-} from './rule.ts';
+import { compileRule, formatIssues, LIMITS, matchesClause, RuleError, validateRule } from './rule.ts';
+import { ruleSchema } from './rule-schema.ts';
 
 const messages = (r: unknown) => validateRule(r).map((i) => `${i.path.join('.')}: ${i.message}`);
 

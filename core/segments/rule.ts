@@ -1,4 +1,3 @@
-import { z } from 'zod';
 import { CHANNELS, EVENT_TYPES, type EventType, PROP_NAME } from '../events/schema.ts';
 import { unknownKeysMessage } from '../input.ts';
 
@@ -229,19 +228,6 @@ export const formatIssues = (issues: RuleIssue[], prefix = 'rule') =>
     .slice(0, 10)
     .map((i) => `${[prefix, ...i.path].join('.')}: ${i.message}`)
     .join('; ');
-
-/** A zod schema for HTTP bodies: the same checks, each issue at its path. */
-export const ruleSchema = z
-  .unknown()
-  .superRefine((v, ctx) => {
-    for (const i of validateRule(v)) ctx.addIssue({ code: 'custom', message: i.message, path: i.path });
-  })
-  .transform((v) => v as Rule)
-  .meta({
-    id: 'SegmentRule',
-    description:
-      'Rule := {"all": [Rule…]} | {"any": [Rule…]} | {"not": Rule} | {"performed": TYPE, "where"?: {FIELD: value | {"in": [values]} | {"gte"|"gt"|"lte"|"lt": number}}, "count"?: {"gte"?: int, "lte"?: int}, "within_seconds"?: int}; FIELD is "channel" or "props.<name>". See docs/segments.md.',
-  });
 
 /** Validates and normalises; throws a RuleError listing the problems when the rule is invalid. */
 export function compileRule(input: unknown): CompiledRule {

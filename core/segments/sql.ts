@@ -1,3 +1,4 @@
+import { float64 } from '../store/float64.ts';
 import type { Clause, CompiledRule, Leaf, Node } from './rule.ts';
 
 // Compiles a segment rule into one ClickHouse query over `events FINAL` at a time T: a single
@@ -20,7 +21,7 @@ function scalarPredicate(c: Clause, args: string, p: string, params: Record<stri
     for (const op of ['gte', 'gt', 'lte', 'lt'] as const) {
       const bound = c.range[op];
       if (bound === undefined) continue;
-      params[`${p}_${op}`] = bound;
+      params[`${p}_${op}`] = float64(bound);
       parts.push(`JSONExtractFloat(${args}) ${ops[op]} {${p}_${op}:Float64}`);
     }
     return `(${parts.join(' AND ')})`;
@@ -34,7 +35,7 @@ function scalarPredicate(c: Clause, args: string, p: string, params: Record<stri
     alts.push(`(${type} = 'String' AND JSONExtractString(${args}) IN {${p}_s:Array(String)})`);
   }
   if (numbers.length) {
-    params[`${p}_n`] = numbers;
+    params[`${p}_n`] = numbers.map(float64);
     alts.push(`(${type} IN ${NUMERIC} AND JSONExtractFloat(${args}) IN {${p}_n:Array(Float64)})`);
   }
   if (bools.length) {
