@@ -44,7 +44,14 @@ describe('rangeTime', () => {
   });
 
   it('says what to send, never a pattern', () => {
-    for (const bad of ['2026-11-20 11:00:00.000', 'yesterday', '2026-11-20T00:00:00', '2026-13-45', 42]) {
+    for (const bad of [
+      '2026-11-20 11:00:00.000',
+      'yesterday',
+      '2026-11-20T00:00:00',
+      '2026-13-45',
+      '2026-02-30',
+      42,
+    ]) {
       const msg = rangeTime.safeParse(bad).error?.issues[0].message;
       expect(msg).toMatch(/^expected ISO-8601 with a zone, e\.g\. 2026-11-20T00:00:00Z/);
       expect(msg!.length).toBeLessThan(120);
