@@ -84,6 +84,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     bodyLimit: config.ingest.bodyLimitBytes,
     metrics: deps.metrics,
     rateLimit: config.rateLimit,
+    requestTimeoutMs: config.httpRequestTimeoutMs,
   });
 
   app.get(

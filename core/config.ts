@@ -103,6 +103,7 @@ export const configSchema = z.object({
   PARLEY_LOG_RETENTION_HOURS: int(168, 1),
   PARLEY_LOG_RETENTION_BYTES: int(10 * 1024 ** 3, 1024 * 1024),
   PARLEY_BODY_LIMIT_BYTES: int(10 * 1024 * 1024, 1024),
+  PARLEY_HTTP_REQUEST_TIMEOUT_SECONDS: int(60, 1),
   PARLEY_MAX_FUTURE_SECONDS: int(300, 0),
   PARLEY_KEYWORDS: csv.default([]),
   PARLEY_HASH_SECRET: z.string().optional(),
@@ -143,6 +144,8 @@ export type Config = {
   topics: { prefix: string; partitions: number; replication: number };
   localLog: { retentionMs: number; retentionBytes: number };
   ingest: { bodyLimitBytes: number; maxFutureMs: number; keywords: string[]; maxPendingEvents: number };
+  /** The longest a client may take to send a whole request (headers and body). */
+  httpRequestTimeoutMs: number;
   hashSecret?: string;
   /** Keys the treatment/control assignment of campaign holdouts; the same everywhere, never changed mid-campaign. */
   holdoutKey: string;
@@ -208,6 +211,7 @@ export function parseConfig(env: Record<string, string | undefined> = process.en
       retentionMs: e.PARLEY_LOG_RETENTION_HOURS * 3600_000,
       retentionBytes: e.PARLEY_LOG_RETENTION_BYTES,
     },
+    httpRequestTimeoutMs: e.PARLEY_HTTP_REQUEST_TIMEOUT_SECONDS * 1000,
     ingest: {
       bodyLimitBytes: e.PARLEY_BODY_LIMIT_BYTES,
       maxFutureMs: e.PARLEY_MAX_FUTURE_SECONDS * 1000,

@@ -12,6 +12,11 @@ export const ERRORS = {
   PARLEY_ERR_NOT_FOUND: { status: 404, retriable: false, message: 'Not found' },
   PARLEY_ERR_CONFLICT: { status: 409, retriable: false, message: 'Conflict' },
   PARLEY_ERR_PAYLOAD_TOO_LARGE: { status: 413, retriable: false, message: 'The body is too large' },
+  PARLEY_ERR_REQUEST_TIMEOUT: {
+    status: 408,
+    retriable: true,
+    message: 'The request was not received in time',
+  },
   PARLEY_ERR_HEADERS_TOO_LARGE: {
     status: 431,
     retriable: false,

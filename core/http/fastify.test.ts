@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { strictObject } from '../input.ts';
@@ -150,5 +151,49 @@ describe('decodeBody', () => {
     expect(() => decodeBody(Buffer.from([0xc3]))).toThrow(
       expect.objectContaining({ code: 'PARLEY_ERR_INVALID_UTF8' }),
     );
+  });
+});
+
+describe('slow clients', () => {
+  it('answers 408 in the error shape and closes a request whose body does not arrive in time', async () => {
+    const app = await createHttp({
+      logger: createLogger({ level: 'silent' }),
+      bodyLimit: 1024,
+      metrics: createMetrics(),
+      requestTimeoutMs: 1000,
+    });
+    app.post('/v1/slow', async () => ({ ok: true }));
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = app.server.address() as { port: number };
+    const started = Date.now();
+    const answer = await new Promise<string>((resolve, reject) => {
+      const s = connect(port, '127.0.0.1', () => {
+        // Headers, then one byte of a 100-byte body, then nothing.
+        s.write(
+          'POST /v1/slow HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{',
+        );
+      });
+      let got = '';
+      s.on('data', (d) => {
+        got += d.toString();
+      });
+      s.on('close', () => resolve(got));
+      s.on('error', reject);
+    });
+    const waited = Date.now() - started;
+    expect(answer).toMatch(/^HTTP\/1.1 408 Request Timeout\r\n/);
+    expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toMatchObject({
+      error: 'PARLEY_ERR_REQUEST_TIMEOUT',
+    });
+    expect(waited).toBeGreaterThanOrEqual(900);
+    expect(waited).toBeLessThan(5000);
+    // A request that arrives in time is answered as usual.
+    const ok = await fetch(`http://127.0.0.1:${port}/v1/slow`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    });
+    expect(ok.status).toBe(200);
+    await app.close();
   });
 });

@@ -94,7 +94,14 @@ export async function createHttp(opts: {
   bodyLimit: number;
   metrics: Metrics;
   rateLimit?: RateLimitOptions;
+  /**
+   * The longest a client may take to send a whole request, headers and body (default 60 s). A
+   * request still arriving after it is answered 408 and its connection closed, so slow clients
+   * cannot hold connections open (Node checks every few seconds).
+   */
+  requestTimeoutMs?: number;
 }): Promise<App> {
+  const requestTimeoutMs = opts.requestTimeoutMs ?? 60_000;
   const instance = randomBytes(6).toString('hex');
   let requests = 0;
   const app = Fastify({
@@ -105,6 +112,11 @@ export async function createHttp(opts: {
     // Unique across processes by a random prefix, and nothing to compute per request but a counter.
     genReqId: () => `${instance}-${(requests++).toString(36)}`,
     return503OnClosing: true,
+    requestTimeout: requestTimeoutMs,
+    http: {
+      headersTimeout: Math.min(requestTimeoutMs, 60_000),
+      connectionsCheckingInterval: Math.min(Math.max(Math.floor(requestTimeoutMs / 4), 250), 5_000),
+    },
     // Over-long ids are refused by their schema (400), not by the router (a bare 414).
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     // What the router refuses itself (a malformed URL) answers in the same shape as everything else.
@@ -275,10 +287,18 @@ function clientErrorHandler(err: NodeJS.ErrnoException, socket: import('node:net
   const e =
     err.code === 'HPE_HEADER_OVERFLOW'
       ? new ParleyError('PARLEY_ERR_HEADERS_TOO_LARGE', 'The request line and headers exceed 16 KB')
-      : new ParleyError('PARLEY_ERR_BAD_REQUEST', 'The request is not valid HTTP');
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? new ParleyError(
+            'PARLEY_ERR_REQUEST_TIMEOUT',
+            'The request (its headers and body) was not received in time; send it again',
+          )
+        : new ParleyError('PARLEY_ERR_BAD_REQUEST', 'The request is not valid HTTP');
   const body = JSON.stringify(e.toJSON());
+  const reason = { 408: 'Request Timeout', 431: 'Request Header Fields Too Large' }[
+    e.statusCode as 408 | 431
+  ];
   socket.end(
-    `HTTP/1.1 ${e.statusCode} ${e.statusCode === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    `HTTP/1.1 ${e.statusCode} ${reason ?? 'Bad Request'}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
 }
 
@@ -297,7 +317,7 @@ function documentAnswers(arg: TransformArg, transform: typeof jsonSchemaTransfor
   if (!schema || schema.hide) return transform(arg);
   const hooks = [arg.route?.onRequest].flat() as ({ [AUTHENTICATED]?: boolean } | undefined)[];
   const authenticated = hooks.some((h) => h?.[AUTHENTICATED]);
-  const extra: Record<string, unknown> = { 400: errorBody, 431: errorBody, 503: errorBody };
+  const extra: Record<string, unknown> = { 400: errorBody, 408: errorBody, 431: errorBody, 503: errorBody };
   if (authenticated) Object.assign(extra, { 401: errorBody, 403: errorBody, 429: errorBody });
   const response = { ...extra, ...schema.response };
   const out = transform({ ...arg, schema: { ...schema, response } } as typeof arg);
