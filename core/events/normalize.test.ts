@@ -14,6 +14,19 @@ const base = {
 };
 
 describe('normalizeEvent', () => {
+  it('refuses a "__proto__" prop on every path, rather than dropping it', () => {
+    for (const type of ['message.received', 'order.placed']) {
+      const props = type === 'order.placed' ? '"order_id":"o1","value":3,"currency":"USD",' : '';
+      const input = JSON.parse(`{"event_id":"e1","type":"${type}","occurred_at":"2026-03-04T10:15:30.123Z",
+        "business_id":"b","user_id":"u","channel":"whatsapp","props":{${props}"__proto__":{"value":5}}}`);
+      for (const fast of [true, false])
+        expect(normalizeEvent(input, ctx, { fast })).toEqual({
+          ok: false,
+          error: 'props: the prop name "__proto__" cannot be queried; use 1 to 64 letters, digits, _ or -',
+        });
+    }
+  });
+
   it('stores time as UTC milliseconds and defaults thread_id', () => {
     const r = normalizeEvent(base, ctx);
     expect(r).toEqual({

@@ -123,6 +123,11 @@ export function normalizeEvent(
     };
   }
   const type = e.type as EventType;
+  // The props' schemas would drop a "__proto__" key without a word: it is refused like any other
+  // name a rule cannot query (the fast path's check of prop names sees it).
+  const raw = (input as { props?: unknown }).props;
+  if (typeof raw === 'object' && raw !== null && Object.hasOwn(raw, '__proto__'))
+    return { ok: false, error: propNameError('__proto__') };
   const props = propsSchemas[type].safeParse(e.props ?? {});
   if (!props.success) return { ok: false, error: describe(props.error, 'props') };
   return finish({ ...e, type }, props.data, ctx);
@@ -174,10 +179,7 @@ function unstorable(e: CanonicalEvent, derivedThread: boolean): string | undefin
   if (derivedThread && e.thread_id.length > MAX_ID_LENGTH)
     return `thread_id: the default thread_id "t_<business_id>_<user_id>" would be ${e.thread_id.length} characters (at most ${MAX_ID_LENGTH}); send a shorter user_id or a thread_id`;
   for (const k in e.props) {
-    if (!PROP_NAME.test(k)) {
-      const shown = JSON.stringify(k.slice(0, 64)); // a lone surrogate shows escaped
-      return `props: the prop name ${shown} cannot be queried; use 1 to 64 letters, digits, _ or -`;
-    }
+    if (!PROP_NAME.test(k)) return propNameError(k);
     const v = e.props[k];
     const bad = Array.isArray(v)
       ? v.some((x) => typeof x === 'string' && !x.isWellFormed())
@@ -185,6 +187,11 @@ function unstorable(e: CanonicalEvent, derivedThread: boolean): string | undefin
     if (bad) return `props.${k}: ${LONE_SURROGATE}`;
   }
   return undefined;
+}
+
+function propNameError(name: string): string {
+  const shown = JSON.stringify(name.slice(0, 64)); // a lone surrogate shows escaped
+  return `props: the prop name ${shown} cannot be queried; use 1 to 64 letters, digits, _ or -`;
 }
 
 /** The length of s in code points, as `[...s].length` counts it (a lone surrogate counts one). */
