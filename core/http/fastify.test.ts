@@ -197,3 +197,38 @@ describe('slow clients', () => {
     await app.close();
   });
 });
+
+describe('"__proto__" keys', () => {
+  it('are refused anywhere in a body, escaped or not, where a schema would drop them', async () => {
+    const app = await createHttp({
+      logger: createLogger({ level: 'silent' }),
+      bodyLimit: 4096,
+      metrics: createMetrics(),
+    });
+    app.post(
+      '/v1/r',
+      { schema: { body: z.object({ where: z.record(z.string(), z.unknown()) }) } },
+      async (req) => ({
+        fields: Object.keys(req.body.where),
+      }),
+    );
+    const post = (payload: string) =>
+      app.inject({ method: 'POST', url: '/v1/r', headers: { 'content-type': 'application/json' }, payload });
+    for (const body of [
+      '{"where":{"__proto__":{"in":["x"]},"channel":"sms"}}',
+      '{"where":{"\\u005f\\u005fproto\\u005f\\u005f":1}}',
+      '{"where":{"channel":"sms","list":[{"__proto__":1}]}}',
+    ]) {
+      const r = await post(body);
+      expect(r.statusCode, body).toBe(400);
+      expect(r.json()).toMatchObject({
+        error: 'PARLEY_ERR_VALIDATION',
+        message: 'body: the key "__proto__" is not accepted',
+      });
+    }
+    const ok = await post('{"where":{"prototype":"__proto__ as a value is fine"}}');
+    expect(ok.statusCode).toBe(200);
+    expect(ok.json()).toEqual({ fields: ['prototype'] });
+    await app.close();
+  });
+});

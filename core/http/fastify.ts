@@ -66,6 +66,23 @@ export function parseJson(text: string): unknown {
   }
 }
 
+/**
+ * Refuses a body with a "__proto__" key anywhere: schemas would drop it without a word (zod's
+ * records do), so a report filter or rule under that key would be ignored rather than refused.
+ * Only a body whose text could hold one (the name, or a \u escape) is walked.
+ */
+export function refuseProtoKeys(text: string, value: unknown) {
+  if (!text.includes('proto') && !text.includes('\\u')) return;
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (typeof v !== 'object' || v === null) continue;
+    if (!Array.isArray(v) && Object.hasOwn(v, '__proto__'))
+      throw new ParleyError('PARLEY_ERR_VALIDATION', 'body: the key "__proto__" is not accepted');
+    for (const x of Object.values(v)) if (typeof x === 'object' && x !== null) stack.push(x);
+  }
+}
+
 // The longest path parameter a route takes: an offer token in an impression URL (core/offers/token.ts).
 export const MAX_PARAM_LENGTH = 1000;
 /** The query of an API route that takes none: no key is allowed. */
@@ -156,7 +173,11 @@ export async function createHttp(opts: {
       try {
         const text = decodeBody(body);
         // NDJSON is split by the route, so each line can be rejected on its own.
-        done(null, req.headers['content-type']?.includes('ndjson') ? text : parseJson(text));
+        if (req.headers['content-type']?.includes('ndjson')) return done(null, text);
+        const value = parseJson(text);
+        // Events are checked one by one by their route (a "__proto__" prop is refused there).
+        if (req.routeOptions.url !== '/v1/events') refuseProtoKeys(text, value);
+        done(null, value);
       } catch (err) {
         done(err as Error, undefined);
       }
