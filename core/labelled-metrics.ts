@@ -10,44 +10,66 @@ import type { Registry } from 'prom-client';
 export type HistogramChild = { observe(value: number): void };
 export type CounterChild = { inc(by?: number): void };
 
-type Child = { labels: Record<string, string>; counts: Float64Array; sum: number; count: number };
+type Options<L extends string> = {
+  name: string;
+  help: string;
+  labelNames: readonly L[];
+  registers: Registry[];
+};
 
-export class LabelledHistogram<L extends string> {
+/** What both kinds share: a name, label names, and one state per set of label values. */
+abstract class Labelled<L extends string, S extends { labels: Record<string, string> }> {
   readonly name: string;
   readonly help: string;
-  readonly type = 'histogram';
   readonly aggregator = 'sum';
   readonly labelNames: readonly L[];
-  private readonly bounds: Float64Array;
-  private readonly children = new Map<string, Child>();
+  protected readonly children = new Map<string, S>();
 
-  constructor(opts: {
-    name: string;
-    help: string;
-    labelNames: readonly L[];
-    buckets: readonly number[];
-    registers: Registry[];
-  }) {
+  constructor(opts: Options<L>) {
     this.name = opts.name;
     this.help = opts.help;
     this.labelNames = opts.labelNames;
-    this.bounds = Float64Array.from([...opts.buckets].sort((a, b) => a - b));
-    for (const r of opts.registers) r.registerMetric(this as never);
   }
 
-  /** The child for these label values (in labelNames' order); keep it, and observe on it. */
-  labels(...values: string[]): HistogramChild {
+  protected register(registers: Registry[]) {
+    for (const r of registers) r.registerMetric(this as never);
+  }
+
+  /** The state of these label values (in labelNames' order), made on first use. */
+  protected child(values: string[], make: (labels: Record<string, string>) => S): S {
     if (values.length !== this.labelNames.length)
       throw new TypeError(`${this.name} takes ${this.labelNames.length} label values, got ${values.length}`);
     const key = values.join('\u0000');
     let child = this.children.get(key);
     if (!child) {
-      const labels = Object.fromEntries(this.labelNames.map((n, i) => [n, values[i]]));
-      child = { labels, counts: new Float64Array(this.bounds.length), sum: 0, count: 0 };
+      child = make(Object.fromEntries(this.labelNames.map((n, i) => [n, values[i]])));
       this.children.set(key, child);
     }
-    const c = child;
+    return child;
+  }
+}
+
+type Buckets = { labels: Record<string, string>; counts: Float64Array; sum: number; count: number };
+
+export class LabelledHistogram<L extends string> extends Labelled<L, Buckets> {
+  readonly type = 'histogram';
+  private readonly bounds: Float64Array;
+
+  constructor(opts: Options<L> & { buckets: readonly number[] }) {
+    super(opts);
+    this.bounds = Float64Array.from([...opts.buckets].sort((a, b) => a - b));
+    this.register(opts.registers);
+  }
+
+  /** The child for these label values (in labelNames' order); keep it, and observe on it. */
+  labels(...values: string[]): HistogramChild {
     const bounds = this.bounds;
+    const c = this.child(values, (labels) => ({
+      labels,
+      counts: new Float64Array(bounds.length),
+      sum: 0,
+      count: 0,
+    }));
     return {
       observe(value: number) {
         if (!Number.isFinite(value)) return;
@@ -93,32 +115,20 @@ export class LabelledHistogram<L extends string> {
 }
 
 /** A labelled Prometheus counter; keep the child `labels` returns, and inc on it. */
-export class LabelledCounter<L extends string> {
-  readonly name: string;
-  readonly help: string;
+export class LabelledCounter<L extends string> extends Labelled<
+  L,
+  { labels: Record<string, string>; value: number }
+> {
   readonly type = 'counter';
-  readonly aggregator = 'sum';
-  readonly labelNames: readonly L[];
-  private readonly children = new Map<string, { labels: Record<string, string>; value: number }>();
 
-  constructor(opts: { name: string; help: string; labelNames: readonly L[]; registers: Registry[] }) {
-    this.name = opts.name;
-    this.help = opts.help;
-    this.labelNames = opts.labelNames;
-    for (const r of opts.registers) r.registerMetric(this as never);
+  constructor(opts: Options<L>) {
+    super(opts);
+    this.register(opts.registers);
   }
 
   /** The child for these label values (in labelNames' order). */
   labels(...values: string[]): CounterChild {
-    if (values.length !== this.labelNames.length)
-      throw new TypeError(`${this.name} takes ${this.labelNames.length} label values, got ${values.length}`);
-    const key = values.join('\u0000');
-    let child = this.children.get(key);
-    if (!child) {
-      child = { labels: Object.fromEntries(this.labelNames.map((n, i) => [n, values[i]])), value: 0 };
-      this.children.set(key, child);
-    }
-    const c = child;
+    const c = this.child(values, (labels) => ({ labels, value: 0 }));
     return {
       inc(by = 1) {
         if (!(by >= 0) || !Number.isFinite(by)) throw new TypeError(`${by} is not a valid increment`);
