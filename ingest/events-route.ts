@@ -58,6 +58,8 @@ export async function eventsRoute(app: App, deps: IngestDeps) {
   app.post(
     '/v1/events',
     {
+      // Each event is checked on its own (normalizeEvent): one bad event is rejected, not the request.
+      config: { itemsCheckedAlone: true },
       onRequest: [requireRole(deps.auth, 'ingest'), limitPerKey],
       schema: {
         summary: 'Ingest canonical events',

@@ -174,6 +174,21 @@ describe('POST /v1/events', () => {
     expect(got.json().events.filter((e: { event_id: string }) => e.event_id === 'dup-1')).toHaveLength(1);
   });
 
+  it('rejects an event with a "__proto__" prop on its own, accepting the others', async () => {
+    const body = `[${JSON.stringify(ev(40))},${JSON.stringify(ev(41)).replace('"props":{', '"props":{"__proto__":{"x":1},')}]`;
+    const res = await post(body);
+    expect(res.statusCode).toBe(202);
+    expect(res.json()).toEqual({
+      accepted: 1,
+      rejected: [
+        {
+          index: 1,
+          error: 'props: the prop name "__proto__" cannot be queried; use 1 to 64 letters, digits, _ or -',
+        },
+      ],
+    });
+  });
+
   it('rejects each bad event with its index and reason, accepting the valid ones beside it', async () => {
     const future = new Date(Date.now() + 3600_000).toISOString();
     const res = await post(

@@ -32,6 +32,10 @@ declare module 'fastify' {
   interface FastifyInstance {
     parleyLimits: Limits;
   }
+  interface FastifyContextConfig {
+    /** The route checks each item of its body on its own ("__proto__" keys included). */
+    itemsCheckedAlone?: boolean;
+  }
 }
 
 /** Limits of failed authentications per client address and of requests per key; absent: no limit. */
@@ -175,8 +179,7 @@ export async function createHttp(opts: {
         // NDJSON is split by the route, so each line can be rejected on its own.
         if (req.headers['content-type']?.includes('ndjson')) return done(null, text);
         const value = parseJson(text);
-        // Events are checked one by one by their route (a "__proto__" prop is refused there).
-        if (req.routeOptions.url !== '/v1/events') refuseProtoKeys(text, value);
+        if (!req.routeOptions.config.itemsCheckedAlone) refuseProtoKeys(text, value);
         done(null, value);
       } catch (err) {
         done(err as Error, undefined);
