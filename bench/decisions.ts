@@ -30,7 +30,7 @@ import { decide } from '../api/decisions/engine.ts';
 import type { DecisionEngine } from '../api/decisions/feed.ts';
 import { impressionsRoute } from '../api/decisions/impressions-route.ts';
 import { createOfferLog } from '../api/decisions/offer-log.ts';
-import { decisionsRoute } from '../api/decisions/route.ts';
+import { decisionsRoute, plainDecision } from '../api/decisions/route.ts';
 import { seededRng } from '../api/decisions/rng.ts';
 import { DecisionState, offerFacts } from '../api/decisions/state.ts';
 import type { Campaign } from '../core/campaigns/schema.ts';
@@ -173,6 +173,16 @@ async function serve() {
     },
     async () => ({ decision_id: 'd_0', campaign_id: 'cmp_0', price_micros: 1000 }),
   );
+  // The answer path (core/http/answer-path.ts) answering constant JSON: what an ordinary decision
+  // costs before the decision itself (the route above answers what it hands over).
+  const CONSTANT = JSON.stringify({ decision_id: 'd_0', campaign_id: 'cmp_0', price_micros: 1000 });
+  app.post('/bench/answer', { onRequest: requireRole(auth, 'adserver') }, async () => JSON.parse(CONSTANT));
+  app.parleyAnswers.post('/bench/answer', {
+    auth,
+    roles: ['adserver'],
+    accept: (v) => plainDecision(v),
+    answer: () => ({ status: 200, json: CONSTANT }),
+  });
   const feed = new EventFeed(bus);
   await decisionsRoute(app, {
     engine,
@@ -404,6 +414,8 @@ async function main() {
   // Serving changes the engine's state, so it is measured last.
   const stack = await load(`${info.decisionsUrl}/bench/constant`, () => decisionBody(), auth);
   await noteMemory('stack row');
+  const answerPath = await load(`${info.decisionsUrl}/bench/answer`, () => decisionBody(), auth);
+  await noteMemory('answer path row');
   const none = await load(`${info.decisionsUrl}/v1/decisions`, () => decisionBody(true), auth);
   await noteMemory('204 row');
   const dec = await load(`${info.decisionsUrl}/v1/decisions`, () => decisionBody(), auth);
@@ -456,16 +468,26 @@ async function main() {
     [
       ['route', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'server CPU µs/req', 'of which GC'],
       row('bare Fastify, constant JSON', bare, 1),
-      row('Parley HTTP stack, constant JSON', stack, 2),
-      row('POST /v1/decisions → 200, offer held', dec, 4),
-      row('POST /v1/decisions → 204, all 50 checked', none, 3),
-      row('POST /v1/impressions, 100 tokens, durable', confirm, 5),
+      row('Parley HTTP stack (Fastify), constant JSON', stack, 2),
+      row('Parley answer path, constant JSON', answerPath, 3),
+      row('POST /v1/decisions → 200, offer held', dec, 5),
+      row('POST /v1/decisions → 204, all 50 checked', none, 4),
+      row('POST /v1/impressions, 100 tokens, durable', confirm, 6),
       ['impressions/s confirmed durably', Math.round(confirm.requests.average * 100), '', '', '', '', ''],
       ['ratio served / bare', (dec.requests.average / bare.requests.average).toFixed(2), '', '', '', '', ''],
       ['ratio 204 / bare', (none.requests.average / bare.requests.average).toFixed(2), '', '', '', '', ''],
       [
         'ratio Parley stack / bare',
         (stack.requests.average / bare.requests.average).toFixed(2),
+        '',
+        '',
+        '',
+        '',
+        '',
+      ],
+      [
+        'ratio answer path / bare',
+        (answerPath.requests.average / bare.requests.average).toFixed(2),
         '',
         '',
         '',

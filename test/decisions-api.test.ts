@@ -237,6 +237,68 @@ describe('decisions API', () => {
     expect(metrics).toMatch(/parley_decisions_total\{outcome="served"\} [1-9]/);
     expect(metrics).toMatch(/parley_decisions_total\{outcome="none"\} [1-9]/);
   });
+  it('answers ordinary decisions over HTTP on the answer path, as the route answers them', async () => {
+    const base = await t.app.listen({ host: '127.0.0.1', port: 0 });
+    const post = (body: string) =>
+      fetch(`${base}/v1/decisions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${t.keys.adserver}`, 'content-type': 'application/json' },
+        body,
+      });
+    const before = t.app.parleyAnswers.answered;
+    const u4 = JSON.stringify({ user_id: 'u4', business_id: 'b1', channel: 'whatsapp' });
+    const fast = await post(u4);
+    expect(t.app.parleyAnswers.answered).toBe(before + 1);
+    expect(fast.status).toBe(200);
+    const d = await fast.json();
+    expect(Object.keys(d)).toEqual([
+      'decision_id',
+      'campaign_id',
+      'creative',
+      'price_micros',
+      'delivery_tag',
+      'tracking',
+      'postback_payload',
+      'hold_seconds',
+    ]);
+    expect(d).toMatchObject({
+      campaign_id: campaignId,
+      creative: { text: 'A spring cut, 20% off', buttons: [{ title: 'Book' }] },
+      price_micros: 3000,
+      postback_payload: `parley:d:${d.decision_id}:${campaignId}`,
+      hold_seconds: 600,
+    });
+    expect(d.tracking.click_url).toBe(
+      `https://ads.example.com/v1/decisions/${d.decision_id}/click?o=${d.delivery_tag}`,
+    );
+    expect(d.tracking.impression_url).toBe(`https://ads.example.com/v1/impressions/${d.delivery_tag}`);
+    expect(fast.headers.get('content-type')).toBe('application/json; charset=utf-8');
+    expect(fast.headers.get('cache-control')).toBe('no-store');
+    expect(fast.headers.get('x-content-type-options')).toBe('nosniff');
+    // The offer is held: the same user is now capped, answered 204 on the answer path too.
+    const again = await post(u4);
+    expect(again.status).toBe(204);
+    expect(t.app.parleyAnswers.answered).toBe(before + 2);
+    // An explanation, and a misspelt key, are the route's to answer.
+    const explained = await post(
+      JSON.stringify({ user_id: 'u4', business_id: 'b1', channel: 'whatsapp', explain: true }),
+    );
+    expect(await explained.json()).toEqual({
+      decision_id: null,
+      candidates: [{ campaign_id: campaignId, reason: 'frequency_cap' }],
+    });
+    const typo = await post('{"user_id":"u4","busines_id":"b1","channel":"whatsapp"}');
+    expect(typo.status).toBe(400);
+    expect((await typo.json()).message).toMatch(/did you mean "business_id"/);
+    expect(t.app.parleyAnswers.answered).toBe(before + 2);
+    // The offer's impression URL records the impression as any offer's does.
+    const shown = await fetch(`${base}${new URL(d.tracking.impression_url).pathname}`);
+    expect(shown.status).toBe(204);
+    await waitFor(
+      () => seen.filter((e) => e.type === 'sponsored.served' && e.props?.decision_id === d.decision_id),
+      (l) => l.length === 1,
+    );
+  });
 });
 
 describe('decision engine start', () => {

@@ -4,8 +4,9 @@ import type { EventFeed } from '../../core/events/feed.ts';
 import { ParleyError } from '../../core/errors.ts';
 import { memoized } from '../../core/maps.ts';
 import { CHANNELS, type CanonicalEvent, type Channel } from '../../core/events/schema.ts';
-import type { Auth } from '../../core/http/auth.ts';
+import { type Auth, canSee } from '../../core/http/auth.ts';
 import { strictObject } from '../../core/input.ts';
+import type { Answer } from '../../core/http/answer-path.ts';
 import { type App, errorBody, limitPerKey, principalOf, requireRole } from '../../core/http/fastify.ts';
 import type { Metrics } from '../../core/metrics.ts';
 import { clickEventId, verifyClick } from '../../core/offers/click.ts';
@@ -29,7 +30,7 @@ import { type DecisionRequest, type LiveCampaign, REASONS, threadOf } from './ty
 
 const JSON_TYPE = 'application/json; charset=utf-8';
 const id = z.string().min(1).max(128);
-const decisionInput = strictObject({
+export const decisionInput = strictObject({
   user_id: id,
   business_id: id,
   thread_id: id.optional().describe('Default t_<business_id>_<user_id>, as in events'),
@@ -52,6 +53,37 @@ const decisionInput = strictObject({
     },
   ],
 });
+type DecisionBody = z.infer<typeof decisionInput>;
+
+const DECISION_KEYS = new Set(['user_id', 'business_id', 'thread_id', 'channel', 'context', 'explain']);
+const CHANNEL_SET = new Set<string>(CHANNELS);
+const isId = (v: unknown) => typeof v === 'string' && v.length >= 1 && v.length <= 128;
+
+/**
+ * The body as it is, when decisionInput accepts it unchanged and it asks for no explanation;
+ * undefined otherwise (the schema then says what it accepts). Never accepts what the schema
+ * refuses.
+ */
+export function plainDecision(v: unknown): DecisionBody | undefined {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return undefined;
+  const o = v as Record<string, unknown>;
+  for (const k in o) if (!DECISION_KEYS.has(k)) return undefined;
+  if (!isId(o.user_id) || !isId(o.business_id) || !CHANNEL_SET.has(o.channel as string)) return undefined;
+  if (o.thread_id !== undefined && !isId(o.thread_id)) return undefined;
+  if (o.explain !== undefined && o.explain !== false) return undefined;
+  if (o.context !== undefined) {
+    const c = o.context;
+    if (typeof c !== 'object' || c === null || Array.isArray(c)) return undefined;
+    for (const k in c) if (k !== 'keywords') return undefined;
+    const words = (c as { keywords?: unknown }).keywords;
+    if (words !== undefined) {
+      if (!Array.isArray(words) || words.length > 64) return undefined;
+      for (const w of words) if (typeof w !== 'string' || w.length > 512) return undefined;
+    }
+  }
+  return o as DecisionBody;
+}
+
 const engineStatus = z.object({
   ready: z.boolean(),
   campaigns: z.number(),
@@ -225,6 +257,24 @@ export async function decisionsRoute(
   const innerOf = memoized(64, inner);
   const baseInner = (req: FastifyRequest) => fixedBase ?? innerOf(`${req.protocol}://${req.host}`);
 
+  /** A decision without explanation: the offer as JSON, or nothing to offer (204). */
+  const offer = (body: DecisionBody, base: string): Answer => {
+    const { decision, withheld } = deps.engine.decide(body);
+    if (withheld) for (const w of withheld) deps.withheldLog?.add(withheldEvent(body, w));
+    if (!decision) {
+      none?.inc();
+      return { status: 204 };
+    }
+    served?.inc();
+    const f = decision.served;
+    deps.offerLog?.add(f);
+    const token = signOffer(deps.clickKey, offerFacts(f));
+    return {
+      status: 200,
+      json: offerAnswer(decision.campaign, f.decisionId, f.priceMicros, token, base, holdSeconds),
+    };
+  };
+
   app.get(
     '/v1/decisions/ready',
     {
@@ -274,12 +324,18 @@ export async function decisionsRoute(
       const body = req.body;
       deps.auth.checkBusiness(principalOf(req), body.business_id);
       if (!deps.engine.isReady()) throw new ParleyError('PARLEY_ERR_NOT_READY');
+      if (!body.explain) {
+        const a = offer(body, baseInner(req));
+        // Already JSON (offerAnswer): sent as it is.
+        if (a.status === 200) reply.type(JSON_TYPE).send(a.json as never);
+        else reply.code(204).send(null);
+        return;
+      }
       const { decision, candidates, withheld } = deps.engine.decide(body);
       if (withheld) for (const w of withheld) deps.withheldLog?.add(withheldEvent(body, w));
       if (!decision) {
         none?.inc();
-        if (body.explain) reply.send({ decision_id: null, candidates });
-        else reply.code(204).send(null);
+        reply.send({ decision_id: null, candidates });
         return;
       }
       served?.inc();
@@ -287,12 +343,6 @@ export async function decisionsRoute(
       deps.offerLog?.add(f);
       const c = decision.campaign;
       const token = signOffer(deps.clickKey, offerFacts(f));
-      if (!body.explain) {
-        const answer = offerAnswer(c, f.decisionId, f.priceMicros, token, baseInner(req), holdSeconds);
-        // Already JSON (offerAnswer): sent as it is.
-        reply.type(JSON_TYPE).send(answer as never);
-        return;
-      }
       const base = deps.publicUrl ?? `${req.protocol}://${req.host}`;
       reply.send({
         decision_id: f.decisionId,
@@ -310,6 +360,22 @@ export async function decisionsRoute(
       });
     },
   );
+
+  // Ordinary decisions (no explanation) from keys seen recently are also answered on the answer
+  // path (core/http/answer-path.ts): the same answer, without the framework's per-request work.
+  app.parleyAnswers?.post<DecisionBody>('/v1/decisions', {
+    auth: deps.auth,
+    roles: ['adserver'],
+    accept: (value, p) => {
+      const body = plainDecision(value);
+      return body && canSee(p, body.business_id) ? body : undefined;
+    },
+    answer: (body, req) => {
+      if (!deps.engine.isReady()) return undefined;
+      const protocol = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
+      return offer(body, fixedBase ?? innerOf(`${protocol}://${req.headers.host}`));
+    },
+  });
 
   app.get(
     '/v1/decisions/:id/click',

@@ -21,6 +21,7 @@ import { ParleyError, isParleyError } from '../errors.ts';
 import { strictObject } from '../input.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
+import { AnswerPaths } from './answer-path.ts';
 import type { Auth, Principal, Role } from './auth.ts';
 import { WindowLimit } from './limits.ts';
 import { openapiTransform } from './openapi.ts';
@@ -31,6 +32,8 @@ declare module 'fastify' {
   }
   interface FastifyInstance {
     parleyLimits: Limits;
+    /** The answer path of the busiest routes (answer-path.ts). */
+    parleyAnswers: AnswerPaths;
   }
   interface FastifyContextConfig {
     /** The route checks each item of its body on its own ("__proto__" keys included). */
@@ -215,22 +218,26 @@ export async function createHttp(opts: {
   // (bounded by the routes registered and the statuses they answer). Each route observes its own
   // answers with the route's name at hand (an onResponse hook of that route alone, so no hook runs
   // for every route); answers of no route (404) are observed as unmatched when they finish.
+  const byRoute = new Map<string, (method: string, status: number, seconds: number) => void>();
   const histograms = (route: string) => {
     type Histogram = ReturnType<Metrics['httpDuration']['labels']>;
     const byMethod = new Map<string, Map<number, Histogram>>();
-    const observe = (req: FastifyRequest, reply: FastifyReply) => {
-      let byStatus = byMethod.get(req.method);
+    const observeAs = (method: string, status: number, seconds: number) => {
+      let byStatus = byMethod.get(method);
       if (!byStatus) {
         byStatus = new Map();
-        byMethod.set(req.method, byStatus);
+        byMethod.set(method, byStatus);
       }
-      let h = byStatus.get(reply.statusCode);
+      let h = byStatus.get(status);
       if (!h) {
-        h = opts.metrics.httpDuration.labels(route, req.method, String(reply.statusCode));
-        byStatus.set(reply.statusCode, h);
+        h = opts.metrics.httpDuration.labels(route, method, String(status));
+        byStatus.set(status, h);
       }
-      h.observe(reply.elapsedTime / 1000);
+      h.observe(seconds);
     };
+    byRoute.set(route, observeAs);
+    const observe = (req: FastifyRequest, reply: FastifyReply) =>
+      observeAs(req.method, reply.statusCode, reply.elapsedTime / 1000);
     return Object.assign(
       (req: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
         observe(req, reply);
@@ -260,6 +267,16 @@ export async function createHttp(opts: {
   app.decorate('parleyLimits', {
     authFailures: limit(rl?.authFailures ?? 0),
     perKey: limit(rl?.keyRequests ?? 0),
+  });
+  const answers = new AnswerPaths({
+    limits: () => app.parleyLimits,
+    observe: (route, method, status, seconds) => byRoute.get(route)?.(method, status, seconds),
+  });
+  answers.install(app.server);
+  app.decorate('parleyAnswers', answers);
+  app.addHook('preClose', (done) => {
+    answers.close();
+    done();
   });
 
   await app.register(swagger, {

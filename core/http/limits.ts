@@ -30,6 +30,12 @@ export class WindowLimit {
     return w.count > this.max ? secondsLeft(w.endsAt, nowMs) : 0;
   }
 
+  /** Whether one more hit for the key now would be within the limit, without counting it. */
+  room(key: string, nowMs = Date.now()): boolean {
+    const w = this.windows.get(key);
+    return w === undefined || w.endsAt <= nowMs || w.count < this.max;
+  }
+
   /** Whether the key is over the limit already, without counting: 0 when not, else seconds left. */
   over(key: string, nowMs = Date.now()): number {
     if (this.windows.size === 0) return 0;
