@@ -8,7 +8,7 @@
 // before, after, and after a full collection.
 //
 //   node bench/run.js decisions [--seconds 10] [--connections 10] [--users 1000000] [--brokers host:port]
-//                               [--decisions 1000000] [--rate N] [--profile DIR]
+//                               [--decisions 1000000] [--rate N] [--profile DIR] [--work-us 40]
 //
 // The servers run in a child process (with the node flags of `parley start`) so the load generator
 // (autocannon, on 127.0.0.1) does not share their event loop or memory. The child reports its
@@ -47,6 +47,8 @@ import { printTable } from './table.ts';
 const { values } = parseArgs({
   options: {
     seconds: { type: 'string', default: '10' },
+    // The CPU time the calibration row spends per request before answering as the bare route.
+    'work-us': { type: 'string', default: '40' },
     connections: { type: 'string', default: '10' },
     users: { type: 'string', default: '1000000' },
     brokers: { type: 'string' },
@@ -203,6 +205,14 @@ async function serve() {
   });
   const bare = Fastify();
   bare.post('/bare', async () => ({ decision_id: 'd_0', campaign_id: 'cmp_0', price_micros: 1000 }));
+  // The same route spending --work-us of CPU per request first: how far a fixed amount of work
+  // per request moves the ratio to the bare route on this machine (a calibration, not a target).
+  const workNs = BigInt(Math.round(Number(values['work-us']) * 1000));
+  bare.post('/bare-work', async () => {
+    const until = process.hrtime.bigint() + workNs;
+    while (process.hrtime.bigint() < until);
+    return { decision_id: 'd_0', campaign_id: 'cmp_0', price_micros: 1000 };
+  });
   // The serving process's memory after a full collection, asked between the rows.
   // With it, the process's CPU time before and after that collection, so each row's CPU time per
   // request excludes it (a measure that holds on a busy machine, where req/s do not).
@@ -361,6 +371,8 @@ async function main() {
     String(USERS),
     '--decisions',
     String(values.decisions),
+    '--work-us',
+    String(values['work-us']),
   ];
   if (values.brokers) serveArgs.push('--brokers', values.brokers);
   const profile = values.profile ? ['--cpu-prof', '--cpu-prof-dir', values.profile] : [];
@@ -410,6 +422,8 @@ async function main() {
   await noteMemory('bare warm-up');
   const bare = await load(`${info.bareUrl}/bare`, () => '{}', {});
   await noteMemory('bare row');
+  const work = await load(`${info.bareUrl}/bare-work`, () => '{}', {});
+  await noteMemory('calibration row');
   const auth = { authorization: `Bearer ${KEY}` };
   // Serving changes the engine's state, so it is measured last.
   const stack = await load(`${info.decisionsUrl}/bench/constant`, () => decisionBody(), auth);
@@ -468,14 +482,24 @@ async function main() {
     [
       ['route', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'server CPU µs/req', 'of which GC'],
       row('bare Fastify, constant JSON', bare, 1),
-      row('Parley HTTP stack (Fastify), constant JSON', stack, 2),
-      row('Parley answer path, constant JSON', answerPath, 3),
-      row('POST /v1/decisions → 200, offer held', dec, 5),
-      row('POST /v1/decisions → 204, all 50 checked', none, 4),
-      row('POST /v1/impressions, 100 tokens, durable', confirm, 6),
+      row(`bare Fastify + ${values['work-us']} µs of work per request`, work, 2),
+      row('Parley HTTP stack (Fastify), constant JSON', stack, 3),
+      row('Parley answer path, constant JSON', answerPath, 4),
+      row('POST /v1/decisions → 200, offer held', dec, 6),
+      row('POST /v1/decisions → 204, all 50 checked', none, 5),
+      row('POST /v1/impressions, 100 tokens, durable', confirm, 7),
       ['impressions/s confirmed durably', Math.round(confirm.requests.average * 100), '', '', '', '', ''],
       ['ratio served / bare', (dec.requests.average / bare.requests.average).toFixed(2), '', '', '', '', ''],
       ['ratio 204 / bare', (none.requests.average / bare.requests.average).toFixed(2), '', '', '', '', ''],
+      [
+        `ratio bare + ${values['work-us']} µs / bare`,
+        (work.requests.average / bare.requests.average).toFixed(2),
+        '',
+        '',
+        '',
+        '',
+        '',
+      ],
       [
         'ratio Parley stack / bare',
         (stack.requests.average / bare.requests.average).toFixed(2),
