@@ -252,4 +252,26 @@ describe('the answer path', () => {
     expect(app.parleyAnswers.answered).toBe(0);
     await app.close();
   });
+
+  it('answers pipelined requests in order, whichever path answers each', async () => {
+    const { app, url } = await setup();
+    await send(url, '/v1/double', '{"n":1,"business_id":"b1"}', json(KEY));
+    const req = (body: string) =>
+      `POST /v1/double HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${KEY}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+    const bodies = ['{"n":5,"business_id":"b1"}', '{"x":1}', '{"n":6,"business_id":"b1"}', '{"n":7,"business_id":"b1"}'];
+    const answer = await new Promise<string>((resolve, reject) => {
+      const s = connect(Number(url.port), '127.0.0.1', () => s.end(bodies.map(req).join('')));
+      let got = '';
+      s.on('data', (d) => {
+        got += d.toString();
+      });
+      s.on('close', () => resolve(got));
+      s.on('error', reject);
+    });
+    const statuses = [...answer.matchAll(/HTTP\/1.1 (\d{3})/g)].map((m) => m[1]);
+    expect(statuses).toEqual(['200', '400', '200', '200']);
+    expect(answer.indexOf('{"twice":10}')).toBeLessThan(answer.indexOf('{"twice":12}'));
+    expect(app.parleyAnswers.answered).toBe(3);
+    await app.close();
+  });
 });
