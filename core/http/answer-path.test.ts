@@ -258,7 +258,12 @@ describe('the answer path', () => {
     await send(url, '/v1/double', '{"n":1,"business_id":"b1"}', json(KEY));
     const req = (body: string) =>
       `POST /v1/double HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${KEY}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
-    const bodies = ['{"n":5,"business_id":"b1"}', '{"x":1}', '{"n":6,"business_id":"b1"}', '{"n":7,"business_id":"b1"}'];
+    const bodies = [
+      '{"n":5,"business_id":"b1"}',
+      '{"x":1}',
+      '{"n":6,"business_id":"b1"}',
+      '{"n":7,"business_id":"b1"}',
+    ];
     const answer = await new Promise<string>((resolve, reject) => {
       const s = connect(Number(url.port), '127.0.0.1', () => s.end(bodies.map(req).join('')));
       let got = '';
