@@ -19,7 +19,9 @@ const K = new Int32Array([
 const IV = new Int32Array([
   0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
 ]);
-const B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+const B64URL_CODES = Array.from('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_', (c) =>
+  c.charCodeAt(0),
+);
 
 /** One SHA-256 compression of the 16 words in w[0..15] into state h. */
 function compress(h: Int32Array, w: Int32Array) {
@@ -80,6 +82,8 @@ export class HmacSha256 {
   private readonly outer: Int32Array;
   private readonly h = new Int32Array(8);
   private readonly w = new Int32Array(64);
+  /** The characters of a MAC being written, as codes (one string is made from them at the end). */
+  private readonly codes: number[] = [];
 
   constructor(key: Buffer) {
     this.key = key.length > 64 ? createHash('sha256').update(key).digest() : key;
@@ -91,22 +95,20 @@ export class HmacSha256 {
   base64url(text: string, chars = 43): string {
     if (!this.digest(text))
       return createHmac('sha256', this.key).update(text).digest('base64url').slice(0, chars);
+    const codes = this.codes;
+    codes.length = Math.max(0, Math.min(chars, 43));
+    for (let i = 0; i < codes.length; i++) codes[i] = B64URL_CODES[this.sixBits(i)];
+    return String.fromCharCode.apply(null, codes);
+  }
+
+  /** Bits 6i to 6i+5 of the digest (big-endian; zeros past its end). */
+  private sixBits(i: number): number {
     const h = this.h;
-    let out = '';
-    // 6 bits at a time from the digest's big-endian bytes.
-    let acc = 0;
-    let bits = 0;
-    for (let i = 0; i < 32 && out.length < chars; i++) {
-      acc = (acc << 8) | ((h[i >> 2] >>> (24 - 8 * (i & 3))) & 0xff);
-      bits += 8;
-      while (bits >= 6 && out.length < chars) {
-        bits -= 6;
-        out += B64URL[(acc >>> bits) & 63];
-      }
-      acc &= (1 << bits) - 1;
-    }
-    if (out.length < chars && bits > 0) out += B64URL[(acc << (6 - bits)) & 63];
-    return out;
+    const bit = 6 * i;
+    const word = bit >>> 5;
+    const off = bit & 31;
+    if (off <= 26) return (h[word] >>> (26 - off)) & 63;
+    return ((h[word] << (off - 26)) | (word < 7 ? h[word + 1] >>> (58 - off) : 0)) & 63;
   }
 
   /** Leaves HMAC(key, text) in this.h; false when text has a character beyond ASCII. */
