@@ -12,11 +12,23 @@ import {
 // order DESIGN.md lists the rules (the campaign's business is matched by the caller). Pure: everything it needs is passed in.
 
 export function targetingMatches(
-  c: Pick<LiveCampaign, 'segAll' | 'segAny' | 'segNone' | 'kwAny' | 'kwNone'>,
-  u: Pick<UserView, 'inSegment' | 'mentions'>,
+  c: Pick<LiveCampaign, 'segAll' | 'segAny' | 'segNone' | 'segMask' | 'kwAny' | 'kwNone'>,
+  u: Pick<UserView, 'inSegment' | 'segments' | 'mentions'>,
 ) {
+  const m = c.segMask;
+  if (m) {
+    const s = u.segments;
+    if ((s & m.all) !== m.all || (m.any !== 0 && (s & m.any) === 0) || (s & m.none) !== 0) return false;
+  } else if (!segmentsMatch(c, u)) return false;
   if (c.kwAny && !u.mentions(c.kwAny)) return false;
   if (c.kwNone?.size && u.mentions(c.kwNone)) return false;
+  return true;
+}
+
+function segmentsMatch(
+  c: Pick<LiveCampaign, 'segAll' | 'segAny' | 'segNone'>,
+  u: Pick<UserView, 'inSegment'>,
+) {
   for (const s of c.segAll) if (!u.inSegment(s)) return false;
   if (c.segAny.length > 0) {
     let any = false;

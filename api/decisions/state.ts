@@ -86,6 +86,8 @@ export class DecisionState {
   private readonly clicked = new Set<string>();
   private campaigns: LiveCampaign[] = [];
   private byBusiness = new Map<string, LiveCampaign[]>();
+  /** business → the segments its campaigns target (at most 32; see LiveCampaign.segMask). */
+  private targeted = new Map<string, number[]>();
   private byId = new Map<string, LiveCampaign>();
   /** business → channel → the active campaigns allowed on that channel, built on first use. */
   private servable = new Map<string, Map<string, LiveCampaign[]>>();
@@ -164,6 +166,14 @@ export class DecisionState {
       l.push(c);
       this.byBusiness.set(c.businessId, l);
     }
+    this.targeted = new Map();
+    for (const [business, list] of this.byBusiness) {
+      const segs = [...new Set(list.flatMap((c) => [...c.segAll, ...c.segAny, ...c.segNone]))];
+      if (segs.length > 32) continue;
+      this.targeted.set(business, segs);
+      const bits = (l: number[]) => l.reduce((m, s) => m | (1 << segs.indexOf(s)), 0);
+      for (const c of list) c.segMask = { all: bits(c.segAll), any: bits(c.segAny), none: bits(c.segNone) };
+    }
   }
 
   campaign(id: string): LiveCampaign | undefined {
@@ -230,6 +240,7 @@ export class DecisionState {
       segAll: (t.segments_all ?? []).map((s) => this.segmentIndex(s)),
       segAny: (t.segments_any ?? []).map((s) => this.segmentIndex(s)),
       segNone: (t.segments_none ?? []).map((s) => this.segmentIndex(s)),
+      segMask: null,
       kwAny: words(t.keywords_any),
       kwNone: words(t.keywords_none),
       bid:
@@ -417,6 +428,7 @@ export class DecisionState {
     return new View(
       this,
       u,
+      this.targetedMembership(businessId, u),
       opt?.out === true,
       this.blocked.size > 0 && this.blocked.has(k2(businessId, userId)),
       u >= 0 && (this.conversations.get(businessId)?.has(u) ?? false),
@@ -427,6 +439,17 @@ export class DecisionState {
       context,
       this.threadWords.get(threadId),
     );
+  }
+
+  /** The user's membership of the segments a business's campaigns target, as their segMask bits. */
+  private targetedMembership(businessId: string, u: number): number {
+    const segs = this.targeted.get(businessId);
+    if (!segs || u < 0) return 0;
+    const word = u >>> 5;
+    const bit = 1 << (u & 31);
+    let m = 0;
+    for (let i = 0; i < segs.length; i++) if ((this.segBits[segs[i]][word] & bit) !== 0) m |= 1 << i;
+    return m;
   }
 
   /** The interned index of a campaign with delivery or offers (see campaignIndex), if any. */
@@ -476,6 +499,7 @@ class View implements UserView {
   constructor(
     private readonly state: DecisionState,
     private readonly u: number,
+    readonly segments: number,
     readonly optedOut: boolean,
     readonly blocked: boolean,
     readonly hasConversation: boolean,
