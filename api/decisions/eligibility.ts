@@ -61,6 +61,8 @@ export function ineligibility(
   stats: CampaignStats,
   nowMs: number,
   policy: Policy,
+  /** impressionPrice(c, stats), when the caller has it already. */
+  price = impressionPrice(c, stats),
 ): Reason | null {
   if (!c.active) return 'paused';
   if (nowMs < c.startMs) return 'not_started';
@@ -70,7 +72,6 @@ export function ineligibility(
   if (u.optedOut) return 'opted_out';
   if (u.blocked) return 'blocked';
   if (u.servesSince(c.id, nowMs - c.freqWindowMs) >= c.freqMax) return 'frequency_cap';
-  const price = impressionPrice(c, stats);
   if (committedTotal(stats) + price > c.totalBudget) return 'total_budget_exhausted';
   if (c.dailyBudget !== null && spentToday(stats, nowMs) + price > c.dailyBudget)
     return 'daily_budget_exhausted';

@@ -81,12 +81,12 @@ export function decide(
     : state.servableCampaignsOf(req.business_id, req.channel);
   for (const c of campaigns) {
     const stats = c.stats;
-    const why = ineligibility(c, req.channel, view, stats, opts.nowMs, opts.policy);
+    const price = impressionPrice(c, stats);
+    const why = ineligibility(c, req.channel, view, stats, opts.nowMs, opts.policy, price);
     if (why) {
       if (explain) candidates.push({ campaign_id: c.id, reason: why });
       continue;
     }
-    const price = impressionPrice(c, stats);
     const p = serveProbability(c, stats, opts.nowMs, price);
     const cand: Candidate | undefined = explain
       ? { campaign_id: c.id, reason: 'outranked', price_micros: price, serve_probability: p }

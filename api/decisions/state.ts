@@ -437,7 +437,7 @@ export class DecisionState {
       held,
       nowMs,
       context,
-      this.threadWords.get(threadId),
+      this.threadWords.size > 0 ? this.threadWords.get(threadId) : undefined,
     );
   }
 
