@@ -157,10 +157,14 @@ describe('eligibility', () => {
       Array.from({ length: n }, () => `seg_${Math.floor(rng() * of)}`).filter(
         (x, i, l) => l.indexOf(x) === i,
       );
-    // b_small's campaigns target 12 segments between them; b_large's target up to 60.
+    // b_small's campaigns target 32 segments between them (the last one all 32, the most one word
+    // of bits holds); b_large's target up to 60.
+    const everySmall = Array.from({ length: 32 }, (_, i) => `seg_${i}`);
     const campaigns = ['b_small', 'b_large'].flatMap((business_id) =>
       Array.from({ length: 30 }, (_, i) => {
-        const of = business_id === 'b_small' ? 12 : 60;
+        const of = business_id === 'b_small' ? 32 : 60;
+        if (business_id === 'b_small' && i === 29)
+          return campaign({ id: 'b_small_all', business_id, targeting: { segments_none: everySmall } });
         return campaign({
           id: `${business_id}_${i}`,
           business_id,
@@ -181,6 +185,7 @@ describe('eligibility', () => {
       for (const seg of segs) s.setMember(seg, `u${u}`, true);
     }
     expect(s.campaignsOf('b_small').every((c) => c.segMask !== null)).toBe(true);
+    expect(s.campaign('b_small_all')?.segMask?.none).toBe(-1); // all 32 bits
     expect(s.campaignsOf('b_large').every((c) => c.segMask === null)).toBe(true);
     let matched = 0;
     for (const c of campaigns) {
