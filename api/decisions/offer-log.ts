@@ -229,17 +229,18 @@ export class OfferQueue implements RecordQueue<ServedFact, OutMessage> {
   }
 
   take(): OutMessage[] {
-    // The batch's bytes are copied out once, and each value is a view of that copy: the bus
-    // stores (or sends) the bytes as they are, with no decoding to text and encoding again, and
-    // this buffer is free for the next batch however long the bus keeps the values.
-    const bytes = Buffer.allocUnsafeSlow(this.pos);
-    this.buf.copy(bytes, 0, 0, this.pos);
+    // Each value is copied out as bytes (the bus stores or sends them as they are: no decoding to
+    // text and encoding again), into Node's small shared slabs rather than one new buffer per
+    // batch, which the allocator would keep after it was freed; this buffer is free for the next
+    // batch however long the bus keeps the values.
     const out: OutMessage[] = new Array(this.n);
     let at = 0;
     for (let i = 0; i < this.n; i++) {
       const keyEnd = this.marks[2 * i];
       const end = this.marks[2 * i + 1];
-      out[i] = { key: bytes.toString('utf8', at, keyEnd), value: bytes.subarray(keyEnd, end) };
+      const value = Buffer.allocUnsafe(end - keyEnd);
+      this.buf.copy(value, 0, keyEnd, end);
+      out[i] = { key: this.buf.toString('utf8', at, keyEnd), value };
       at = end;
     }
     this.pos = 0;
