@@ -131,7 +131,16 @@ export function decide(
     atMs: opts.nowMs,
   };
   const decisionId = state.hold(offer);
-  const served: ServedFact = { decisionId, ...offer };
+  const served: ServedFact = {
+    decisionId,
+    campaignId: offer.campaignId,
+    businessId: offer.businessId,
+    userId: offer.userId,
+    threadId: offer.threadId,
+    channel: offer.channel,
+    priceMicros: offer.priceMicros,
+    atMs: offer.atMs,
+  };
   const decision = { decisionId, campaign: win.c, priceMicros: win.price, served };
   // A treatment user's offer of a campaign with a holdout is marked the same way as a ghost.
   const marked =
@@ -141,7 +150,7 @@ export function decide(
           { decisionId, campaignId: win.c.id, priceMicros: win.price, group: 'treatment' as const },
         ]
       : withheld;
-  return { decision, candidates, ...(marked ? { withheld: marked } : {}) };
+  return marked ? { decision, candidates, withheld: marked } : { decision, candidates };
 }
 
 /** The control campaigns that would have been offered: those ranking above the offer made. */

@@ -309,7 +309,8 @@ export class DecisionState {
    * Returns its decision id.
    */
   hold(f: Omit<ServedFact, 'decisionId'>): string {
-    const stats = this.statsFor(f.campaignId, f.businessId);
+    const campaign = this.campaignIndex(f.campaignId, f.businessId);
+    const stats = this.campStats[campaign];
     stats.heldTotal += f.priceMicros;
     const day = dayOf(f.atMs);
     if (day > stats.heldDayOf) {
@@ -317,8 +318,6 @@ export class DecisionState {
       stats.heldDay = 0;
     }
     if (day === stats.heldDayOf) stats.heldDay += f.priceMicros;
-    const campaign = this.campIndex.get(f.campaignId);
-    if (campaign === undefined) throw new Error(`An offer of an unknown campaign ${f.campaignId}`);
     const seq = this.offers.add(
       {
         key: 0,
