@@ -178,7 +178,10 @@ describe('eligibility', () => {
     );
     const s = new DecisionState();
     s.setCampaigns(campaigns);
-    const members = new Map<string, Set<string>>();
+    // Membership set before the index grows past its first room (32,768 users) is kept.
+    s.setMember('seg_40', 'early', true);
+    for (let i = 0; i < 40_000; i++) s.noteConversation('b_large', `filler${i}`);
+    const members = new Map<string, Set<string>>([['early', new Set(['seg_40'])]]);
     for (let u = 0; u < 200; u++) {
       const segs = new Set(pick(8, 60));
       members.set(`u${u}`, segs);
