@@ -12,11 +12,23 @@ import {
 // order DESIGN.md lists the rules (the campaign's business is matched by the caller). Pure: everything it needs is passed in.
 
 export function targetingMatches(
-  c: Pick<LiveCampaign, 'segAll' | 'segAny' | 'segNone' | 'kwAny' | 'kwNone'>,
-  u: Pick<UserView, 'inSegment' | 'mentions'>,
+  c: Pick<LiveCampaign, 'segAll' | 'segAny' | 'segNone' | 'segMask' | 'kwAny' | 'kwNone'>,
+  u: Pick<UserView, 'inSegment' | 'segments' | 'mentions'>,
 ) {
+  const m = c.segMask;
+  if (m) {
+    const s = u.segments;
+    if ((s & m.all) !== m.all || (m.any !== 0 && (s & m.any) === 0) || (s & m.none) !== 0) return false;
+  } else if (!segmentsMatch(c, u)) return false;
   if (c.kwAny && !u.mentions(c.kwAny)) return false;
   if (c.kwNone?.size && u.mentions(c.kwNone)) return false;
+  return true;
+}
+
+function segmentsMatch(
+  c: Pick<LiveCampaign, 'segAll' | 'segAny' | 'segNone'>,
+  u: Pick<UserView, 'inSegment'>,
+) {
   for (const s of c.segAll) if (!u.inSegment(s)) return false;
   if (c.segAny.length > 0) {
     let any = false;
@@ -49,6 +61,8 @@ export function ineligibility(
   stats: CampaignStats,
   nowMs: number,
   policy: Policy,
+  /** impressionPrice(c, stats), when the caller has it already. */
+  price = impressionPrice(c, stats),
 ): Reason | null {
   if (!c.active) return 'paused';
   if (nowMs < c.startMs) return 'not_started';
@@ -58,7 +72,6 @@ export function ineligibility(
   if (u.optedOut) return 'opted_out';
   if (u.blocked) return 'blocked';
   if (u.servesSince(c.id, nowMs - c.freqWindowMs) >= c.freqMax) return 'frequency_cap';
-  const price = impressionPrice(c, stats);
   if (committedTotal(stats) + price > c.totalBudget) return 'total_budget_exhausted';
   if (c.dailyBudget !== null && spentToday(stats, nowMs) + price > c.dailyBudget)
     return 'daily_budget_exhausted';

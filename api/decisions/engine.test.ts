@@ -34,6 +34,7 @@ function campaign(over: Partial<Campaign> & { id: string }): Campaign {
 
 const user = (over: Partial<UserView> = {}): UserView => ({
   inSegment: () => true,
+  segments: -1,
   optedOut: false,
   blocked: false,
   hasConversation: true,
@@ -63,7 +64,7 @@ describe('eligibility', () => {
     expect(ok(user(), Date.parse('2026-02-01T00:00:00Z'))).toBe('not_started');
     expect(ok(user(), Date.parse('2026-04-01T00:00:00Z'))).toBe('ended');
     expect(ineligibility(c, 'sms', user(), emptyStats(), T0, policy)).toBe('channel_not_allowed');
-    expect(ok(user({ inSegment: () => false }))).toBeNull(); // no targeting: everyone
+    expect(ok(user({ inSegment: () => false, segments: 0 }))).toBeNull(); // no targeting: everyone
     expect(ok(user({ optedOut: true }))).toBe('opted_out');
     expect(ok(user({ blocked: true }))).toBe('blocked');
     expect(ok(user({ hasConversation: false }))).toBe('no_conversation');
@@ -134,24 +135,95 @@ describe('eligibility', () => {
     ).toBeNull();
   });
 
-  it('matches all / any / none targeting', () => {
-    const member = (s: number[]) => ({ inSegment: (i: number) => s.includes(i), mentions: () => false });
+  it("matches all / any / none targeting, by segment indexes or by the bits of a business's segments", () => {
+    const member = (s: number[]) => ({
+      inSegment: (i: number) => s.includes(i),
+      segments: s.reduce((m, i) => m | (1 << i), 0),
+      mentions: () => false,
+    });
     const t = { segAll: [0, 1], segAny: [2, 3], segNone: [4], kwAny: null, kwNone: null };
-    expect(targetingMatches(t, member([0, 1, 3]))).toBe(true);
-    expect(targetingMatches(t, member([0, 3]))).toBe(false);
-    expect(targetingMatches(t, member([0, 1]))).toBe(false);
-    expect(targetingMatches(t, member([0, 1, 2, 4]))).toBe(false);
+    for (const segMask of [null, { all: 0b11, any: 0b1100, none: 0b10000 }]) {
+      const c = { ...t, segMask };
+      expect(targetingMatches(c, member([0, 1, 3]))).toBe(true);
+      expect(targetingMatches(c, member([0, 3]))).toBe(false);
+      expect(targetingMatches(c, member([0, 1]))).toBe(false);
+      expect(targetingMatches(c, member([0, 1, 2, 4]))).toBe(false);
+    }
+  });
+
+  it('targets by the segments a user is in, whether a business targets up to 32 segments or more', () => {
+    const rng = seededRng(31);
+    const pick = (n: number, of: number) =>
+      Array.from({ length: n }, () => `seg_${Math.floor(rng() * of)}`).filter(
+        (x, i, l) => l.indexOf(x) === i,
+      );
+    // b_small's campaigns target 32 segments between them (the last one all 32, the most one word
+    // of bits holds); b_large's target up to 60.
+    const everySmall = Array.from({ length: 32 }, (_, i) => `seg_${i}`);
+    const campaigns = ['b_small', 'b_large'].flatMap((business_id) =>
+      Array.from({ length: 30 }, (_, i) => {
+        const of = business_id === 'b_small' ? 32 : 60;
+        if (business_id === 'b_small' && i === 29)
+          return campaign({ id: 'b_small_all', business_id, targeting: { segments_none: everySmall } });
+        return campaign({
+          id: `${business_id}_${i}`,
+          business_id,
+          targeting: {
+            ...(i % 3 === 0 ? {} : { segments_all: pick(1 + (i % 2), of) }),
+            ...(i % 4 === 0 ? {} : { segments_any: pick(1 + (i % 3), of) }),
+            ...(i % 5 === 0 ? {} : { segments_none: pick(1, of) }),
+          },
+        });
+      }),
+    );
+    const s = new DecisionState();
+    s.setCampaigns(campaigns);
+    // Membership set before the index grows past its first room (32,768 users) is kept.
+    s.setMember('seg_40', 'early', true);
+    for (let i = 0; i < 40_000; i++) s.noteConversation('b_large', `filler${i}`);
+    const members = new Map<string, Set<string>>([['early', new Set(['seg_40'])]]);
+    for (let u = 0; u < 200; u++) {
+      const segs = new Set(pick(8, 60));
+      members.set(`u${u}`, segs);
+      for (const seg of segs) s.setMember(seg, `u${u}`, true);
+    }
+    expect(s.campaignsOf('b_small').every((c) => c.segMask !== null)).toBe(true);
+    expect(s.campaign('b_small_all')?.segMask?.none).toBe(-1); // all 32 bits
+    expect(s.campaignsOf('b_large').every((c) => c.segMask === null)).toBe(true);
+    let matched = 0;
+    for (const c of campaigns) {
+      const t = c.targeting;
+      for (const [u, segs] of members) {
+        const expected =
+          (t.segments_all ?? []).every((x) => segs.has(x)) &&
+          (!t.segments_any?.length || t.segments_any.some((x) => segs.has(x))) &&
+          !(t.segments_none ?? []).some((x) => segs.has(x));
+        const live = s.campaign(c.id);
+        const view = s.view(u, c.business_id, 'whatsapp', `t_${u}`, T0);
+        expect(live && targetingMatches(live, view), `${c.id} for ${u}`).toBe(expected);
+        if (expected) matched++;
+      }
+    }
+    expect(matched).toBeGreaterThan(100);
+    // A user the engine has never seen is in no segment.
+    const nobody = s.view('u_unknown', 'b_small', 'whatsapp', 't_x', T0);
+    for (const c of s.campaignsOf('b_small'))
+      expect(targetingMatches(c, nobody)).toBe(
+        c.source.targeting.segments_all === undefined && c.source.targeting.segments_any === undefined,
+      );
   });
 
   it('matches keywords any / none against what the conversation mentions', () => {
     const said = (words: string[]) => ({
       inSegment: () => false,
+      segments: 0,
       mentions: (set: ReadonlySet<string>) => words.some((w) => set.has(w)),
     });
     const t = {
       segAll: [],
       segAny: [],
       segNone: [],
+      segMask: null,
       kwAny: new Set(['haircut', 'beard']),
       kwNone: new Set(['refund']),
     };

@@ -81,12 +81,12 @@ export function decide(
     : state.servableCampaignsOf(req.business_id, req.channel);
   for (const c of campaigns) {
     const stats = c.stats;
-    const why = ineligibility(c, req.channel, view, stats, opts.nowMs, opts.policy);
+    const price = impressionPrice(c, stats);
+    const why = ineligibility(c, req.channel, view, stats, opts.nowMs, opts.policy, price);
     if (why) {
       if (explain) candidates.push({ campaign_id: c.id, reason: why });
       continue;
     }
-    const price = impressionPrice(c, stats);
     const p = serveProbability(c, stats, opts.nowMs, price);
     const cand: Candidate | undefined = explain
       ? { campaign_id: c.id, reason: 'outranked', price_micros: price, serve_probability: p }
@@ -131,7 +131,16 @@ export function decide(
     atMs: opts.nowMs,
   };
   const decisionId = state.hold(offer);
-  const served: ServedFact = { decisionId, ...offer };
+  const served: ServedFact = {
+    decisionId,
+    campaignId: offer.campaignId,
+    businessId: offer.businessId,
+    userId: offer.userId,
+    threadId: offer.threadId,
+    channel: offer.channel,
+    priceMicros: offer.priceMicros,
+    atMs: offer.atMs,
+  };
   const decision = { decisionId, campaign: win.c, priceMicros: win.price, served };
   // A treatment user's offer of a campaign with a holdout is marked the same way as a ghost.
   const marked =
@@ -141,7 +150,7 @@ export function decide(
           { decisionId, campaignId: win.c.id, priceMicros: win.price, group: 'treatment' as const },
         ]
       : withheld;
-  return { decision, candidates, ...(marked ? { withheld: marked } : {}) };
+  return marked ? { decision, candidates, withheld: marked } : { decision, candidates };
 }
 
 /** The control campaigns that would have been offered: those ranking above the offer made. */

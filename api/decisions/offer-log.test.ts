@@ -6,7 +6,7 @@ import { createLocalBus } from '../../core/bus/local.ts';
 import type { Bus, InMessage } from '../../core/bus/types.ts';
 import { createLogger } from '../../core/log.ts';
 import { createMetrics } from '../../core/metrics.ts';
-import { createOfferLog, OfferQueue, offerRecord } from './offer-log.ts';
+import { createOfferLog, OfferQueue } from './offer-log.ts';
 import type { ServedFact } from './state.ts';
 
 // The offers topic's records, encoded as each offer is made into one reused buffer: the same JSON
@@ -38,6 +38,9 @@ const documented = (f: ServedFact) =>
     offered_at: new Date(f.atMs).toISOString(),
   });
 
+/** A string as it reads back from its UTF-8 bytes (a lone surrogate becomes U+FFFD). */
+const toUtf8 = (s: string) => Buffer.from(s, 'utf8').toString('utf8');
+
 const ODD_IDS = [
   'plain_id-1.2:3@x',
   'quote"inside',
@@ -49,11 +52,17 @@ const ODD_IDS = [
 ];
 
 describe('offer records', () => {
-  it('are the JSON of the documented record, for any id', () => {
-    for (const odd of ODD_IDS) {
-      const f = fact(1, { userId: odd, threadId: odd, businessId: odd, campaignId: odd });
-      expect(offerRecord(f, new Date(f.atMs).toISOString())).toBe(documented(f));
-    }
+  it('are the JSON of the documented record, for any id in any field', () => {
+    const q = new OfferQueue(64, 1 << 20);
+    const facts = ODD_IDS.flatMap((odd, i) => [
+      fact(i, { userId: odd, threadId: odd, businessId: odd, campaignId: odd }),
+      fact(i, { decisionId: odd, channel: odd }),
+      fact(i, { decisionId: `${odd}${odd}`, atMs: Date.UTC(2026, 0, 1, 23, 59, 59, i * 7) }),
+    ]);
+    for (const f of facts) expect(q.add(f)).toBe(true);
+    const out = q.take();
+    expect(out.map((m) => m.value.toString())).toEqual(facts.map((f) => toUtf8(documented(f))));
+    expect(out.map((m) => m.key)).toEqual(facts.map((f) => toUtf8(f.userId)));
   });
 
   it('wait as bytes and come out as messages keyed by user, in order, the buffer growing as needed', () => {
@@ -65,12 +74,11 @@ describe('offer records', () => {
     const out = q.take();
     expect(q.length).toBe(0);
     // Lone surrogates do not survive UTF-8; everything else comes back as it was.
-    const utf8 = (s: string) => Buffer.from(s, 'utf8').toString('utf8');
-    expect(out.map((m) => m.key)).toEqual(facts.map((f) => utf8(f.userId)));
-    expect(out.map((m) => m.value)).toEqual(facts.map((f) => utf8(documented(f))));
+    expect(out.map((m) => m.key)).toEqual(facts.map((f) => toUtf8(f.userId)));
+    expect(out.map((m) => m.value.toString())).toEqual(facts.map((f) => toUtf8(documented(f))));
     // The buffer is reused: what was taken stays as it was.
     for (let i = 0; i < 10; i++) q.add(fact(10_000 + i, { userId: 'someone_else' }));
-    expect(out[ODD_IDS.length].value).toBe(documented(facts[ODD_IDS.length]));
+    expect(out[ODD_IDS.length].value.toString()).toBe(documented(facts[ODD_IDS.length]));
     expect(q.take().map((m) => m.key)).toEqual(Array(10).fill('someone_else'));
   });
 
@@ -82,7 +90,7 @@ describe('offer records', () => {
     const facts = times.map((t, i) => fact(i, { atMs: Date.UTC(2026, 0, 1) + t }));
     facts.push(fact(99, { atMs: 253_402_300_800_042 }), fact(98, { atMs: -1 }));
     for (const f of facts) q.add(f);
-    expect(q.take().map((m) => m.value)).toEqual(facts.map(documented));
+    expect(q.take().map((m) => m.value.toString())).toEqual(facts.map(documented));
   });
 
   it('refuses an offer when its bytes would pass the limit', () => {

@@ -102,16 +102,17 @@ export function createBatchLog<T, B>(deps: {
   };
 }
 
-/** A string as JSON: as it is between quotes when it is made of characters that need no escaping. */
-const PLAIN = /^[\w .,:;@~+=/-]*$/;
-const quote = (s: string) => (PLAIN.test(s) ? `"${s}"` : JSON.stringify(s));
-
-/**
- * The offers topic's record of an offer: the same JSON as JSON.stringify of
- * {decision_id, campaign_id, business_id, user_id, thread_id, channel, price_micros, offered_at}.
- */
-export function offerRecord(f: ServedFact, offeredAt: string): string {
-  return `{"decision_id":${quote(f.decisionId)},"campaign_id":${quote(f.campaignId)},"business_id":${quote(f.businessId)},"user_id":${quote(f.userId)},"thread_id":${quote(f.threadId)},"channel":${quote(f.channel)},"price_micros":${f.priceMicros},"offered_at":"${offeredAt}"}`;
+/** Characters JSON never escapes that ids are mostly made of: letters, digits and ` _.,:;@~+=/-`. */
+function plain(c: number): boolean {
+  return (
+    (c >= 97 && c <= 122) ||
+    (c >= 64 && c <= 90) || // @ and A–Z
+    (c >= 43 && c <= 59) || // + , - . / 0–9 : ;
+    c === 95 ||
+    c === 32 ||
+    c === 126 ||
+    c === 61
+  );
 }
 
 /**
@@ -145,6 +146,11 @@ export class OfferQueue implements RecordQueue<ServedFact, OutMessage> {
     return this.buf.length + this.marks.byteLength;
   }
 
+  /**
+   * Writes the offer's user id (the key) and the offers topic's record of it: the same JSON as
+   * JSON.stringify of {decision_id, campaign_id, business_id, user_id, thread_id, channel,
+   * price_micros, offered_at}, written straight into the buffer (no string made of it).
+   */
   add(f: ServedFact): boolean {
     // Offers made in the same second share the ISO form of its start (`….sssZ` ends every one).
     const second = Math.floor(f.atMs / 1000);
@@ -153,21 +159,63 @@ export class OfferQueue implements RecordQueue<ServedFact, OutMessage> {
       this.secondIso = new Date(second * 1000).toISOString().slice(0, -4);
     }
     const ms = f.atMs - second * 1000;
-    const value = offerRecord(f, `${this.secondIso}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z`);
-    // UTF-8 takes at most 3 bytes per UTF-16 unit.
-    const most = 3 * (f.userId.length + value.length);
+    // JSON writes a UTF-16 unit as at most 6 characters (\uXXXX), UTF-8 as at most 3 bytes; the
+    // user id is written twice; the names, the price and the time take less than 200.
+    const ids = f.decisionId.length + f.campaignId.length + f.businessId.length + f.threadId.length;
+    const most = 6 * (ids + f.channel.length) + 9 * f.userId.length + 200;
     if (this.pos + most > this.buf.length && !this.grow(this.pos + most)) return false;
     if (2 * this.n + 2 > this.marks.length) {
       const m = new Uint32Array(this.marks.length * 2);
       m.set(this.marks);
       this.marks = m;
     }
-    this.pos += this.buf.write(f.userId, this.pos);
-    this.marks[2 * this.n] = this.pos;
-    this.pos += this.buf.write(value, this.pos);
-    this.marks[2 * this.n + 1] = this.pos;
+    let p = this.utf8(this.pos, f.userId);
+    this.marks[2 * this.n] = p;
+    p = this.json(this.ascii(p, '{"decision_id":'), f.decisionId);
+    p = this.json(this.ascii(p, ',"campaign_id":'), f.campaignId);
+    p = this.json(this.ascii(p, ',"business_id":'), f.businessId);
+    p = this.json(this.ascii(p, ',"user_id":'), f.userId);
+    p = this.json(this.ascii(p, ',"thread_id":'), f.threadId);
+    p = this.json(this.ascii(p, ',"channel":'), f.channel);
+    p = this.ascii(this.ascii(p, ',"price_micros":'), `${f.priceMicros}`);
+    p = this.ascii(this.ascii(p, ',"offered_at":"'), this.secondIso);
+    p = this.ascii(p, `${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z"}`);
+    this.pos = p;
+    this.marks[2 * this.n + 1] = p;
     this.n++;
     return true;
+  }
+
+  /** Writes text known to be ASCII at p; returns where it ends. */
+  private ascii(p: number, s: string): number {
+    const buf = this.buf;
+    for (let i = 0; i < s.length; i++) buf[p++] = s.charCodeAt(i);
+    return p;
+  }
+
+  /** Writes s as UTF-8 at p (one byte a character while it is ASCII); returns where it ends. */
+  private utf8(p: number, s: string): number {
+    const buf = this.buf;
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c > 0x7f) return p - i + buf.write(s, p - i);
+      buf[p++] = c;
+    }
+    return p;
+  }
+
+  /** Writes s as a JSON string at p: between quotes as it is when nothing in it needs escaping. */
+  private json(p: number, s: string): number {
+    const buf = this.buf;
+    const start = p;
+    buf[p++] = 34;
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (!plain(c)) return start + buf.write(JSON.stringify(s), start);
+      buf[p++] = c;
+    }
+    buf[p++] = 34;
+    return p;
   }
 
   private grow(need: number): boolean {
@@ -181,14 +229,18 @@ export class OfferQueue implements RecordQueue<ServedFact, OutMessage> {
   }
 
   take(): OutMessage[] {
-    // Strings, not views of this buffer: the bus may read them after it is reused, and a batch
-    // as one new buffer each time would leave the allocator holding freed ones.
+    // Each value is copied out as bytes (the bus stores or sends them as they are: no decoding to
+    // text and encoding again), into Node's small shared slabs rather than one new buffer per
+    // batch, which the allocator would keep after it was freed; this buffer is free for the next
+    // batch however long the bus keeps the values.
     const out: OutMessage[] = new Array(this.n);
     let at = 0;
     for (let i = 0; i < this.n; i++) {
       const keyEnd = this.marks[2 * i];
       const end = this.marks[2 * i + 1];
-      out[i] = { key: this.buf.toString('utf8', at, keyEnd), value: this.buf.toString('utf8', keyEnd, end) };
+      const value = Buffer.allocUnsafe(end - keyEnd);
+      this.buf.copy(value, 0, keyEnd, end);
+      out[i] = { key: this.buf.toString('utf8', at, keyEnd), value };
       at = end;
     }
     this.pos = 0;

@@ -15,15 +15,42 @@ export function seededRng(seed: number): Rng {
   };
 }
 
+/**
+ * The second normal of the last pair drawn, until it is used. Only within one call of sampleGamma
+ * or sampleBeta, which start without one: the same seed gives the same draws however calls with
+ * other generators come between.
+ */
+let spare = 0;
+let hasSpare = false;
+
+/** A standard normal: Marsaglia's polar method, two at a time (no trigonometry), the second kept. */
 function normal(rng: Rng): number {
-  let u = 0;
-  while (u === 0) u = rng();
-  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rng());
+  if (hasSpare) {
+    hasSpare = false;
+    return spare;
+  }
+  let u: number;
+  let v: number;
+  let s: number;
+  do {
+    u = 2 * rng() - 1;
+    v = 2 * rng() - 1;
+    s = u * u + v * v;
+  } while (s >= 1 || s === 0);
+  const m = Math.sqrt((-2 * Math.log(s)) / s);
+  spare = v * m;
+  hasSpare = true;
+  return u * m;
 }
 
 /** Gamma(shape, 1) by Marsaglia and Tsang; shape < 1 through the boost Gamma(shape+1)·U^(1/shape). */
 export function sampleGamma(shape: number, rng: Rng): number {
-  if (shape < 1) return sampleGamma(shape + 1, rng) * rng() ** (1 / shape);
+  hasSpare = false;
+  return gamma(shape, rng);
+}
+
+function gamma(shape: number, rng: Rng): number {
+  if (shape < 1) return gamma(shape + 1, rng) * rng() ** (1 / shape);
   const d = shape - 1 / 3;
   const c = 1 / Math.sqrt(9 * d);
   for (;;) {
@@ -35,14 +62,16 @@ export function sampleGamma(shape: number, rng: Rng): number {
     } while (v <= 0);
     v = v * v * v;
     const u = rng();
-    if (u < 1 - 0.0331 * x ** 4) return d * v;
-    if (Math.log(u) < 0.5 * x * x + d * (1 - v + Math.log(v))) return d * v;
+    const x2 = x * x;
+    if (u < 1 - 0.0331 * x2 * x2) return d * v;
+    if (Math.log(u) < 0.5 * x2 + d * (1 - v + Math.log(v))) return d * v;
   }
 }
 
 /** A draw from Beta(a, b). */
 export function sampleBeta(a: number, b: number, rng: Rng): number {
-  const x = sampleGamma(a, rng);
-  const y = sampleGamma(b, rng);
+  hasSpare = false;
+  const x = gamma(a, rng);
+  const y = gamma(b, rng);
   return x / (x + y);
 }

@@ -8,9 +8,9 @@ import { type CampaignStats, DAY_MS, dayOf, emptyStats, type LiveCampaign, type 
 // this process holds. It is fed from the bus (membership topic, events topic) and by this
 // process's own offers, and read on every decision without any I/O.
 //
-// Memory: user ids are interned once to small integers; each segment is a bitset over those
-// integers (1M users → 125 KB per segment), so 1M users × 20 segments cost the intern table and
-// 2.5 MB of bits. The users each business has a conversation with are a small Set, or a bitset
+// Memory: user ids are interned once to small integers; segment membership is a word per user for
+// each 32 segments (1M users → 4 MB per 32 segments), so 1M users × 20 segments cost the intern
+// table and 4 MB of bits. The users each business has a conversation with are a small Set, or a bitset
 // once that is smaller (UserSet). Held offers and recent impressions live in queues of typed-array chunks
 // (offers.ts, 32 bytes each), linked per user; impressions are kept for the longest window they
 // count in (at least a day), offers until confirmed or released.
@@ -76,8 +76,14 @@ export class DecisionState {
   /** The next user index: not users.size, since an erased user's entry is removed. */
   private nextUser = 0;
   private readonly segIndex = new Map<string, number>();
-  private segBits: Uint32Array[] = [];
-  private words = 1024;
+  private segments = 0;
+  /**
+   * Membership, 32 segments to a word: groups[g][u] holds user u's bits of segments 32g to
+   * 32g+31, so the segments a decision reads are a word or two of memory, not a bitset each.
+   */
+  private groups: Uint32Array[] = [];
+  /** Users each group has room for. */
+  private capacity = 32_768;
   private readonly conversations = new Map<string, UserSet>();
   /** `${business}\0${user}` → latest optout/optin (by occurred time). */
   private readonly optState = new Map<string, { out: boolean; atMs: number }>();
@@ -86,6 +92,8 @@ export class DecisionState {
   private readonly clicked = new Set<string>();
   private campaigns: LiveCampaign[] = [];
   private byBusiness = new Map<string, LiveCampaign[]>();
+  /** business → the segments its campaigns target (at most 32; see LiveCampaign.segMask). */
+  private targeted = new Map<string, number[]>();
   private byId = new Map<string, LiveCampaign>();
   /** business → channel → the active campaigns allowed on that channel, built on first use. */
   private servable = new Map<string, Map<string, LiveCampaign[]>>();
@@ -109,16 +117,16 @@ export class DecisionState {
     if (i === undefined && create) {
       i = this.nextUser++;
       this.users.set(id, i);
-      if (i >= this.words * 32) this.grow();
+      if (i >= this.capacity) this.grow();
     }
     return i ?? -1;
   }
 
   private grow() {
-    this.words *= 2;
-    this.segBits = this.segBits.map((b) => {
-      const n = new Uint32Array(this.words);
-      n.set(b);
+    this.capacity *= 2;
+    this.groups = this.groups.map((g) => {
+      const n = new Uint32Array(this.capacity);
+      n.set(g);
       return n;
     });
   }
@@ -126,9 +134,9 @@ export class DecisionState {
   segmentIndex(id: string): number {
     let i = this.segIndex.get(id);
     if (i === undefined) {
-      i = this.segBits.length;
+      i = this.segments++;
       this.segIndex.set(id, i);
-      this.segBits.push(new Uint32Array(this.words));
+      if (i >>> 5 >= this.groups.length) this.groups.push(new Uint32Array(this.capacity));
     }
     return i;
   }
@@ -139,14 +147,14 @@ export class DecisionState {
     const s = this.segmentIndex(segmentId);
     const u = this.userIndex(userId, member);
     if (u < 0) return;
-    const bits = this.segBits[s];
-    if (member) bits[u >>> 5] |= 1 << (u & 31);
-    else bits[u >>> 5] &= ~(1 << (u & 31));
+    const group = this.groups[s >>> 5];
+    if (member) group[u] |= 1 << (s & 31);
+    else group[u] &= ~(1 << (s & 31));
   }
 
   isMember(segmentIdx: number, userIdx: number) {
     if (userIdx < 0) return false;
-    return (this.segBits[segmentIdx][userIdx >>> 5] & (1 << (userIdx & 31))) !== 0;
+    return (this.groups[segmentIdx >>> 5][userIdx] & (1 << (segmentIdx & 31))) !== 0;
   }
 
   // ---- campaigns
@@ -163,6 +171,14 @@ export class DecisionState {
       const l = this.byBusiness.get(c.businessId) ?? [];
       l.push(c);
       this.byBusiness.set(c.businessId, l);
+    }
+    this.targeted = new Map();
+    for (const [business, list] of this.byBusiness) {
+      const segs = [...new Set(list.flatMap((c) => [...c.segAll, ...c.segAny, ...c.segNone]))];
+      if (segs.length > 32) continue;
+      this.targeted.set(business, segs);
+      const bits = (l: number[]) => l.reduce((m, s) => m | (1 << segs.indexOf(s)), 0);
+      for (const c of list) c.segMask = { all: bits(c.segAll), any: bits(c.segAny), none: bits(c.segNone) };
     }
   }
 
@@ -230,6 +246,7 @@ export class DecisionState {
       segAll: (t.segments_all ?? []).map((s) => this.segmentIndex(s)),
       segAny: (t.segments_any ?? []).map((s) => this.segmentIndex(s)),
       segNone: (t.segments_none ?? []).map((s) => this.segmentIndex(s)),
+      segMask: null,
       kwAny: words(t.keywords_any),
       kwNone: words(t.keywords_none),
       bid:
@@ -298,7 +315,8 @@ export class DecisionState {
    * Returns its decision id.
    */
   hold(f: Omit<ServedFact, 'decisionId'>): string {
-    const stats = this.statsFor(f.campaignId, f.businessId);
+    const campaign = this.campaignIndex(f.campaignId, f.businessId);
+    const stats = this.campStats[campaign];
     stats.heldTotal += f.priceMicros;
     const day = dayOf(f.atMs);
     if (day > stats.heldDayOf) {
@@ -306,8 +324,6 @@ export class DecisionState {
       stats.heldDay = 0;
     }
     if (day === stats.heldDayOf) stats.heldDay += f.priceMicros;
-    const campaign = this.campIndex.get(f.campaignId);
-    if (campaign === undefined) throw new Error(`An offer of an unknown campaign ${f.campaignId}`);
     const seq = this.offers.add(
       {
         key: 0,
@@ -417,6 +433,7 @@ export class DecisionState {
     return new View(
       this,
       u,
+      this.targetedMembership(businessId, u),
       opt?.out === true,
       this.blocked.size > 0 && this.blocked.has(k2(businessId, userId)),
       u >= 0 && (this.conversations.get(businessId)?.has(u) ?? false),
@@ -425,8 +442,20 @@ export class DecisionState {
       held,
       nowMs,
       context,
-      this.threadWords.get(threadId),
+      this.threadWords.size > 0 ? this.threadWords.get(threadId) : undefined,
     );
+  }
+
+  /** The user's membership of the segments a business's campaigns target, as their segMask bits. */
+  private targetedMembership(businessId: string, u: number): number {
+    const segs = this.targeted.get(businessId);
+    if (!segs || u < 0) return 0;
+    let m = 0;
+    for (let i = 0; i < segs.length; i++) {
+      const s = segs[i];
+      if ((this.groups[s >>> 5][u] & (1 << (s & 31))) !== 0) m |= 1 << i;
+    }
+    return m;
   }
 
   /** The interned index of a campaign with delivery or offers (see campaignIndex), if any. */
@@ -442,8 +471,12 @@ export class DecisionState {
     const u = this.users.get(userId);
     const inScope = (business: string) => !scope || business === scope.businessId;
     if (u !== undefined) {
-      const segs = scope ? scope.segmentIds.map((s) => this.segIndex.get(s)) : this.segBits.keys();
-      for (const s of segs) if (s !== undefined) this.segBits[s][u >>> 5] &= ~(1 << (u & 31));
+      if (scope) {
+        for (const id of scope.segmentIds) {
+          const s = this.segIndex.get(id);
+          if (s !== undefined) this.groups[s >>> 5][u] &= ~(1 << (s & 31));
+        }
+      } else for (const g of this.groups) g[u] = 0;
       for (const [business, set] of this.conversations) if (inScope(business)) set.delete(u);
       if (!scope) this.users.delete(userId);
     }
@@ -476,6 +509,7 @@ class View implements UserView {
   constructor(
     private readonly state: DecisionState,
     private readonly u: number,
+    readonly segments: number,
     readonly optedOut: boolean,
     readonly blocked: boolean,
     readonly hasConversation: boolean,

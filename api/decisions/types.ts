@@ -18,6 +18,11 @@ export type LiveCampaign = {
   segAll: number[];
   segAny: number[];
   segNone: number[];
+  /**
+   * The same rules as bits over the segments its business's campaigns target (bit i: the i-th of
+   * them; UserView.segments): null when they target more than 32, where the indexes are used.
+   */
+  segMask: SegmentMask | null;
   /** Lower-cased keywords: at least one must be in the conversation's context (null: no rule). */
   kwAny: ReadonlySet<string> | null;
   /** Lower-cased keywords none of which may be in the conversation's context. */
@@ -34,6 +39,8 @@ export type LiveCampaign = {
   stats: CampaignStats;
   source: Campaign;
 };
+
+export type SegmentMask = { all: number; any: number; none: number };
 
 /**
  * Delivery so far: impressions (sponsored.served) and clicks from the bus, plus the price of the
@@ -84,6 +91,11 @@ export const threadOf = (r: Pick<DecisionRequest, 'thread_id' | 'business_id' | 
 /** What the engine knows about the requesting user, the same for every candidate. */
 export type UserView = {
   inSegment(index: number): boolean;
+  /**
+   * Membership of the segments the business's campaigns target, as bits in the order of their
+   * segMask (read once per decision, so each campaign's targeting is a few bit operations).
+   */
+  segments: number;
   optedOut: boolean;
   blocked: boolean;
   hasConversation: boolean;

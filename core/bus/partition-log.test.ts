@@ -127,6 +127,38 @@ describe('PartitionLog', () => {
   });
 });
 
+describe('PartitionLog records', () => {
+  it('keep any key, Buffer views and offsets beyond 32 bits as appended, in memory and after a reopen', async () => {
+    const d = await dir();
+    // A log whose first offset is just below 2^32, as after billions of records.
+    await (await open(join(d, '00000000004294967290.log'), 'w')).close();
+    const log = await PartitionLog.open({ dir: d });
+    const cursor = log.follow(log.startOffset); // keeps what is appended in the read cache
+    const around = Buffer.from('xxxxhello, worldyyyy');
+    const keys = ['u_1', 'émoji 💈', 'ß', '', 'k'.repeat(300)];
+    const recs = keys.map((key, i) => ({ key, value: i % 2 ? around.subarray(4, 16) : `v${i} ünïcode` }));
+    const a = await log.append(recs, 1005);
+    const b = await log.append(recs, 1006);
+    expect([a.first, b.last]).toEqual([4294967290n, 4294967299n]);
+    const expected = [...recs, ...recs].map((r, i) => [
+      4294967290n + BigInt(i),
+      r.key,
+      r.value.toString(),
+      i < 5 ? 1005 : 1006,
+    ]);
+    const plain = (rs: { offset: bigint; key: string; value: Buffer; timestamp: number }[]) =>
+      rs.map((r) => [r.offset, r.key, r.value.toString(), r.timestamp]);
+    expect(plain(await log.read(0n, 100))).toEqual(expected);
+    log.unfollow(cursor);
+    await log.close();
+    // Reopening checks every record's checksum and offset.
+    const again = await PartitionLog.open({ dir: d });
+    expect(again.endOffset).toBe(4294967300n);
+    expect(plain(await again.read(0n, 100))).toEqual(expected);
+    await again.close();
+  });
+});
+
 describe('PartitionLog read cache', () => {
   it('serves the same records from memory and from disk', async () => {
     const d = await dir();

@@ -207,17 +207,19 @@ export class PartitionLog {
     // One buffer for the whole append, values written straight into it.
     const sizes = records.map(measure);
     const buf = Buffer.allocUnsafe(sizes.reduce((a, m) => a + HEAD + m.body, 0));
+    const view = new DataView(buf.buffer, buf.byteOffset, buf.length);
     let pos = 0;
     const topic = this.opts.topic ?? '';
     const partition = this.opts.partition ?? 0;
+    // Offsets are written as two 32-bit halves of a number (exact below 2^53), the bigint made once per record.
+    const base = Number(first);
     const recs = records.map((r, i) => {
-      const offset = this.nextOffset++;
       const m = sizes[i];
-      pos = encodeAt(buf, pos, offset, timestamp, r, m);
+      pos = encodeAt(buf, view, pos, base + i, timestamp, r, m);
       const rec: LogRecord = {
         topic,
         partition,
-        offset,
+        offset: first + BigInt(i),
         timestamp,
         key: r.key,
         headers: r.headers ?? NO_HEADERS,
@@ -225,6 +227,7 @@ export class PartitionLog {
       };
       return { rec, bytes: m.body };
     });
+    this.nextOffset = first + BigInt(records.length);
     return new Promise((resolve, reject) => {
       this.pending.push({
         buf,
@@ -469,36 +472,55 @@ export class PartitionLog {
   }
 }
 
-type Measured = { key: number; headers: string | null; value: number; body: number };
+type Measured = { key: number; ascii: boolean; headers: string | null; value: number; body: number };
+
+/** UTF-8 length of a key, and whether it is ASCII (one byte a character, written without a call into C++). */
+function measureKey(key: string): { bytes: number; ascii: boolean } {
+  for (let i = 0; i < key.length; i++)
+    if (key.charCodeAt(i) > 0x7f) return { bytes: Buffer.byteLength(key), ascii: false };
+  return { bytes: key.length, ascii: true };
+}
 
 function measure(r: AppendInput): Measured {
-  const key = Buffer.byteLength(r.key);
+  const { bytes: key, ascii } = measureKey(r.key);
   const headers = r.headers && Object.keys(r.headers).length > 0 ? JSON.stringify(r.headers) : null;
   const value = typeof r.value === 'string' ? Buffer.byteLength(r.value) : r.value.length;
-  return { key, headers, value, body: FIXED + key + (headers ? Buffer.byteLength(headers) : 0) + value };
+  return {
+    key,
+    ascii,
+    headers,
+    value,
+    body: FIXED + key + (headers ? Buffer.byteLength(headers) : 0) + value,
+  };
 }
 
 function encodeAt(
   out: Buffer,
+  view: DataView,
   start: number,
-  offset: bigint,
+  offset: number,
   timestamp: number,
   r: AppendInput,
   m: Measured,
 ): number {
   let p = start + HEAD;
-  out.writeBigUInt64LE(offset, p);
-  out.writeDoubleLE(timestamp, p + 8);
-  out.writeUInt16LE(m.key, p + 16);
+  view.setUint32(p, offset % 2 ** 32, true);
+  view.setUint32(p + 4, Math.floor(offset / 2 ** 32), true);
+  view.setFloat64(p + 8, timestamp, true);
+  view.setUint16(p + 16, m.key, true);
   p += 18;
-  p += out.write(r.key, p, 'utf8');
+  if (m.ascii) for (let i = 0; i < m.key; i++) out[p++] = r.key.charCodeAt(i);
+  else p += out.write(r.key, p, 'utf8');
   const hl = m.headers ? out.write(m.headers, p + 4, 'utf8') : 0;
-  out.writeUInt32LE(hl, p);
+  view.setUint32(p, hl, true);
   p += 4 + hl;
   if (typeof r.value === 'string') p += out.write(r.value, p, m.value, 'utf8');
-  else p += r.value.copy(out, p);
-  out.writeUInt32LE(m.body, start);
-  out.writeUInt32LE(crc32(out.subarray(start + HEAD, p)), start + 4);
+  else {
+    out.set(r.value, p);
+    p += m.value;
+  }
+  view.setUint32(start, m.body, true);
+  view.setUint32(start + 4, crc32(out.subarray(start + HEAD, p)), true);
   return p;
 }
 

@@ -19,17 +19,17 @@ const K = new Int32Array([
 const IV = new Int32Array([
   0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
 ]);
-const B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+const B64URL_CODES = Array.from('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_', (c) =>
+  c.charCodeAt(0),
+);
 
-/** One SHA-256 compression of the 16 words in w[0..15] into state h. */
+/**
+ * One SHA-256 compression of the 16 words in w[0..15] into state h. Four rounds a step, each
+ * writing the register the standard's rotation would move into (d and h of FIPS 180-4's round,
+ * here d and k), so the eight are renamed once per step instead of moved every round; the message
+ * schedule is extended four words a step, as the rounds need them.
+ */
 function compress(h: Int32Array, w: Int32Array) {
-  for (let i = 16; i < 64; i++) {
-    const a = w[i - 15];
-    const b = w[i - 2];
-    const s0 = ((a >>> 7) | (a << 25)) ^ ((a >>> 18) | (a << 14)) ^ (a >>> 3);
-    const s1 = ((b >>> 17) | (b << 15)) ^ ((b >>> 19) | (b << 13)) ^ (b >>> 10);
-    w[i] = (w[i - 16] + s0 + w[i - 7] + s1) | 0;
-  }
   let a = h[0];
   let b = h[1];
   let c = h[2];
@@ -38,19 +38,40 @@ function compress(h: Int32Array, w: Int32Array) {
   let f = h[5];
   let g = h[6];
   let k = h[7];
-  for (let i = 0; i < 64; i++) {
-    const S1 = ((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7));
-    const t1 = (k + S1 + ((e & f) ^ (~e & g)) + K[i] + w[i]) | 0;
-    const S0 = ((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10));
-    const t2 = (S0 + ((a & b) ^ (a & c) ^ (b & c))) | 0;
-    k = g;
-    g = f;
-    f = e;
-    e = (d + t1) | 0;
-    d = c;
-    c = b;
-    b = a;
-    a = (t1 + t2) | 0;
+  for (let i = 0; i < 64; i += 4) {
+    if (i >= 16)
+      for (let j = i; j < i + 4; j++) {
+        const x = w[j - 15];
+        const y = w[j - 2];
+        const s0 = ((x >>> 7) | (x << 25)) ^ ((x >>> 18) | (x << 14)) ^ (x >>> 3);
+        const s1 = ((y >>> 17) | (y << 15)) ^ ((y >>> 19) | (y << 13)) ^ (y >>> 10);
+        w[j] = (w[j - 16] + s0 + w[j - 7] + s1) | 0;
+      }
+    let t = (k + sigma1(e) + (g ^ (e & (f ^ g))) + K[i] + w[i]) | 0;
+    d = (d + t) | 0;
+    k = (t + sigma0(a) + ((a & b) | (c & (a | b)))) | 0;
+    t = (g + sigma1(d) + (f ^ (d & (e ^ f))) + K[i + 1] + w[i + 1]) | 0;
+    c = (c + t) | 0;
+    g = (t + sigma0(k) + ((k & a) | (b & (k | a)))) | 0;
+    t = (f + sigma1(c) + (e ^ (c & (d ^ e))) + K[i + 2] + w[i + 2]) | 0;
+    b = (b + t) | 0;
+    f = (t + sigma0(g) + ((g & k) | (a & (g | k)))) | 0;
+    t = (e + sigma1(b) + (d ^ (b & (c ^ d))) + K[i + 3] + w[i + 3]) | 0;
+    a = (a + t) | 0;
+    e = (t + sigma0(f) + ((f & g) | (k & (f | g)))) | 0;
+    // After four rounds the registers a..h are what is now in e, f, g, k, a, b, c, d.
+    t = a;
+    a = e;
+    e = t;
+    t = b;
+    b = f;
+    f = t;
+    t = c;
+    c = g;
+    g = t;
+    t = d;
+    d = k;
+    k = t;
   }
   h[0] = (h[0] + a) | 0;
   h[1] = (h[1] + b) | 0;
@@ -61,6 +82,9 @@ function compress(h: Int32Array, w: Int32Array) {
   h[6] = (h[6] + g) | 0;
   h[7] = (h[7] + k) | 0;
 }
+
+const sigma0 = (a: number) => ((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10));
+const sigma1 = (e: number) => ((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7));
 
 /** The state after one 64-byte block of the key XOR pad. */
 function padState(key: Buffer, pad: number, w: Int32Array) {
@@ -80,6 +104,8 @@ export class HmacSha256 {
   private readonly outer: Int32Array;
   private readonly h = new Int32Array(8);
   private readonly w = new Int32Array(64);
+  /** The characters of a MAC being written, as codes (one string is made from them at the end). */
+  private readonly codes: number[] = [];
 
   constructor(key: Buffer) {
     this.key = key.length > 64 ? createHash('sha256').update(key).digest() : key;
@@ -91,22 +117,20 @@ export class HmacSha256 {
   base64url(text: string, chars = 43): string {
     if (!this.digest(text))
       return createHmac('sha256', this.key).update(text).digest('base64url').slice(0, chars);
+    const codes = this.codes;
+    codes.length = Math.max(0, Math.min(chars, 43));
+    for (let i = 0; i < codes.length; i++) codes[i] = B64URL_CODES[this.sixBits(i)];
+    return String.fromCharCode.apply(null, codes);
+  }
+
+  /** Bits 6i to 6i+5 of the digest (big-endian; zeros past its end). */
+  private sixBits(i: number): number {
     const h = this.h;
-    let out = '';
-    // 6 bits at a time from the digest's big-endian bytes.
-    let acc = 0;
-    let bits = 0;
-    for (let i = 0; i < 32 && out.length < chars; i++) {
-      acc = (acc << 8) | ((h[i >> 2] >>> (24 - 8 * (i & 3))) & 0xff);
-      bits += 8;
-      while (bits >= 6 && out.length < chars) {
-        bits -= 6;
-        out += B64URL[(acc >>> bits) & 63];
-      }
-      acc &= (1 << bits) - 1;
-    }
-    if (out.length < chars && bits > 0) out += B64URL[(acc << (6 - bits)) & 63];
-    return out;
+    const bit = 6 * i;
+    const word = bit >>> 5;
+    const off = bit & 31;
+    if (off <= 26) return (h[word] >>> (26 - off)) & 63;
+    return ((h[word] << (off - 26)) | (word < 7 ? h[word + 1] >>> (58 - off) : 0)) & 63;
   }
 
   /** Leaves HMAC(key, text) in this.h; false when text has a character beyond ASCII. */

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import {
+  base36,
   derivedEventId,
   impressionEvent,
   OFFER_TOKEN,
@@ -25,6 +26,27 @@ const facts: OfferFacts = {
 };
 
 describe('offer tokens', () => {
+  it('write numbers in base 36 as Number#toString(36) does', () => {
+    const edges = [
+      0,
+      1,
+      35,
+      36,
+      2 ** 31 - 1,
+      2 ** 31,
+      36 ** 5,
+      36 ** 6 - 1,
+      36 ** 6,
+      T,
+      2 ** 53 - 1,
+      2 ** 53,
+    ];
+    for (const n of [...edges, -1, -(2 ** 40), 1.5, 1e300]) expect(base36(n)).toBe(n.toString(36));
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }), (n) => base36(n) === n.toString(36)),
+    );
+  });
+
   it('round-trip their facts, compactly, with the default thread left out', () => {
     const t = signOffer(key, facts);
     expect(t).toMatch(/^o1\.[A-Za-z0-9_.~-]+$/);

@@ -35,13 +35,19 @@ const CHANNEL_CODE = Object.fromEntries(CHANNELS.map((c, i) => [c, i.toString(36
 >;
 const defaultThread = (business: string, user: string) => `t_${business}_${user}`;
 
+/** Whether a UTF-16 unit is one an id keeps as it is: A–Z, a–z, 0–9, `_` or `-`. */
+function plainUnit(c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 95 || c === 45;
+}
+
 function encodeId(s: string): string {
-  // The fast path: most ids need no escaping at all.
-  if (/^[A-Za-z0-9_-]*$/.test(s)) return s;
+  // The fast path: most ids need no escaping at all (a loop, cheaper than a regex on short ids).
+  let i = 0;
+  while (i < s.length && plainUnit(s.charCodeAt(i))) i++;
+  if (i === s.length) return s;
   let out = '';
   for (const b of Buffer.from(s, 'utf8')) {
-    const c = String.fromCharCode(b);
-    out += /[A-Za-z0-9_-]/.test(c) ? c : `~${b.toString(16).toUpperCase().padStart(2, '0')}`;
+    out += plainUnit(b) ? String.fromCharCode(b) : `~${b.toString(16).toUpperCase().padStart(2, '0')}`;
   }
   return out;
 }
@@ -70,8 +76,30 @@ function mac(key: Buffer, body: string): string {
   return m.base64url(body, MAC_CHARS);
 }
 
+const B36_LOW = 36 ** 5;
+/**
+ * n.toString(36). A time in ms is no small integer, and V8 writes those digits slowly (a few
+ * hundred ns); as two small integers, the high digits and the five low ones, it is several times faster.
+ */
+export function base36(n: number): string {
+  if (n < 2 ** 31 || !Number.isSafeInteger(n)) return n.toString(36);
+  const high = Math.floor(n / B36_LOW);
+  return `${high.toString(36)}${(n - high * B36_LOW).toString(36).padStart(5, '0')}`;
+}
+
+/** Whether a thread id is `t_<business>_<user>`, without building that string. */
+function isDefaultThread(thread: string, business: string, user: string): boolean {
+  return (
+    thread.length === business.length + user.length + 3 &&
+    thread.startsWith('t_') &&
+    thread.startsWith(business, 2) &&
+    thread.charCodeAt(business.length + 2) === 95 &&
+    thread.endsWith(user)
+  );
+}
+
 export function signOffer(key: Buffer, f: OfferFacts): string {
-  const thread = f.thread_id === defaultThread(f.business_id, f.user_id) ? '' : encodeId(f.thread_id);
+  const thread = isDefaultThread(f.thread_id, f.business_id, f.user_id) ? '' : encodeId(f.thread_id);
   const body = [
     VERSION,
     encodeId(f.decision_id),
@@ -80,8 +108,8 @@ export function signOffer(key: Buffer, f: OfferFacts): string {
     encodeId(f.user_id),
     CHANNEL_CODE[f.channel],
     thread,
-    f.price_micros.toString(36),
-    f.at_ms.toString(36),
+    base36(f.price_micros),
+    base36(f.at_ms),
   ].join('.');
   return `${body}.${mac(key, body)}`;
 }
