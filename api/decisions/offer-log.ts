@@ -118,7 +118,7 @@ function plain(c: number): boolean {
 /**
  * Offers waiting for their batch as bytes: each offer is encoded when it is made, into one buffer
  * reused from batch to batch (its user id, the record's key, then its JSON), so a waiting offer is
- * no object for the collector to trace or promote. A batch is copied out whole when published.
+ * no object for the collector to trace or promote. Its bytes are copied out when its batch is published.
  */
 export class OfferQueue implements RecordQueue<ServedFact, OutMessage> {
   private buf: Buffer;
