@@ -229,18 +229,16 @@ export class OfferQueue implements RecordQueue<ServedFact, OutMessage> {
   }
 
   take(): OutMessage[] {
-    // Each value is copied out as bytes (the bus stores or sends them as they are: no decoding to
-    // text and encoding again), into Node's small shared slabs rather than one new buffer per
-    // batch, which the allocator would keep after it was freed; this buffer is free for the next
-    // batch however long the bus keeps the values.
+    // Strings, not views of this buffer: the bus may read them after it is reused. Copies as bytes
+    // into Node's shared slabs saved the bus an encoding, but left a slab held by any one value
+    // still referenced: over 1,000,000 decisions in the benchmark, up to 24 MB more array buffers
+    // after a full collection in some runs; strings keep the memory measure steady.
     const out: OutMessage[] = new Array(this.n);
     let at = 0;
     for (let i = 0; i < this.n; i++) {
       const keyEnd = this.marks[2 * i];
       const end = this.marks[2 * i + 1];
-      const value = Buffer.allocUnsafe(end - keyEnd);
-      this.buf.copy(value, 0, keyEnd, end);
-      out[i] = { key: this.buf.toString('utf8', at, keyEnd), value };
+      out[i] = { key: this.buf.toString('utf8', at, keyEnd), value: this.buf.toString('utf8', keyEnd, end) };
       at = end;
     }
     this.pos = 0;
