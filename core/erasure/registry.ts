@@ -46,6 +46,7 @@ export function createErasures(deps: { store: Store; key: Buffer; logger: Logger
   const listeners: ForgetListener[] = [];
   let timer: NodeJS.Timeout | undefined;
   let refreshing: Promise<void> | undefined;
+  let next: Promise<void> | undefined;
 
   async function rows(where = '', params: Record<string, unknown> = {}) {
     return deps.store.rows<Row>({
@@ -74,16 +75,33 @@ export function createErasures(deps: { store: Store; key: Buffer; logger: Logger
       const h = set.hash(userId);
       return fresh.filter((e) => e.userHash === h);
     };
-    for (const l of listeners) await l(match);
+    // Each holder of memory forgets at once, whichever of them is slower (the segments processor
+    // waits for its batch in progress); a holder that fails is logged, the others still forget.
+    const results = await Promise.allSettled(listeners.map(async (l) => l(match)));
+    for (const r of results)
+      if (r.status === 'rejected') log.error({ err: r.reason }, 'forgetting erased people failed');
     log.info({ erasures: fresh.length }, 'erased people are filtered and forgotten');
   }
 
-  /** Reads new erasures now (one read at a time). */
-  function refresh() {
-    refreshing ??= load().finally(() => {
-      refreshing = undefined;
-    });
-    return refreshing;
+  /**
+   * Reads new erasures, in a read that starts after this call: a read already in flight may have
+   * begun before the caller recorded its erasure, so it is followed by one more (one read at a
+   * time; callers meanwhile share that next read).
+   */
+  function refresh(): Promise<void> {
+    if (refreshing === undefined) {
+      refreshing = load().finally(() => {
+        refreshing = undefined;
+      });
+      return refreshing;
+    }
+    next ??= refreshing
+      .catch(() => undefined)
+      .then(() => {
+        next = undefined;
+        return refresh();
+      });
+    return next;
   }
 
   const view = (r: Row): ErasureRecord => ({
