@@ -56,3 +56,39 @@ it('filters a batch and maps the finished prefix back to the whole batch', async
   expect(await handler(batch, ctx)).toBe(2); // kept[1] is message 2: commit 0 and 1
   expect(seen).toEqual(['a@0', 'b@2', 'gone@3']); // after the erasure, the person is back
 });
+
+it('treats a membership change dated before an erasure as erased, however late it is published', () => {
+  const set = new ErasedSet(userHasher(Buffer.from('k')));
+  set.add({ userHash: set.hash('gone'), bucket: bucketOf('gone'), businessId: null, atMs: 10_000 });
+  set.add({ userHash: set.hash('left_b2'), bucket: bucketOf('left_b2'), businessId: 'b2', atMs: 10_000 });
+  const published = (user: string, business: string, at: number, ts: number) => {
+    const change = {
+      type: 'segment.entered',
+      segment_id: 's',
+      user_id: user,
+      business_id: business,
+      at: new Date(at).toISOString(),
+    };
+    const m = new EventMessage({
+      topic: 'm',
+      partition: 0,
+      offset: 0n,
+      key: `s:${user}`,
+      value: Buffer.from(JSON.stringify(change)),
+      timestamp: ts,
+      headers: {},
+    });
+    return set.coversMembership(m, change);
+  };
+  // Published after the erasure, about an entry before it: erased.
+  expect(published('gone', 'b1', 5_000, 20_000)).toBe(true);
+  // Published before the erasure: erased, whatever its date.
+  expect(published('gone', 'b1', 15_000, 9_000)).toBe(true);
+  // An entry after the erasure, from new data: the person is back.
+  expect(published('gone', 'b1', 15_000, 20_000)).toBe(false);
+  // A business-scoped erasure covers that business only.
+  expect(published('left_b2', 'b2', 5_000, 20_000)).toBe(true);
+  expect(published('left_b2', 'b1', 5_000, 20_000)).toBe(false);
+  // Someone else.
+  expect(published('kept', 'b1', 5_000, 20_000)).toBe(false);
+});

@@ -91,13 +91,20 @@ export async function createDecisionEngine(deps: {
   const onMembership = async (b: EventBatch) => {
     for (const m of b.messages) {
       if (erased?.coversMessage(m)) continue;
-      let msg: { type?: string; segment_id?: string; user_id?: string };
+      let msg: {
+        type?: string;
+        segment_id?: string;
+        user_id?: string;
+        business_id?: string | null;
+        at?: unknown;
+      };
       try {
         msg = JSON.parse(m.value.toString('utf8'));
       } catch {
         continue; // not a membership message; nothing to learn from it
       }
       if (typeof msg.segment_id !== 'string' || typeof msg.user_id !== 'string') continue;
+      if (erased?.coversMembership(m, { ...msg, user_id: msg.user_id })) continue;
       state.setMember(msg.segment_id, msg.user_id, msg.type === 'segment.entered');
     }
     progress(b);

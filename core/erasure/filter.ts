@@ -64,6 +64,18 @@ export class ErasedSet {
     }
     return this.covers(userId, businessId, m.timestamp);
   }
+
+  /**
+   * Whether a membership change is erased: its message accepted by the bus before the erasure,
+   * or the change itself dated before it (`at`: when the user entered or left), however late it
+   * was published. A segment re-evaluated from the store before the erasure reached its rows
+   * announces old members anew; their entries are the erased person's data, not new data.
+   */
+  coversMembership(m: EventMessage, change: { user_id: string; business_id?: string | null; at?: unknown }) {
+    if (this.coversMessage(m)) return true;
+    const atMs = typeof change.at === 'string' ? Date.parse(change.at) : Number.NaN;
+    return !Number.isNaN(atMs) && this.covers(change.user_id, change.business_id ?? undefined, atMs);
+  }
 }
 
 /**
