@@ -159,7 +159,7 @@ export class OfferQueue implements RecordQueue<ServedFact, OutMessage> {
       this.secondIso = new Date(second * 1000).toISOString().slice(0, -4);
     }
     const ms = f.atMs - second * 1000;
-    // JSON writes a UTF-16 unit as at most 6 characters (\uXXXX), UTF-8 as at most 3 bytes; the
+    // JSON writes a UTF-16 unit as at most 6 characters (a \u escape and four hex digits), UTF-8 as at most 3 bytes; the
     // user id is written twice; the names, the price and the time take less than 200.
     const ids = f.decisionId.length + f.campaignId.length + f.businessId.length + f.threadId.length;
     const most = 6 * (ids + f.channel.length) + 9 * f.userId.length + 200;
