@@ -7,6 +7,7 @@ import type { Metrics } from '../core/metrics.ts';
 import { DEFAULT_WINDOWS } from '../core/reports/attribution.ts';
 import { ALL_MODELS } from '../core/reports/credits.ts';
 import { MODELS, type Touch, splitConversion, touchpointsFor } from '../core/reports/models.ts';
+import { IdFilter } from '../core/events/dedup.ts';
 import type { Store } from '../core/store/client.ts';
 import { insertIsolating } from '../core/store/isolate.ts';
 import type { Pipeline } from './pipeline.ts';
@@ -21,6 +22,13 @@ import { entry } from '../core/maps.ts';
 // only grows, so a re-credit replaces the old split under FINAL and a replay rewrites the same
 // rows. A conversion with no touchpoint to consider gets one row for every model (ALL_MODELS)
 // instead of one per model. Offsets are committed only after both inserts.
+//
+// Most conversions have no touchpoint at all. A Bloom filter of the (business, user) pairs that
+// have a stored touchpoint answers for them: a batch without touchpoints whose users the filter
+// surely lacks needs no read of the store (its conversions are unattributed, as the read would
+// show). The filter is read from the store whenever this member is given partitions (a user's
+// events all travel on one partition, so the touchpoints a conversion can meet are then stored),
+// and grows with every touchpoint this processor stores. Until it is read, every batch reads.
 
 const TOUCH_TYPES = new Set(['sponsored.served', 'sponsored.clicked']);
 const CONVERSIONS = new Set<string>(CONVERSION_TYPES);
@@ -28,6 +36,9 @@ const LOOKBACK_MS =
   Math.max(DEFAULT_WINDOWS.click_window_seconds, DEFAULT_WINDOWS.view_window_seconds) * 1000;
 
 const INSERT_SETTINGS = { date_time_input_format: 'best_effort' } as const;
+/** Pairs the touchpoint filter is sized for (1% false positives there; more only cost reads). */
+const TOUCHED_PAIRS = 4_000_000;
+const pairKey = (business_id: string, user_id: string) => `${business_id}\u0000${user_id}`;
 
 type Kept = {
   event_id: string;
@@ -53,7 +64,10 @@ export function createAttributionProcessor(deps: {
    * holds everything this processor's group has committed on the bus.
    */
   storedBy?: { bus: Bus; storedOffsets: () => Promise<Offsets> };
-}): Processor {
+}): Processor & {
+  /** Resolves once the touchpoint filter of the latest assignment is read: whether it is in use. */
+  touchFilter(): Promise<boolean>;
+} {
   const log = deps.logger.child({ component: 'attribution' });
   const db = deps.store.database;
   const groupId = deps.groupId ?? 'parley-attribution';
@@ -71,6 +85,44 @@ export function createAttributionProcessor(deps: {
       'attribution',
       refused.map(({ item, error }) => ({ error, input: item })),
     );
+  }
+
+  // The pairs with a stored touchpoint (see above): undefined until read, and while it is read
+  // again; `filling` takes the touchpoints stored meanwhile.
+  let touched: IdFilter | undefined;
+  let filling: IdFilter | undefined;
+  let reading: Promise<void> = Promise.resolve();
+  function readTouched() {
+    const next = new IdFilter(TOUCHED_PAIRS);
+    touched = undefined;
+    filling = next;
+    reading = (async () => {
+      let pairs = 0;
+      for await (const r of deps.store.each<{ business_id: string; user_id: string }>({
+        query: `SELECT DISTINCT business_id, user_id FROM ${db}.attribution_touches WHERE type IN {touchTypes:Array(String)}`,
+        query_params: { touchTypes: [...TOUCH_TYPES] },
+      })) {
+        if (filling !== next) return; // superseded by a newer assignment
+        next.add(pairKey(r.business_id, r.user_id));
+        pairs++;
+      }
+      if (filling !== next) return;
+      touched = next;
+      filling = undefined;
+      log.debug({ pairs }, 'touchpoint filter read');
+    })().catch((err) => {
+      // Batches keep reading the store; the next assignment tries again.
+      if (filling === next) filling = undefined;
+      log.warn({ err }, 'reading the touchpoint filter failed; every batch reads the store');
+    });
+  }
+  /** Whether a batch's credits may depend on stored rows (always, until the filter is read). */
+  function needsStored(kept: Kept[]): boolean {
+    const filter = touched;
+    if (!filter) return true;
+    for (const k of kept)
+      if (TOUCH_TYPES.has(k.type) || filter.has(pairKey(k.business_id, k.user_id))) return true;
+    return false;
   }
 
   // The stored rows a batch's credits depend on: the touchpoints of every user in the batch, and
@@ -172,6 +224,11 @@ WHERE user_id IN {users:Array(String)} AND business_id IN {businesses:Array(Stri
     // batches keep that overhead off the ingest path (credits trail the bus by about a second).
     maxBatchSize: deps.batchSize ?? 20000,
     maxWaitMs: deps.batchWaitMs ?? 1000,
+    onAssign: () => readTouched(),
+    touchFilter: async () => {
+      await reading;
+      return touched !== undefined;
+    },
     async init() {
       // Copies read after a restart are checked against everything consumed before it.
       const stored = deps.storedBy;
@@ -191,11 +248,18 @@ WHERE user_id IN {users:Array(String)} AND business_id IN {businesses:Array(Stri
       deps.metrics.processed.labels('attribution').inc(batch.messages.length);
       if (!kept.size) return;
       const batchRows = [...kept.values()];
+      const readStore = needsStored(batchRows);
       await insert(
         'attribution_touches',
         batchRows.map((k) => ({ ...k, occurred_at: new Date(k.t).toISOString(), t: undefined })),
       );
-      const { rows, conversions } = creditRows(await load(batchRows), batchRows);
+      for (const k of batchRows)
+        if (TOUCH_TYPES.has(k.type)) {
+          const key = pairKey(k.business_id, k.user_id);
+          touched?.add(key);
+          filling?.add(key);
+        }
+      const { rows, conversions } = creditRows(readStore ? await load(batchRows) : [], batchRows);
       if (rows.length) await insert('attribution_credits', rows);
       log.debug({ events: batchRows.length, conversions }, 'credited conversions');
     },

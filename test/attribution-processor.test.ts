@@ -181,6 +181,60 @@ describe('attribution processor', () => {
     for (const { stored, sql } of await bothPaths(b)) expect(stored).toEqual(sql);
   });
 
+  it('reads the store only for batches whose users may have touchpoints, once its filter is read', async () => {
+    const b = `pb${++biz}`;
+    // A touchpoint stored before this processor started (by an earlier one).
+    const before = ev('sponsored.clicked', 'u1', H, { business_id: b, props: { campaign_id: 'k' } });
+    const o1 = ev('order.placed', 'u1', 2 * H, { business_id: b, props: { value: 10 } });
+    const o2 = ev('order.placed', 'u2', 2 * H, { business_id: b, props: { value: 20 } });
+    const later = ev('sponsored.served', 'u3', 3 * H, { business_id: b, props: { campaign_id: 'v' } });
+    const o3 = ev('order.placed', 'u3', 4 * H, { business_id: b, props: { value: 30 } });
+    await insertEvents(store, [before, o1, o2, later, o3]);
+    await createAttributionProcessor({
+      store,
+      logger,
+      metrics,
+      topic: 'parley.events',
+      pipeline: pipeline(),
+    }).handle(batchOf([before]), ctx);
+    let reads = 0;
+    const counting: Store = Object.assign(Object.create(store) as Store, {
+      rows: (q: Parameters<Store['rows']>[0]) => {
+        reads++;
+        return store.rows(q);
+      },
+    });
+    const p = createAttributionProcessor({
+      store: counting,
+      logger,
+      metrics,
+      topic: 'parley.events',
+      pipeline: pipeline(),
+    });
+    // Until it is given partitions, every batch reads.
+    await p.handle(batchOf([o2]), ctx);
+    expect(reads).toBe(1);
+    p.onAssign?.(new Map([['parley.events', [0]]]));
+    expect(await p.touchFilter()).toBe(true);
+    await p.handle(batchOf([o2]), ctx); // u2 has no touchpoint: nothing to read
+    expect(reads).toBe(1);
+    await p.handle(batchOf([o1]), ctx); // u1's touchpoint was stored before the start
+    expect(reads).toBe(2);
+    await p.handle(batchOf([later]), ctx); // a touchpoint always reads (conversions it changes)
+    expect(reads).toBe(3);
+    await p.handle(batchOf([o3]), ctx); // u3's touchpoint was stored by this processor
+    expect(reads).toBe(4);
+    const [, , linear] = await bothPaths(b);
+    expect(linear.stored).toMatchObject({
+      rows: [
+        { campaign_id: 'k', conversions: 1, value_by_currency: { XXX: 10 } },
+        { campaign_id: 'v', conversions: 1, value_by_currency: { XXX: 30 } },
+      ],
+      unattributed: { conversions: 1, value_by_currency: { XXX: 20 } },
+    });
+    for (const { stored, sql } of await bothPaths(b)) expect(stored).toEqual(sql);
+  });
+
   it('stored credits equal the SQL path on random histories (shuffled, duplicated, late)', async () => {
     const kinds = [
       'sponsored.served',
@@ -191,7 +245,7 @@ describe('attribution processor', () => {
     ];
     const event = fc.record({
       kind: fc.integer({ min: 0, max: 4 }),
-      user: fc.integer({ min: 0, max: 2 }),
+      user: fc.integer({ min: 0, max: 5 }),
       hour: fc.integer({ min: 0, max: 240 }),
       campaign: fc.constantFrom('c1', 'c2', 'c3'),
       value: fc.integer({ min: 0, max: 100 }),
@@ -229,6 +283,11 @@ describe('attribution processor', () => {
             topic: 'parley.events',
             pipeline: pipeline(),
           });
+          // Every other history with the touchpoint filter in use, the others reading every batch.
+          if (biz % 2 === 0) {
+            p.onAssign?.(new Map([['parley.events', [0]]]));
+            expect(await p.touchFilter()).toBe(true);
+          }
           for (let i = 0, c = 0; i < stream.length; i += cuts[c++ % cuts.length])
             await p.handle(batchOf(stream.slice(i, i + cuts[c % cuts.length])), ctx);
           for (const { stored, sql } of await bothPaths(b)) expect(stored).toEqual(sql);
