@@ -10,12 +10,14 @@ import { MODELS, type Touch, splitConversion, touchpointsFor } from '../core/rep
 import { IdFilter } from '../core/events/dedup.ts';
 import type { Store } from '../core/store/client.ts';
 import { insertIsolating } from '../core/store/isolate.ts';
+import { gathering } from './gather.ts';
 import type { Pipeline } from './pipeline.ts';
 import type { Processor } from './types.ts';
 import { entry } from '../core/maps.ts';
 
 // Credits conversions to campaigns as events stream in, for every model at the default windows.
-// Per batch: store the batch's touchpoints and conversions (attribution_touches, once per
+// Per batch (batches of partitions read side by side share one round: see `credit`): store the
+// batch's touchpoints and conversions (attribution_touches, once per
 // event_id), then recompute every conversion the batch can change — its own conversions, and the
 // stored conversions a new touchpoint falls before — from all stored touchpoints of that user in
 // that business. Credits are written with version = the number of touchpoints considered, which
@@ -216,14 +218,38 @@ WHERE user_id IN {users:Array(String)} AND business_id IN {businesses:Array(Stri
     return { rows, conversions: affected.size };
   }
 
+  // The touchpoints and conversions of batches read side by side (other partitions: other
+  // users) are stored, looked up and credited together: two inserts and at most one read a round.
+  // A round waits as long as a batch does, so each partition's batch of that time joins it.
+  const batchWaitMs = deps.batchWaitMs ?? 1000;
+  const credit = gathering<Kept>(async (all) => {
+    const kept = new Map<string, Kept>();
+    for (const k of all) if (!kept.has(k.event_id)) kept.set(k.event_id, k);
+    const batchRows = [...kept.values()];
+    const readStore = needsStored(batchRows);
+    await insert(
+      'attribution_touches',
+      batchRows.map((k) => ({ ...k, occurred_at: new Date(k.t).toISOString(), t: undefined })),
+    );
+    for (const k of batchRows)
+      if (TOUCH_TYPES.has(k.type)) {
+        const key = pairKey(k.business_id, k.user_id);
+        touched?.add(key);
+        filling?.add(key);
+      }
+    const { rows, conversions } = creditRows(readStore ? await load(batchRows) : [], batchRows);
+    if (rows.length) await insert('attribution_credits', rows);
+    log.debug({ events: batchRows.length, conversions }, 'credited conversions');
+  }, batchWaitMs);
+
   return {
     name: 'attribution',
     groupId,
     topics: [deps.topic],
-    // Each batch costs an insert, a query and an insert in ClickHouse whatever its size: large
-    // batches keep that overhead off the ingest path (credits trail the bus by about a second).
+    // Each round costs an insert, a query and an insert in ClickHouse whatever its size: large
+    // batches keep that overhead off the ingest path (credits trail the bus by one to two seconds).
     maxBatchSize: deps.batchSize ?? 20000,
-    maxWaitMs: deps.batchWaitMs ?? 1000,
+    maxWaitMs: batchWaitMs,
     onAssign: () => readTouched(),
     touchFilter: async () => {
       await reading;
@@ -240,28 +266,13 @@ WHERE user_id IN {users:Array(String)} AND business_id IN {businesses:Array(Stri
       await deps.pipeline.index.refresh();
     },
     async handle(batch) {
-      const kept = new Map<string, Kept>();
+      const kept: Kept[] = [];
       for (const m of await dedup.firstCopies(batch.messages)) {
         const k = decode(m, log);
-        if (k) kept.set(k.event_id, k);
+        if (k) kept.push(k);
       }
       deps.metrics.processed.labels('attribution').inc(batch.messages.length);
-      if (!kept.size) return;
-      const batchRows = [...kept.values()];
-      const readStore = needsStored(batchRows);
-      await insert(
-        'attribution_touches',
-        batchRows.map((k) => ({ ...k, occurred_at: new Date(k.t).toISOString(), t: undefined })),
-      );
-      for (const k of batchRows)
-        if (TOUCH_TYPES.has(k.type)) {
-          const key = pairKey(k.business_id, k.user_id);
-          touched?.add(key);
-          filling?.add(key);
-        }
-      const { rows, conversions } = creditRows(readStore ? await load(batchRows) : [], batchRows);
-      if (rows.length) await insert('attribution_credits', rows);
-      log.debug({ events: batchRows.length, conversions }, 'credited conversions');
+      if (kept.length) await credit(kept);
     },
   };
 }
