@@ -117,7 +117,7 @@ export const configSchema = z.object({
   // 'off' keeps an instance's memory for other work.
   PARLEY_SEGMENTS_PROCESSOR: z.enum(['on', 'off']).default('on'),
   PARLEY_SINK_BATCH_SIZE: int(20_000, 1),
-  PARLEY_SINK_BATCH_WAIT_MS: int(500, 0),
+  PARLEY_SINK_BATCH_WAIT_MS: int(1000, 0),
   PARLEY_DEV_CLICKHOUSE_USER: z.string().default('default'),
   PARLEY_DEV_CLICKHOUSE_PASSWORD: z.string().optional(),
   PARLEY_DECISION_QUIET_SECONDS: int(1800, 0),
