@@ -5,7 +5,7 @@ import { register } from 'tsx/esm/api';
 const [name, ...rest] = process.argv.slice(2);
 if (!name || !/^[a-z-]+$/.test(name)) {
   console.error(
-    'usage: node bench/run.js <ingest|feed|kafka|publish|webhooks|segments|decisions|reports|dashboards|funnel|attribution|dedup|registry|soak|startup> [options]',
+    'usage: node bench/run.js <ingest|feed|kafka|publish|webhooks|segments|decisions|reports|dashboards|funnel|attribution|dedup|registry|store-calls|soak|startup> [options]',
   );
   process.exit(2);
 }
